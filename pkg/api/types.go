@@ -1,0 +1,122 @@
+// Package api holds the types of Homeroom's contract: a class as users and the
+// controller see it, and the labels that mark what Homeroom owns in Docker.
+package api
+
+import "time"
+
+// Phase is where a class is, or where a teacher wants it.
+type Phase string
+
+const (
+	PhasePending      Phase = "Pending"
+	PhaseProvisioning Phase = "Provisioning"
+	PhaseUp           Phase = "Up"
+	PhaseCollecting   Phase = "Collecting"
+	PhaseDown         Phase = "Down"
+	PhaseFailed       Phase = "Failed"
+)
+
+// Class is one document in the store: the desired state written by the
+// apiserver and the status written by the controller.
+type Class struct {
+	ID           string    `json:"id" bson:"_id"`
+	Spec         ClassSpec `json:"spec" bson:"spec"`
+	DesiredPhase Phase     `json:"desiredPhase" bson:"desiredPhase"`
+	Generation   int64     `json:"generation" bson:"generation"`
+	// Version changes on every write (spec or status); writers put it in the
+	// update filter so that a concurrent write is detected, never overwritten.
+	Version   int64       `json:"resourceVersion" bson:"version"`
+	CreatedAt time.Time   `json:"createdAt" bson:"createdAt"`
+	UpdatedAt time.Time   `json:"updatedAt" bson:"updatedAt"`
+	Status    ClassStatus `json:"status" bson:"status"`
+}
+
+// ClassSpec is what a teacher declares.
+type ClassSpec struct {
+	Subject    string   `json:"subject" bson:"subject"`
+	Template   string   `json:"template" bson:"template"`
+	Students   []string `json:"students" bson:"students"`
+	TTLSeconds int64    `json:"ttlSeconds,omitempty" bson:"ttlSeconds,omitempty"`
+}
+
+// ClassStatus is what the controller observed on its last pass.
+type ClassStatus struct {
+	Phase              Phase           `json:"phase" bson:"phase"`
+	ObservedGeneration int64           `json:"observedGeneration" bson:"observedGeneration"`
+	ExpiresAt          *time.Time      `json:"expiresAt,omitempty" bson:"expiresAt,omitempty"`
+	Network            string          `json:"network,omitempty" bson:"network,omitempty"`
+	Conditions         []Condition     `json:"conditions" bson:"conditions"`
+	Students           []StudentStatus `json:"students" bson:"students"`
+	// Run is the Down run in progress or last completed; its id names the
+	// artifact prefix so that a resumed Down writes to the same place.
+	Run *DownRun `json:"run,omitempty" bson:"run,omitempty"`
+}
+
+// DownRun records one collection of a class.
+type DownRun struct {
+	ID          string     `json:"id" bson:"id"`
+	StartedAt   time.Time  `json:"startedAt" bson:"startedAt"`
+	CompletedAt *time.Time `json:"completedAt,omitempty" bson:"completedAt,omitempty"`
+}
+
+// StudentStatus is one student's sandbox as observed.
+type StudentStatus struct {
+	ID        string        `json:"id" bson:"id"`
+	Container string        `json:"container" bson:"container"`
+	State     string        `json:"state" bson:"state"`
+	Endpoint  string        `json:"endpoint,omitempty" bson:"endpoint,omitempty"`
+	Artifacts *ArtifactsRef `json:"artifacts,omitempty" bson:"artifacts,omitempty"`
+}
+
+// ArtifactsRef points at a student's collected work of one run.
+type ArtifactsRef struct {
+	RunID       string    `json:"runId" bson:"runId"`
+	Prefix      string    `json:"prefix" bson:"prefix"`
+	Manifest    string    `json:"manifest" bson:"manifest"`
+	Files       int       `json:"files" bson:"files"`
+	Bytes       int64     `json:"bytes" bson:"bytes"`
+	CollectedAt time.Time `json:"collectedAt" bson:"collectedAt"`
+}
+
+// Condition follows the Kubernetes convention: a type, a status of "True",
+// "False" or "Unknown", a machine-readable reason and a human message.
+type Condition struct {
+	Type               string    `json:"type" bson:"type"`
+	Status             string    `json:"status" bson:"status"`
+	Reason             string    `json:"reason" bson:"reason"`
+	Message            string    `json:"message" bson:"message"`
+	LastTransitionTime time.Time `json:"lastTransitionTime" bson:"lastTransitionTime"`
+}
+
+// Condition types the controller reports.
+const (
+	ConditionReady   = "Ready"
+	ConditionRouting = "RoutingAvailable"
+	ConditionSynced  = "Synced"
+)
+
+// FindCondition returns the condition of type t, or nil.
+func FindCondition(cs []Condition, t string) *Condition {
+	for i := range cs {
+		if cs[i].Type == t {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// SetCondition replaces or adds c, keeping LastTransitionTime when the status
+// did not change so that clients can tell how long a state has held.
+func SetCondition(cs []Condition, c Condition) []Condition {
+	for i := range cs {
+		if cs[i].Type != c.Type {
+			continue
+		}
+		if cs[i].Status == c.Status {
+			c.LastTransitionTime = cs[i].LastTransitionTime
+		}
+		cs[i] = c
+		return cs
+	}
+	return append(cs, c)
+}

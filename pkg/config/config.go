@@ -1,0 +1,116 @@
+// Package config reads Homeroom's configuration from the environment, the
+// contract in API.md; the binaries' flags mirror it.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Config is shared by the apiserver and the controller.
+type Config struct {
+	Listen     string
+	DataDir    string
+	MongoURI   string
+	Database   string
+	S3Endpoint string
+	S3Access   string
+	S3Secret   string
+	S3Bucket   string
+	S3Secure   bool
+	AdminToken string
+	PolicyPath string
+	Traefik    string
+	Domain     string
+	LogLevel   string
+	// The embedded store and artifact server: run by the apiserver when no
+	// external ones are configured, and found there by the controller.
+	EmbeddedMongo string
+	EmbeddedS3    string
+}
+
+// EmbeddedS3 credentials: the embedded server listens on loopback only.
+const (
+	EmbeddedS3Access = "homeroom"
+	EmbeddedS3Secret = "homeroom-embedded"
+)
+
+// FromEnv reads the environment, with API.md's defaults.
+func FromEnv() Config {
+	return Config{
+		Listen:        env("HOMEROOM_LISTEN", "127.0.0.1:8080"),
+		DataDir:       env("HOMEROOM_DATA_DIR", "./data"),
+		MongoURI:      os.Getenv("HOMEROOM_MONGO_URI"),
+		Database:      env("HOMEROOM_MONGO_DATABASE", "homeroom"),
+		S3Endpoint:    os.Getenv("HOMEROOM_S3_ENDPOINT"),
+		S3Access:      os.Getenv("HOMEROOM_S3_ACCESS_KEY"),
+		S3Secret:      os.Getenv("HOMEROOM_S3_SECRET_KEY"),
+		S3Bucket:      env("HOMEROOM_S3_BUCKET", "homeroom"),
+		S3Secure:      os.Getenv("HOMEROOM_S3_SECURE") == "true",
+		AdminToken:    os.Getenv("HOMEROOM_ADMIN_TOKEN"),
+		PolicyPath:    os.Getenv("HOMEROOM_POLICY"),
+		Traefik:       env("HOMEROOM_TRAEFIK_CONTAINER", "homeroom-traefik"),
+		Domain:        env("HOMEROOM_DOMAIN", "lab.localhost"),
+		LogLevel:      env("HOMEROOM_LOG_LEVEL", "info"),
+		EmbeddedMongo: env("HOMEROOM_EMBEDDED_MONGO_ADDR", "127.0.0.1:27018"),
+		EmbeddedS3:    env("HOMEROOM_EMBEDDED_S3_ADDR", "127.0.0.1:9100"),
+	}
+}
+
+func env(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// StoreURI is the MongoDB URI to use: the configured one or the embedded one.
+func (c Config) StoreURI() string {
+	if c.MongoURI != "" {
+		return c.MongoURI
+	}
+	return "mongodb://" + c.EmbeddedMongo + "/"
+}
+
+// S3 returns the artifact endpoint and keys: configured or embedded.
+func (c Config) S3() (endpoint, access, secret string, secure bool) {
+	if c.S3Endpoint != "" {
+		return c.S3Endpoint, c.S3Access, c.S3Secret, c.S3Secure
+	}
+	return c.EmbeddedS3, EmbeddedS3Access, EmbeddedS3Secret, false
+}
+
+// LoadOrCreateToken returns the admin token: the configured one, or one
+// generated on first start and kept in <data dir>/admin.token.
+func (c Config) LoadOrCreateToken() (string, error) {
+	if c.AdminToken != "" {
+		return c.AdminToken, nil
+	}
+	path := filepath.Join(c.DataDir, "admin.token")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw)
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return tok, nil
+}

@@ -1,0 +1,222 @@
+// Package controller drives reconcile passes: a deduplicating, rate-limited
+// work queue of class ids fed by three triggers (store polling, Docker
+// events, a periodic resync). Triggers are hints; every pass re-reads the
+// truth, so a missed or duplicated hint costs at most one pass.
+package controller
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/reconcile"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// Reconciler runs one pass for a class.
+type Reconciler interface {
+	Reconcile(ctx context.Context, classID string) (reconcile.Result, error)
+}
+
+// Lister tells which classes exist and their versions, cheaply.
+type Lister interface {
+	Versions(ctx context.Context) (map[string]int64, error)
+}
+
+// EventSource streams Docker events about Homeroom's objects.
+type EventSource interface {
+	Events(ctx context.Context) (<-chan events.Message, <-chan error)
+}
+
+// Options tune the loop.
+type Options struct {
+	Workers        int
+	PollInterval   time.Duration
+	ResyncInterval time.Duration
+	RetryBase      time.Duration
+	RetryMax       time.Duration
+}
+
+// Controller owns the queue and its triggers.
+type Controller struct {
+	rec     Reconciler
+	lister  Lister
+	events  EventSource
+	opts    Options
+	log     *zap.Logger
+	metrics *metrics
+	queue   workqueue.TypedRateLimitingInterface[string]
+}
+
+// New builds a controller; reg receives its metrics (nil: none).
+func New(rec Reconciler, lister Lister, ev EventSource, opts Options, log *zap.Logger, reg prometheus.Registerer) *Controller {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = 30 * time.Second
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = 500 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = time.Minute
+	}
+	limiter := workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](opts.RetryBase, opts.RetryMax),
+		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(20), 200)},
+	)
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[string]{Name: "classes"})
+	c := &Controller{rec: rec, lister: lister, events: ev, opts: opts, log: log, queue: q}
+	c.metrics = newMetrics(reg, q)
+	return c
+}
+
+// Enqueue asks for a pass over a class.
+func (c *Controller) Enqueue(classID string) { c.queue.Add(classID) }
+
+// Run works until ctx ends, then waits for the pass in flight to finish.
+func (c *Controller) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer c.queue.ShutDownWithDrain()
+	for i := 0; i < c.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c.processNext(ctx) {
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); c.poll(ctx) }()
+	go func() { defer wg.Done(); c.watchEvents(ctx) }()
+	<-ctx.Done()
+	return nil
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	id, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(id)
+	if ctx.Err() != nil {
+		return true
+	}
+	start := time.Now()
+	res, err := c.rec.Reconcile(ctx, id)
+	var terminal *reconcile.TerminalError
+	result := "success"
+	switch {
+	case errors.As(err, &terminal):
+		// Retrying cannot fix it; the status says why, and the periodic
+		// resync looks again in case an operator fixed it by hand.
+		result = "terminal"
+		c.queue.Forget(id)
+		c.log.Warn("pass failed, not retrying", zap.String("classId", id), zap.Error(err))
+	case err != nil:
+		result = "error"
+		c.queue.AddRateLimited(id)
+		c.metrics.retries.Inc()
+		c.log.Info("pass failed, will retry", zap.String("classId", id), zap.Error(err),
+			zap.Int("attempt", c.queue.NumRequeues(id)))
+	case !res.Converged:
+		c.queue.Forget(id)
+		c.queue.AddAfter(id, time.Second)
+	default:
+		c.queue.Forget(id)
+	}
+	c.metrics.passes.WithLabelValues(result).Inc()
+	c.metrics.duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	return true
+}
+
+// poll enqueues classes whose version changed; every ResyncInterval it
+// enqueues all of them, so drift nobody announced is still repaired.
+func (c *Controller) poll(ctx context.Context) {
+	seen := map[string]int64{}
+	lastResync := time.Time{}
+	t := time.NewTicker(c.opts.PollInterval)
+	defer t.Stop()
+	for {
+		versions, err := c.lister.Versions(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("poll store", zap.Error(err))
+			}
+		} else {
+			resync := time.Since(lastResync) >= c.opts.ResyncInterval
+			if resync {
+				lastResync = time.Now()
+			}
+			for id, v := range versions {
+				if resync || seen[id] != v {
+					c.queue.Add(id)
+				}
+			}
+			seen = versions
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// watchEvents turns Docker events into passes. After any break in the stream
+// it re-lists (enqueues everything), since events may have been missed.
+func (c *Controller) watchEvents(ctx context.Context) {
+	if c.events == nil {
+		return
+	}
+	backoff := time.Second
+	for ctx.Err() == nil {
+		evctx, cancel := context.WithCancel(ctx)
+		msgs, errs := c.events.Events(evctx)
+		c.enqueueAll(ctx)
+	stream:
+		for {
+			select {
+			case <-ctx.Done():
+				cancel()
+				return
+			case m := <-msgs:
+				backoff = time.Second
+				if id := m.Actor.Attributes[api.LabelClass]; id != "" {
+					c.queue.Add(id)
+				}
+			case err := <-errs:
+				c.log.Warn("docker events stream broke; re-listing", zap.Error(err))
+				break stream
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func (c *Controller) enqueueAll(ctx context.Context) {
+	versions, err := c.lister.Versions(ctx)
+	if err != nil {
+		return
+	}
+	for id := range versions {
+		c.queue.Add(id)
+	}
+}

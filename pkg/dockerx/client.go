@@ -1,0 +1,303 @@
+// Package dockerx is Homeroom's narrow, idempotent layer over the Docker Engine
+// API: every call has a timeout, and every call is safe to repeat (create on
+// conflict adopts or replaces, remove of something already gone succeeds).
+package dockerx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/homeroom/homeroom/pkg/api"
+)
+
+// DefaultTimeout bounds one Docker call that does not stream.
+const DefaultTimeout = 30 * time.Second
+
+// ErrNotOurs is returned when a name Homeroom needs is taken by a resource
+// without Homeroom's labels: such a resource is never touched.
+var ErrNotOurs = errors.New("exists without homeroom labels")
+
+// Client wraps the Docker SDK client.
+type Client struct {
+	api     *client.Client
+	timeout time.Duration
+}
+
+// New connects to the daemon named by DOCKER_HOST (or the default socket),
+// negotiating the API version down to the daemon's.
+func New(ctx context.Context) (*Client, error) {
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &Client{api: c, timeout: DefaultTimeout}, nil
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() error { return c.api.Close() }
+
+// API exposes the SDK client for tests and tools that need calls Homeroom's
+// controller does not make.
+func (c *Client) API() *client.Client { return c.api }
+
+func (c *Client) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// Ping checks that the daemon answers.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	_, err := c.api.Ping(ctx)
+	if err != nil {
+		return fmt.Errorf("docker ping: %w", err)
+	}
+	return nil
+}
+
+func managedFilter(classID string) filters.Args {
+	f := filters.NewArgs(filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue))
+	if classID != "" {
+		f.Add("label", api.LabelClass+"="+classID)
+	}
+	return f
+}
+
+// ListContainers lists Homeroom's containers, of one class or (classID "") all.
+func (c *Client) ListContainers(ctx context.Context, classID string) ([]container.Summary, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	cs, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: managedFilter(classID)})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	return cs, nil
+}
+
+// ListNetworks lists Homeroom's networks, of one class or (classID "") all.
+func (c *Client) ListNetworks(ctx context.Context, classID string) ([]network.Summary, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	ns, err := c.api.NetworkList(ctx, network.ListOptions{Filters: managedFilter(classID)})
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	return ns, nil
+}
+
+// InspectContainer returns a container; a missing one is an error for which
+// IsNotFound is true.
+func (c *Client) InspectContainer(ctx context.Context, nameOrID string) (container.InspectResponse, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	return c.api.ContainerInspect(ctx, nameOrID)
+}
+
+// IsNotFound reports whether err means the object does not exist.
+func IsNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+func isOurs(labels map[string]string) bool {
+	return labels[api.LabelManagedBy] == api.ManagedByValue
+}
+
+// EnsureNetwork creates the network, or adopts one of that name that carries
+// Homeroom's labels for the same class.
+func (c *Client) EnsureNetwork(ctx context.Context, name string, opts network.CreateOptions) (string, error) {
+	cctx, cancel := c.ctx(ctx)
+	resp, err := c.api.NetworkCreate(cctx, name, opts)
+	cancel()
+	if err == nil {
+		return resp.ID, nil
+	}
+	if !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
+		return "", fmt.Errorf("create network %s: %w", name, err)
+	}
+	ictx, cancel := c.ctx(ctx)
+	defer cancel()
+	existing, ierr := c.api.NetworkInspect(ictx, name, network.InspectOptions{})
+	if ierr != nil {
+		return "", fmt.Errorf("create network %s: %w (inspect: %v)", name, err, ierr)
+	}
+	if !isOurs(existing.Labels) || existing.Labels[api.LabelClass] != opts.Labels[api.LabelClass] {
+		return "", fmt.Errorf("network %s %w", name, ErrNotOurs)
+	}
+	return existing.ID, nil
+}
+
+// RemoveNetwork removes a network; one already gone is success.
+func (c *Client) RemoveNetwork(ctx context.Context, id string) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	if err := c.api.NetworkRemove(ctx, id); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove network %s: %w", id, err)
+	}
+	return nil
+}
+
+// Connect attaches a container to a network; already attached is success.
+func (c *Client) Connect(ctx context.Context, networkID, containerID string) error {
+	cctx, cancel := c.ctx(ctx)
+	err := c.api.NetworkConnect(cctx, networkID, containerID, nil)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	// The daemon answers a repeated connect with a generic error; what
+	// matters is whether the container ends up attached, so look.
+	if attached, ierr := c.attached(ctx, networkID, containerID); ierr == nil && attached {
+		return nil
+	}
+	return fmt.Errorf("connect %s to %s: %w", containerID, networkID, err)
+}
+
+// Disconnect detaches a container from a network; not attached, or either
+// side gone, is success.
+func (c *Client) Disconnect(ctx context.Context, networkID, containerID string) error {
+	cctx, cancel := c.ctx(ctx)
+	err := c.api.NetworkDisconnect(cctx, networkID, containerID, true)
+	cancel()
+	if err == nil || cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if attached, ierr := c.attached(ctx, networkID, containerID); ierr == nil && !attached {
+		return nil
+	}
+	return fmt.Errorf("disconnect %s from %s: %w", containerID, networkID, err)
+}
+
+func (c *Client) attached(ctx context.Context, networkID, containerID string) (bool, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	n, err := c.api.NetworkInspect(ctx, networkID, network.InspectOptions{})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	for id, ep := range n.Containers {
+		if id == containerID || ep.Name == containerID || (len(containerID) >= 12 && len(id) >= len(containerID) && id[:len(containerID)] == containerID) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ContainerSpec is everything needed to create a container.
+type ContainerSpec struct {
+	Name       string
+	Config     *container.Config
+	HostConfig *container.HostConfig
+	Networking *network.NetworkingConfig
+}
+
+// CreateContainer creates the container. When the name is taken by a
+// Homeroom container of the same class and student it is adopted if its
+// config hash matches and replaced otherwise (a half-made container from an
+// interrupted pass); a look-alike without labels is never touched.
+func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
+	cctx, cancel := c.ctx(ctx)
+	resp, err := c.api.ContainerCreate(cctx, spec.Config, spec.HostConfig, spec.Networking, nil, spec.Name)
+	cancel()
+	if err == nil {
+		return resp.ID, nil
+	}
+	if !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	existing, ierr := c.InspectContainer(ctx, spec.Name)
+	if ierr != nil {
+		return "", fmt.Errorf("create container %s: %w (inspect: %v)", spec.Name, err, ierr)
+	}
+	want := spec.Config.Labels
+	got := existing.Config.Labels
+	if !isOurs(got) || got[api.LabelClass] != want[api.LabelClass] || got[api.LabelStudent] != want[api.LabelStudent] {
+		return "", fmt.Errorf("container %s %w", spec.Name, ErrNotOurs)
+	}
+	if got[api.LabelConfigHash] == want[api.LabelConfigHash] {
+		return existing.ID, nil
+	}
+	if err := c.RemoveContainer(ctx, existing.ID); err != nil {
+		return "", err
+	}
+	cctx, cancel = c.ctx(ctx)
+	defer cancel()
+	resp, err = c.api.ContainerCreate(cctx, spec.Config, spec.HostConfig, spec.Networking, nil, spec.Name)
+	if err != nil {
+		return "", fmt.Errorf("recreate container %s: %w", spec.Name, err)
+	}
+	return resp.ID, nil
+}
+
+// StartContainer starts a container; one already running is success.
+func (c *Client) StartContainer(ctx context.Context, id string) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	if err := c.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	return nil
+}
+
+// StopContainer stops a container, giving its process grace seconds to save
+// its work; one already stopped or gone is success.
+func (c *Client) StopContainer(ctx context.Context, id string, grace int) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout+time.Duration(grace)*time.Second)
+	defer cancel()
+	err := c.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &grace})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveContainer force-removes a container and its anonymous volumes; one
+// already gone is success.
+func (c *Client) RemoveContainer(ctx context.Context, id string) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Archive streams a tar of path inside the container (stopped or running).
+// The caller's ctx bounds the whole stream; the caller closes the reader.
+func (c *Client) Archive(ctx context.Context, id, path string) (io.ReadCloser, error) {
+	rc, _, err := c.api.CopyFromContainer(ctx, id, path)
+	if err != nil {
+		return nil, fmt.Errorf("archive %s:%s: %w", id, path, err)
+	}
+	return rc, nil
+}
+
+// Logs streams the container's stdout and stderr, multiplexed as the daemon
+// sends them for a container without a TTY. The caller's ctx bounds it.
+func (c *Client) Logs(ctx context.Context, id string) (io.ReadCloser, error) {
+	rc, err := c.api.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true})
+	if err != nil {
+		return nil, fmt.Errorf("logs of %s: %w", id, err)
+	}
+	return rc, nil
+}
+
+// Events streams events about Homeroom's containers and networks until ctx
+// ends. The events API replays only recent history, so after an error the
+// caller must re-list rather than trust it saw everything.
+func (c *Client) Events(ctx context.Context) (<-chan events.Message, <-chan error) {
+	f := managedFilter("")
+	f.Add("type", string(events.ContainerEventType))
+	f.Add("type", string(events.NetworkEventType))
+	return c.api.Events(ctx, events.ListOptions{Filters: f})
+}

@@ -1,0 +1,331 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+)
+
+// Docker is what the controller needs of the Docker Engine.
+type Docker interface {
+	observer
+	EnsureNetwork(ctx context.Context, name string, opts network.CreateOptions) (string, error)
+	RemoveNetwork(ctx context.Context, id string) error
+	Connect(ctx context.Context, networkID, containerID string) error
+	Disconnect(ctx context.Context, networkID, containerID string) error
+	CreateContainer(ctx context.Context, spec dockerx.ContainerSpec) (string, error)
+	StartContainer(ctx context.Context, id string) error
+	StopContainer(ctx context.Context, id string, grace int) error
+	RemoveContainer(ctx context.Context, id string) error
+	Archive(ctx context.Context, id, path string) (io.ReadCloser, error)
+	Logs(ctx context.Context, id string) (io.ReadCloser, error)
+}
+
+// Artifacts is what collection needs of the object store.
+type Artifacts interface {
+	PutStream(ctx context.Context, key string, r io.Reader, size int64, contentType string) (artifacts.Object, error)
+	UploadTree(ctx context.Context, prefix, collectPath string, tarStream io.Reader, maxBytes int64) ([]artifacts.File, []artifacts.Skipped, error)
+	PutJSON(ctx context.Context, key string, v any) (artifacts.Object, error)
+	Verify(ctx context.Context, objs []artifacts.Object) error
+}
+
+// executor runs a plan. It makes no decisions: every step was chosen by the
+// planner, and a step that finds its work already done succeeds.
+type executor struct {
+	r     *Reconciler
+	class *api.Class // status is checkpointed through it as steps complete
+	tmpl  *policy.Template
+	obs   Observed
+	log   *zap.Logger
+
+	mu      sync.Mutex // guards class while students checkpoint concurrently
+	network string     // id of the class network once known
+}
+
+// stepError ties a failure to the step that failed, for status reasons.
+type stepError struct {
+	Action Action
+	Err    error
+}
+
+func (e *stepError) Error() string { return e.Action.String() + ": " + e.Err.Error() }
+func (e *stepError) Unwrap() error { return e.Err }
+
+func (e *executor) run(ctx context.Context, p Plan) error {
+	if e.obs.Network != nil {
+		e.network = e.obs.Network.ID
+	}
+	for i := 0; i < len(p); {
+		if p[i].Student == "" {
+			if err := e.step(ctx, p[i]); err != nil {
+				return &stepError{Action: p[i], Err: err}
+			}
+			i++
+			continue
+		}
+		j := i
+		for j < len(p) && p[j].Student != "" {
+			j++
+		}
+		if err := e.stage(ctx, p[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// stage runs each student's steps in order, students concurrently. A failing
+// student stops only its own steps; the stage reports every failure.
+func (e *executor) stage(ctx context.Context, steps []Action) error {
+	var order []string
+	chains := map[string][]Action{}
+	for _, a := range steps {
+		if _, ok := chains[a.Student]; !ok {
+			order = append(order, a.Student)
+		}
+		chains[a.Student] = append(chains[a.Student], a)
+	}
+	var (
+		g    errgroup.Group
+		mu   sync.Mutex
+		errs []error
+	)
+	g.SetLimit(e.r.opts.Parallel)
+	for _, s := range order {
+		chain := chains[s]
+		g.Go(func() error {
+			for _, a := range chain {
+				if err := e.step(ctx, a); err != nil {
+					mu.Lock()
+					errs = append(errs, &stepError{Action: a, Err: err})
+					mu.Unlock()
+					return nil
+				}
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	return errors.Join(errs...)
+}
+
+func (e *executor) step(ctx context.Context, a Action) error {
+	d := e.r.docker
+	log := e.log.With(zap.String("step", string(a.Kind)))
+	if a.Student != "" {
+		log = log.With(zap.String("studentId", a.Student))
+	}
+	log.Debug("step")
+	switch a.Kind {
+	case CreateNetwork:
+		id, err := d.EnsureNetwork(ctx, a.Target, NetworkCreateOptions(e.class.ID))
+		if err != nil {
+			return err
+		}
+		e.network = id
+	case ConnectTraefik:
+		return d.Connect(ctx, e.network, e.obs.Traefik.ID)
+	case DisconnectTraefik:
+		return d.Disconnect(ctx, e.network, e.obs.Traefik.ID)
+	case RemoveNetwork:
+		return d.RemoveNetwork(ctx, e.network)
+	case CreateContainer:
+		_, err := d.CreateContainer(ctx, ContainerSpec(e.class.ID, a.Student, e.tmpl, e.r.opts.Domain))
+		return err
+	case StartContainer:
+		return d.StartContainer(ctx, a.Target)
+	case StopContainer:
+		return d.StopContainer(ctx, a.Target, e.r.opts.StopGraceSeconds)
+	case RemoveContainer:
+		return d.RemoveContainer(ctx, a.Target)
+	case Collect:
+		return e.collect(ctx, a.Student, a.Target)
+	case BeginRun:
+		now := e.r.now()
+		return e.checkpoint(ctx, func(st *api.ClassStatus) {
+			st.Run = &api.DownRun{ID: newRunID(now), StartedAt: now}
+		})
+	case CompleteRun:
+		now := e.r.now()
+		return e.checkpoint(ctx, func(st *api.ClassStatus) {
+			if st.Run != nil && st.Run.CompletedAt == nil {
+				st.Run.CompletedAt = &now
+			}
+		})
+	default:
+		return fmt.Errorf("unknown step %q", a.Kind)
+	}
+	return nil
+}
+
+// newRunID sorts by time, so the latest run is the greatest id.
+func newRunID(now time.Time) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// checkpoint records progress in the store at once, so that a controller
+// restarted mid-Down resumes from it instead of starting over.
+func (e *executor) checkpoint(ctx context.Context, mutate func(*api.ClassStatus)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.r.writeStatus(ctx, e.class, mutate)
+}
+
+// collect streams one student's logs and collect paths into the object
+// store, writes the manifest, verifies every object, and only then
+// checkpoints the student as collected. The container is removed by the
+// next step, which never runs if this one fails.
+func (e *executor) collect(ctx context.Context, student, name string) error {
+	e.mu.Lock()
+	run := e.class.Status.Run
+	e.mu.Unlock()
+	if run == nil {
+		return errors.New("no Down run recorded")
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
+	defer cancel()
+	d := e.r.docker
+	info, err := d.InspectContainer(ctx, name)
+	if err != nil {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	prefix := api.ArtifactPrefix(e.class.ID, run.ID, student)
+	m := artifacts.Manifest{
+		SchemaVersion: 1,
+		ClassID:       e.class.ID,
+		StudentID:     student,
+		RunID:         run.ID,
+		Template:      info.Config.Labels[api.LabelTemplate],
+		Image:         info.Image,
+		Container:     containerInfo(info),
+	}
+	var objs []artifacts.Object
+
+	logs, err := e.uploadLogs(ctx, info.ID, artifacts.LogsKey(prefix))
+	if err != nil {
+		return err
+	}
+	m.Logs = &logs
+	objs = append(objs, artifacts.Object{Key: logs.Key, Size: logs.Size, SHA256: logs.SHA256})
+
+	remaining := e.tmpl.CollectMaxBytes()
+	for _, p := range collectPaths(e.tmpl) {
+		rc, err := d.Archive(ctx, info.ID, p)
+		if dockerx.IsNotFound(err) {
+			m.Skipped = append(m.Skipped, artifacts.Skipped{Path: p, Reason: "does not exist in the container"})
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		files, skipped, err := e.r.artifacts.UploadTree(ctx, prefix, p, rc, remaining)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", p, err)
+		}
+		for _, f := range files {
+			m.TotalBytes += f.Size
+			if remaining > 0 {
+				remaining -= f.Size
+				if remaining <= 0 {
+					remaining = -1 // cap reached: later paths upload nothing
+				}
+			}
+			objs = append(objs, artifacts.Object{Key: f.Key, Size: f.Size, SHA256: f.SHA256})
+		}
+		m.Files = append(m.Files, files...)
+		m.Skipped = append(m.Skipped, skipped...)
+	}
+	m.CollectedAt = e.r.now()
+	mobj, err := e.r.artifacts.PutJSON(ctx, artifacts.ManifestKey(prefix), m)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	objs = append(objs, mobj)
+	if err := e.r.artifacts.Verify(ctx, objs); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	ref := &api.ArtifactsRef{
+		RunID: run.ID, Prefix: prefix, Manifest: mobj.Key,
+		Files: len(m.Files), Bytes: m.TotalBytes, CollectedAt: m.CollectedAt,
+	}
+	e.log.Info("collected", zap.String("studentId", student), zap.Int("files", ref.Files), zap.Int64("bytes", ref.Bytes))
+	return e.checkpoint(ctx, func(st *api.ClassStatus) {
+		for i := range st.Students {
+			if st.Students[i].ID == student {
+				st.Students[i].Artifacts = ref
+				return
+			}
+		}
+		st.Students = append(st.Students, api.StudentStatus{ID: student, Container: name, State: "exited", Artifacts: ref})
+	})
+}
+
+func (e *executor) uploadLogs(ctx context.Context, id, key string) (artifacts.File, error) {
+	rc, err := e.r.docker.Logs(ctx, id)
+	if err != nil {
+		return artifacts.File{}, err
+	}
+	defer rc.Close()
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Sandboxes run without a TTY, so the daemon multiplexes stdout and
+		// stderr; both go, interleaved, into one log object.
+		_, err := stdcopy.StdCopy(pw, pw, rc)
+		pw.CloseWithError(err)
+	}()
+	obj, err := e.r.artifacts.PutStream(ctx, key, pr, -1, "text/plain; charset=utf-8")
+	pr.CloseWithError(errors.New("upload ended"))
+	rc.Close()
+	<-done
+	if err != nil {
+		return artifacts.File{}, fmt.Errorf("upload logs: %w", err)
+	}
+	return artifacts.File{Path: artifacts.LogsPath, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256}, nil
+}
+
+func collectPaths(t *policy.Template) []string {
+	if t == nil || len(t.CollectPaths) == 0 {
+		return []string{"/workspace"}
+	}
+	return t.CollectPaths
+}
+
+func containerInfo(info container.InspectResponse) artifacts.ContainerInfo {
+	ci := artifacts.ContainerInfo{ID: info.ID, Name: info.Name}
+	if len(ci.Name) > 0 && ci.Name[0] == '/' {
+		ci.Name = ci.Name[1:]
+	}
+	if s := info.State; s != nil {
+		ci.State = s.Status
+		code := s.ExitCode
+		ci.ExitCode = &code
+		if t, err := time.Parse(time.RFC3339Nano, s.StartedAt); err == nil && !t.IsZero() && t.Year() > 1 {
+			ci.StartedAt = &t
+		}
+		if t, err := time.Parse(time.RFC3339Nano, s.FinishedAt); err == nil && !t.IsZero() && t.Year() > 1 {
+			ci.FinishedAt = &t
+		}
+	}
+	return ci
+}

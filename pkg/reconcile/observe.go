@@ -1,0 +1,120 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/homeroom/homeroom/pkg/api"
+)
+
+// Observed is what Docker holds for one class, read in one container list, one
+// network list and one inspect of the Traefik container.
+type Observed struct {
+	// Network is the class network, nil when absent.
+	Network *ObservedNetwork
+	// Containers are the class's student containers by student id.
+	Containers map[string]ObservedContainer
+	// Traefik is the routing container, nil when it does not exist.
+	Traefik *ObservedTraefik
+}
+
+// ObservedNetwork is a labelled class network.
+type ObservedNetwork struct {
+	ID, Name string
+}
+
+// ObservedContainer is a labelled student container.
+type ObservedContainer struct {
+	ID, Name, Student string
+	// State is Docker's: created, running, paused, restarting, removing, exited or dead.
+	State      string
+	ConfigHash string
+}
+
+// ObservedTraefik is the routing container and whether it is attached to the
+// class network.
+type ObservedTraefik struct {
+	ID       string
+	Running  bool
+	Attached bool
+}
+
+// Running counts the student containers that are running.
+func (o Observed) Running() int {
+	n := 0
+	for _, c := range o.Containers {
+		if c.State == "running" {
+			n++
+		}
+	}
+	return n
+}
+
+// Empty reports whether nothing of the class is left in Docker.
+func (o Observed) Empty() bool { return o.Network == nil && len(o.Containers) == 0 }
+
+// observer is the part of Docker observation needs.
+type observer interface {
+	ListContainers(ctx context.Context, classID string) ([]container.Summary, error)
+	ListNetworks(ctx context.Context, classID string) ([]network.Summary, error)
+	InspectContainer(ctx context.Context, nameOrID string) (container.InspectResponse, error)
+}
+
+// observe reads the class's objects by label. A resource without Homeroom's
+// labels is invisible here, and so can never be planned against.
+func observe(ctx context.Context, d observer, classID, traefikName string) (Observed, error) {
+	obs := Observed{Containers: map[string]ObservedContainer{}}
+	nets, err := d.ListNetworks(ctx, classID)
+	if err != nil {
+		return obs, err
+	}
+	want := api.NetworkName(classID)
+	for _, n := range nets {
+		// The label filter already matched; the name check guards against a
+		// labelled network someone renamed by hand.
+		if n.Name == want {
+			obs.Network = &ObservedNetwork{ID: n.ID, Name: n.Name}
+		}
+	}
+	cs, err := d.ListContainers(ctx, classID)
+	if err != nil {
+		return obs, err
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Created < cs[j].Created })
+	for _, c := range cs {
+		student := c.Labels[api.LabelStudent]
+		if student == "" {
+			continue
+		}
+		name := ""
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		obs.Containers[student] = ObservedContainer{
+			ID: c.ID, Name: name, Student: student, State: c.State,
+			ConfigHash: c.Labels[api.LabelConfigHash],
+		}
+	}
+	if traefikName != "" {
+		t, err := d.InspectContainer(ctx, traefikName)
+		switch {
+		case err == nil:
+			obs.Traefik = &ObservedTraefik{ID: t.ID, Running: t.State != nil && t.State.Running}
+			if obs.Network != nil && t.NetworkSettings != nil {
+				for name, ep := range t.NetworkSettings.Networks {
+					if name == obs.Network.Name || (ep != nil && ep.NetworkID == obs.Network.ID) {
+						obs.Traefik.Attached = true
+					}
+				}
+			}
+		case isNotFound(err):
+		default:
+			return obs, fmt.Errorf("inspect %s: %w", traefikName, err)
+		}
+	}
+	return obs, nil
+}

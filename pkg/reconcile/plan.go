@@ -1,0 +1,166 @@
+package reconcile
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/policy"
+)
+
+// Kind names one step the executor can take.
+type Kind string
+
+const (
+	CreateNetwork     Kind = "create-network"
+	ConnectTraefik    Kind = "connect-traefik"
+	CreateContainer   Kind = "create-container"
+	StartContainer    Kind = "start-container"
+	BeginRun          Kind = "begin-run"
+	StopContainer     Kind = "stop-container"
+	Collect           Kind = "collect"
+	RemoveContainer   Kind = "remove-container"
+	DisconnectTraefik Kind = "disconnect-traefik"
+	RemoveNetwork     Kind = "remove-network"
+	CompleteRun       Kind = "complete-run"
+)
+
+// Action is one step. Student is empty for class-level steps.
+type Action struct {
+	Kind    Kind
+	Student string
+	// Target is the Docker object the step acts on, where one exists.
+	Target string
+}
+
+func (a Action) String() string {
+	s := string(a.Kind)
+	if a.Student != "" {
+		s += " " + a.Student
+	}
+	if a.Target != "" {
+		s += " (" + a.Target + ")"
+	}
+	return s
+}
+
+// Plan is the ordered list of steps that moves Docker toward the desired
+// state. Consecutive student steps form a stage in which each student's steps
+// run in order and different students run concurrently.
+type Plan []Action
+
+func (p Plan) String() string {
+	var b strings.Builder
+	for _, a := range p {
+		b.WriteString(a.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Input is everything the planner decides from.
+type Input struct {
+	Class api.Class
+	// Template is the class's template, nil when the policy has none of that name.
+	Template *policy.Template
+	Observed Observed
+}
+
+// PlanFor is the pure heart of the controller: it turns desired and observed
+// state into steps, doing no I/O, so that every decision is testable as text.
+func PlanFor(in Input) Plan {
+	switch in.Class.DesiredPhase {
+	case api.PhaseUp:
+		return planUp(in)
+	default:
+		return planDown(in)
+	}
+}
+
+func planUp(in Input) Plan {
+	var p Plan
+	obs := in.Observed
+	if run := in.Class.Status.Run; run != nil && run.CompletedAt == nil {
+		// A Down interrupted by an Up is over: the next Down must start a new
+		// run, or students checkpointed in this one would be removed uncollected.
+		p = append(p, Action{Kind: CompleteRun, Target: run.ID})
+	}
+	if in.Template == nil {
+		return p
+	}
+	net := api.NetworkName(in.Class.ID)
+	if obs.Network == nil {
+		p = append(p, Action{Kind: CreateNetwork, Target: net})
+	}
+	if obs.Traefik != nil && (obs.Network == nil || !obs.Traefik.Attached) {
+		p = append(p, Action{Kind: ConnectTraefik, Target: net})
+	}
+	for _, s := range in.Class.Spec.Students {
+		c, ok := obs.Containers[s]
+		switch {
+		case !ok:
+			name := api.ContainerName(in.Class.ID, s)
+			p = append(p,
+				Action{Kind: CreateContainer, Student: s, Target: name},
+				Action{Kind: StartContainer, Student: s, Target: name})
+		case c.State == "created" || c.State == "exited" || c.State == "dead":
+			p = append(p, Action{Kind: StartContainer, Student: s, Target: c.Name})
+		}
+	}
+	return p
+}
+
+func planDown(in Input) Plan {
+	var p Plan
+	obs := in.Observed
+	run := in.Class.Status.Run
+	active := run != nil && run.CompletedAt == nil
+	if !active && len(obs.Containers) > 0 {
+		p = append(p, Action{Kind: BeginRun})
+	}
+	collected := map[string]bool{}
+	if active {
+		for _, st := range in.Class.Status.Students {
+			if st.Artifacts != nil && st.Artifacts.RunID == run.ID {
+				collected[st.ID] = true
+			}
+		}
+	}
+	students := make([]string, 0, len(obs.Containers))
+	for s := range obs.Containers {
+		students = append(students, s)
+	}
+	sort.Strings(students)
+	for _, s := range students {
+		c := obs.Containers[s]
+		if !collected[s] {
+			if c.State == "running" || c.State == "paused" || c.State == "restarting" {
+				// Stopping first lets the student's program save, and freezes
+				// the files so the archive is a consistent snapshot.
+				p = append(p, Action{Kind: StopContainer, Student: s, Target: c.Name})
+			}
+			p = append(p, Action{Kind: Collect, Student: s, Target: c.Name})
+		}
+		p = append(p, Action{Kind: RemoveContainer, Student: s, Target: c.Name})
+	}
+	if obs.Traefik != nil && obs.Traefik.Attached {
+		p = append(p, Action{Kind: DisconnectTraefik, Target: obs.Network.Name})
+	}
+	if obs.Network != nil {
+		p = append(p, Action{Kind: RemoveNetwork, Target: obs.Network.Name})
+	}
+	if active || len(obs.Containers) > 0 {
+		target := ""
+		if active {
+			target = run.ID
+		}
+		p = append(p, Action{Kind: CompleteRun, Target: target})
+	}
+	return p
+}
+
+// describe is used in conditions: "3 of 5 students running".
+func describe(running, total int) string {
+	return fmt.Sprintf("%d of %d students running", running, total)
+}

@@ -1,0 +1,173 @@
+// Package reconcile makes Docker match one class's desired state. A pass
+// reads as observe (list by label), plan (a pure function), execute (no
+// decisions), then status.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/store"
+	"go.uber.org/zap"
+)
+
+// Store is what a pass needs of the desired-state store. The controller
+// writes only status.
+type Store interface {
+	Get(ctx context.Context, id string) (*api.Class, error)
+	UpdateStatus(ctx context.Context, id string, version int64, st api.ClassStatus) (*api.Class, error)
+}
+
+// Options tune a Reconciler.
+type Options struct {
+	Domain           string
+	TraefikContainer string
+	// Parallel bounds how many students of a class are worked on at once.
+	Parallel         int
+	StopGraceSeconds int
+	CollectTimeout   time.Duration
+	Now              func() time.Time
+}
+
+// Reconciler runs passes.
+type Reconciler struct {
+	store     Store
+	docker    Docker
+	artifacts Artifacts
+	policy    *policy.Policy
+	opts      Options
+	log       *zap.Logger
+}
+
+// New returns a Reconciler with defaults filled in.
+func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *zap.Logger) *Reconciler {
+	if opts.Parallel <= 0 {
+		opts.Parallel = 8
+	}
+	if opts.StopGraceSeconds <= 0 {
+		opts.StopGraceSeconds = 5
+	}
+	if opts.CollectTimeout <= 0 {
+		opts.CollectTimeout = 10 * time.Minute
+	}
+	if opts.Domain == "" {
+		opts.Domain = "lab.localhost"
+	}
+	return &Reconciler{store: s, docker: d, artifacts: a, policy: p, opts: opts, log: log}
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.opts.Now != nil {
+		return r.opts.Now().UTC().Truncate(time.Millisecond)
+	}
+	return time.Now().UTC().Truncate(time.Millisecond)
+}
+
+// Result says what a pass wants next.
+type Result struct {
+	// Converged is true when Docker matched the desired state at the end.
+	Converged bool
+	Plan      Plan
+}
+
+// TerminalError marks a failure that retrying cannot fix (a name taken by
+// a resource Homeroom does not own, an image that does not exist): it is
+// reported in status and retried only on the periodic resync.
+type TerminalError struct{ Err error }
+
+func (e *TerminalError) Error() string { return e.Err.Error() }
+func (e *TerminalError) Unwrap() error { return e.Err }
+
+// Reconcile runs one pass for a class.
+func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, error) {
+	log := r.log.With(zap.String("classId", classID))
+	class, err := r.store.Get(ctx, classID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Result{Converged: true}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("read class: %w", err)
+	}
+	tmpl, _ := r.policy.Template(class.Spec.Template)
+	obs, err := observe(ctx, r.docker, classID, r.opts.TraefikContainer)
+	if err != nil {
+		return Result{}, fmt.Errorf("observe: %w", err)
+	}
+	plan := PlanFor(Input{Class: *class, Template: tmpl, Observed: obs})
+	res := Result{Plan: plan}
+	var execErr error
+	if len(plan) > 0 {
+		log.Info("executing plan", zap.Stringers("steps", plan))
+		ex := &executor{r: r, class: class, tmpl: tmpl, obs: obs, log: log}
+		execErr = ex.run(ctx, plan)
+		// Status reports the world as it is now, not as the plan hoped.
+		if after, err := observe(ctx, r.docker, classID, r.opts.TraefikContainer); err == nil {
+			obs = after
+		} else if execErr == nil {
+			execErr = err
+		}
+	}
+	if execErr != nil {
+		execErr = classify(execErr)
+		log.Warn("pass failed", zap.Error(execErr))
+	}
+	err = r.writeStatus(ctx, class, func(st *api.ClassStatus) {
+		*st = buildStatus(class, tmpl, obs, execErr, r.opts, r.now())
+	})
+	if err != nil && execErr == nil {
+		return res, err
+	}
+	res.Converged = execErr == nil && len(PlanFor(Input{Class: *class, Template: tmpl, Observed: obs})) == 0
+	return res, execErr
+}
+
+func classify(err error) error {
+	var te *TerminalError
+	if errors.As(err, &te) {
+		return err
+	}
+	if errors.Is(err, dockerx.ErrNotOurs) || cerrdefs.IsNotFound(err) && isImageError(err) {
+		return &TerminalError{Err: err}
+	}
+	return err
+}
+
+func isImageError(err error) bool {
+	var se *stepError
+	return errors.As(err, &se) && se.Action.Kind == CreateContainer
+}
+
+func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+// writeStatus applies mutate to the class's status and writes it if it
+// changed. Only the controller writes status, so a conflict means the
+// apiserver changed the desired state: re-read and apply again; the next
+// pass acts on the new desire.
+func (r *Reconciler) writeStatus(ctx context.Context, class *api.Class, mutate func(*api.ClassStatus)) error {
+	for attempt := 0; ; attempt++ {
+		st := cloneStatus(class.Status)
+		mutate(&st)
+		if statusEqual(st, class.Status) {
+			return nil
+		}
+		updated, err := r.store.UpdateStatus(ctx, class.ID, class.Version, st)
+		if err == nil {
+			*class = *updated
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt >= 5 {
+			return fmt.Errorf("write status: %w", err)
+		}
+		fresh, gerr := r.store.Get(ctx, class.ID)
+		if gerr != nil {
+			return fmt.Errorf("write status: %w (re-read: %v)", err, gerr)
+		}
+		*class = *fresh
+	}
+}

@@ -1,0 +1,179 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/policy"
+)
+
+// buildStatus derives the status from the desired state, what Docker holds
+// after the pass, and how the pass ended. It is pure, like the planner.
+func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr error, opts Options, now time.Time) api.ClassStatus {
+	prev := c.Status
+	st := api.ClassStatus{
+		ObservedGeneration: c.Generation,
+		Conditions:         append([]api.Condition(nil), prev.Conditions...),
+		Run:                prev.Run,
+	}
+	if obs.Network != nil {
+		st.Network = obs.Network.Name
+	}
+	prevArtifacts := map[string]*api.ArtifactsRef{}
+	for _, s := range prev.Students {
+		prevArtifacts[s.ID] = s.Artifacts
+	}
+	student := func(id string) api.StudentStatus {
+		s := api.StudentStatus{ID: id, Container: api.ContainerName(c.ID, id), State: "missing", Artifacts: prevArtifacts[id]}
+		if oc, ok := obs.Containers[id]; ok {
+			s.State = oc.State
+		}
+		return s
+	}
+	total := len(c.Spec.Students)
+	running := 0
+	ready := api.Condition{Type: api.ConditionReady, Status: "False", LastTransitionTime: now}
+
+	switch c.DesiredPhase {
+	case api.PhaseUp:
+		for _, id := range c.Spec.Students {
+			s := student(id)
+			s.Endpoint = api.Endpoint(c.ID, id, opts.Domain)
+			if s.State == "running" {
+				running++
+			}
+			st.Students = append(st.Students, s)
+		}
+		st.ExpiresAt = prev.ExpiresAt
+		if c.Spec.TTLSeconds > 0 && st.ExpiresAt == nil {
+			t := now.Add(time.Duration(c.Spec.TTLSeconds) * time.Second)
+			st.ExpiresAt = &t
+		}
+		switch {
+		case tmpl == nil:
+			st.Phase = api.PhaseFailed
+			ready.Reason, ready.Message = "UnknownTemplate", fmt.Sprintf("template %q is not in the policy", c.Spec.Template)
+		case obs.Network != nil && running == total:
+			st.Phase = api.PhaseUp
+			ready.Status, ready.Reason, ready.Message = "True", "AllStudentsRunning", describe(running, total)
+		default:
+			st.Phase = api.PhaseProvisioning
+			ready.Reason, ready.Message = "StudentsStarting", describe(running, total)
+		}
+		st.Conditions = api.SetCondition(st.Conditions, routing(obs, opts, now))
+	default:
+		seen := map[string]bool{}
+		for _, id := range c.Spec.Students {
+			seen[id] = true
+			st.Students = append(st.Students, downStudent(student(id)))
+		}
+		for id := range obs.Containers {
+			if !seen[id] {
+				st.Students = append(st.Students, downStudent(student(id)))
+			}
+		}
+		runActive := st.Run != nil && st.Run.CompletedAt == nil
+		if obs.Empty() && !runActive {
+			st.Phase = api.PhaseDown
+			ready.Reason, ready.Message = "ClassDown", ""
+		} else {
+			st.Phase = api.PhaseCollecting
+			left := len(obs.Containers)
+			ready.Reason, ready.Message = "Collecting", fmt.Sprintf("%d containers left to collect and remove", left)
+		}
+		// Routing means nothing for a class that is down.
+		st.Conditions = removeCondition(st.Conditions, api.ConditionRouting)
+	}
+	st.Conditions = api.SetCondition(st.Conditions, ready)
+
+	synced := api.Condition{Type: api.ConditionSynced, Status: "True", Reason: "Converged", LastTransitionTime: now}
+	if passErr != nil {
+		synced.Status, synced.Reason, synced.Message = "False", reason(passErr), passErr.Error()
+	}
+	st.Conditions = api.SetCondition(st.Conditions, synced)
+	return st
+}
+
+func downStudent(s api.StudentStatus) api.StudentStatus {
+	if s.State == "missing" {
+		s.State = "removed"
+	}
+	return s
+}
+
+func routing(obs Observed, opts Options, now time.Time) api.Condition {
+	c := api.Condition{Type: api.ConditionRouting, Status: "False", LastTransitionTime: now}
+	switch {
+	case obs.Traefik == nil:
+		c.Reason = "TraefikNotFound"
+		c.Message = fmt.Sprintf("container %q does not exist: sandboxes run but endpoints do not answer", opts.TraefikContainer)
+	case !obs.Traefik.Attached:
+		c.Reason = "TraefikNotAttached"
+		c.Message = fmt.Sprintf("container %q is not attached to the class network", opts.TraefikContainer)
+	case !obs.Traefik.Running:
+		c.Reason = "TraefikNotRunning"
+		c.Message = fmt.Sprintf("container %q is attached but not running", opts.TraefikContainer)
+	default:
+		c.Status, c.Reason = "True", "TraefikAttached"
+	}
+	return c
+}
+
+func reason(err error) string {
+	if se := asStepError(err); se != nil {
+		switch se.Action.Kind {
+		case Collect:
+			return "CollectFailed"
+		case BeginRun, CompleteRun:
+			return "StoreError"
+		}
+		return "DockerError"
+	}
+	return "ReconcileError"
+}
+
+func asStepError(err error) *stepError {
+	var se *stepError
+	if errors.As(err, &se) {
+		return se
+	}
+	return nil
+}
+
+func removeCondition(cs []api.Condition, t string) []api.Condition {
+	out := cs[:0]
+	for _, c := range cs {
+		if c.Type != t {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func cloneStatus(s api.ClassStatus) api.ClassStatus {
+	var out api.ClassStatus
+	b, _ := json.Marshal(s)
+	json.Unmarshal(b, &out)
+	return out
+}
+
+// statusEqual ignores transition times that buildStatus stamps afresh:
+// SetCondition keeps the old time whenever the status did not change.
+func statusEqual(a, b api.ClassStatus) bool {
+	return reflect.DeepEqual(normalize(a), normalize(b))
+}
+
+func normalize(s api.ClassStatus) api.ClassStatus {
+	s = cloneStatus(s)
+	if len(s.Conditions) == 0 {
+		s.Conditions = nil
+	}
+	if len(s.Students) == 0 {
+		s.Students = nil
+	}
+	return s
+}
