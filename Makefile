@@ -1,0 +1,42 @@
+# Homeroom. `make run` starts the whole system; `make test` runs every test.
+GO      ?= go
+BIN     := bin
+SANDBOX_IMAGE ?= homeroom/sandbox:dev
+GOFLAGS_BUILD := -trimpath
+
+.PHONY: all build images run test test-unit docker versitygw vet clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/apiserver ./cmd/controller ./cmd/sandbox
+
+docker:
+	@scripts/ensure-docker.sh
+
+# The engine has no images and no registry: the lab image is built here,
+# FROM scratch, around the static sandbox binary.
+images: build docker
+	rm -rf $(BIN)/image-sandbox && mkdir -p $(BIN)/image-sandbox/workspace
+	cp $(BIN)/sandbox images/sandbox/Dockerfile $(BIN)/image-sandbox/
+	DOCKER_BUILDKIT=0 docker build -q -t $(SANDBOX_IMAGE) $(BIN)/image-sandbox >/dev/null
+	@echo "built $(SANDBOX_IMAGE)"
+
+run: images
+	scripts/run.sh
+
+versitygw:
+	@scripts/ensure-versitygw.sh >/dev/null
+
+vet:
+	$(GO) vet ./...
+
+# Integration packages share one Docker daemon: -p 1 runs packages one at a time.
+test: images versitygw vet
+	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) $(GO) test -race -count=1 -p 1 -timeout 30m ./...
+
+test-unit:
+	$(GO) test -race -count=1 -short ./...
+
+clean:
+	rm -rf $(BIN)

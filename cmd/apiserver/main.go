@@ -1,0 +1,120 @@
+// Command apiserver serves Homeroom's HTTP API. With no external store or
+// artifact store configured it runs both embedded, under the data dir, and
+// serves them on loopback for the controller.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/homeroom/homeroom/internal/logging"
+	"github.com/homeroom/homeroom/internal/services"
+	"github.com/homeroom/homeroom/pkg/apiserver"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/config"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apiserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg := config.FromEnv()
+	flag.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on (HOMEROOM_LISTEN)")
+	flag.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where embedded services keep data (HOMEROOM_DATA_DIR)")
+	flag.StringVar(&cfg.PolicyPath, "policy", cfg.PolicyPath, "policy file (HOMEROOM_POLICY; empty: built-in)")
+	flag.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (HOMEROOM_LOG_LEVEL)")
+	logFormat := flag.String("log-format", os.Getenv("HOMEROOM_LOG_FORMAT"), "json (default) or console (HOMEROOM_LOG_FORMAT)")
+	flag.Parse()
+
+	log, err := logging.New(cfg.LogLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	pol, err := policy.Load(cfg.PolicyPath)
+	if err != nil {
+		return err
+	}
+
+	if cfg.MongoURI == "" {
+		emb, err := store.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "store"), cfg.EmbeddedMongo, log.Named("ferretdb"))
+		if err != nil {
+			return fmt.Errorf("embedded store: %w", err)
+		}
+		defer emb.Stop()
+		log.Info("embedded store serving", zap.String("uri", emb.URI))
+	}
+	if cfg.S3Endpoint == "" {
+		emb, err := artifacts.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "artifacts"), cfg.EmbeddedS3, log.Named("s3"))
+		if err != nil {
+			return fmt.Errorf("embedded artifact store: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			emb.Stop(sctx)
+		}()
+	}
+
+	st, err := services.OpenStore(ctx, cfg, time.Minute, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.Background())
+	art, err := services.OpenArtifacts(ctx, cfg, time.Minute, log)
+	if err != nil {
+		return err
+	}
+	token, err := cfg.LoadOrCreateToken()
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := apiserver.New(st, art, pol, token, log, reg, reg)
+	srv := &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      10 * time.Minute, // artifact downloads stream
+		IdleTimeout:       2 * time.Minute,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("apiserver listening", zap.String("url", "http://"+cfg.Listen))
+	fmt.Printf("Homeroom API: http://%s\nAdmin token:  %s\n", cfg.Listen, token)
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

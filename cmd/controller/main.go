@@ -1,0 +1,119 @@
+// Command controller makes Docker match the classes in the store: it never
+// takes orders except through the desired state the apiserver writes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/homeroom/homeroom/internal/logging"
+	"github.com/homeroom/homeroom/internal/services"
+	"github.com/homeroom/homeroom/pkg/config"
+	"github.com/homeroom/homeroom/pkg/controller"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/reconcile"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controller:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg := config.FromEnv()
+	listen := flag.String("listen", envOr("HOMEROOM_CONTROLLER_LISTEN", "127.0.0.1:8081"), "address for /metrics, /healthz and /readyz (HOMEROOM_CONTROLLER_LISTEN)")
+	flag.StringVar(&cfg.PolicyPath, "policy", cfg.PolicyPath, "policy file (HOMEROOM_POLICY; empty: built-in)")
+	flag.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (HOMEROOM_LOG_LEVEL)")
+	logFormat := flag.String("log-format", os.Getenv("HOMEROOM_LOG_FORMAT"), "json (default) or console (HOMEROOM_LOG_FORMAT)")
+	workers := flag.Int("workers", 4, "classes reconciled at once")
+	parallel := flag.Int("parallel", 8, "students of one class worked on at once")
+	resync := flag.Duration("resync", 30*time.Second, "period of the full resync")
+	poll := flag.Duration("poll", time.Second, "period of store polling")
+	flag.Parse()
+
+	log, err := logging.New(cfg.LogLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	pol, err := policy.Load(cfg.PolicyPath)
+	if err != nil {
+		return err
+	}
+	st, err := services.OpenStore(ctx, cfg, 2*time.Minute, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.Background())
+	art, err := services.OpenArtifacts(ctx, cfg, 2*time.Minute, log)
+	if err != nil {
+		return err
+	}
+	docker, err := dockerx.New(ctx)
+	if err != nil {
+		return err
+	}
+	defer docker.Close()
+	if err := docker.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: is dockerd running?", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rec := reconcile.New(st, docker, art, pol, reconcile.Options{
+		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel,
+	}, log)
+	ctl := controller.New(rec, st, docker, controller.Options{
+		Workers: *workers, PollInterval: *poll, ResyncInterval: *resync,
+	}, log, reg)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		rctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		for name, ping := range map[string]func(context.Context) error{"store": st.Ping, "docker": docker.Ping, "artifacts": art.Ping} {
+			if err := ping(rctx); err != nil {
+				http.Error(w, name+": "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", zap.Error(err))
+		}
+	}()
+	defer srv.Close()
+
+	log.Info("controller running", zap.String("metrics", "http://"+*listen+"/metrics"),
+		zap.String("traefik", cfg.Traefik), zap.String("domain", cfg.Domain))
+	return ctl.Run(ctx)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,46 @@
+// Package services connects the binaries to the store and the artifact store,
+// waiting (with backoff) for services that are still starting.
+package services
+
+import (
+	"context"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/config"
+	"github.com/homeroom/homeroom/pkg/store"
+	"go.uber.org/zap"
+)
+
+// OpenStore connects to the configured store, retrying until wait elapses:
+// at start the embedded store may still be coming up in the apiserver.
+func OpenStore(ctx context.Context, cfg config.Config, wait time.Duration, log *zap.Logger) (*store.Store, error) {
+	return backoff.Retry(ctx, func() (*store.Store, error) {
+		return store.Open(ctx, cfg.StoreURI(), cfg.Database, log)
+	}, backoff.WithMaxElapsedTime(wait), backoff.WithNotify(func(err error, d time.Duration) {
+		log.Info("store not reachable yet; retrying", zap.Error(err), zap.Duration("in", d))
+	}))
+}
+
+// OpenArtifacts connects to the configured artifact store, retrying like OpenStore.
+func OpenArtifacts(ctx context.Context, cfg config.Config, wait time.Duration, log *zap.Logger) (*artifacts.Store, error) {
+	acfg := ArtifactsConfig(cfg)
+	return backoff.Retry(ctx, func() (*artifacts.Store, error) {
+		return artifacts.New(ctx, acfg)
+	}, backoff.WithMaxElapsedTime(wait), backoff.WithNotify(func(err error, d time.Duration) {
+		log.Info("artifact store not reachable yet; retrying", zap.Error(err), zap.Duration("in", d))
+	}))
+}
+
+// ArtifactsConfig is the client configuration for the configured artifact
+// store, or for the embedded one the apiserver runs when none is configured.
+func ArtifactsConfig(cfg config.Config) artifacts.Config {
+	endpoint, access, secret, secure := cfg.S3()
+	return artifacts.Config{
+		Endpoint: endpoint, AccessKey: access, SecretKey: secret, Bucket: cfg.S3Bucket, Secure: secure,
+		// The embedded server is plain HTTP on loopback and cannot check
+		// payload signatures of streamed parts.
+		UnsignedPayload: cfg.S3Endpoint == "",
+	}
+}
