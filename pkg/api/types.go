@@ -2,7 +2,10 @@
 // controller see it, and the labels that mark what Homeroom owns in Docker.
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Phase is where a class is, or where a teacher wants it.
 type Phase string
@@ -119,4 +122,18 @@ func SetCondition(cs []Condition, c Condition) []Condition {
 		return cs
 	}
 	return append(cs, c)
+}
+
+// MarshalJSON writes absent lists as [] so that clients can iterate without
+// checking for null.
+func (s ClassStatus) MarshalJSON() ([]byte, error) {
+	type plain ClassStatus
+	p := plain(s)
+	if p.Conditions == nil {
+		p.Conditions = []Condition{}
+	}
+	if p.Students == nil {
+		p.Students = []StudentStatus{}
+	}
+	return json.Marshal(p)
 }

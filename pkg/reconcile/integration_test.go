@@ -1,0 +1,475 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/reconcile"
+	"github.com/homeroom/homeroom/pkg/store"
+	"go.uber.org/zap/zaptest"
+)
+
+// rig is one controller's worth of real parts: the Docker daemon, an embedded
+// FerretDB and a versitygw process.
+type rig struct {
+	t       *testing.T
+	docker  *dockerx.Client
+	store   *store.Store
+	art     *artifacts.Store
+	s3      *testenv.S3Server
+	rec     *reconcile.Reconciler
+	traefik string
+}
+
+func newRig(t *testing.T, pol *policy.Policy) *rig {
+	t.Helper()
+	d := testenv.Docker(t)
+	s3 := testenv.StartS3(t)
+	ctx := context.Background()
+	art, err := artifacts.New(ctx, s3.Config())
+	if err != nil {
+		t.Fatalf("artifacts: %v", err)
+	}
+	r := &rig{t: t, docker: d, store: testenv.Store(t), art: art, s3: s3,
+		traefik: fmt.Sprintf("hr-it-router-%d", time.Now().UnixNano())}
+	if pol == nil {
+		pol = policy.Default()
+	}
+	r.rec = reconcile.New(r.store, d, art, pol, reconcile.Options{
+		Domain: "lab.test", TraefikContainer: r.traefik, CollectTimeout: 30 * time.Second,
+	}, zaptest.NewLogger(t))
+	return r
+}
+
+// startRouter runs a stand-in for Traefik: an unlabelled container of that
+// name, which the controller must attach to class networks and detach again.
+func (r *rig) startRouter() string {
+	r.t.Helper()
+	ctx := context.Background()
+	resp, err := r.docker.API().ContainerCreate(ctx, &container.Config{Image: testenv.SandboxImage}, nil, nil, nil, r.traefik)
+	if err != nil {
+		r.t.Fatalf("create router stand-in: %v", err)
+	}
+	r.t.Cleanup(func() {
+		r.docker.API().ContainerRemove(context.Background(), resp.ID, container.RemoveOptions{Force: true})
+	})
+	if err := r.docker.API().ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		r.t.Fatalf("start router stand-in: %v", err)
+	}
+	return resp.ID
+}
+
+func (r *rig) class(id string, phase api.Phase, students ...string) {
+	r.t.Helper()
+	ctx := context.Background()
+	testenv.CleanupClass(r.t, r.docker, id)
+	if _, _, err := r.store.PutSpec(ctx, id, api.ClassSpec{Subject: "cs", Template: "sandbox", Students: students}); err != nil {
+		r.t.Fatal(err)
+	}
+	r.phase(id, phase)
+}
+
+func (r *rig) phase(id string, phase api.Phase) {
+	r.t.Helper()
+	if _, err := r.store.SetDesiredPhase(context.Background(), id, phase); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) pass(id string) (reconcile.Result, error) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return r.rec.Reconcile(ctx, id)
+}
+
+func (r *rig) converge(id string) {
+	r.t.Helper()
+	res, err := r.pass(id)
+	if err != nil {
+		r.t.Fatalf("pass: %v", err)
+	}
+	if !res.Converged {
+		r.t.Fatalf("pass did not converge; plan was:\n%s", res.Plan)
+	}
+}
+
+func (r *rig) get(id string) *api.Class {
+	r.t.Helper()
+	c, err := r.store.Get(context.Background(), id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return c
+}
+
+// labelled lists what Docker holds with the class label, whatever the state.
+func (r *rig) labelled(classID string) (map[string]container.Summary, []network.Summary) {
+	r.t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", api.LabelClass+"="+classID))
+	cs, err := r.docker.API().ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ns, err := r.docker.API().NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	byStudent := map[string]container.Summary{}
+	for _, c := range cs {
+		byStudent[c.Labels[api.LabelStudent]] = c
+	}
+	return byStudent, ns
+}
+
+func (r *rig) ipOf(name, net string) string {
+	r.t.Helper()
+	info, err := r.docker.InspectContainer(context.Background(), name)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ep := info.NetworkSettings.Networks[net]
+	if ep == nil || ep.IPAddress == "" {
+		r.t.Fatalf("%s has no address on %s", name, net)
+	}
+	return ep.IPAddress
+}
+
+func condition(c *api.Class, typ string) api.Condition {
+	if cond := api.FindCondition(c.Status.Conditions, typ); cond != nil {
+		return *cond
+	}
+	return api.Condition{}
+}
+
+func sandboxRequest(t *testing.T, method, url string, body []byte) []byte {
+	t.Helper()
+	var resp *http.Response
+	var err error
+	// The sandbox's server may still be binding its port just after start.
+	for i := 0; i < 50; i++ {
+		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		resp, err = (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		t.Fatalf("%s %s: %s %s", method, url, resp.Status, out)
+	}
+	return out
+}
+
+func TestUpDownCycle(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	routerID := r.startRouter()
+	const id = "it-cycle"
+	students := []string{"alice", "bob", "carol"}
+	r.class(id, api.PhaseUp, students...)
+
+	r.converge(id)
+	cs, ns := r.labelled(id)
+	if len(ns) != 1 || ns[0].Name != "homeroom-"+id || ns[0].Labels[api.LabelManagedBy] != "homeroom" {
+		t.Fatalf("networks = %+v, want one labelled homeroom-%s", ns, id)
+	}
+	for _, s := range students {
+		c, ok := cs[s]
+		if !ok {
+			t.Fatalf("no container for %s", s)
+		}
+		if c.State != "running" || c.Names[0] != "/homeroom-"+id+"-"+s || c.Labels[api.LabelManagedBy] != "homeroom" || c.Labels[api.LabelClass] != id {
+			t.Errorf("container of %s: state %s names %v labels %v", s, c.State, c.Names, c.Labels)
+		}
+		if _, on := c.NetworkSettings.Networks["homeroom-"+id]; !on {
+			t.Errorf("container of %s is not on the class network: %v", s, c.NetworkSettings.Networks)
+		}
+		if got := c.Labels["traefik.http.routers.homeroom-"+id+"-"+s+".rule"]; got != "Host(`"+s+"."+id+".lab.test`)" {
+			t.Errorf("route of %s = %q", s, got)
+		}
+	}
+	cl := r.get(id)
+	if cl.Status.Phase != api.PhaseUp || cl.Status.ObservedGeneration != cl.Generation {
+		t.Fatalf("status = %s observed %d of %d", cl.Status.Phase, cl.Status.ObservedGeneration, cl.Generation)
+	}
+	if c := condition(cl, api.ConditionReady); c.Status != "True" || c.Reason != "AllStudentsRunning" {
+		t.Errorf("Ready = %+v", c)
+	}
+	if c := condition(cl, api.ConditionRouting); c.Status != "True" {
+		t.Errorf("RoutingAvailable = %+v", c)
+	}
+	for i, s := range cl.Status.Students {
+		if s.ID != students[i] || s.State != "running" || s.Endpoint != "http://"+students[i]+"."+id+".lab.test" {
+			t.Errorf("student status %d = %+v", i, s)
+		}
+	}
+	router, _ := r.docker.InspectContainer(ctx, routerID)
+	if _, on := router.NetworkSettings.Networks["homeroom-"+id]; !on {
+		t.Errorf("router not attached to the class network: %v", router.NetworkSettings.Networks)
+	}
+
+	t.Run("hardened", func(t *testing.T) {
+		info, err := r.docker.InspectContainer(ctx, cs["alice"].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := info.HostConfig
+		if !slices.Equal(h.CapDrop, []string{"ALL"}) || !slices.Contains(h.SecurityOpt, "no-new-privileges:true") ||
+			h.Privileged || !h.ReadonlyRootfs || h.PidsLimit == nil || *h.PidsLimit != 64 || h.Memory != 128<<20 ||
+			info.Config.User != "65534:65534" || len(h.Binds) != 0 {
+			t.Errorf("host config not hardened: capdrop %v secopt %v priv %v ro %v pids %v mem %d user %q binds %v",
+				h.CapDrop, h.SecurityOpt, h.Privileged, h.ReadonlyRootfs, h.PidsLimit, h.Memory, info.Config.User, h.Binds)
+		}
+		for _, m := range info.Mounts {
+			if m.Type == "bind" {
+				t.Errorf("host mount %+v", m)
+			}
+		}
+	})
+
+	t.Run("a second pass changes nothing", func(t *testing.T) {
+		before := r.get(id)
+		res, err := r.pass(id)
+		if err != nil || len(res.Plan) != 0 {
+			t.Fatalf("second pass: plan %q err %v", res.Plan, err)
+		}
+		after, _ := r.labelled(id)
+		for s, c := range cs {
+			if after[s].ID != c.ID {
+				t.Errorf("container of %s replaced", s)
+			}
+		}
+		if got := r.get(id); got.Version != before.Version {
+			t.Errorf("status rewritten by a no-op pass: version %d -> %d", before.Version, got.Version)
+		}
+	})
+
+	t.Run("a container removed by hand comes back", func(t *testing.T) {
+		if err := r.docker.API().ContainerRemove(ctx, cs["bob"].ID, container.RemoveOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		r.converge(id)
+		after, _ := r.labelled(id)
+		if b, ok := after["bob"]; !ok || b.ID == cs["bob"].ID || b.State != "running" {
+			t.Fatalf("bob after pass: %+v", after["bob"])
+		}
+		if after["alice"].ID != cs["alice"].ID || after["carol"].ID != cs["carol"].ID {
+			t.Errorf("other students' containers were replaced")
+		}
+	})
+
+	// alice saves work; carol's program crashes with exit code 3.
+	net := "homeroom-" + id
+	work := []byte("def main():\n    print('hello from alice')\n")
+	sandboxRequest(t, http.MethodPut, "http://"+r.ipOf("homeroom-"+id+"-alice", net)+":8080/files/src/main.py", work)
+	sandboxRequest(t, http.MethodPost, "http://"+r.ipOf("homeroom-"+id+"-carol", net)+":8080/exit?code=3", nil)
+	waitState(t, r.docker, "homeroom-"+id+"-carol", "exited")
+
+	r.phase(id, api.PhaseDown)
+	r.converge(id)
+	cs, ns = r.labelled(id)
+	if len(cs) != 0 || len(ns) != 0 {
+		t.Fatalf("left after Down: %d containers, %d networks", len(cs), len(ns))
+	}
+	router, _ = r.docker.InspectContainer(ctx, routerID)
+	if _, on := router.NetworkSettings.Networks[net]; on {
+		t.Errorf("router still attached to the removed network")
+	}
+	cl = r.get(id)
+	if cl.Status.Phase != api.PhaseDown || cl.Status.Run == nil || cl.Status.Run.CompletedAt == nil {
+		t.Fatalf("status after Down: %+v", cl.Status)
+	}
+	runID := cl.Status.Run.ID
+	for _, s := range cl.Status.Students {
+		if s.Artifacts == nil || s.Artifacts.RunID != runID {
+			t.Errorf("student %s has no artifacts of run %s: %+v", s.ID, runID, s.Artifacts)
+		}
+	}
+
+	items, err := r.art.ListClass(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *artifacts.Item
+	for i := range items {
+		if items[i].Student == "alice" && items[i].Path == "files/workspace/src/main.py" {
+			found = &items[i]
+		}
+	}
+	if found == nil || found.RunID != runID {
+		t.Fatalf("alice's file not in the listing: %+v", items)
+	}
+	rc, _, err := r.art.Open(ctx, found.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, work) {
+		t.Errorf("collected %q, saved %q", got, work)
+	}
+
+	var m artifacts.Manifest
+	if err := r.art.GetJSON(ctx, artifacts.ManifestKey(api.ArtifactPrefix(id, runID, "carol")), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Container.State != "exited" || m.Container.ExitCode == nil || *m.Container.ExitCode != 3 || m.Logs == nil {
+		t.Errorf("carol's manifest: %+v logs %+v", m.Container, m.Logs)
+	}
+	logs, _, err := r.art.Open(ctx, m.Logs.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logText, _ := io.ReadAll(logs)
+	logs.Close()
+	if !strings.Contains(string(logText), "exiting with code 3") {
+		t.Errorf("carol's log does not show the crash: %q", logText)
+	}
+
+	res, err := r.pass(id)
+	if err != nil || len(res.Plan) != 0 {
+		t.Errorf("pass on a Down class: plan %q err %v", res.Plan, err)
+	}
+}
+
+func waitState(t *testing.T, d *dockerx.Client, name, state string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		info, err := d.InspectContainer(context.Background(), name)
+		if err == nil && info.State.Status == state {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never reached state %s", name, state)
+}
+
+func TestUpWithoutRouterStillSucceeds(t *testing.T) {
+	r := newRig(t, nil)
+	const id = "it-norouter"
+	r.class(id, api.PhaseUp, "dana")
+	r.converge(id)
+	cl := r.get(id)
+	if cl.Status.Phase != api.PhaseUp {
+		t.Fatalf("phase %s", cl.Status.Phase)
+	}
+	if c := condition(cl, api.ConditionRouting); c.Status != "False" || c.Reason != "TraefikNotFound" {
+		t.Errorf("RoutingAvailable = %+v", c)
+	}
+	r.phase(id, api.PhaseDown)
+	r.converge(id)
+}
+
+func TestFailingDockerCallIsReportedNotFatal(t *testing.T) {
+	pol, err := policy.Parse([]byte(`
+templates:
+  - name: sandbox
+    image: homeroom/no-such-image:0
+    port: 8080
+    memoryMiB: 64
+    cpus: 0.5
+    pids: 32
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, pol)
+	const id = "it-noimage"
+	r.class(id, api.PhaseUp, "erin")
+	_, err = r.pass(id)
+	var terminal *reconcile.TerminalError
+	if err == nil || !strings.Contains(err.Error(), "no-such-image") {
+		t.Fatalf("pass error = %v, want one naming the missing image", err)
+	}
+	if !errorsAs(err, &terminal) {
+		t.Errorf("a missing image should not be retried in a tight loop: %T %v", err, err)
+	}
+	cl := r.get(id)
+	if c := condition(cl, api.ConditionSynced); c.Status != "False" || c.Reason != "DockerError" || !strings.Contains(c.Message, "no-such-image") {
+		t.Errorf("Synced = %+v", c)
+	}
+	if cl.Status.Phase != api.PhaseProvisioning {
+		t.Errorf("phase %s, want Provisioning", cl.Status.Phase)
+	}
+	r.phase(id, api.PhaseDown)
+	r.converge(id)
+	if cs, ns := r.labelled(id); len(cs)+len(ns) != 0 {
+		t.Errorf("left after Down: %d containers %d networks", len(cs), len(ns))
+	}
+}
+
+func TestObjectStoreDownKeepsContainers(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	const id = "it-s3down"
+	r.class(id, api.PhaseUp, "fay", "gus")
+	r.converge(id)
+	net := "homeroom-" + id
+	sandboxRequest(t, http.MethodPut, "http://"+r.ipOf("homeroom-"+id+"-fay", net)+":8080/files/essay.txt", []byte("my essay"))
+
+	r.s3.Stop()
+	r.phase(id, api.PhaseDown)
+	if _, err := r.pass(id); err == nil {
+		t.Fatal("Down succeeded with the object store stopped")
+	}
+	cs, _ := r.labelled(id)
+	if len(cs) != 2 {
+		t.Fatalf("%d containers left while the object store was down, want 2 (nothing removed)", len(cs))
+	}
+	cl := r.get(id)
+	if cl.Status.Phase != api.PhaseCollecting {
+		t.Errorf("phase %s, want Collecting", cl.Status.Phase)
+	}
+	if c := condition(cl, api.ConditionSynced); c.Status != "False" || c.Reason != "CollectFailed" {
+		t.Errorf("Synced = %+v", c)
+	}
+
+	r.s3.Start()
+	r.converge(id)
+	cs, ns := r.labelled(id)
+	if len(cs)+len(ns) != 0 {
+		t.Fatalf("left after Down: %d containers %d networks", len(cs), len(ns))
+	}
+	item, err := r.art.LatestFile(ctx, id, "fay", "files/workspace/essay.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := r.art.Open(ctx, item.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "my essay" {
+		t.Errorf("collected %q", b)
+	}
+	var idx bytes.Buffer
+	json.NewEncoder(&idx).Encode(r.get(id).Status.Students)
+	if strings.Count(idx.String(), `"runId"`) != 2 {
+		t.Errorf("both students should be checkpointed: %s", idx.String())
+	}
+}
