@@ -1,0 +1,245 @@
+package apiserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/apiserver"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+)
+
+const token = "test-admin-token"
+
+type env struct {
+	t     *testing.T
+	srv   *httptest.Server
+	store *store.Store
+	art   *artifacts.Store
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	st := testenv.Store(t)
+	emb, err := artifacts.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emb.Stop(context.Background()) })
+	art, err := artifacts.New(context.Background(), emb.Config("homeroom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s := apiserver.New(st, art, policy.Default(), token, zaptest.NewLogger(t), reg, reg)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, store: st, art: art}
+}
+
+type response struct {
+	code int
+	body []byte
+}
+
+func (e *env) do(method, path, body string, hdr ...string) response {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+		} else {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{code: resp.StatusCode, body: b}
+}
+
+func (e *env) class(r response) api.Class {
+	e.t.Helper()
+	var c api.Class
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		e.t.Fatalf("decode class from %s: %v", r.body, err)
+	}
+	return c
+}
+
+const spec = `{"subject": "cs101", "template": "sandbox", "students": ["alice", "bob"], "ttlSeconds": 7200}`
+
+func TestClassLifecycle(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("PUT", "/api/v1/classes/cs101-a", spec)
+	if r.code != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.code, r.body)
+	}
+	c := e.class(r)
+	if c.Generation != 1 || c.DesiredPhase != api.PhaseDown || c.Status.Phase != api.PhasePending || len(c.Spec.Students) != 2 {
+		t.Fatalf("created class %+v", c)
+	}
+	if !strings.Contains(string(r.body), `"students":[]`) || !strings.Contains(string(r.body), `"conditions":[]`) {
+		t.Errorf("empty status lists should be [] not null: %s", r.body)
+	}
+	if r := e.do("PUT", "/api/v1/classes/cs101-a", spec); r.code != http.StatusOK || e.class(r).Generation != 1 {
+		t.Errorf("same spec again: %d gen %d", r.code, e.class(r).Generation)
+	}
+	r = e.do("POST", "/api/v1/classes/cs101-a/up", "")
+	if r.code != http.StatusAccepted || e.class(r).DesiredPhase != api.PhaseUp || e.class(r).Generation != 2 {
+		t.Fatalf("up: %d %s", r.code, r.body)
+	}
+	if r := e.do("DELETE", "/api/v1/classes/cs101-a", ""); r.code != http.StatusConflict || !strings.Contains(string(r.body), `"not_down"`) {
+		t.Errorf("delete while Up: %d %s", r.code, r.body)
+	}
+	r = e.do("POST", "/api/v1/classes/cs101-a/down", "")
+	if r.code != http.StatusAccepted || e.class(r).DesiredPhase != api.PhaseDown || e.class(r).Generation != 3 {
+		t.Fatalf("down: %d %s", r.code, r.body)
+	}
+	if r := e.do("DELETE", "/api/v1/classes/cs101-a", ""); r.code != http.StatusConflict {
+		t.Errorf("delete before the controller saw Down: %d %s", r.code, r.body)
+	}
+	// What the controller writes once everything is collected and removed.
+	cur, _ := e.store.Get(context.Background(), "cs101-a")
+	if _, err := e.store.UpdateStatus(context.Background(), "cs101-a", cur.Version,
+		api.ClassStatus{Phase: api.PhaseDown, ObservedGeneration: cur.Generation}); err != nil {
+		t.Fatal(err)
+	}
+	r = e.do("GET", "/api/v1/classes", "")
+	var l struct{ Items []api.Class }
+	json.Unmarshal(r.body, &l)
+	if r.code != http.StatusOK || len(l.Items) != 1 || l.Items[0].Status.Phase != api.PhaseDown {
+		t.Fatalf("list: %d %s", r.code, r.body)
+	}
+	if r := e.do("DELETE", "/api/v1/classes/cs101-a", ""); r.code != http.StatusNoContent {
+		t.Fatalf("delete when Down: %d %s", r.code, r.body)
+	}
+	if r := e.do("GET", "/api/v1/classes/cs101-a", ""); r.code != http.StatusNotFound {
+		t.Errorf("get after delete: %d", r.code)
+	}
+}
+
+func TestTemplatesAndRoom(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("GET", "/api/v1/templates", "")
+	if r.code != 200 || !strings.Contains(string(r.body), `"name":"sandbox"`) || !strings.Contains(string(r.body), `"image":"homeroom/sandbox:dev"`) {
+		t.Errorf("templates: %d %s", r.code, r.body)
+	}
+	r = e.do("POST", "/room/up-class", `{"classId": "lab1", "students": ["ann", "ben"], "subject": "bio"}`)
+	if r.code != http.StatusAccepted || e.class(r).DesiredPhase != api.PhaseUp || e.class(r).Spec.Template != "sandbox" {
+		t.Fatalf("room up: %d %s", r.code, r.body)
+	}
+	r = e.do("POST", "/room/down-class", `{"classId": "lab1"}`)
+	if r.code != http.StatusAccepted || e.class(r).DesiredPhase != api.PhaseDown {
+		t.Fatalf("room down: %d %s", r.code, r.body)
+	}
+}
+
+func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	if r := e.do("PUT", "/api/v1/classes/existing", spec); r.code != http.StatusCreated {
+		t.Fatal(r.code)
+	}
+	before, _ := e.store.Get(context.Background(), "existing")
+
+	many := make([]string, api.MaxStudents+1)
+	for i := range many {
+		many[i] = "s" + strings.Repeat("x", i%5) + string(rune('a'+i%26)) + "-" + itoa(i)
+	}
+	huge, _ := json.Marshal(map[string]any{"subject": "cs", "template": "sandbox", "students": many})
+	tests := []struct {
+		desc, method, path, body string
+		hdr                      []string
+		code                     int
+		errCode                  string
+	}{
+		{"upper-case class id", "PUT", "/api/v1/classes/CS101", spec, nil, 400, "invalid_id"},
+		{"underscore in class id", "PUT", "/api/v1/classes/cs_101", spec, nil, 400, "invalid_id"},
+		{"leading dash", "PUT", "/api/v1/classes/-cs", spec, nil, 400, "invalid_id"},
+		{"unicode class id", "PUT", "/api/v1/classes/caf%C3%A9", spec, nil, 400, "invalid_id"},
+		{"dot-dot class id", "PUT", "/api/v1/classes/..", spec, nil, 400, "invalid_id"},
+		{"class id of 64 characters", "PUT", "/api/v1/classes/" + strings.Repeat("a", 64), spec, nil, 400, "invalid_id"},
+		{"empty roster", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": []}`, nil, 400, "invalid_spec"},
+		{"missing roster", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox"}`, nil, 400, "invalid_spec"},
+		{"duplicated student", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": ["al", "al"]}`, nil, 400, "invalid_spec"},
+		{"path in a student id", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": ["../al"]}`, nil, 400, "invalid_spec"},
+		{"bad subject", "PUT", "/api/v1/classes/new", `{"subject": "CS 101", "template": "sandbox", "students": ["al"]}`, nil, 400, "invalid_spec"},
+		{"negative ttl", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": ["al"], "ttlSeconds": -1}`, nil, 400, "invalid_spec"},
+		{"unknown template", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "bitcoin-miner", "students": ["al"]}`, nil, 422, "unknown_template"},
+		{"roster over the limit", "PUT", "/api/v1/classes/new", string(huge), nil, 400, "invalid_spec"},
+		{"truncated JSON", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sand`, nil, 400, "invalid_json"},
+		{"wrong type", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": "al"}`, nil, 400, "invalid_json"},
+		{"unknown field", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": ["al"], "image": "evil"}`, nil, 400, "invalid_json"},
+		{"two objects", "PUT", "/api/v1/classes/new", spec + spec, nil, 400, "invalid_json"},
+		{"not JSON", "PUT", "/api/v1/classes/new", `students=al`, nil, 400, "invalid_json"},
+		{"oversized body", "PUT", "/api/v1/classes/new", `{"subject": "` + strings.Repeat("a", 2<<20) + `"}`, nil, 413, "too_large"},
+		{"replace existing with bad spec", "PUT", "/api/v1/classes/existing", `{"subject": "cs", "template": "sandbox", "students": []}`, nil, 400, "invalid_spec"},
+		{"up of an unknown class", "POST", "/api/v1/classes/ghost/up", "", nil, 404, "not_found"},
+		{"down of an unknown class", "POST", "/api/v1/classes/ghost/down", "", nil, 404, "not_found"},
+		{"get of an unknown class", "GET", "/api/v1/classes/ghost", "", nil, 404, "not_found"},
+		{"delete of an unknown class", "DELETE", "/api/v1/classes/ghost", "", nil, 404, "not_found"},
+		{"room up with a bad id", "POST", "/room/up-class", `{"classId": "A!", "students": ["al"], "subject": "cs"}`, nil, 400, "invalid_id"},
+		{"room up without students", "POST", "/room/up-class", `{"classId": "new", "subject": "cs"}`, nil, 400, "invalid_spec"},
+		{"room down of an unknown class", "POST", "/room/down-class", `{"classId": "ghost"}`, nil, 404, "not_found"},
+		{"no token", "PUT", "/api/v1/classes/new", spec, []string{"Authorization", ""}, 401, "unauthorized"},
+		{"wrong token", "POST", "/api/v1/classes/existing/up", "", []string{"Authorization", "Bearer nope"}, 401, "unauthorized"},
+		{"basic auth", "GET", "/api/v1/classes", "", []string{"Authorization", "Basic YWRtaW46YWRtaW4="}, 401, "unauthorized"},
+		{"artifact path escaping", "GET", "/api/v1/classes/existing/artifacts/alice/files/../../x", "", nil, 400, "invalid_path"},
+		{"unknown route", "GET", "/api/v1/containers", "", nil, 404, "not_found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			r := e.do(tc.method, tc.path, tc.body, tc.hdr...)
+			if r.code != tc.code {
+				t.Fatalf("status %d, want %d: %s", r.code, tc.code, r.body)
+			}
+			var body struct {
+				Error struct{ Code, Message string }
+			}
+			if err := json.Unmarshal(r.body, &body); err != nil || body.Error.Code != tc.errCode || body.Error.Message == "" {
+				t.Errorf("error body %s, want code %q and a message", r.body, tc.errCode)
+			}
+		})
+	}
+	all, err := e.store.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || all[0].ID != "existing" || all[0].Version != before.Version {
+		t.Errorf("bad input changed the store: %d classes, version %d -> %d", len(all), before.Version, all[0].Version)
+	}
+}
+
+func TestHealthAndMetricsNeedNoToken(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		if r := e.do("GET", p, "", "Authorization", ""); r.code != 200 {
+			t.Errorf("%s: %d %s", p, r.code, r.body)
+		}
+	}
+	e.do("GET", "/api/v1/classes/ghost", "")
+	r := e.do("GET", "/metrics", "")
+	if !strings.Contains(string(r.body), `homeroom_http_requests_total{code="404",method="GET",route="/api/v1/classes/:id"} 1`) {
+		t.Errorf("request metric missing or not by route:\n%s", r.body)
+	}
+}
+
+func itoa(i int) string {
+	b, _ := json.Marshal(i)
+	return string(b)
+}

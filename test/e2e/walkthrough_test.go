@@ -1,0 +1,268 @@
+// Package e2e runs the two Homeroom binaries as `make run` does (embedded
+// store and artifact store, the real Docker daemon) and walks through the
+// README as a new user would, over HTTP.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/pkg/api"
+)
+
+func build(t *testing.T, dir string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/homeroom/homeroom/cmd/apiserver", "github.com/homeroom/homeroom/cmd/controller")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+}
+
+type proc struct {
+	cmd *exec.Cmd
+	out *bytes.Buffer
+}
+
+func start(t *testing.T, bin string, env []string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin), out: &bytes.Buffer{}}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(bin), p.out.String())
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM, as Ctrl-C in `make run` does, and wants a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s exited with %v", p.cmd.Path, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s did not stop within 30s of SIGTERM", p.cmd.Path)
+	}
+}
+
+type client struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (c *client) call(method, path string, body any, out any) int {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if raw, ok := out.(*[]byte); ok {
+			*raw = b
+		} else if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (c *client) waitPhase(id string, phase api.Phase) api.Class {
+	c.t.Helper()
+	var cl api.Class
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		c.call("GET", "/api/v1/classes/"+id, nil, &cl)
+		if cl.Status.Phase == phase && cl.Status.ObservedGeneration == cl.Generation {
+			return cl
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.t.Fatalf("class %s never reached %s; last status %+v", id, phase, cl.Status)
+	return cl
+}
+
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered 200", url)
+}
+
+func TestWalkthrough(t *testing.T) {
+	d := testenv.Docker(t)
+	ctx := context.Background()
+	const id = "cs101-e2e"
+	testenv.CleanupClass(t, d, id)
+
+	bin := t.TempDir()
+	build(t, bin)
+	data := t.TempDir()
+	listen, ctlListen := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	env := []string{
+		"HOMEROOM_DATA_DIR=" + data,
+		"HOMEROOM_LISTEN=" + listen,
+		"HOMEROOM_CONTROLLER_LISTEN=" + ctlListen,
+		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + testenv.FreeAddr(t),
+		"HOMEROOM_EMBEDDED_S3_ADDR=" + testenv.FreeAddr(t),
+		"HOMEROOM_TRAEFIK_CONTAINER=homeroom-e2e-no-router",
+		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
+	}
+	apiserver := start(t, filepath.Join(bin, "apiserver"), env)
+	waitHTTP(t, "http://"+listen+"/readyz")
+	controller := start(t, filepath.Join(bin, "controller"), env)
+	waitHTTP(t, "http://"+ctlListen+"/readyz")
+
+	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
+	if err != nil {
+		t.Fatalf("the admin token is kept in the data dir: %v", err)
+	}
+	if !strings.Contains(apiserver.out.String(), strings.TrimSpace(string(tok))) {
+		t.Errorf("the apiserver does not print the admin token")
+	}
+	c := &client{t: t, base: "http://" + listen, token: strings.TrimSpace(string(tok))}
+
+	students := []string{"alice", "bob", "carol"}
+	if code := c.call("PUT", "/api/v1/classes/"+id, map[string]any{
+		"subject": "cs101", "template": "sandbox", "students": students, "ttlSeconds": 7200,
+	}, nil); code != http.StatusCreated {
+		t.Fatalf("create class: %d", code)
+	}
+	if code := c.call("POST", "/api/v1/classes/"+id+"/up", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("up: %d", code)
+	}
+	cl := c.waitPhase(id, api.PhaseUp)
+	if len(cl.Status.Students) != 3 || cl.Status.ExpiresAt == nil {
+		t.Fatalf("status when Up: %+v", cl.Status)
+	}
+	for i, s := range cl.Status.Students {
+		if s.State != "running" || s.Endpoint != fmt.Sprintf("http://%s.%s.lab.localhost", students[i], id) {
+			t.Errorf("student %+v", s)
+		}
+	}
+
+	f := filters.NewArgs(filters.Arg("label", "homeroom.managed-by=homeroom"), filters.Arg("label", "homeroom.class="+id))
+	cs, _ := d.API().ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if len(cs) != 3 {
+		t.Fatalf("%d labelled containers, want 3", len(cs))
+	}
+	var aliceIP string
+	for _, ctr := range cs {
+		ep := ctr.NetworkSettings.Networks["homeroom-"+id]
+		if ctr.State != "running" || ep == nil {
+			t.Errorf("container %v: %s, networks %v", ctr.Names, ctr.State, ctr.NetworkSettings.Networks)
+			continue
+		}
+		if ctr.Labels["homeroom.student"] == "alice" {
+			aliceIP = ep.IPAddress
+		}
+	}
+
+	// alice saves a file in her workspace through her sandbox.
+	notes := []byte("notes from the first lab\n")
+	var resp *http.Response
+	for i := 0; i < 50; i++ {
+		req, _ := http.NewRequest("PUT", "http://"+aliceIP+":8080/files/notes.txt", bytes.NewReader(notes))
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("save file: %v %v", err, resp)
+	}
+	resp.Body.Close()
+
+	if code := c.call("POST", "/api/v1/classes/"+id+"/down", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("down: %d", code)
+	}
+	c.waitPhase(id, api.PhaseDown)
+
+	var arts struct {
+		Items []struct{ Student, RunID, Path, Key, SHA256 string }
+	}
+	c.call("GET", "/api/v1/classes/"+id+"/artifacts", nil, &arts)
+	found := false
+	for _, it := range arts.Items {
+		if it.Student == "alice" && it.Path == "files/workspace/notes.txt" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("alice's notes are not in the artifact listing: %+v", arts.Items)
+	}
+	var got []byte
+	if code := c.call("GET", "/api/v1/classes/"+id+"/artifacts/alice/files/workspace/notes.txt", nil, &got); code != 200 || !bytes.Equal(got, notes) {
+		t.Errorf("download: %d %q", code, got)
+	}
+
+	cs, _ = d.API().ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	ns, _ := d.API().NetworkList(ctx, network.ListOptions{Filters: f})
+	if len(cs)+len(ns) != 0 {
+		t.Errorf("left after Down: %d containers, %d networks", len(cs), len(ns))
+	}
+
+	for _, u := range []string{"http://" + listen + "/metrics", "http://" + ctlListen + "/metrics"} {
+		r, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if !strings.Contains(string(b), "homeroom_") {
+			t.Errorf("%s serves no homeroom metrics", u)
+		}
+	}
+	if code := c.call("DELETE", "/api/v1/classes/"+id, nil, nil); code != http.StatusNoContent {
+		t.Errorf("delete a Down class: %d", code)
+	}
+	controller.stop(t)
+	apiserver.stop(t)
+}
