@@ -57,7 +57,7 @@ func run(ctx context.Context) error {
 	}
 
 	if cfg.MongoURI == "" {
-		emb, err := store.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "store"), cfg.EmbeddedMongo, log.Named("ferretdb"))
+		emb, err := store.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "store"), cfg.EmbeddedMongo, log)
 		if err != nil {
 			return fmt.Errorf("embedded store: %w", err)
 		}

@@ -1,0 +1,436 @@
+// Package store keeps classes in MongoDB (or anything speaking its wire
+// protocol, such as the embedded FerretDB in this package). It is the only
+// place that knows how a class is laid out as a document and how concurrent
+// writers are kept from overwriting each other.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"reflect"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.uber.org/zap"
+
+	"github.com/homeroom/homeroom/pkg/api"
+)
+
+// ErrNotFound means the class does not exist. It is wrapped with the class
+// id, so compare with errors.Is.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict means a concurrent write won: the version the caller based its
+// write on is gone. The caller re-reads and decides again; the store never
+// overwrites a write it has not seen.
+var ErrConflict = errors.New("conflict")
+
+// ErrUnchanged is returned by an Update function to say there is nothing to
+// write, so that a no-op does not bump the version and wake up every poller.
+var ErrUnchanged = errors.New("unchanged")
+
+const (
+	// DefaultDatabase is used when Open is given no database name.
+	DefaultDatabase = "homeroom"
+	collectionName  = "classes"
+
+	// callTimeout bounds every single round trip, so that a stuck server
+	// fails one request instead of hanging a reconcile loop or an HTTP
+	// handler whose caller forgot a deadline.
+	callTimeout = 10 * time.Second
+
+	// maxAttempts bounds the read-modify-write loop. A lost race means
+	// somebody else made progress, so a few retries are enough unless a
+	// writer is starved, which the caller should then hear about.
+	maxAttempts = 5
+)
+
+// Store reads and writes classes. It is safe for concurrent use; the
+// underlying client pools connections.
+type Store struct {
+	client *mongo.Client
+	coll   *mongo.Collection
+	log    *zap.Logger
+}
+
+// Open connects to uri and checks that the server answers, so that a wrong
+// address fails at startup rather than on the first request. Classes live in
+// the collection "classes" of database ("" means DefaultDatabase); tests
+// give each test a database of its own on a shared server. Every call a Store
+// makes later is bounded by a timeout of its own within ctx's.
+func Open(ctx context.Context, uri, database string, log *zap.Logger) (*Store, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if database == "" {
+		database = DefaultDatabase
+	}
+	opts := options.Client().
+		ApplyURI(uri).
+		SetAppName("homeroom").
+		// Without these the driver waits 30s before it admits that nothing
+		// listens, which makes a misconfiguration look like a hang.
+		SetConnectTimeout(5 * time.Second).
+		SetServerSelectionTimeout(5 * time.Second)
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", redact(uri), err)
+	}
+	s := &Store{
+		client: client,
+		coll:   client.Database(database).Collection(collectionName),
+		log:    log,
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("connect %s: %w", redact(uri), err)
+	}
+	// No secondary index is created: every query the store makes is by _id
+	// or a full scan that needs all documents anyway (List, Versions), and
+	// an index nobody queries only slows writes down.
+	log.Debug("store opened", zap.String("uri", redact(uri)), zap.String("database", database))
+	return s, nil
+}
+
+// redact hides a password so that URIs can be logged and put in errors.
+func redact(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		// Do not echo what may hold a password in some unparsed form.
+		return "<unparsable mongodb uri>"
+	}
+	return u.Redacted()
+}
+
+// Close disconnects, waiting for in-flight operations up to ctx's deadline.
+func (s *Store) Close(ctx context.Context) error {
+	if err := s.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("disconnect: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the server answers; it backs readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := s.client.Ping(ctx, nil); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// Get returns the class with the given id.
+func (s *Store) Get(ctx context.Context, id string) (*api.Class, error) {
+	raw, err := s.getRaw(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return decode(raw)
+}
+
+// getRaw returns the undecoded document so that a caller can decode it more
+// than once: Update hands one copy to fn and keeps a pristine one.
+func (s *Store) getRaw(ctx context.Context, id string) (bson.Raw, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	raw, err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("class %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get class %q: %w", id, err)
+	}
+	return raw, nil
+}
+
+func decode(raw bson.Raw) (*api.Class, error) {
+	var c api.Class
+	if err := bson.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("decode class: %w", err)
+	}
+	return &c, nil
+}
+
+// List returns every class ordered by id, so that API listings and tests are
+// stable.
+func (s *Store) List(ctx context.Context) ([]api.Class, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	cur, err := s.coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("list classes: %w", err)
+	}
+	// A non-nil empty slice so that an empty listing encodes as [] in JSON.
+	classes := []api.Class{}
+	if err := cur.All(ctx, &classes); err != nil {
+		return nil, fmt.Errorf("list classes: %w", err)
+	}
+	return classes, nil
+}
+
+// Versions returns the version of every class by id. It projects only those
+// two fields so that the controller can poll for changes cheaply: the store
+// has no change streams (FerretDB lacks them), and a full List on every tick
+// would move every status over the wire.
+func (s *Store) Versions(ctx context.Context) (map[string]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	cur, err := s.coll.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("list versions: %w", err)
+	}
+	var rows []struct {
+		ID      string `bson:"_id"`
+		Version int64  `bson:"version"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("list versions: %w", err)
+	}
+	versions := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		versions[r.ID] = r.Version
+	}
+	return versions, nil
+}
+
+// PutSpec creates the class or replaces its spec, and reports whether it
+// created it. Generation counts spec changes only, so that the controller's
+// observedGeneration means "I have acted on what the teacher asked", and
+// re-sending the same spec (a retried PUT) is not a change.
+func (s *Store) PutSpec(ctx context.Context, id string, spec api.ClassSpec) (*api.Class, bool, error) {
+	// The caller keeps its slice; what we store must not change under us.
+	spec.Students = slices.Clone(spec.Students)
+	for attempt := 1; ; attempt++ {
+		c, err := s.Update(ctx, id, func(c *api.Class) error {
+			if specEqual(c.Spec, spec) {
+				return ErrUnchanged
+			}
+			c.Spec = spec
+			c.Generation++
+			return nil
+		})
+		if !errors.Is(err, ErrNotFound) {
+			return c, false, err
+		}
+
+		now := now()
+		c = &api.Class{
+			ID:           id,
+			Spec:         spec,
+			DesiredPhase: api.PhaseDown,
+			Generation:   1,
+			Version:      1,
+			CreatedAt:    now,
+			UpdatedAt:    now,
+			Status:       api.ClassStatus{Phase: api.PhasePending},
+		}
+		ictx, cancel := context.WithTimeout(ctx, callTimeout)
+		_, err = s.coll.InsertOne(ictx, c)
+		cancel()
+		if err == nil {
+			return c, true, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return nil, false, fmt.Errorf("create class %q: %w", id, err)
+		}
+		// Another creator got there between our read and our insert; the
+		// unique _id made us lose, so our spec becomes an update of theirs.
+		// Loop rather than call Update once: the class may also have been
+		// deleted again in the meantime.
+		if attempt == maxAttempts {
+			return nil, false, fmt.Errorf("create class %q after %d attempts: %w", id, attempt, ErrConflict)
+		}
+		s.log.Debug("create lost a race, updating instead", zap.String("class", id))
+	}
+}
+
+// specEqual treats a nil and an empty roster as the same spec: they encode
+// differently but mean the same, and a difference must not bump generation.
+// DeepEqual on the rest keeps a field added to ClassSpec later from being
+// silently ignored here.
+func specEqual(a, b api.ClassSpec) bool {
+	if a.Students == nil {
+		a.Students = []string{}
+	}
+	if b.Students == nil {
+		b.Students = []string{}
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// SetDesiredPhase records whether the teacher wants the class up or down.
+// Generation is bumped only on a change, so repeating a click does not make
+// the controller think there is something new to do.
+func (s *Store) SetDesiredPhase(ctx context.Context, id string, phase api.Phase) (*api.Class, error) {
+	return s.Update(ctx, id, func(c *api.Class) error {
+		if c.DesiredPhase == phase {
+			return ErrUnchanged
+		}
+		c.DesiredPhase = phase
+		c.Generation++
+		return nil
+	})
+}
+
+// Update reads the class, lets fn change it and writes it back only if
+// nobody wrote in between (the filter holds the version read). On a lost race
+// it starts again from the read, so fn always decides on the current
+// document; fn must therefore be safe to call more than once. fn's own errors
+// abort and are returned as is; ErrUnchanged from fn returns the class as
+// read without writing. The id, version, createdAt and updatedAt are the
+// store's to set and are overwritten whatever fn does with them.
+func (s *Store) Update(ctx context.Context, id string, fn func(*api.Class) error) (*api.Class, error) {
+	for attempt := 1; ; attempt++ {
+		raw, err := s.getRaw(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		c, err := decode(raw)
+		if err != nil {
+			return nil, err
+		}
+		old := *c
+		if err := fn(c); err != nil {
+			if errors.Is(err, ErrUnchanged) {
+				// fn may have scribbled on c before giving up.
+				return decode(raw)
+			}
+			return nil, err
+		}
+		c.ID = id
+		c.Version = old.Version + 1
+		c.CreatedAt = old.CreatedAt
+		c.UpdatedAt = now()
+
+		written, err := s.replace(ctx, id, old.Version, c)
+		if err == nil {
+			return written, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return nil, err
+		}
+		if attempt == maxAttempts {
+			return nil, fmt.Errorf("update class %q after %d attempts: %w", id, attempt, err)
+		}
+		s.log.Debug("update lost a race, retrying", zap.String("class", id), zap.Int("attempt", attempt))
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// replace writes c if the stored class still has version, and returns the
+// class as the server now holds it.
+func (s *Store) replace(ctx context.Context, id string, version int64, c *api.Class) (*api.Class, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	var written api.Class
+	err := s.coll.FindOneAndReplace(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "version", Value: version}},
+		c,
+		options.FindOneAndReplace().SetReturnDocument(options.After),
+	).Decode(&written)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		// Changed or deleted since the read; the caller's next read tells
+		// which.
+		return nil, fmt.Errorf("class %q version %d: %w", id, version, ErrConflict)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write class %q: %w", id, err)
+	}
+	return &written, nil
+}
+
+// UpdateStatus writes what the controller observed. It is conditional on the
+// version the controller planned from: if the teacher changed the class
+// meanwhile, the status would describe a world planned for an old spec, so
+// the write is refused with ErrConflict and the controller passes again. Only
+// status, updatedAt and version are written, so a status write can never undo
+// a spec write.
+func (s *Store) UpdateStatus(ctx context.Context, id string, version int64, st api.ClassStatus) (*api.Class, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	var written api.Class
+	err := s.coll.FindOneAndUpdate(cctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "version", Value: version}},
+		bson.D{
+			{Key: "$set", Value: bson.D{{Key: "status", Value: st}, {Key: "updatedAt", Value: now()}}},
+			{Key: "$inc", Value: bson.D{{Key: "version", Value: int64(1)}}},
+		},
+		options.FindOneAndUpdate().SetReturnDocument(options.After),
+	).Decode(&written)
+	if err == nil {
+		return &written, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("update status of class %q: %w", id, err)
+	}
+	// Tell "gone" from "changed": the controller forgets a deleted class but
+	// re-reads a changed one.
+	if _, err := s.getRaw(ctx, id); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("status of class %q at version %d: %w", id, version, ErrConflict)
+}
+
+// Delete removes the class if check approves of it as currently stored (for
+// example "only when Down"). The delete is conditional on the version check
+// saw, so a class that changed after the check is checked again rather than
+// deleted on stale grounds.
+func (s *Store) Delete(ctx context.Context, id string, check func(*api.Class) error) error {
+	for attempt := 1; ; attempt++ {
+		c, err := s.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(c); err != nil {
+				return err
+			}
+		}
+		dctx, cancel := context.WithTimeout(ctx, callTimeout)
+		res, err := s.coll.DeleteOne(dctx, bson.D{{Key: "_id", Value: id}, {Key: "version", Value: c.Version}})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("delete class %q: %w", id, err)
+		}
+		if res.DeletedCount == 1 {
+			return nil
+		}
+		if attempt == maxAttempts {
+			return fmt.Errorf("delete class %q after %d attempts: %w", id, attempt, ErrConflict)
+		}
+		s.log.Debug("delete lost a race, retrying", zap.String("class", id), zap.Int("attempt", attempt))
+		if err := backoff(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// backoff sleeps a little and randomly before a retry, so that writers that
+// collided once do not collide again in lockstep.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(1+rand.IntN(5*attempt)) * time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// now is UTC at millisecond precision, which is what a BSON datetime holds:
+// a time that is already what the server will return makes a written class
+// compare equal to the same class read back.
+func now() time.Time {
+	return time.Now().UTC().Truncate(time.Millisecond)
+}
