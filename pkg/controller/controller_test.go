@@ -1,0 +1,187 @@
+package controller_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/controller"
+	"github.com/homeroom/homeroom/pkg/reconcile"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+)
+
+// fakeReconciler records passes and fails them as told.
+type fakeReconciler struct {
+	mu       sync.Mutex
+	calls    map[string]int
+	inFlight map[string]int
+	overlap  bool
+	fail     map[string]error // returned while set
+	block    time.Duration
+}
+
+func newFakeReconciler() *fakeReconciler {
+	return &fakeReconciler{calls: map[string]int{}, inFlight: map[string]int{}, fail: map[string]error{}}
+}
+
+func (f *fakeReconciler) Reconcile(ctx context.Context, id string) (reconcile.Result, error) {
+	f.mu.Lock()
+	f.calls[id]++
+	f.inFlight[id]++
+	if f.inFlight[id] > 1 {
+		f.overlap = true
+	}
+	err := f.fail[id]
+	block := f.block
+	f.mu.Unlock()
+	time.Sleep(block)
+	f.mu.Lock()
+	f.inFlight[id]--
+	f.mu.Unlock()
+	return reconcile.Result{Converged: err == nil}, err
+}
+
+func (f *fakeReconciler) count(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[id]
+}
+
+type fakeLister struct {
+	mu       sync.Mutex
+	versions map[string]int64
+}
+
+func (l *fakeLister) Versions(context.Context) (map[string]int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int64{}
+	for k, v := range l.versions {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (l *fakeLister) set(id string, v int64) {
+	l.mu.Lock()
+	l.versions[id] = v
+	l.mu.Unlock()
+}
+
+type fakeEvents struct{ ch chan events.Message }
+
+func (f fakeEvents) Events(ctx context.Context) (<-chan events.Message, <-chan error) {
+	return f.ch, make(chan error)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("never: %s", what)
+}
+
+func run(t *testing.T, rec controller.Reconciler, l controller.Lister, ev controller.EventSource, reg prometheus.Registerer) {
+	t.Helper()
+	ctl := controller.New(rec, l, ev, controller.Options{
+		Workers: 4, PollInterval: 20 * time.Millisecond, ResyncInterval: time.Hour,
+		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+	}, zaptest.NewLogger(t), reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("controller did not stop with its context")
+		}
+	})
+}
+
+func TestStoreChangesTriggerPasses(t *testing.T) {
+	rec := newFakeReconciler()
+	l := &fakeLister{versions: map[string]int64{"a": 1, "b": 1}}
+	run(t, rec, l, nil, nil)
+	eventually(t, "both classes reconciled at start", func() bool { return rec.count("a") == 1 && rec.count("b") == 1 })
+	l.set("a", 2)
+	eventually(t, "a changed class reconciled again", func() bool { return rec.count("a") == 2 })
+	time.Sleep(100 * time.Millisecond)
+	if n := rec.count("b"); n != 1 {
+		t.Errorf("an unchanged class was reconciled %d times", n)
+	}
+}
+
+func TestFailuresAreRetriedWithBackoffAndTerminalOnesAreNot(t *testing.T) {
+	rec := newFakeReconciler()
+	rec.fail["flaky"] = errors.New("daemon busy")
+	rec.fail["broken"] = &reconcile.TerminalError{Err: errors.New("no such image")}
+	l := &fakeLister{versions: map[string]int64{"flaky": 1, "broken": 1}}
+	reg := prometheus.NewRegistry()
+	run(t, rec, l, nil, reg)
+	eventually(t, "flaky retried", func() bool { return rec.count("flaky") >= 3 })
+	rec.mu.Lock()
+	delete(rec.fail, "flaky")
+	rec.mu.Unlock()
+	n := rec.count("flaky")
+	time.Sleep(300 * time.Millisecond)
+	if got := rec.count("flaky"); got > n+1 {
+		t.Errorf("a class kept being reconciled after it succeeded: %d -> %d", n, got)
+	}
+	if got := rec.count("broken"); got != 1 {
+		t.Errorf("a terminal failure was retried: %d passes", got)
+	}
+	if v := counterValue(t, reg, "homeroom_workqueue_retries_total"); v < 2 {
+		t.Errorf("retries metric = %v", v)
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+func TestEventsTriggerPassesAndAClassIsNeverWorkedOnTwiceAtOnce(t *testing.T) {
+	rec := newFakeReconciler()
+	rec.block = 20 * time.Millisecond
+	l := &fakeLister{versions: map[string]int64{"c": 1}}
+	ev := fakeEvents{ch: make(chan events.Message)}
+	run(t, rec, l, ev, nil)
+	eventually(t, "initial pass", func() bool { return rec.count("c") >= 1 })
+	before := rec.count("c")
+	for i := 0; i < 50; i++ {
+		ev.ch <- events.Message{Actor: events.Actor{Attributes: map[string]string{api.LabelClass: "c"}}}
+	}
+	eventually(t, "events triggered a pass", func() bool { return rec.count("c") > before })
+	time.Sleep(200 * time.Millisecond)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.overlap {
+		t.Error("two passes of one class ran at once")
+	}
+	// 50 events while a pass is running collapse into a few passes.
+	if rec.calls["c"]-before > 10 {
+		t.Errorf("%d passes for 50 events: the queue does not deduplicate", rec.calls["c"]-before)
+	}
+}
