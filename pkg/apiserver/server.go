@@ -74,7 +74,7 @@ func (s *Server) Handler() http.Handler {
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(middleware.Recover())
 	e.Use(s.observe)
-	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBody / 1024) + "K"))
+	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBody/1024) + "K"))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.ready)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -195,7 +196,7 @@ func (e *executor) checkpoint(ctx context.Context, mutate func(*api.ClassStatus)
 // next step, which never runs if this one fails.
 func (e *executor) collect(ctx context.Context, student, name string) error {
 	e.mu.Lock()
-	run := e.class.Status.Run
+	classID, run := e.class.ID, e.class.Status.Run
 	e.mu.Unlock()
 	if run == nil {
 		return errors.New("no Down run recorded")
@@ -207,10 +208,10 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 	if err != nil {
 		return fmt.Errorf("inspect: %w", err)
 	}
-	prefix := api.ArtifactPrefix(e.class.ID, run.ID, student)
+	prefix := api.ArtifactPrefix(classID, run.ID, student)
 	m := artifacts.Manifest{
 		SchemaVersion: 1,
-		ClassID:       e.class.ID,
+		ClassID:       classID,
 		StudentID:     student,
 		RunID:         run.ID,
 		Template:      info.Config.Labels[api.LabelTemplate],
@@ -226,11 +227,16 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 	m.Logs = &logs
 	objs = append(objs, artifacts.Object{Key: logs.Key, Size: logs.Size, SHA256: logs.SHA256})
 
+	// The cap is per student, across all collect paths.
 	remaining := e.tmpl.CollectMaxBytes()
 	for _, p := range collectPaths(e.tmpl) {
+		if remaining <= 0 {
+			m.Skipped = append(m.Skipped, artifacts.Skipped{Path: strings.TrimPrefix(p, "/"), Reason: artifacts.ReasonSizeCap})
+			continue
+		}
 		rc, err := d.Archive(ctx, info.ID, p)
 		if dockerx.IsNotFound(err) {
-			m.Skipped = append(m.Skipped, artifacts.Skipped{Path: p, Reason: "does not exist in the container"})
+			m.Skipped = append(m.Skipped, artifacts.Skipped{Path: strings.TrimPrefix(p, "/"), Reason: "does not exist in the container"})
 			continue
 		}
 		if err != nil {
@@ -243,12 +249,7 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 		}
 		for _, f := range files {
 			m.TotalBytes += f.Size
-			if remaining > 0 {
-				remaining -= f.Size
-				if remaining <= 0 {
-					remaining = -1 // cap reached: later paths upload nothing
-				}
-			}
+			remaining -= f.Size
 			objs = append(objs, artifacts.Object{Key: f.Key, Size: f.Size, SHA256: f.SHA256})
 		}
 		m.Files = append(m.Files, files...)

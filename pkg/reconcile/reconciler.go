@@ -94,6 +94,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	if err != nil {
 		return Result{}, fmt.Errorf("read class: %w", err)
 	}
+	// Checkpoints re-read the class after a concurrent write; status must
+	// still describe the desire this pass acted on, with its generation.
+	planned := *class
 	tmpl, _ := r.policy.Template(class.Spec.Template)
 	obs, err := observe(ctx, r.docker, classID, r.opts.TraefikContainer)
 	if err != nil {
@@ -118,7 +121,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		log.Warn("pass failed", zap.Error(execErr))
 	}
 	err = r.writeStatus(ctx, class, func(st *api.ClassStatus) {
-		*st = buildStatus(class, tmpl, obs, execErr, r.opts, r.now())
+		c := planned
+		c.Status = *st
+		*st = buildStatus(&c, tmpl, obs, execErr, r.opts, r.now())
 	})
 	if err != nil && execErr == nil {
 		return res, err

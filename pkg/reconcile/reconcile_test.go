@@ -1,0 +1,1483 @@
+package reconcile_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/reconcile"
+	"github.com/homeroom/homeroom/pkg/store"
+	"go.uber.org/zap/zaptest"
+)
+
+// These tests run whole passes of the reconciler against in-memory fakes of
+// Docker, the object store and the class store: no daemon, no services.
+
+const (
+	classID     = "cs101"
+	domain      = "lab.test"
+	traefikName = "traefik"
+)
+
+func cname(student string) string { return api.ContainerName(classID, student) }
+
+var netName = api.NetworkName(classID)
+
+// faults fails chosen calls: a call fails when its operation matches and its
+// target (a container or network name, an object key) contains the fault's.
+type faults struct {
+	mu   sync.Mutex
+	list []*fault
+}
+
+type fault struct {
+	op, target string
+	times      int // calls left to fail; negative fails until cleared
+}
+
+// fail makes the next times calls of op on target fail; times < 0 means
+// every call until clear.
+func (f *faults) fail(op, target string, times int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list = append(f.list, &fault{op: op, target: target, times: times})
+}
+
+func (f *faults) clear() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list = nil
+}
+
+func (f *faults) check(op, target string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ft := range f.list {
+		if ft.op != op || !strings.Contains(target, ft.target) || ft.times == 0 {
+			continue
+		}
+		if ft.times > 0 {
+			ft.times--
+		}
+		return fmt.Errorf("injected failure of %s %s", op, target)
+	}
+	return nil
+}
+
+// fakeDocker is the Docker Engine as the reconciler sees it through
+// reconcile.Docker, with dockerx's idempotency: removing what is gone
+// succeeds, creating what exists adopts or replaces it.
+type fakeDocker struct {
+	faults
+
+	mu         sync.Mutex
+	seq        int
+	containers map[string]*fakeContainer // by id
+	networks   map[string]*fakeNetwork   // by id
+	calls      []string                  // "Op target", in call order
+	created    []dockerx.ContainerSpec   // every CreateContainer, in order
+	// beforeRemove is called, without the lock, before a container is removed.
+	beforeRemove func(name string, labels map[string]string)
+}
+
+type fakeContainer struct {
+	id, name, image, state string
+	labels                 map[string]string
+	created                int64
+	exitCode               int
+	nets                   map[string]bool   // ids of attached networks
+	files                  map[string]string // path relative to "/" → content
+	logs                   []logFrame
+}
+
+type logFrame struct {
+	stream stdcopy.StdType
+	text   string
+}
+
+type fakeNetwork struct {
+	id, name string
+	labels   map[string]string
+	opts     network.CreateOptions
+}
+
+// dockerWrites are the calls that change Docker.
+var dockerWrites = map[string]bool{
+	"EnsureNetwork": true, "RemoveNetwork": true, "Connect": true, "Disconnect": true,
+	"CreateContainer": true, "StartContainer": true, "StopContainer": true, "RemoveContainer": true,
+}
+
+func newFakeDocker() *fakeDocker {
+	return &fakeDocker{containers: map[string]*fakeContainer{}, networks: map[string]*fakeNetwork{}}
+}
+
+// work is what a student's sandbox holds when collected.
+func work(student string) map[string]string {
+	return map[string]string{
+		"workspace/main.py":       "print('hello from " + student + "')\n",
+		"workspace/notes/todo.md": "- finish " + student + "'s essay\n",
+	}
+}
+
+func logsOf(student string) []logFrame {
+	return []logFrame{
+		{stdcopy.Stdout, "listening on :8080\n"},
+		{stdcopy.Stderr, "warning: " + student + " saved an empty file\n"},
+		{stdcopy.Stdout, "bye from " + student + "\n"},
+	}
+}
+
+// wantLog is the log object: stdout and stderr interleaved as sent.
+func wantLog(student string) string {
+	var b strings.Builder
+	for _, f := range logsOf(student) {
+		b.WriteString(f.text)
+	}
+	return b.String()
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func notFound(kind, ref string) error {
+	return fmt.Errorf("no such %s: %s: %w", kind, ref, cerrdefs.ErrNotFound)
+}
+
+// record logs a call and returns its injected failure, if any. d.mu is held.
+func (d *fakeDocker) record(op, target string) error {
+	d.calls = append(d.calls, op+" "+target)
+	return d.check(op, target)
+}
+
+func (d *fakeDocker) lookup(ref string) *fakeContainer {
+	if c, ok := d.containers[ref]; ok {
+		return c
+	}
+	ref = strings.TrimPrefix(ref, "/")
+	for _, c := range d.containers {
+		if c.name == ref {
+			return c
+		}
+	}
+	return nil
+}
+
+func (d *fakeDocker) lookupNetwork(ref string) *fakeNetwork {
+	if n, ok := d.networks[ref]; ok {
+		return n
+	}
+	for _, n := range d.networks {
+		if n.name == ref {
+			return n
+		}
+	}
+	return nil
+}
+
+// targetOf names a container for faults and the call log.
+func (d *fakeDocker) targetOf(ref string) string {
+	if c := d.lookup(ref); c != nil {
+		return c.name
+	}
+	return ref
+}
+
+func (d *fakeDocker) nextID(kind string) string {
+	d.seq++
+	return fmt.Sprintf("%s%04d", kind, d.seq)
+}
+
+// matches is the label filter dockerx applies: managed by Homeroom and, when
+// classID is set, of that class.
+func matches(labels map[string]string, classID string) bool {
+	return labels[api.LabelManagedBy] == api.ManagedByValue && (classID == "" || labels[api.LabelClass] == classID)
+}
+
+func (d *fakeDocker) ListContainers(_ context.Context, classID string) ([]container.Summary, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("ListContainers", classID); err != nil {
+		return nil, err
+	}
+	var out []container.Summary
+	for _, c := range d.containers {
+		if matches(c.labels, classID) {
+			out = append(out, container.Summary{
+				ID: c.id, Names: []string{"/" + c.name}, Image: c.image,
+				Labels: cloneMap(c.labels), State: c.state, Created: c.created,
+			})
+		}
+	}
+	return out, nil
+}
+
+func (d *fakeDocker) ListNetworks(_ context.Context, classID string) ([]network.Summary, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("ListNetworks", classID); err != nil {
+		return nil, err
+	}
+	var out []network.Summary
+	for _, n := range d.networks {
+		if matches(n.labels, classID) {
+			out = append(out, network.Summary{ID: n.id, Name: n.name, Driver: n.opts.Driver, Labels: cloneMap(n.labels)})
+		}
+	}
+	return out, nil
+}
+
+func (d *fakeDocker) InspectContainer(_ context.Context, ref string) (container.InspectResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("InspectContainer", d.targetOf(ref)); err != nil {
+		return container.InspectResponse{}, err
+	}
+	c := d.lookup(ref)
+	if c == nil {
+		return container.InspectResponse{}, notFound("container", ref)
+	}
+	nets := map[string]*network.EndpointSettings{}
+	for id := range c.nets {
+		nets[d.networks[id].name] = &network.EndpointSettings{NetworkID: id}
+	}
+	return container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{
+			ID: c.id, Name: "/" + c.name, Image: c.image,
+			State: &container.State{
+				Status: c.state, Running: c.state == container.StateRunning, ExitCode: c.exitCode,
+				StartedAt: "2030-01-02T09:00:00Z", FinishedAt: "0001-01-01T00:00:00Z",
+			},
+		},
+		Config:          &container.Config{Image: c.image, Labels: cloneMap(c.labels)},
+		NetworkSettings: &container.NetworkSettings{Networks: nets},
+	}, nil
+}
+
+func (d *fakeDocker) EnsureNetwork(_ context.Context, name string, opts network.CreateOptions) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("EnsureNetwork", name); err != nil {
+		return "", err
+	}
+	if n := d.lookupNetwork(name); n != nil {
+		if !matches(n.labels, opts.Labels[api.LabelClass]) {
+			return "", fmt.Errorf("network %s %w", name, dockerx.ErrNotOurs)
+		}
+		return n.id, nil
+	}
+	n := &fakeNetwork{id: d.nextID("net"), name: name, labels: cloneMap(opts.Labels), opts: opts}
+	d.networks[n.id] = n
+	return n.id, nil
+}
+
+func (d *fakeDocker) RemoveNetwork(_ context.Context, ref string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.lookupNetwork(ref)
+	target := ref
+	if n != nil {
+		target = n.name
+	}
+	if err := d.record("RemoveNetwork", target); err != nil {
+		return err
+	}
+	if n == nil {
+		return nil
+	}
+	for _, c := range d.containers {
+		if c.nets[n.id] {
+			return fmt.Errorf("remove network %s: error while removing network: network %s has active endpoints (%s)", n.id, n.name, c.name)
+		}
+	}
+	delete(d.networks, n.id)
+	return nil
+}
+
+func (d *fakeDocker) Connect(_ context.Context, networkID, containerID string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("Connect", d.targetOf(containerID)); err != nil {
+		return err
+	}
+	n, c := d.lookupNetwork(networkID), d.lookup(containerID)
+	if n == nil || c == nil {
+		return notFound("network or container", networkID+" "+containerID)
+	}
+	c.nets[n.id] = true
+	return nil
+}
+
+func (d *fakeDocker) Disconnect(_ context.Context, networkID, containerID string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("Disconnect", d.targetOf(containerID)); err != nil {
+		return err
+	}
+	n, c := d.lookupNetwork(networkID), d.lookup(containerID)
+	if n != nil && c != nil {
+		delete(c.nets, n.id)
+	}
+	return nil
+}
+
+func (d *fakeDocker) CreateContainer(_ context.Context, spec dockerx.ContainerSpec) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("CreateContainer", spec.Name); err != nil {
+		return "", err
+	}
+	want := spec.Config.Labels
+	if old := d.lookup(spec.Name); old != nil {
+		got := old.labels
+		if !matches(got, want[api.LabelClass]) || got[api.LabelStudent] != want[api.LabelStudent] {
+			return "", fmt.Errorf("container %s %w", spec.Name, dockerx.ErrNotOurs)
+		}
+		if got[api.LabelConfigHash] == want[api.LabelConfigHash] {
+			return old.id, nil
+		}
+		delete(d.containers, old.id)
+	}
+	c := &fakeContainer{
+		id: d.nextID("ctr"), name: spec.Name, image: spec.Config.Image, state: container.StateCreated,
+		labels: cloneMap(want), created: int64(d.seq), nets: map[string]bool{},
+		files: work(want[api.LabelStudent]), logs: logsOf(want[api.LabelStudent]),
+	}
+	if spec.Networking != nil {
+		for name := range spec.Networking.EndpointsConfig {
+			n := d.lookupNetwork(name)
+			if n == nil {
+				return "", notFound("network", name)
+			}
+			c.nets[n.id] = true
+		}
+	}
+	d.containers[c.id] = c
+	d.created = append(d.created, spec)
+	return c.id, nil
+}
+
+func (d *fakeDocker) StartContainer(_ context.Context, ref string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("StartContainer", d.targetOf(ref)); err != nil {
+		return err
+	}
+	c := d.lookup(ref)
+	if c == nil {
+		return notFound("container", ref)
+	}
+	c.state = container.StateRunning
+	return nil
+}
+
+func (d *fakeDocker) StopContainer(_ context.Context, ref string, _ int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("StopContainer", d.targetOf(ref)); err != nil {
+		return err
+	}
+	if c := d.lookup(ref); c != nil && c.state != container.StateCreated {
+		c.state = container.StateExited
+	}
+	return nil
+}
+
+func (d *fakeDocker) RemoveContainer(_ context.Context, ref string) error {
+	d.mu.Lock()
+	err := d.record("RemoveContainer", d.targetOf(ref))
+	c := d.lookup(ref)
+	hook := d.beforeRemove
+	var name string
+	var labels map[string]string
+	if c != nil {
+		name, labels = c.name, cloneMap(c.labels)
+	}
+	d.mu.Unlock()
+	if err != nil || c == nil {
+		return err
+	}
+	if hook != nil {
+		hook(name, labels)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.containers, c.id)
+	return nil
+}
+
+// Archive streams a tar named as Docker names it: entries are relative to
+// the parent of p, so "/workspace" yields "workspace/" and "workspace/<file>".
+func (d *fakeDocker) Archive(_ context.Context, id, p string) (io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("Archive", d.targetOf(id)); err != nil {
+		return nil, err
+	}
+	c := d.lookup(id)
+	if c == nil {
+		return nil, notFound("container", id)
+	}
+	dir := strings.TrimPrefix(p, "/") + "/"
+	var names []string
+	for f := range c.files {
+		if strings.HasPrefix(f, dir) {
+			names = append(names, f)
+		}
+	}
+	if len(names) == 0 {
+		return nil, notFound("file", "Could not find the file "+p+" in container "+c.name)
+	}
+	sort.Strings(names)
+	base := path.Base(p)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mustTar := func(err error) {
+		if err != nil {
+			panic(err)
+		}
+	}
+	mustTar(tw.WriteHeader(&tar.Header{Name: base + "/", Typeflag: tar.TypeDir, Mode: 0o755}))
+	for _, f := range names {
+		body := c.files[f]
+		name := base + "/" + strings.TrimPrefix(f, dir)
+		mustTar(tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}))
+		_, err := tw.Write([]byte(body))
+		mustTar(err)
+	}
+	mustTar(tw.Close())
+	return io.NopCloser(&buf), nil
+}
+
+// Logs streams the container's output multiplexed as the daemon sends it
+// for a container without a TTY.
+func (d *fakeDocker) Logs(_ context.Context, id string) (io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("Logs", d.targetOf(id)); err != nil {
+		return nil, err
+	}
+	c := d.lookup(id)
+	if c == nil {
+		return nil, notFound("container", id)
+	}
+	var buf bytes.Buffer
+	for _, f := range c.logs {
+		if _, err := stdcopy.NewStdWriter(&buf, f.stream).Write([]byte(f.text)); err != nil {
+			panic(err)
+		}
+	}
+	return io.NopCloser(&buf), nil
+}
+
+// seedNetwork adds a network as if made earlier (labels nil: not Homeroom's).
+func (d *fakeDocker) seedNetwork(name string, labels map[string]string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := &fakeNetwork{id: d.nextID("net"), name: name, labels: labels, opts: network.CreateOptions{Driver: "bridge", Labels: labels}}
+	d.networks[n.id] = n
+	return n.id
+}
+
+// seedContainer adds a container as if made earlier, attached to the named
+// networks that exist.
+func (d *fakeDocker) seedContainer(name, state string, labels map[string]string, nets ...string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	student := labels[api.LabelStudent]
+	c := &fakeContainer{
+		id: d.nextID("ctr"), name: name, image: "homeroom/sandbox:dev", state: state,
+		labels: labels, created: int64(d.seq), nets: map[string]bool{},
+		files: work(student), logs: logsOf(student),
+	}
+	for _, n := range nets {
+		if nw := d.lookupNetwork(n); nw != nil {
+			c.nets[nw.id] = true
+		}
+	}
+	d.containers[c.id] = c
+	return c.id
+}
+
+// seedStudent adds a student container exactly as the reconciler makes it.
+func (d *fakeDocker) seedStudent(t *testing.T, student, state string) {
+	t.Helper()
+	tmpl, ok := policy.Default().Template("sandbox")
+	if !ok {
+		t.Fatal("no sandbox template")
+	}
+	spec := reconcile.ContainerSpec(classID, student, tmpl, domain)
+	d.seedContainer(spec.Name, state, spec.Config.Labels, netName)
+}
+
+func (d *fakeDocker) container(name string) (fakeContainer, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c := d.lookup(name); c != nil {
+		cp := *c
+		cp.nets = map[string]bool{}
+		for id := range c.nets {
+			cp.nets[d.networks[id].name] = true // by name, for tests
+		}
+		return cp, true
+	}
+	return fakeContainer{}, false
+}
+
+func (d *fakeDocker) network(name string) (fakeNetwork, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := d.lookupNetwork(name); n != nil {
+		return *n, true
+	}
+	return fakeNetwork{}, false
+}
+
+// classContainers are the names of the class's labelled containers.
+func (d *fakeDocker) classContainers() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var names []string
+	for _, c := range d.containers {
+		if matches(c.labels, classID) {
+			names = append(names, c.name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (d *fakeDocker) writes() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, c := range d.calls {
+		if dockerWrites[strings.Fields(c)[0]] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (d *fakeDocker) createdSpecs() []dockerx.ContainerSpec {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.created)
+}
+
+func (d *fakeDocker) callCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.calls)
+}
+
+// fakeArtifacts is the object store: keys to bytes.
+type fakeArtifacts struct {
+	faults
+
+	mu       sync.Mutex
+	objects  map[string][]byte
+	calls    []artCall
+	verified map[string]bool
+}
+
+type artCall struct{ op, key string }
+
+func newFakeArtifacts() *fakeArtifacts {
+	return &fakeArtifacts{objects: map[string][]byte{}, verified: map[string]bool{}}
+}
+
+func (a *fakeArtifacts) record(op, key string) error {
+	a.mu.Lock()
+	a.calls = append(a.calls, artCall{op, key})
+	a.mu.Unlock()
+	return a.check(op, key)
+}
+
+func (a *fakeArtifacts) store(key string, data []byte) artifacts.Object {
+	sum := sha256.Sum256(data)
+	a.mu.Lock()
+	a.objects[key] = data
+	a.mu.Unlock()
+	return artifacts.Object{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+}
+
+func (a *fakeArtifacts) PutStream(_ context.Context, key string, r io.Reader, size int64, _ string) (artifacts.Object, error) {
+	if err := a.record("PutStream", key); err != nil {
+		return artifacts.Object{}, err
+	}
+	if size >= 0 {
+		r = io.LimitReader(r, size)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return artifacts.Object{}, fmt.Errorf("put %s: read source: %w", key, err)
+	}
+	if size >= 0 && int64(len(data)) != size {
+		return artifacts.Object{}, fmt.Errorf("put %s: read %d bytes of %d", key, len(data), size)
+	}
+	return a.store(key, data), nil
+}
+
+// UploadTree stores the regular files of a Docker archive of collectPath,
+// each through PutStream as the real store does.
+func (a *fakeArtifacts) UploadTree(ctx context.Context, prefix, collectPath string, tarStream io.Reader, maxBytes int64) ([]artifacts.File, []artifacts.Skipped, error) {
+	if err := a.record("UploadTree", prefix); err != nil {
+		return nil, nil, err
+	}
+	var (
+		files   []artifacts.File
+		skipped []artifacts.Skipped
+		total   int64
+	)
+	tr := tar.NewReader(tarStream)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return files, skipped, nil
+		}
+		if err != nil {
+			return files, skipped, fmt.Errorf("read archive: %w", err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		full := path.Join(path.Dir(collectPath), hdr.Name)
+		if !strings.HasPrefix(full, collectPath+"/") {
+			skipped = append(skipped, artifacts.Skipped{Path: hdr.Name, Reason: artifacts.ReasonOutside})
+			continue
+		}
+		rel := strings.TrimPrefix(full, "/")
+		if maxBytes > 0 && total+hdr.Size > maxBytes {
+			skipped = append(skipped, artifacts.Skipped{Path: rel, Reason: artifacts.ReasonSizeCap})
+			continue
+		}
+		obj, err := a.PutStream(ctx, artifacts.FilesKey(prefix, rel), tr, hdr.Size, "")
+		if err != nil {
+			return files, skipped, fmt.Errorf("collect %s: %w", collectPath, err)
+		}
+		total += obj.Size
+		files = append(files, artifacts.File{Path: rel, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256})
+	}
+}
+
+func (a *fakeArtifacts) PutJSON(_ context.Context, key string, v any) (artifacts.Object, error) {
+	if err := a.record("PutJSON", key); err != nil {
+		return artifacts.Object{}, err
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return artifacts.Object{}, err
+	}
+	return a.store(key, append(data, '\n')), nil
+}
+
+func (a *fakeArtifacts) Verify(_ context.Context, objs []artifacts.Object) error {
+	var errs []error
+	for _, o := range objs {
+		if err := a.record("Verify", o.Key); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		data, ok := a.object(o.Key)
+		sum := sha256.Sum256(data)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("verify %s: %w", o.Key, artifacts.ErrNotFound))
+		case int64(len(data)) != o.Size:
+			errs = append(errs, fmt.Errorf("verify %s: size is %d, recorded %d", o.Key, len(data), o.Size))
+		case hex.EncodeToString(sum[:]) != o.SHA256:
+			errs = append(errs, fmt.Errorf("verify %s: sha256 differs", o.Key))
+		default:
+			a.mu.Lock()
+			a.verified[o.Key] = true
+			a.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *fakeArtifacts) object(key string) ([]byte, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b, ok := a.objects[key]
+	return b, ok
+}
+
+func (a *fakeArtifacts) isVerified(key string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.verified[key]
+}
+
+// count is how many op calls touched the student's objects, of any run.
+func (a *fakeArtifacts) count(op, student string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, c := range a.calls {
+		if c.op == op && strings.Contains(c.key, "/"+student+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+// fakeStore holds classes the way the real store does: every write bumps the
+// version, and a status write at a stale version is refused.
+type fakeStore struct {
+	mu      sync.Mutex
+	classes map[string]*api.Class
+	// concurrent, when set, is applied once at the next UpdateStatus, as if
+	// the apiserver had written the class between the reconciler's read and
+	// its write.
+	concurrent   func(*api.Class)
+	statusWrites int
+	conflicts    int
+}
+
+func newFakeStore() *fakeStore { return &fakeStore{classes: map[string]*api.Class{}} }
+
+func copyClass(c *api.Class) *api.Class {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err)
+	}
+	var out api.Class
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return &out
+}
+
+func (s *fakeStore) Get(_ context.Context, id string) (*api.Class, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.classes[id]
+	if !ok {
+		return nil, fmt.Errorf("class %q: %w", id, store.ErrNotFound)
+	}
+	return copyClass(c), nil
+}
+
+func (s *fakeStore) UpdateStatus(_ context.Context, id string, version int64, st api.ClassStatus) (*api.Class, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.classes[id]
+	if !ok {
+		return nil, fmt.Errorf("class %q: %w", id, store.ErrNotFound)
+	}
+	if w := s.concurrent; w != nil {
+		s.concurrent = nil
+		w(c)
+		c.Version++
+	}
+	if c.Version != version {
+		s.conflicts++
+		return nil, fmt.Errorf("status of class %q at version %d: %w", id, version, store.ErrConflict)
+	}
+	// Only status is written: a status write can never undo a spec write.
+	c.Status = copyClass(&api.Class{Status: st}).Status
+	c.Version++
+	s.statusWrites++
+	return copyClass(c), nil
+}
+
+func (s *fakeStore) put(c api.Class) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.classes[c.ID] = copyClass(&c)
+}
+
+// edit writes the class as the apiserver does: spec or desired phase, with
+// a new generation and version.
+func (s *fakeStore) edit(id string, fn func(*api.Class)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.classes[id]
+	fn(c)
+	c.Generation++
+	c.Version++
+}
+
+func (s *fakeStore) writeConcurrently(fn func(*api.Class)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.concurrent = func(c *api.Class) {
+		fn(c)
+		c.Generation++
+	}
+}
+
+func (s *fakeStore) writes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.statusWrites
+}
+
+// env is one reconciler wired to fresh fakes, with a class cs101 on the
+// built-in "sandbox" template, a Traefik container, and two things the
+// reconciler must never touch: an unlabelled look-alike of a student
+// container and a labelled container of another class.
+type env struct {
+	t      *testing.T
+	docker *fakeDocker
+	art    *fakeArtifacts
+	store  *fakeStore
+	rec    *reconcile.Reconciler
+	// removedUnsafely lists containers removed before their student's work
+	// was checkpointed in the store and present in the object store.
+	mu              sync.Mutex
+	removedUnsafely []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, docker: newFakeDocker(), art: newFakeArtifacts(), store: newFakeStore()}
+	e.docker.seedContainer(traefikName, container.StateRunning, map[string]string{"traefik.enable": "false"})
+	e.docker.seedContainer(cname("mallory"), container.StateRunning, map[string]string{api.LabelClass: classID, api.LabelStudent: "mallory"})
+	e.docker.seedNetwork(api.NetworkName("cs202"), map[string]string{api.LabelManagedBy: api.ManagedByValue, api.LabelClass: "cs202"})
+	e.docker.seedContainer(api.ContainerName("cs202", "zoe"), container.StateRunning, map[string]string{
+		api.LabelManagedBy: api.ManagedByValue, api.LabelClass: "cs202", api.LabelStudent: "zoe",
+	}, api.NetworkName("cs202"))
+	e.docker.beforeRemove = e.checkSafeToRemove
+
+	var tick atomic.Int64
+	start := time.Date(2030, 1, 2, 9, 0, 0, 0, time.UTC)
+	e.rec = reconcile.New(e.store, e.docker, e.art, policy.Default(), reconcile.Options{
+		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second,
+		// Time moves on every reading, so a status rewritten only because
+		// time passed would show.
+		Now: func() time.Time { return start.Add(time.Duration(tick.Add(1)) * time.Second) },
+	}, zaptest.NewLogger(t))
+	t.Cleanup(e.checkInvariants)
+	return e
+}
+
+// checkSafeToRemove enforces collect → upload → verify → checkpoint →
+// remove: when a student container goes, the store must record that
+// student's artifacts for the active run and the manifest must be stored.
+func (e *env) checkSafeToRemove(name string, labels map[string]string) {
+	student := labels[api.LabelStudent]
+	c, err := e.store.Get(context.Background(), labels[api.LabelClass])
+	ok := err == nil && c.Status.Run != nil && c.Status.Run.CompletedAt == nil
+	if ok {
+		ok = false
+		for _, s := range c.Status.Students {
+			if s.ID == student && s.Artifacts != nil && s.Artifacts.RunID == c.Status.Run.ID {
+				_, ok = e.art.object(s.Artifacts.Manifest)
+			}
+		}
+	}
+	if !ok {
+		e.mu.Lock()
+		e.removedUnsafely = append(e.removedUnsafely, name)
+		e.mu.Unlock()
+	}
+}
+
+func (e *env) checkInvariants() {
+	e.t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.removedUnsafely) > 0 {
+		e.t.Errorf("containers removed before their work was checkpointed and stored: %v", e.removedUnsafely)
+	}
+	for _, name := range []string{traefikName, cname("mallory"), api.ContainerName("cs202", "zoe")} {
+		if c, ok := e.docker.container(name); !ok || c.state != container.StateRunning {
+			e.t.Errorf("%s was touched: present %v, state %q", name, ok, c.state)
+		}
+	}
+	if _, ok := e.docker.network(api.NetworkName("cs202")); !ok {
+		e.t.Errorf("another class's network was removed")
+	}
+	for _, w := range e.docker.writes() {
+		if strings.Contains(w, "mallory") || strings.Contains(w, "cs202") {
+			e.t.Errorf("write call on something not this class's: %s", w)
+		}
+	}
+}
+
+func (e *env) putClass(phase api.Phase, students ...string) {
+	e.store.put(api.Class{
+		ID:           classID,
+		Spec:         api.ClassSpec{Subject: "cs", Template: "sandbox", Students: students},
+		DesiredPhase: phase,
+		Generation:   1,
+		Version:      1,
+		Status:       api.ClassStatus{Phase: api.PhasePending},
+	})
+}
+
+func (e *env) pass() (reconcile.Result, error) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return e.rec.Reconcile(ctx, classID)
+}
+
+func (e *env) mustConverge() reconcile.Result {
+	e.t.Helper()
+	res, err := e.pass()
+	if err != nil {
+		e.t.Fatalf("pass: %v\nplan:\n%s", err, res.Plan)
+	}
+	if !res.Converged {
+		e.t.Fatalf("pass did not converge; plan was:\n%s", res.Plan)
+	}
+	return res
+}
+
+func (e *env) class() *api.Class {
+	e.t.Helper()
+	c, err := e.store.Get(context.Background(), classID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// bringUp runs the class Up and then asks for Down, as a teacher would.
+func (e *env) bringUp(students ...string) {
+	e.t.Helper()
+	e.putClass(api.PhaseUp, students...)
+	e.mustConverge()
+	e.store.edit(classID, func(c *api.Class) { c.DesiredPhase = api.PhaseDown })
+}
+
+func cond(c *api.Class, typ string) api.Condition {
+	if cd := api.FindCondition(c.Status.Conditions, typ); cd != nil {
+		return *cd
+	}
+	return api.Condition{}
+}
+
+func studentStatus(c *api.Class, id string) api.StudentStatus {
+	for _, s := range c.Status.Students {
+		if s.ID == id {
+			return s
+		}
+	}
+	return api.StudentStatus{}
+}
+
+// checkCollected checks that a student's work is stored under the run's
+// prefix as the manifest says, verified, and referenced from status.
+func (e *env) checkCollected(t *testing.T, c *api.Class, student string) {
+	t.Helper()
+	run := c.Status.Run
+	if run == nil {
+		t.Fatalf("no run in status")
+	}
+	prefix := api.ArtifactPrefix(classID, run.ID, student)
+	ref := studentStatus(c, student).Artifacts
+	if ref == nil || ref.RunID != run.ID || ref.Prefix != prefix || ref.Manifest != artifacts.ManifestKey(prefix) {
+		t.Fatalf("%s's artifacts in status = %+v, want run %s at %s", student, ref, run.ID, prefix)
+	}
+	raw, ok := e.art.object(ref.Manifest)
+	if !ok {
+		t.Fatalf("%s's manifest %s not stored", student, ref.Manifest)
+	}
+	var m artifacts.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.ClassID != classID || m.StudentID != student || m.RunID != run.ID || m.Template != "sandbox" ||
+		m.Image != "homeroom/sandbox:dev" || m.Container.Name != cname(student) || m.Container.State != "exited" {
+		t.Errorf("%s's manifest: %+v", student, m)
+	}
+	var paths []string
+	for _, f := range m.Files {
+		paths = append(paths, f.Path)
+		body, ok := e.art.object(f.Key)
+		if want := work(student)[f.Path]; !ok || string(body) != want || f.Key != artifacts.FilesKey(prefix, f.Path) {
+			t.Errorf("%s's %s at %s = %q (stored %v), want %q", student, f.Path, f.Key, body, ok, want)
+		}
+		if !e.art.isVerified(f.Key) {
+			t.Errorf("%s's %s was not verified", student, f.Path)
+		}
+	}
+	if want := []string{"workspace/main.py", "workspace/notes/todo.md"}; !slices.Equal(paths, want) {
+		t.Errorf("%s's files %v, want %v", student, paths, want)
+	}
+	if ref.Files != 2 || ref.Bytes != m.TotalBytes || m.TotalBytes == 0 {
+		t.Errorf("%s's ref counts %d files %d bytes; manifest %d bytes", student, ref.Files, ref.Bytes, m.TotalBytes)
+	}
+	if m.Logs == nil || m.Logs.Key != artifacts.LogsKey(prefix) {
+		t.Fatalf("%s's manifest logs = %+v", student, m.Logs)
+	}
+	if body, _ := e.art.object(m.Logs.Key); string(body) != wantLog(student) {
+		t.Errorf("%s's log = %q, want %q", student, body, wantLog(student))
+	}
+	if !e.art.isVerified(m.Logs.Key) || !e.art.isVerified(ref.Manifest) {
+		t.Errorf("%s's log or manifest was not verified", student)
+	}
+}
+
+func TestUpFromNothing(t *testing.T) {
+	e := newEnv(t)
+	students := []string{"alice", "bob", "carol"}
+	e.putClass(api.PhaseUp, students...)
+	e.mustConverge()
+
+	n, ok := e.docker.network(netName)
+	if !ok || n.labels[api.LabelManagedBy] != api.ManagedByValue || n.labels[api.LabelClass] != classID || n.opts.Driver != "bridge" {
+		t.Fatalf("class network = %+v (exists %v)", n, ok)
+	}
+	if got := e.docker.classContainers(); !slices.Equal(got, []string{cname("alice"), cname("bob"), cname("carol")}) {
+		t.Fatalf("class containers = %v", got)
+	}
+	created := e.docker.createdSpecs()
+	if len(created) != len(students) {
+		t.Fatalf("%d containers created, want %d", len(created), len(students))
+	}
+	for _, spec := range created {
+		student := spec.Config.Labels[api.LabelStudent]
+		t.Run(student, func(t *testing.T) {
+			if spec.Name != cname(student) {
+				t.Errorf("name %q", spec.Name)
+			}
+			l := spec.Config.Labels
+			if l[api.LabelManagedBy] != api.ManagedByValue || l[api.LabelClass] != classID || l[api.LabelConfigHash] == "" || l[api.LabelTemplate] != "sandbox" {
+				t.Errorf("ownership labels: %v", l)
+			}
+			router := "traefik.http.routers." + cname(student)
+			if got, want := l[router+".rule"], "Host(`"+student+".cs101.lab.test`)"; got != want {
+				t.Errorf("router rule %q, want %q", got, want)
+			}
+			if l["traefik.enable"] != "true" || l["traefik.docker.network"] != netName || l["traefik.http.services."+cname(student)+".loadbalancer.server.port"] != "8080" {
+				t.Errorf("traefik labels: %v", l)
+			}
+			h := spec.HostConfig
+			if !slices.Equal(h.CapDrop, []string{"ALL"}) || !slices.Contains(h.SecurityOpt, "no-new-privileges:true") ||
+				h.Privileged || len(h.Binds) != 0 || len(h.CapAdd) != 0 {
+				t.Errorf("privileges: capdrop %v capadd %v secopt %v privileged %v binds %v", h.CapDrop, h.CapAdd, h.SecurityOpt, h.Privileged, h.Binds)
+			}
+			if h.PidsLimit == nil || *h.PidsLimit != 64 || h.Memory != 128<<20 || h.MemorySwap != h.Memory || h.NanoCPUs != 5e8 {
+				t.Errorf("limits: pids %v memory %d swap %d cpus %d", h.PidsLimit, h.Memory, h.MemorySwap, h.NanoCPUs)
+			}
+			if !h.ReadonlyRootfs || h.NetworkMode != container.NetworkMode(netName) || spec.Config.User != "65534:65534" {
+				t.Errorf("rootfs ro %v network %q user %q", h.ReadonlyRootfs, h.NetworkMode, spec.Config.User)
+			}
+			c, _ := e.docker.container(cname(student))
+			if c.state != container.StateRunning || !c.nets[netName] {
+				t.Errorf("container state %q networks %v", c.state, c.nets)
+			}
+		})
+	}
+	if tr, _ := e.docker.container(traefikName); !tr.nets[netName] {
+		t.Errorf("traefik not attached to the class network: %v", tr.nets)
+	}
+
+	c := e.class()
+	if c.Status.Phase != api.PhaseUp || c.Status.ObservedGeneration != c.Generation || c.Status.Network != netName {
+		t.Errorf("status phase %s observed %d of %d network %q", c.Status.Phase, c.Status.ObservedGeneration, c.Generation, c.Status.Network)
+	}
+	for _, want := range []api.Condition{
+		{Type: api.ConditionReady, Status: "True", Reason: "AllStudentsRunning", Message: "3 of 3 students running"},
+		{Type: api.ConditionRouting, Status: "True", Reason: "TraefikAttached"},
+		{Type: api.ConditionSynced, Status: "True", Reason: "Converged"},
+	} {
+		if got := cond(c, want.Type); got.Status != want.Status || got.Reason != want.Reason || got.Message != want.Message {
+			t.Errorf("%s = %+v, want %+v", want.Type, got, want)
+		}
+	}
+	if len(c.Status.Students) != len(students) {
+		t.Fatalf("status students %+v", c.Status.Students)
+	}
+	for i, s := range c.Status.Students {
+		want := api.StudentStatus{ID: students[i], Container: cname(students[i]), State: "running", Endpoint: "http://" + students[i] + ".cs101.lab.test"}
+		if s != want {
+			t.Errorf("student %d = %+v, want %+v", i, s, want)
+		}
+	}
+
+	t.Run("a second pass writes nothing", func(t *testing.T) {
+		writes, version, statusWrites := len(e.docker.writes()), c.Version, e.store.writes()
+		res, err := e.pass()
+		if err != nil || len(res.Plan) != 0 || !res.Converged {
+			t.Fatalf("second pass: plan %q converged %v err %v", res.Plan, res.Converged, err)
+		}
+		if got := e.docker.writes(); len(got) != writes {
+			t.Errorf("docker writes on a converged class: %v", got[writes:])
+		}
+		if got := e.class().Version; got != version || e.store.writes() != statusWrites {
+			t.Errorf("status rewritten by a no-op pass: version %d -> %d", version, got)
+		}
+	})
+}
+
+func TestDownKeepsContainersWhoseWorkDidNotUpload(t *testing.T) {
+	e := newEnv(t)
+	e.bringUp("alice", "bob", "carol")
+	e.art.fail("PutStream", "/carol/", -1)
+
+	res, err := e.pass()
+	if err == nil || !strings.Contains(err.Error(), "collect carol") {
+		t.Fatalf("pass error = %v, want one naming carol's collection", err)
+	}
+	var terminal *reconcile.TerminalError
+	if errors.As(err, &terminal) {
+		t.Errorf("an object store outage is not terminal: %v", err)
+	}
+	if res.Converged {
+		t.Errorf("a failed pass reported convergence")
+	}
+	if got := e.docker.classContainers(); !slices.Equal(got, []string{cname("carol")}) {
+		t.Fatalf("containers left = %v, want only carol's", got)
+	}
+	if _, ok := e.docker.network(netName); !ok {
+		t.Fatalf("class network removed while carol's container is still on it")
+	}
+	if tr, _ := e.docker.container(traefikName); !tr.nets[netName] {
+		t.Errorf("traefik detached before the class was down")
+	}
+	c := e.class()
+	e.checkCollected(t, c, "alice")
+	e.checkCollected(t, c, "bob")
+	if c.Status.Phase != api.PhaseCollecting || c.Status.Run == nil || c.Status.Run.CompletedAt != nil {
+		t.Fatalf("status phase %s run %+v, want Collecting with an open run", c.Status.Phase, c.Status.Run)
+	}
+	runID := c.Status.Run.ID
+	if s := cond(c, api.ConditionSynced); s.Status != "False" || s.Reason != "CollectFailed" || !strings.Contains(s.Message, "carol") {
+		t.Errorf("Synced = %+v, want False CollectFailed naming carol", s)
+	}
+	if r := cond(c, api.ConditionReady); r.Status != "False" || r.Reason != "Collecting" || r.Message != "1 containers left to collect and remove" {
+		t.Errorf("Ready = %+v", r)
+	}
+	if cond(c, api.ConditionRouting).Type != "" {
+		t.Errorf("RoutingAvailable reported for a class going down")
+	}
+	for student, state := range map[string]string{"alice": "removed", "bob": "removed", "carol": "exited"} {
+		if s := studentStatus(c, student); s.State != state {
+			t.Errorf("%s state %q, want %q", student, s.State, state)
+		}
+	}
+	if ref := studentStatus(c, "carol").Artifacts; ref != nil {
+		t.Errorf("carol checkpointed although her upload failed: %+v", ref)
+	}
+
+	// The object store is back: only carol is left to do.
+	e.art.clear()
+	before := map[string][3]int{}
+	for _, s := range []string{"alice", "bob", "carol"} {
+		before[s] = [3]int{e.art.count("PutStream", s), e.art.count("UploadTree", s), e.art.count("PutJSON", s)}
+	}
+	res = e.mustConverge()
+	want := fmt.Sprintf("collect carol (%s)\nremove-container carol (%s)\ndisconnect-traefik (%s)\nremove-network (%s)\ncomplete-run (%s)\n",
+		cname("carol"), cname("carol"), netName, netName, runID)
+	if got := res.Plan.String(); got != want {
+		t.Errorf("plan after the fault cleared:\n%s\nwant:\n%s", got, want)
+	}
+	for _, s := range []string{"alice", "bob"} {
+		now := [3]int{e.art.count("PutStream", s), e.art.count("UploadTree", s), e.art.count("PutJSON", s)}
+		if now != before[s] {
+			t.Errorf("%s uploaded again: PutStream/UploadTree/PutJSON %v -> %v", s, before[s], now)
+		}
+	}
+	if n := e.art.count("UploadTree", "carol") - before["carol"][1]; n != 1 {
+		t.Errorf("carol's tree uploaded %d times, want 1", n)
+	}
+	if got := e.docker.classContainers(); len(got) != 0 {
+		t.Errorf("containers left after Down: %v", got)
+	}
+	if _, ok := e.docker.network(netName); ok {
+		t.Errorf("class network left after Down")
+	}
+	if tr, _ := e.docker.container(traefikName); tr.nets[netName] {
+		t.Errorf("traefik still attached")
+	}
+	c = e.class()
+	if c.Status.Phase != api.PhaseDown || c.Status.Run == nil || c.Status.Run.ID != runID || c.Status.Run.CompletedAt == nil {
+		t.Fatalf("status phase %s run %+v, want Down with run %s completed", c.Status.Phase, c.Status.Run, runID)
+	}
+	if s := cond(c, api.ConditionSynced); s.Status != "True" {
+		t.Errorf("Synced = %+v", s)
+	}
+	if r := cond(c, api.ConditionReady); r.Reason != "ClassDown" {
+		t.Errorf("Ready = %+v", r)
+	}
+	for _, s := range []string{"alice", "bob", "carol"} {
+		e.checkCollected(t, c, s)
+		if st := studentStatus(c, s).State; st != "removed" {
+			t.Errorf("%s state %q", s, st)
+		}
+	}
+}
+
+// TestResumedDown covers Downs picked up again after a pass stopped between
+// a student's checkpoint and the removal of that student's container: the
+// checkpoint in status is what keeps the work from being collected twice.
+func TestResumedDown(t *testing.T) {
+	tests := []struct {
+		desc string
+		// setup leaves Docker with alice and bob present and alice
+		// checkpointed in the open run, and returns that run's id.
+		setup func(t *testing.T, e *env) string
+		// wantCollected is how many times each student is collected in all.
+		wantCollected map[string]int
+		wantPlan      func(runID string) string
+	}{{
+		desc: "controller restarted after alice was checkpointed",
+		setup: func(t *testing.T, e *env) string {
+			const runID = "20300102T085900Z-abcdef"
+			e.docker.seedNetwork(netName, map[string]string{api.LabelManagedBy: api.ManagedByValue, api.LabelClass: classID})
+			e.docker.seedStudent(t, "alice", container.StateExited)
+			e.docker.seedStudent(t, "bob", container.StateRunning)
+			// The previous controller stored alice's manifest and
+			// checkpointed her before it died.
+			prefix := api.ArtifactPrefix(classID, runID, "alice")
+			e.art.store(artifacts.ManifestKey(prefix), []byte(`{"schemaVersion":1}`))
+			e.putClass(api.PhaseDown, "alice", "bob")
+			e.store.edit(classID, func(c *api.Class) {
+				c.Status = api.ClassStatus{
+					Phase: api.PhaseCollecting,
+					Run:   &api.DownRun{ID: runID, StartedAt: time.Date(2030, 1, 2, 8, 59, 0, 0, time.UTC)},
+					Students: []api.StudentStatus{
+						{ID: "alice", Container: cname("alice"), State: "exited", Artifacts: &api.ArtifactsRef{
+							RunID: runID, Prefix: prefix, Manifest: artifacts.ManifestKey(prefix), Files: 1, Bytes: 10,
+						}},
+						{ID: "bob", Container: cname("bob"), State: "running"},
+					},
+				}
+			})
+			return runID
+		},
+		wantCollected: map[string]int{"alice": 0, "bob": 1},
+		wantPlan: func(runID string) string {
+			return `remove-container alice (homeroom-cs101-alice)
+stop-container bob (homeroom-cs101-bob)
+collect bob (homeroom-cs101-bob)
+remove-container bob (homeroom-cs101-bob)
+remove-network (homeroom-cs101)
+complete-run (` + runID + `)
+`
+		},
+	}, {
+		desc: "removing bob failed once after his collection",
+		setup: func(t *testing.T, e *env) string {
+			e.bringUp("alice", "bob")
+			e.docker.fail("RemoveContainer", cname("bob"), 1)
+			_, err := e.pass()
+			if err == nil || !strings.Contains(err.Error(), "remove-container bob") {
+				t.Fatalf("first pass error = %v, want bob's removal", err)
+			}
+			c := e.class()
+			if s := cond(c, api.ConditionSynced); s.Reason != "DockerError" || !strings.Contains(s.Message, "bob") {
+				t.Errorf("Synced after the failed removal = %+v", s)
+			}
+			if c.Status.Phase != api.PhaseCollecting {
+				t.Errorf("phase %s, want Collecting", c.Status.Phase)
+			}
+			if got := e.docker.classContainers(); !slices.Equal(got, []string{cname("bob")}) {
+				t.Fatalf("containers after the failed removal = %v, want bob's", got)
+			}
+			if _, ok := e.docker.network(netName); !ok {
+				t.Fatalf("network removed while bob's container is still on it")
+			}
+			e.checkCollected(t, c, "bob")
+			return c.Status.Run.ID
+		},
+		wantCollected: map[string]int{"alice": 1, "bob": 1},
+		wantPlan: func(runID string) string {
+			return `remove-container bob (homeroom-cs101-bob)
+disconnect-traefik (homeroom-cs101)
+remove-network (homeroom-cs101)
+complete-run (` + runID + `)
+`
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			e := newEnv(t)
+			runID := tc.setup(t, e)
+			res := e.mustConverge()
+			if got, want := res.Plan.String(), tc.wantPlan(runID); got != want {
+				t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+			}
+			for s, n := range tc.wantCollected {
+				if got := e.art.count("PutJSON", s); got != n {
+					t.Errorf("%s collected %d times, want %d", s, got, n)
+				}
+			}
+			if got := e.docker.classContainers(); len(got) != 0 {
+				t.Errorf("containers left: %v", got)
+			}
+			if _, ok := e.docker.network(netName); ok {
+				t.Errorf("class network left")
+			}
+			c := e.class()
+			if c.Status.Phase != api.PhaseDown || c.Status.Run == nil || c.Status.Run.ID != runID || c.Status.Run.CompletedAt == nil {
+				t.Fatalf("status phase %s run %+v, want Down with run %s completed", c.Status.Phase, c.Status.Run, runID)
+			}
+			e.checkCollected(t, c, "bob")
+			if ref := studentStatus(c, "alice").Artifacts; ref == nil || ref.RunID != runID {
+				t.Errorf("alice's checkpoint lost: %+v", ref)
+			}
+		})
+	}
+}
+
+// TestConcurrentWrite has the apiserver write the class between the pass's
+// read and its first status write: the write at the stale version is
+// refused, and the reconciler re-reads and writes again without undoing the
+// apiserver's change.
+func TestConcurrentWrite(t *testing.T) {
+	tests := []struct {
+		desc  string
+		setup func(e *env)
+		// edit is the apiserver's write.
+		edit func(c *api.Class)
+		// check runs on the class after the pass.
+		check func(t *testing.T, e *env, c *api.Class)
+	}{{
+		desc:  "a student added while an Up pass runs",
+		setup: func(e *env) { e.putClass(api.PhaseUp, "alice", "bob") },
+		edit:  func(c *api.Class) { c.Spec.Students = append(c.Spec.Students, "carol") },
+		check: func(t *testing.T, e *env, c *api.Class) {
+			if got := e.docker.classContainers(); !slices.Equal(got, []string{cname("alice"), cname("bob")}) {
+				t.Errorf("containers after the pass = %v", got)
+			}
+		},
+	}, {
+		desc:  "the spec edited while a Down begins its run",
+		setup: func(e *env) { e.bringUp("alice", "bob") },
+		edit:  func(c *api.Class) { c.Spec.TTLSeconds = 3600 },
+		check: func(t *testing.T, e *env, c *api.Class) {
+			if c.Status.Run == nil || c.Status.Run.CompletedAt == nil {
+				t.Errorf("run not recorded through the conflict: %+v", c.Status.Run)
+			}
+			e.checkCollected(t, c, "alice")
+			e.checkCollected(t, c, "bob")
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			e := newEnv(t)
+			tc.setup(e)
+			planned := e.class()
+			e.store.writeConcurrently(tc.edit)
+			if _, err := e.pass(); err != nil {
+				t.Fatalf("pass: %v", err)
+			}
+			if n := e.store.conflictCount(); n != 1 {
+				t.Fatalf("%d conflicts, want the one injected", n)
+			}
+			c := e.class()
+			want := copyClass(planned)
+			tc.edit(want)
+			if !sameSpec(c.Spec, want.Spec) || c.DesiredPhase != planned.DesiredPhase || c.Generation != planned.Generation+1 {
+				t.Fatalf("the apiserver's write was lost: spec %+v generation %d, want %+v generation %d", c.Spec, c.Generation, want.Spec, planned.Generation+1)
+			}
+			if c.Status.Phase != planned.DesiredPhase {
+				t.Errorf("status not written after the conflict: phase %s, want %s", c.Status.Phase, planned.DesiredPhase)
+			}
+			// The pass acted on the spec it read; the edit is the next
+			// pass's to act on, and status must not claim otherwise.
+			if c.Status.ObservedGeneration != planned.Generation {
+				t.Errorf("observedGeneration %d, want %d: the pass planned from generation %d, not the concurrent edit's %d",
+					c.Status.ObservedGeneration, planned.Generation, planned.Generation, c.Generation)
+			}
+			tc.check(t, e, c)
+
+			e.mustConverge()
+			c = e.class()
+			if c.Status.ObservedGeneration != c.Generation || c.Status.Phase != c.DesiredPhase {
+				t.Errorf("after the next pass: observed %d of %d, phase %s", c.Status.ObservedGeneration, c.Generation, c.Status.Phase)
+			}
+			if !sameSpec(c.Spec, want.Spec) {
+				t.Errorf("spec changed by the controller: %+v", c.Spec)
+			}
+		})
+	}
+}
+
+func sameSpec(a, b api.ClassSpec) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+func TestClassGoneFromTheStore(t *testing.T) {
+	e := newEnv(t)
+	// Containers of a class whose record is gone may still hold work: the
+	// controller must not treat "no record" as "bring it down".
+	e.docker.seedNetwork(netName, map[string]string{api.LabelManagedBy: api.ManagedByValue, api.LabelClass: classID})
+	e.docker.seedStudent(t, "alice", container.StateRunning)
+	calls := e.docker.callCount()
+
+	res, err := e.pass()
+	if err != nil || len(res.Plan) != 0 {
+		t.Fatalf("pass on a missing class: plan %q err %v", res.Plan, err)
+	}
+	if n := e.docker.callCount(); n != calls {
+		t.Errorf("%d docker calls for a missing class", n-calls)
+	}
+	if got := e.docker.classContainers(); !slices.Equal(got, []string{cname("alice")}) {
+		t.Errorf("containers = %v", got)
+	}
+	if e.store.writes() != 0 {
+		t.Errorf("status written for a missing class")
+	}
+}
+
+func TestUpWithUnknownTemplate(t *testing.T) {
+	e := newEnv(t)
+	e.store.put(api.Class{
+		ID:           classID,
+		Spec:         api.ClassSpec{Subject: "cs", Template: "gpu-cluster", Students: []string{"alice"}},
+		DesiredPhase: api.PhaseUp, Generation: 1, Version: 1,
+	})
+	res, err := e.pass()
+	if err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	if len(res.Plan) != 0 {
+		t.Errorf("plan for an unknown template:\n%s", res.Plan)
+	}
+	if w := e.docker.writes(); len(w) != 0 {
+		t.Errorf("docker writes for an unknown template: %v", w)
+	}
+	c := e.class()
+	if c.Status.Phase != api.PhaseFailed || c.Status.ObservedGeneration != 1 {
+		t.Errorf("phase %s observed %d, want Failed at 1", c.Status.Phase, c.Status.ObservedGeneration)
+	}
+	if r := cond(c, api.ConditionReady); r.Status != "False" || r.Reason != "UnknownTemplate" || !strings.Contains(r.Message, "gpu-cluster") {
+		t.Errorf("Ready = %+v", r)
+	}
+	if s := studentStatus(c, "alice"); s.State != "missing" {
+		t.Errorf("alice = %+v", s)
+	}
+}
+
+func (s *fakeStore) conflictCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conflicts
+}
