@@ -1,0 +1,280 @@
+package artifacts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/homeroom/homeroom/pkg/api"
+)
+
+// SchemaVersion is the manifest format written by this package.
+const SchemaVersion = 1
+
+// manifestParallel bounds how many manifests ListClass fetches at once.
+const manifestParallel = 8
+
+// Manifest is what graders rely on: one per student per run, at
+// ManifestKey(api.ArtifactPrefix(classId, runId, studentId)), written after
+// every object it lists was uploaded. A student prefix without a manifest is
+// a collection that did not finish and is ignored by readers.
+type Manifest struct {
+	SchemaVersion int           `json:"schemaVersion"`
+	ClassID       string        `json:"classId"`
+	StudentID     string        `json:"studentId"`
+	RunID         string        `json:"runId"`
+	Template      string        `json:"template"`
+	Image         string        `json:"image"`
+	Container     ContainerInfo `json:"container"`
+	CollectedAt   time.Time     `json:"collectedAt"`
+	Files         []File        `json:"files"`
+	// Logs is the container log at LogsKey(prefix); its Path is relative to
+	// the student prefix ("logs/container.log").
+	Logs       *File     `json:"logs,omitempty"`
+	Skipped    []Skipped `json:"skipped,omitempty"`
+	TotalBytes int64     `json:"totalBytes"`
+}
+
+// ContainerInfo is the student container as it was when collected.
+type ContainerInfo struct {
+	Name       string     `json:"name"`
+	ID         string     `json:"id"`
+	State      string     `json:"state"`
+	ExitCode   *int       `json:"exitCode,omitempty"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
+
+// ManifestKey is where the manifest of a student prefix is stored.
+func ManifestKey(prefix string) string { return prefix + "manifest.json" }
+
+// LogsPath is the container log's path relative to a student prefix.
+const LogsPath = "logs/container.log"
+
+// LogsKey is where the container log of a student prefix is stored.
+func LogsKey(prefix string) string { return prefix + LogsPath }
+
+// Prefix is the student prefix the manifest describes.
+func (m *Manifest) Prefix() string { return api.ArtifactPrefix(m.ClassID, m.RunID, m.StudentID) }
+
+// Objects lists what the manifest records, for Verify.
+func (m *Manifest) Objects() []Object {
+	objs := make([]Object, 0, len(m.Files)+1)
+	for _, f := range m.Files {
+		objs = append(objs, f.Object())
+	}
+	if m.Logs != nil {
+		objs = append(objs, m.Logs.Object())
+	}
+	return objs
+}
+
+// UploadLogs streams a container log (size -1 if unknown) to LogsKey(prefix).
+func (s *Store) UploadLogs(ctx context.Context, prefix string, r io.Reader, size int64) (*File, error) {
+	obj, err := s.PutStream(ctx, LogsKey(prefix), r, size, "text/plain; charset=utf-8")
+	if err != nil {
+		return nil, err
+	}
+	return &File{Path: LogsPath, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256}, nil
+}
+
+// PutManifest fills in SchemaVersion and TotalBytes, checks that every
+// recorded object lies under the manifest's prefix, and stores it. Verify
+// the returned object with m.Objects() before relying on the collection.
+func (s *Store) PutManifest(ctx context.Context, m *Manifest) (Object, error) {
+	if err := checkIDs(m.ClassID, m.StudentID); err != nil {
+		return Object{}, err
+	}
+	if err := checkSegment("run", m.RunID); err != nil {
+		return Object{}, err
+	}
+	prefix := m.Prefix()
+	m.SchemaVersion = SchemaVersion
+	m.TotalBytes = 0
+	for _, o := range m.Objects() {
+		if !strings.HasPrefix(o.Key, prefix) {
+			return Object{}, fmt.Errorf("artifacts: manifest %s lists %s outside its prefix", prefix, o.Key)
+		}
+		m.TotalBytes += o.Size
+	}
+	if m.Files == nil {
+		m.Files = []File{} // graders read "files": [] rather than null
+	}
+	return s.PutJSON(ctx, ManifestKey(prefix), m)
+}
+
+// GetManifest reads one student's manifest of one run; ErrNotFound is
+// wrapped when that collection did not finish.
+func (s *Store) GetManifest(ctx context.Context, classID, runID, studentID string) (*Manifest, error) {
+	var m Manifest
+	if err := s.GetJSON(ctx, ManifestKey(api.ArtifactPrefix(classID, runID, studentID)), &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Item is one stored artifact of a class as graders browse it.
+type Item struct {
+	Student string `json:"student"`
+	RunID   string `json:"runId"`
+	// Path is relative to the student prefix: "files/workspace/notes.txt"
+	// or "logs/container.log".
+	Path   string `json:"path"`
+	Key    string `json:"key"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+func manifestItems(runID, studentID string, m *Manifest) []Item {
+	items := make([]Item, 0, len(m.Files)+1)
+	for _, f := range m.Files {
+		items = append(items, Item{Student: studentID, RunID: runID, Path: "files/" + f.Path, Key: f.Key, Size: f.Size, SHA256: f.SHA256})
+	}
+	if m.Logs != nil {
+		items = append(items, Item{Student: studentID, RunID: runID, Path: LogsPath, Key: m.Logs.Key, Size: m.Logs.Size, SHA256: m.Logs.SHA256})
+	}
+	return items
+}
+
+// ListClass returns the artifacts of a class from the manifests under
+// "classes/<classId>/", sorted by (runId, student, path): run ids are
+// sortable timestamps, so the newest run comes last. Runs and students come
+// from the key layout, which is what the manifests were found by.
+func (s *Store) ListClass(ctx context.Context, classID string) ([]Item, error) {
+	if err := checkIDs(classID); err != nil {
+		return nil, err
+	}
+	runs, err := s.runIDs(ctx, classID)
+	if err != nil {
+		return nil, err
+	}
+	type entry struct{ run, student string }
+	var entries []entry
+	for _, run := range runs {
+		_, dirs, err := s.listDir(ctx, "classes/"+classID+"/"+run+"/")
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range dirs {
+			entries = append(entries, entry{run, lastSegment(d)})
+		}
+	}
+
+	results := make([][]Item, len(entries))
+	errs := make([]error, len(entries))
+	sem := make(chan struct{}, manifestParallel)
+	var wg sync.WaitGroup
+	for i, e := range entries {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			m, err := s.GetManifest(ctx, classID, e.run, e.student)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				// Collection in progress or failed: nothing to grade yet.
+			case err != nil:
+				errs[i] = err
+			default:
+				results[i] = manifestItems(e.run, e.student, m)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("artifacts: list class %s: %w", classID, err)
+	}
+	var items []Item
+	for _, r := range results {
+		items = append(items, r...)
+	}
+	slices.SortFunc(items, func(a, b Item) int {
+		if c := strings.Compare(a.RunID, b.RunID); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Student, b.Student); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	return items, nil
+}
+
+// LatestFile finds relPath ("files/workspace/notes.txt" or
+// "logs/container.log") of a student in the latest run that has a manifest
+// for that student. If that run does not have the file, the result is
+// ErrNotFound: an older copy would misrepresent what the student handed in.
+func (s *Store) LatestFile(ctx context.Context, classID, studentID, relPath string) (Item, error) {
+	if err := checkIDs(classID, studentID); err != nil {
+		return Item{}, err
+	}
+	runs, err := s.runIDs(ctx, classID)
+	if err != nil {
+		return Item{}, err
+	}
+	for _, run := range slices.Backward(runs) {
+		m, err := s.GetManifest(ctx, classID, run, studentID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return Item{}, err
+		}
+		for _, it := range manifestItems(run, studentID, m) {
+			if it.Path == relPath {
+				return it, nil
+			}
+		}
+		return Item{}, fmt.Errorf("artifacts: %s of %s/%s in run %s: %w", relPath, classID, studentID, run, ErrNotFound)
+	}
+	return Item{}, fmt.Errorf("artifacts: %s of %s/%s: no collected run: %w", relPath, classID, studentID, ErrNotFound)
+}
+
+// runIDs returns the runs of a class in time order.
+func (s *Store) runIDs(ctx context.Context, classID string) ([]string, error) {
+	_, dirs, err := s.listDir(ctx, "classes/"+classID+"/")
+	if err != nil {
+		return nil, err
+	}
+	runs := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		runs = append(runs, lastSegment(d))
+	}
+	slices.Sort(runs)
+	return runs, nil
+}
+
+func lastSegment(dir string) string {
+	dir = strings.TrimSuffix(dir, "/")
+	return dir[strings.LastIndexByte(dir, '/')+1:]
+}
+
+// checkIDs validates ids that become key segments, with the API's rules.
+func checkIDs(classID string, studentIDs ...string) error {
+	if err := api.ValidateID("class", classID); err != nil {
+		return fmt.Errorf("artifacts: %w", err)
+	}
+	for _, id := range studentIDs {
+		if err := api.ValidateID("student", id); err != nil {
+			return fmt.Errorf("artifacts: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkSegment refuses ids that would change the key layout.
+func checkSegment(kind, id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\\") {
+		return fmt.Errorf("artifacts: invalid %s id %q", kind, id)
+	}
+	return nil
+}
