@@ -38,7 +38,7 @@ func main() {
 
 func run(ctx context.Context) error {
 	cfg := config.FromEnv()
-	listen := flag.String("listen", envOr("HOMEROOM_CONTROLLER_LISTEN", "127.0.0.1:8081"), "address for /metrics, /healthz and /readyz (HOMEROOM_CONTROLLER_LISTEN)")
+	flag.StringVar(&cfg.ControllerListen, "listen", cfg.ControllerListen, "address for /metrics, /healthz and /readyz (HOMEROOM_CONTROLLER_LISTEN)")
 	flag.StringVar(&cfg.PolicyPath, "policy", cfg.PolicyPath, "policy file (HOMEROOM_POLICY; empty: built-in)")
 	flag.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (HOMEROOM_LOG_LEVEL)")
 	logFormat := flag.String("log-format", os.Getenv("HOMEROOM_LOG_FORMAT"), "json (default) or console (HOMEROOM_LOG_FORMAT)")
@@ -98,7 +98,7 @@ func run(ctx context.Context) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: cfg.ControllerListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", zap.Error(err))
@@ -106,14 +106,7 @@ func run(ctx context.Context) error {
 	}()
 	defer srv.Close()
 
-	log.Info("controller running", zap.String("metrics", "http://"+*listen+"/metrics"),
+	log.Info("controller running", zap.String("metrics", "http://"+cfg.ControllerListen+"/metrics"),
 		zap.String("traefik", cfg.Traefik), zap.String("domain", cfg.Domain))
 	return ctl.Run(ctx)
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }

@@ -15,20 +15,22 @@ import (
 
 // Config is shared by the apiserver and the controller.
 type Config struct {
-	Listen     string
-	DataDir    string
-	MongoURI   string
-	Database   string
-	S3Endpoint string
-	S3Access   string
-	S3Secret   string
-	S3Bucket   string
-	S3Secure   bool
-	AdminToken string
-	PolicyPath string
-	Traefik    string
-	Domain     string
-	LogLevel   string
+	Listen string
+	// ControllerListen serves the controller's metrics and health checks.
+	ControllerListen string
+	DataDir          string
+	MongoURI         string
+	Database         string
+	S3Endpoint       string
+	S3Access         string
+	S3Secret         string
+	S3Bucket         string
+	S3Secure         bool
+	AdminToken       string
+	PolicyPath       string
+	Traefik          string
+	Domain           string
+	LogLevel         string
 	// The embedded store and artifact server: run by the apiserver when no
 	// external ones are configured, and found there by the controller.
 	EmbeddedMongo string
@@ -44,22 +46,23 @@ const (
 // FromEnv reads the environment, with API.md's defaults.
 func FromEnv() Config {
 	return Config{
-		Listen:        env("HOMEROOM_LISTEN", "127.0.0.1:8080"),
-		DataDir:       env("HOMEROOM_DATA_DIR", "./data"),
-		MongoURI:      os.Getenv("HOMEROOM_MONGO_URI"),
-		Database:      env("HOMEROOM_MONGO_DATABASE", "homeroom"),
-		S3Endpoint:    os.Getenv("HOMEROOM_S3_ENDPOINT"),
-		S3Access:      os.Getenv("HOMEROOM_S3_ACCESS_KEY"),
-		S3Secret:      os.Getenv("HOMEROOM_S3_SECRET_KEY"),
-		S3Bucket:      env("HOMEROOM_S3_BUCKET", "homeroom"),
-		S3Secure:      os.Getenv("HOMEROOM_S3_SECURE") == "true",
-		AdminToken:    os.Getenv("HOMEROOM_ADMIN_TOKEN"),
-		PolicyPath:    os.Getenv("HOMEROOM_POLICY"),
-		Traefik:       env("HOMEROOM_TRAEFIK_CONTAINER", "homeroom-traefik"),
-		Domain:        env("HOMEROOM_DOMAIN", "lab.localhost"),
-		LogLevel:      env("HOMEROOM_LOG_LEVEL", "info"),
-		EmbeddedMongo: env("HOMEROOM_EMBEDDED_MONGO_ADDR", "127.0.0.1:27018"),
-		EmbeddedS3:    env("HOMEROOM_EMBEDDED_S3_ADDR", "127.0.0.1:9100"),
+		Listen:           env("HOMEROOM_LISTEN", "127.0.0.1:8080"),
+		ControllerListen: env("HOMEROOM_CONTROLLER_LISTEN", "127.0.0.1:8081"),
+		DataDir:          env("HOMEROOM_DATA_DIR", "./data"),
+		MongoURI:         os.Getenv("HOMEROOM_MONGO_URI"),
+		Database:         env("HOMEROOM_MONGO_DATABASE", "homeroom"),
+		S3Endpoint:       os.Getenv("HOMEROOM_S3_ENDPOINT"),
+		S3Access:         os.Getenv("HOMEROOM_S3_ACCESS_KEY"),
+		S3Secret:         os.Getenv("HOMEROOM_S3_SECRET_KEY"),
+		S3Bucket:         env("HOMEROOM_S3_BUCKET", "homeroom"),
+		S3Secure:         os.Getenv("HOMEROOM_S3_SECURE") == "true",
+		AdminToken:       os.Getenv("HOMEROOM_ADMIN_TOKEN"),
+		PolicyPath:       os.Getenv("HOMEROOM_POLICY"),
+		Traefik:          env("HOMEROOM_TRAEFIK_CONTAINER", "homeroom-traefik"),
+		Domain:           env("HOMEROOM_DOMAIN", "lab.localhost"),
+		LogLevel:         env("HOMEROOM_LOG_LEVEL", "info"),
+		EmbeddedMongo:    env("HOMEROOM_EMBEDDED_MONGO_ADDR", "127.0.0.1:27018"),
+		EmbeddedS3:       env("HOMEROOM_EMBEDDED_S3_ADDR", "127.0.0.1:9100"),
 	}
 }
 
