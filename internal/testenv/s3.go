@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -75,7 +76,12 @@ func versitygwBinary() string {
 	if p := os.Getenv("HOMEROOM_VERSITYGW"); p != "" {
 		return p
 	}
-	const cached = "/var/cache/homeroom/bin/versitygw"
+	// Where scripts/ensure-versitygw.sh caches its build.
+	cache := os.Getenv("HOMEROOM_CACHE")
+	if cache == "" {
+		cache = "/var/cache/homeroom"
+	}
+	cached := filepath.Join(cache, "versitygw-v1.8.0", "versitygw")
 	if fi, err := os.Stat(cached); err == nil && !fi.IsDir() {
 		return cached
 	}

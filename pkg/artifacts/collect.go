@@ -9,6 +9,8 @@ import (
 	"path"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/homeroom/homeroom/internal/failpoint"
 )
 
 // File is one collected file.
@@ -58,7 +60,9 @@ func FilesKey(prefix, rel string) string { return prefix + "files/" + rel }
 // directories are skipped silently (S3 has none). With maxBytes > 0, a file
 // that would take the total beyond maxBytes is skipped with ReasonSizeCap;
 // smaller files after it are still collected. At most 1000 skipped entries
-// are listed; a last entry without a path counts the rest.
+// are listed (and, past them, the first one skipped for the size cap, so
+// that the manifest always shows the cap was hit); a last entry without a
+// path counts the rest.
 //
 // Keys depend only on the archive, so a retried collection overwrites the
 // same objects. On error, the files uploaded so far are returned with it.
@@ -67,6 +71,7 @@ func (s *Store) UploadTree(ctx context.Context, prefix, collectPath string, tarS
 	base := path.Dir(root)
 	index := make(map[string]int) // path → position in files, for repeated entries
 	var total, unlisted int64
+	capListed := false
 	tr := tar.NewReader(tarStream)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -75,7 +80,7 @@ func (s *Store) UploadTree(ctx context.Context, prefix, collectPath string, tarS
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			if unlisted > 0 {
-				skipped = append(skipped, Skipped{Reason: fmt.Sprintf("%d more skipped entries not listed", unlisted)})
+				skipped = append(skipped, Skipped{Reason: fmt.Sprintf(moreSkippedFormat, unlisted)})
 			}
 			return files, skipped, nil
 		}
@@ -94,13 +99,16 @@ func (s *Store) UploadTree(ctx context.Context, prefix, collectPath string, tarS
 			reason = ReasonSizeCap
 		}
 		if reason != "" {
-			unlisted += report(&skipped, rel, hdr.Name, reason)
+			first := reason == ReasonSizeCap && !capListed
+			unlisted += report(&skipped, rel, hdr.Name, reason, first)
+			capListed = capListed || first
 			continue
 		}
 		obj, err := s.PutStream(ctx, key, tr, hdr.Size, contentType(rel))
 		if err != nil {
 			return files, skipped, fmt.Errorf("artifacts: collect %s: %w", collectPath, err)
 		}
+		failpoint.Hit("file-uploaded")
 		total += obj.Size
 		f := File{Path: rel, Key: key, Size: obj.Size, SHA256: obj.SHA256}
 		if i, ok := index[rel]; ok {
@@ -118,10 +126,15 @@ func (s *Store) UploadTree(ctx context.Context, prefix, collectPath string, tarS
 // can create any number of symlinks, and the manifest must stay readable.
 const maxSkippedListed = 1000
 
+// moreSkippedFormat is the reason of the entry, without a path, that counts
+// the skipped entries not listed.
+const moreSkippedFormat = "%d more skipped entries not listed"
+
 // report lists a skipped entry, by its path if it is safe to show and by its
-// raw name otherwise, and returns 1 if the list is full instead.
-func report(skipped *[]Skipped, rel, name, reason string) int64 {
-	if len(*skipped) >= maxSkippedListed {
+// raw name otherwise, and returns 1 if the list is full instead (unless
+// always is set).
+func report(skipped *[]Skipped, rel, name, reason string, always bool) int64 {
+	if len(*skipped) >= maxSkippedListed && !always {
 		return 1
 	}
 	p := rel

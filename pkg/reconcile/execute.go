@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/homeroom/homeroom/internal/failpoint"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/dockerx"
@@ -145,6 +146,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 	case DisconnectTraefik:
 		return d.Disconnect(ctx, e.network, e.obs.Traefik.ID)
 	case RemoveNetwork:
+		failpoint.Hit("before-network-remove")
 		return d.RemoveNetwork(ctx, e.network)
 	case CreateContainer:
 		_, err := d.CreateContainer(ctx, ContainerSpec(e.class.ID, a.Student, e.tmpl, e.r.opts.Domain))
@@ -154,7 +156,10 @@ func (e *executor) step(ctx context.Context, a Action) error {
 	case StopContainer:
 		return d.StopContainer(ctx, a.Target, e.r.opts.StopGraceSeconds)
 	case RemoveContainer:
-		return d.RemoveContainer(ctx, a.Target)
+		if err := d.RemoveContainer(ctx, a.Target); err != nil {
+			return err
+		}
+		failpoint.Hit("container-removed")
 	case Collect:
 		return e.collect(ctx, a.Student, a.Target)
 	case BeginRun:
@@ -163,6 +168,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 			st.Run = &api.DownRun{ID: newRunID(now), StartedAt: now}
 		})
 	case CompleteRun:
+		failpoint.Hit("before-complete-run")
 		now := e.r.now()
 		return e.checkpoint(ctx, func(st *api.ClassStatus) {
 			if st.Run != nil && st.Run.CompletedAt == nil {
@@ -242,6 +248,7 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 		if err != nil {
 			return err
 		}
+		failpoint.Hit("archive-open-before-upload")
 		files, skipped, err := e.r.artifacts.UploadTree(ctx, prefix, p, rc, remaining)
 		rc.Close()
 		if err != nil {
@@ -264,6 +271,7 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 	if err := e.r.artifacts.Verify(ctx, objs); err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
+	failpoint.Hit("verified-before-checkpoint")
 	ref := &api.ArtifactsRef{
 		RunID: run.ID, Prefix: prefix, Manifest: mobj.Key,
 		Files: len(m.Files), Bytes: m.TotalBytes, CollectedAt: m.CollectedAt,

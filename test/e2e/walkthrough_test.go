@@ -11,11 +11,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,75 +22,6 @@ import (
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
 )
-
-func build(t *testing.T, dir string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/homeroom/homeroom/cmd/apiserver", "github.com/homeroom/homeroom/cmd/controller")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-}
-
-type proc struct {
-	cmd *exec.Cmd
-	out *syncBuffer
-}
-
-// syncBuffer collects a process's output, written by exec's copying
-// goroutine while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func start(t *testing.T, bin string, env []string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin), out: &syncBuffer{}}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), p.out.String())
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM, as Ctrl-C in `make run` does, and wants a clean exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("%s exited with %v", p.cmd.Path, err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("%s did not stop within 30s of SIGTERM", p.cmd.Path)
-	}
-}
 
 type client struct {
 	t     *testing.T
@@ -162,8 +90,7 @@ func TestWalkthrough(t *testing.T) {
 	const id = "cs101-e2e"
 	testenv.CleanupClass(t, d, id)
 
-	bin := t.TempDir()
-	build(t, bin)
+	bin := testenv.BuildBinaries(t, "apiserver", "controller")
 	data := t.TempDir()
 	listen, ctlListen := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	env := []string{
@@ -175,16 +102,16 @@ func TestWalkthrough(t *testing.T) {
 		"HOMEROOM_TRAEFIK_CONTAINER=homeroom-e2e-no-router",
 		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
 	}
-	apiserver := start(t, filepath.Join(bin, "apiserver"), env)
+	apiserver := testenv.StartProcess(t, filepath.Join(bin, "apiserver"), env)
 	waitHTTP(t, "http://"+listen+"/readyz")
-	controller := start(t, filepath.Join(bin, "controller"), env)
+	controller := testenv.StartProcess(t, filepath.Join(bin, "controller"), env)
 	waitHTTP(t, "http://"+ctlListen+"/readyz")
 
 	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
 	if err != nil {
 		t.Fatalf("the admin token is kept in the data dir: %v", err)
 	}
-	if !strings.Contains(apiserver.out.String(), strings.TrimSpace(string(tok))) {
+	if !strings.Contains(apiserver.Output(), strings.TrimSpace(string(tok))) {
 		t.Errorf("the apiserver does not print the admin token")
 	}
 	c := &client{t: t, base: "http://" + listen, token: strings.TrimSpace(string(tok))}
@@ -283,6 +210,6 @@ func TestWalkthrough(t *testing.T) {
 	if code := c.call("DELETE", "/api/v1/classes/"+id, nil, nil); code != http.StatusNoContent {
 		t.Errorf("delete a Down class: %d", code)
 	}
-	controller.stop(t)
-	apiserver.stop(t)
+	controller.Stop()
+	apiserver.Stop()
 }

@@ -1,0 +1,110 @@
+package testenv
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BuildBinaries builds Homeroom's commands (e.g. "apiserver", "controller")
+// into a temporary directory and returns it.
+func BuildBinaries(t testing.TB, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{"build", "-o", dir + "/"}
+	for _, n := range names {
+		args = append(args, "github.com/homeroom/homeroom/cmd/"+n)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %v: %v\n%s", names, err, out)
+	}
+	return dir
+}
+
+// Process is a Homeroom binary run by a test.
+type Process struct {
+	t    testing.TB
+	name string
+	cmd  *exec.Cmd
+	out  syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// StartProcess runs bin with the test's environment plus env. It is killed
+// when the test ends, and its output logged if the test failed.
+func StartProcess(t testing.TB, bin string, env []string, args ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, name: filepath.Base(bin), cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s output:\n%s", p.name, p.out.String())
+		}
+	})
+	return p
+}
+
+// Output is what the process printed so far.
+func (p *Process) Output() string { return p.out.String() }
+
+// Wait waits up to timeout for the process to exit by itself and returns
+// its state; it fails the test on timeout.
+func (p *Process) Wait(timeout time.Duration) *os.ProcessState {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState
+	case <-time.After(timeout):
+		p.t.Fatalf("%s still running after %s", p.name, timeout)
+		return nil
+	}
+}
+
+// Stop sends SIGTERM, as Ctrl-C or an orchestrator would, and wants a clean
+// exit within 30 seconds.
+func (p *Process) Stop() {
+	p.t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	st := p.Wait(30 * time.Second)
+	if st != nil && !st.Success() {
+		p.t.Errorf("%s exited with %v after SIGTERM", p.name, p.err)
+	}
+}
+
+// KilledBy reports whether the process ended by signal sig.
+func KilledBy(st *os.ProcessState, sig syscall.Signal) bool {
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}

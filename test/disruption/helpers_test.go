@@ -1,0 +1,174 @@
+// Package disruption holds the tests that break things on purpose: a
+// controller killed mid-Down, the Docker daemon restarted. They disturb every
+// other user of the daemon, so this package runs alone (make test runs
+// packages one at a time) and puts everything back as it found it.
+package disruption
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/store"
+)
+
+// work is what one student saved: path in the workspace → sha256.
+type work map[string]string
+
+func waitPhase(t *testing.T, st *store.Store, id string, phase api.Phase, timeout time.Duration) *api.Class {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var c *api.Class
+	var err error
+	for time.Now().Before(deadline) {
+		c, err = st.Get(context.Background(), id)
+		if err == nil && c.Status.Phase == phase && c.Status.ObservedGeneration == c.Generation {
+			return c
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("class %s never reached %s (last: %+v, err %v)", id, phase, c, err)
+	return nil
+}
+
+func setPhase(t *testing.T, st *store.Store, id string, phase api.Phase) {
+	t.Helper()
+	if _, err := st.SetDesiredPhase(context.Background(), id, phase); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// saveWork has each student save a small note and a file of several MiB
+// through their sandbox, and returns what each saved.
+func saveWork(t *testing.T, d *dockerx.Client, id string, students []string, bigMiB int) map[string]work {
+	t.Helper()
+	out := map[string]work{}
+	for _, s := range students {
+		info, err := d.InspectContainer(context.Background(), api.ContainerName(id, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip := info.NetworkSettings.Networks[api.NetworkName(id)].IPAddress
+		big := make([]byte, bigMiB<<20)
+		rand.Read(big)
+		files := map[string][]byte{
+			"notes.txt":    []byte("the work of " + s + "\n"),
+			"data/big.bin": big,
+		}
+		out[s] = work{}
+		for name, body := range files {
+			put(t, "http://"+ip+":8080/files/"+name, body)
+			sum := sha256.Sum256(body)
+			out[s]["workspace/"+name] = hex.EncodeToString(sum[:])
+		}
+	}
+	return out
+}
+
+func put(t *testing.T, url string, body []byte) {
+	t.Helper()
+	var lastErr error
+	for i := 0; i < 50; i++ {
+		req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusCreated {
+				return
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("PUT %s: %v", url, lastErr)
+}
+
+// checkCollected is what a teacher relies on after Down: nothing of the class
+// left in Docker, and every file of every student stored exactly once, in
+// one run, byte for byte.
+func checkCollected(t *testing.T, d *dockerx.Client, art *artifacts.Store, c *api.Class, saved map[string]work) {
+	t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", api.LabelClass+"="+c.ID))
+	cs, err := d.API().ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := d.API().NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs)+len(ns) != 0 {
+		t.Errorf("left after Down: %d containers, %d networks", len(cs), len(ns))
+	}
+	if c.Status.Run == nil || c.Status.Run.CompletedAt == nil {
+		t.Fatalf("no completed run in status: %+v", c.Status.Run)
+	}
+	runID := c.Status.Run.ID
+	keys, err := art.ListKeys(ctx, "classes/"+c.ID+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for student, files := range saved {
+		for path, want := range files {
+			suffix := "/" + student + "/files/" + path
+			var found []string
+			for _, k := range keys {
+				if strings.HasSuffix(k, suffix) {
+					found = append(found, k)
+				}
+			}
+			if len(found) != 1 || found[0] != api.ArtifactPrefix(c.ID, runID, student)+"files/"+path {
+				t.Errorf("%s's %s stored as %v, want once in run %s", student, path, found, runID)
+				continue
+			}
+			rc, _, err := art.Open(ctx, found[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := sha256.New()
+			io.Copy(h, rc)
+			rc.Close()
+			if got := hex.EncodeToString(h.Sum(nil)); got != want {
+				t.Errorf("%s's %s: sha256 %s, saved %s", student, path, got, want)
+			}
+		}
+		var m artifacts.Manifest
+		if err := art.GetJSON(ctx, artifacts.ManifestKey(api.ArtifactPrefix(c.ID, runID, student)), &m); err != nil {
+			t.Errorf("%s's manifest: %v", student, err)
+			continue
+		}
+		for _, f := range m.Files {
+			if want, ok := files[f.Path]; !ok || want != f.SHA256 {
+				t.Errorf("%s's manifest lists %s with sha256 %s, saved %q", student, f.Path, f.SHA256, want)
+			}
+		}
+		if len(m.Files) != len(files) {
+			t.Errorf("%s's manifest lists %d files, saved %d", student, len(m.Files), len(files))
+		}
+	}
+	manifests := 0
+	for _, k := range keys {
+		if strings.HasSuffix(k, "/manifest.json") {
+			manifests++
+		}
+	}
+	if manifests != len(saved) {
+		t.Errorf("%d manifests stored for %d students: a collection was written twice", manifests, len(saved))
+	}
+}
