@@ -166,6 +166,8 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		now := e.r.now()
 		return e.checkpoint(ctx, func(st *api.ClassStatus) {
 			st.Run = &api.DownRun{ID: newRunID(now), StartedAt: now}
+			// Collection can take long; say so now, not at the end of the pass.
+			st.Phase = api.PhaseCollecting
 		})
 	case CompleteRun:
 		failpoint.Hit("before-complete-run")

@@ -1,0 +1,245 @@
+package disruption
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/controller"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/reconcile"
+	"github.com/homeroom/homeroom/pkg/store"
+	"go.uber.org/zap/zaptest"
+)
+
+// gatedArtifacts holds the first upload of a tree until the test opens the
+// gate, so that the test can break something while a Down is surely in
+// flight.
+type gatedArtifacts struct {
+	*artifacts.Store
+	once    sync.Once
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func gated(s *artifacts.Store) *gatedArtifacts {
+	return &gatedArtifacts{Store: s, entered: make(chan struct{}), gate: make(chan struct{})}
+}
+
+func (g *gatedArtifacts) UploadTree(ctx context.Context, prefix, collectPath string, r io.Reader, maxBytes int64) ([]artifacts.File, []artifacts.Skipped, error) {
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.entered)
+		<-g.gate
+	}
+	return g.Store.UploadTree(ctx, prefix, collectPath, r, maxBytes)
+}
+
+type world struct {
+	d   *dockerx.Client
+	st  *store.Store
+	s3  *testenv.S3Server
+	art *artifacts.Store
+	up  *gatedArtifacts
+}
+
+// runController runs the real controller loop in the test process, with
+// short retry and resync periods so that recovery is quick to observe.
+func runController(t *testing.T) *world {
+	t.Helper()
+	w := &world{d: testenv.Docker(t), st: testenv.Store(t), s3: testenv.StartS3(t)}
+	art, err := artifacts.New(context.Background(), w.s3.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.art, w.up = art, gated(art)
+	log := zaptest.NewLogger(t)
+	rec := reconcile.New(w.st, w.d, w.up, policy.Default(), reconcile.Options{TraefikContainer: "hr-disruption-no-router"}, log)
+	ctl := controller.New(rec, w.st, w.d, controller.Options{
+		PollInterval: 100 * time.Millisecond, ResyncInterval: 2 * time.Second, RetryMax: 2 * time.Second,
+	}, log, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		close(w.gateOnce())
+		cancel()
+		<-done
+	})
+	return w
+}
+
+// gateOnce returns the gate if it is still closed to uploads, or a fresh
+// channel to close, so that cleanup never closes it twice.
+func (w *world) gateOnce() chan struct{} {
+	select {
+	case <-w.up.gate:
+		return make(chan struct{})
+	default:
+		return w.up.gate
+	}
+}
+
+func (w *world) classUp(t *testing.T, id string, students []string) map[string]work {
+	t.Helper()
+	testenv.CleanupClass(t, w.d, id)
+	if _, _, err := w.st.PutSpec(context.Background(), id, api.ClassSpec{Subject: "cs", Template: "sandbox", Students: students}); err != nil {
+		t.Fatal(err)
+	}
+	setPhase(t, w.st, id, api.PhaseUp)
+	waitPhase(t, w.st, id, api.PhaseUp, 2*time.Minute)
+	return saveWork(t, w.d, id, students, 2)
+}
+
+func (w *world) containers(t *testing.T, id string) int {
+	t.Helper()
+	cs, err := w.d.API().ContainerList(context.Background(), container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", api.LabelClass+"="+id))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cs)
+}
+
+func TestDownWaitsForTheObjectStore(t *testing.T) {
+	w := runController(t)
+	const id = "outage-s3"
+	students := []string{"kim", "lou", "max"}
+	saved := w.classUp(t, id, students)
+
+	setPhase(t, w.st, id, api.PhaseDown)
+	<-w.up.entered // the Down is collecting
+	w.s3.Stop()
+	close(w.up.gate)
+
+	// While the object store is down the controller retries, reports the
+	// failure, and removes nothing: watch until the failure is reported and
+	// a few seconds of retries more.
+	var c *api.Class
+	reported := time.Time{}
+	deadline := time.Now().Add(2 * time.Minute)
+	for reported.IsZero() || time.Since(reported) < 5*time.Second {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failure was never reported: %+v", c.Status)
+		}
+		if n := w.containers(t, id); n != len(students) {
+			t.Fatalf("%d of %d containers left while the object store was down", n, len(students))
+		}
+		var err error
+		if c, err = w.st.Get(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+		synced := api.FindCondition(c.Status.Conditions, api.ConditionSynced)
+		if reported.IsZero() && synced != nil && synced.Reason == "CollectFailed" {
+			reported = time.Now()
+			if c.Status.Phase != api.PhaseCollecting {
+				t.Errorf("phase %s while collecting", c.Status.Phase)
+			}
+			for _, s := range students {
+				if !strings.Contains(synced.Message, "collect "+s) {
+					t.Errorf("the Synced condition does not name %s: %s", s, synced.Message)
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	w.s3.Start()
+	c = waitPhase(t, w.st, id, api.PhaseDown, 2*time.Minute)
+	checkCollected(t, w.d, w.art, c, saved)
+}
+
+func TestDownSurvivesDockerRestart(t *testing.T) {
+	w := runController(t)
+	pid, argv := findDockerd(t)
+	const id = "outage-docker"
+	students := []string{"ned", "ola", "pia", "quin"}
+	saved := w.classUp(t, id, students)
+
+	setPhase(t, w.st, id, api.PhaseDown)
+	<-w.up.entered // the Down is collecting
+	restartDockerd(t, w.d, pid, argv)
+	close(w.up.gate)
+
+	c := waitPhase(t, w.st, id, api.PhaseDown, 3*time.Minute)
+	checkCollected(t, w.d, w.art, c, saved)
+}
+
+// findDockerd finds the running daemon and the command line it was started
+// with, so that the test can start it again exactly so.
+func findDockerd(t *testing.T) (int, []string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "restarting dockerd needs root")
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if strings.TrimSpace(string(comm)) != "dockerd" {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		return pid, strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	}
+	testenv.Unavailable(t, "no dockerd process to restart (managed by a service manager?)")
+	return 0, nil
+}
+
+func restartDockerd(t *testing.T, d *dockerx.Client, pid int, argv []string) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("stop dockerd: %v", err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dockerd did not stop within 90s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	logf, err := os.OpenFile("/var/log/homeroom-dockerd.log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session, so that it outlives the test process as it would
+	// have outlived whoever started it first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start dockerd again: %v", err)
+	}
+	cmd.Process.Release()
+	deadline = time.Now().Add(90 * time.Second)
+	for d.Ping(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("dockerd did not answer within 90s of its restart")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
