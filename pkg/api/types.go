@@ -79,7 +79,20 @@ type ArtifactsRef struct {
 	Files       int       `json:"files" bson:"files"`
 	Bytes       int64     `json:"bytes" bson:"bytes"`
 	CollectedAt time.Time `json:"collectedAt" bson:"collectedAt"`
+	// ManifestSHA256 pins the manifest, which pins every object's checksum.
+	ManifestSHA256 string `json:"manifestSha256" bson:"manifestSha256"`
+	// State is the student's checkpoint in the run: CollectVerified once
+	// every object was read back and matched, CollectRemoved once the
+	// container is gone.
+	State     string     `json:"state" bson:"state"`
+	RemovedAt *time.Time `json:"removedAt,omitempty" bson:"removedAt,omitempty"`
 }
+
+// Checkpoints of a student's collection.
+const (
+	CollectVerified = "verified"
+	CollectRemoved  = "removed"
+)
 
 // Condition follows the Kubernetes convention: a type, a status of "True",
 // "False" or "Unknown", a machine-readable reason and a human message.

@@ -160,6 +160,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 			return err
 		}
 		failpoint.Hit("container-removed")
+		return e.checkpointRemoved(ctx, a.Student)
 	case Collect:
 		return e.collect(ctx, a.Student, a.Target)
 	case BeginRun:
@@ -196,6 +197,21 @@ func (e *executor) checkpoint(ctx context.Context, mutate func(*api.ClassStatus)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.r.writeStatus(ctx, e.class, mutate)
+}
+
+// checkpointRemoved records that a collected student's container is gone.
+func (e *executor) checkpointRemoved(ctx context.Context, student string) error {
+	now := e.r.now()
+	return e.checkpoint(ctx, func(st *api.ClassStatus) {
+		if st.Run == nil || st.Run.CompletedAt != nil {
+			return
+		}
+		for i := range st.Students {
+			if a := st.Students[i].Artifacts; st.Students[i].ID == student && a != nil && a.RunID == st.Run.ID {
+				a.State, a.RemovedAt = api.CollectRemoved, &now
+			}
+		}
+	})
 }
 
 // collect streams one student's logs and collect paths into the object
@@ -277,6 +293,7 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 	ref := &api.ArtifactsRef{
 		RunID: run.ID, Prefix: prefix, Manifest: mobj.Key,
 		Files: len(m.Files), Bytes: m.TotalBytes, CollectedAt: m.CollectedAt,
+		ManifestSHA256: mobj.SHA256, State: api.CollectVerified,
 	}
 	e.log.Info("collected", zap.String("studentId", student), zap.Int("files", ref.Files), zap.Int64("bytes", ref.Bytes))
 	return e.checkpoint(ctx, func(st *api.ClassStatus) {

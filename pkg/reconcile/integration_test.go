@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -304,8 +305,8 @@ func TestUpDownCycle(t *testing.T) {
 	}
 	runID := cl.Status.Run.ID
 	for _, s := range cl.Status.Students {
-		if s.Artifacts == nil || s.Artifacts.RunID != runID {
-			t.Errorf("student %s has no artifacts of run %s: %+v", s.ID, runID, s.Artifacts)
+		if s.Artifacts == nil || s.Artifacts.RunID != runID || s.Artifacts.State != api.CollectRemoved || s.Artifacts.ManifestSHA256 == "" {
+			t.Errorf("student %s is not checkpointed as collected and removed in run %s: %+v", s.ID, runID, s.Artifacts)
 		}
 	}
 
@@ -471,5 +472,85 @@ func TestObjectStoreDownKeepsContainers(t *testing.T) {
 	json.NewEncoder(&idx).Encode(r.get(id).Status.Students)
 	if strings.Count(idx.String(), `"runId"`) != 2 {
 		t.Errorf("both students should be checkpointed: %s", idx.String())
+	}
+}
+
+// A student controls their workspace: links pointing out of it must not make
+// the collection read, or write, anything outside the student's prefix.
+func TestHostileWorkspace(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	const id = "it-hostile"
+	r.class(id, api.PhaseUp, "mallory")
+	r.converge(id)
+	name := api.ContainerName(id, "mallory")
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(h *tar.Header, body string) {
+		h.Size = int64(len(body))
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(tw, body)
+	}
+	add(&tar.Header{Name: "ok.txt", Typeflag: tar.TypeReg}, "honest work")
+	add(&tar.Header{Name: "etc", Typeflag: tar.TypeSymlink, Linkname: "/etc"}, "")
+	add(&tar.Header{Name: "passwd", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}, "")
+	add(&tar.Header{Name: "sub/", Typeflag: tar.TypeDir, Mode: 0o755}, "")
+	add(&tar.Header{Name: "sub/up", Typeflag: tar.TypeSymlink, Linkname: ".."}, "")
+	add(&tar.Header{Name: "sub/hard", Typeflag: tar.TypeLink, Linkname: "ok.txt"}, "")
+	add(&tar.Header{Name: "..looks-like-parent", Typeflag: tar.TypeReg}, "dots in a name are fine")
+	tw.Close()
+	if err := r.docker.API().CopyToContainer(ctx, name, "/workspace", &buf, container.CopyToContainerOptions{}); err != nil {
+		t.Fatalf("plant the workspace: %v", err)
+	}
+
+	r.phase(id, api.PhaseDown)
+	r.converge(id)
+	cl := r.get(id)
+	prefix := api.ArtifactPrefix(id, cl.Status.Run.ID, "mallory")
+	keys, err := r.art.ListKeys(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if strings.HasPrefix(k, "classes/"+id+"/") && !strings.HasPrefix(k, prefix) {
+			t.Errorf("object %s outside the student's prefix %s", k, prefix)
+		}
+		if strings.Contains(k, "passwd") || strings.Contains(k, "/etc/") || strings.Contains(k, "/up/") {
+			t.Errorf("a link was followed: %s", k)
+		}
+	}
+	var m artifacts.Manifest
+	if err := r.art.GetJSON(ctx, artifacts.ManifestKey(prefix), &m); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range m.Files {
+		got = append(got, f.Path)
+	}
+	slices.Sort(got)
+	if want := []string{"workspace/..looks-like-parent", "workspace/ok.txt"}; !slices.Equal(got, want) {
+		t.Errorf("collected %v, want %v", got, want)
+	}
+	skipped := map[string]string{}
+	for _, s := range m.Skipped {
+		skipped[s.Path] = s.Reason
+	}
+	for _, p := range []string{"workspace/etc", "workspace/passwd", "workspace/sub/up"} {
+		if skipped[p] != artifacts.ReasonSymlink {
+			t.Errorf("%s: skipped as %q, want %q (all skipped: %v)", p, skipped[p], artifacts.ReasonSymlink, m.Skipped)
+		}
+	}
+	if _, listed := skipped["workspace/sub/hard"]; !listed {
+		// Docker may store a hard link as a second regular file; then it is
+		// collected like one, which is safe.
+		if !slices.Contains(got, "workspace/sub/hard") {
+			t.Logf("hard link neither skipped nor collected: %v", m.Skipped)
+		}
 	}
 }
