@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/homeroom/homeroom/pkg/api"
@@ -184,12 +185,87 @@ func (s *Server) deleteClass(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// runIDPattern is the form of the run ids the controller makes: the UTC
+// start time and three random bytes.
+var runIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$`)
+
+func validRunID(id string) error {
+	if !runIDPattern.MatchString(id) {
+		return apiError(http.StatusBadRequest, "invalid_run",
+			fmt.Sprintf("run id %q does not look like 20261129T135050Z-650d3d", id))
+	}
+	return nil
+}
+
+// runQuery is the optional ?run= filter: "" when absent. Present, it must be
+// one valid run id; an empty or repeated run is a mistake, not "latest".
+func runQuery(c echo.Context) (string, error) {
+	vals, ok := c.QueryParams()["run"]
+	if !ok {
+		return "", nil
+	}
+	if len(vals) != 1 {
+		return "", apiError(http.StatusBadRequest, "invalid_run", "give at most one run")
+	}
+	if err := validRunID(vals[0]); err != nil {
+		return "", err
+	}
+	return vals[0], nil
+}
+
+func (s *Server) listRuns(c echo.Context) error {
+	id, err := classID(c)
+	if err != nil {
+		return err
+	}
+	runs, err := s.artifacts.ListRuns(c.Request().Context(), id)
+	if err != nil {
+		return fmt.Errorf("list runs: %w", err)
+	}
+	if runs == nil {
+		runs = []artifacts.RunSummary{}
+	}
+	return c.JSON(http.StatusOK, list[artifacts.RunSummary]{Items: runs})
+}
+
+func (s *Server) getRun(c echo.Context) error {
+	id, err := classID(c)
+	if err != nil {
+		return err
+	}
+	run := c.Param("run")
+	if err := validRunID(run); err != nil {
+		return err
+	}
+	idx, err := s.artifacts.GetRunIndex(c.Request().Context(), id, run)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		return apiError(http.StatusNotFound, "not_found",
+			fmt.Sprintf("run %q of class %q has no index: unknown, or its Down has not completed", run, id))
+	}
+	if err != nil {
+		return fmt.Errorf("get run index: %w", err)
+	}
+	return c.JSON(http.StatusOK, idx)
+}
+
 func (s *Server) listArtifacts(c echo.Context) error {
 	id, err := classID(c)
 	if err != nil {
 		return err
 	}
-	items, err := s.artifacts.ListClass(c.Request().Context(), id)
+	run, err := runQuery(c)
+	if err != nil {
+		return err
+	}
+	var items []artifacts.Item
+	if run == "" {
+		items, err = s.artifacts.ListClass(c.Request().Context(), id)
+	} else {
+		items, err = s.artifacts.ListRun(c.Request().Context(), id, run)
+		if errors.Is(err, artifacts.ErrNotFound) {
+			return apiError(http.StatusNotFound, "not_found", fmt.Sprintf("class %q has no run %q", id, run))
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("list artifacts: %w", err)
 	}
@@ -212,10 +288,23 @@ func (s *Server) getArtifact(c echo.Context) error {
 	if rel == "" || path.Clean("/"+rel) != "/"+rel {
 		return apiError(http.StatusBadRequest, "invalid_path", fmt.Sprintf("artifact path %q is not a clean relative path", rel))
 	}
+	run, err := runQuery(c)
+	if err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
-	item, err := s.artifacts.LatestFile(ctx, id, student, rel)
+	var item artifacts.Item
+	if run == "" {
+		item, err = s.artifacts.LatestFile(ctx, id, student, rel)
+	} else {
+		item, err = s.artifacts.RunFile(ctx, id, run, student, rel)
+	}
 	if errors.Is(err, artifacts.ErrNotFound) {
-		return apiError(http.StatusNotFound, "not_found", fmt.Sprintf("no artifact %q for student %q of class %q", rel, student, id))
+		msg := fmt.Sprintf("no artifact %q for student %q of class %q", rel, student, id)
+		if run != "" {
+			msg += fmt.Sprintf(" in run %q", run)
+		}
+		return apiError(http.StatusNotFound, "not_found", msg)
 	}
 	if err != nil {
 		return fmt.Errorf("find artifact: %w", err)

@@ -38,7 +38,11 @@ type Store interface {
 // Artifacts is what the API needs of the object store: reading only.
 type Artifacts interface {
 	ListClass(ctx context.Context, classID string) ([]artifacts.Item, error)
+	ListRun(ctx context.Context, classID, runID string) ([]artifacts.Item, error)
+	ListRuns(ctx context.Context, classID string) ([]artifacts.RunSummary, error)
+	GetRunIndex(ctx context.Context, classID, runID string) (*artifacts.RunIndex, error)
 	LatestFile(ctx context.Context, classID, studentID, relPath string) (artifacts.Item, error)
+	RunFile(ctx context.Context, classID, runID, studentID, relPath string) (artifacts.Item, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
 	Ping(ctx context.Context) error
 }
@@ -88,6 +92,8 @@ func (s *Server) Handler() http.Handler {
 	v1.DELETE("/classes/:id", s.deleteClass)
 	v1.POST("/classes/:id/up", s.phase(api.PhaseUp))
 	v1.POST("/classes/:id/down", s.phase(api.PhaseDown))
+	v1.GET("/classes/:id/runs", s.listRuns)
+	v1.GET("/classes/:id/runs/:run", s.getRun)
 	v1.GET("/classes/:id/artifacts", s.listArtifacts)
 	v1.GET("/classes/:id/artifacts/:student/*", s.getArtifact)
 

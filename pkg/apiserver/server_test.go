@@ -48,8 +48,9 @@ func newEnv(t *testing.T) *env {
 }
 
 type response struct {
-	code int
-	body []byte
+	code   int
+	body   []byte
+	header http.Header
 }
 
 func (e *env) do(method, path, body string, hdr ...string) response {
@@ -70,7 +71,7 @@ func (e *env) do(method, path, body string, hdr ...string) response {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return response{code: resp.StatusCode, body: b}
+	return response{code: resp.StatusCode, body: b, header: resp.Header}
 }
 
 func (e *env) class(r response) api.Class {

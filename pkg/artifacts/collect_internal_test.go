@@ -126,3 +126,59 @@ func TestUploadTreeBoundsSkippedList(t *testing.T) {
 		t.Errorf("last skipped entry = %+v", last)
 	}
 }
+
+// Past a full list, the first entry skipped for the size cap is listed all
+// the same, so that the manifest shows the cap was hit; later ones are
+// counted like the rest.
+func TestUploadTreeListsSizeCapPastAFullList(t *testing.T) {
+	var buf bytes.Buffer
+	w := tar.NewWriter(&buf)
+	for i := range maxSkippedListed + 2 {
+		if err := w.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: fmt.Sprintf("workspace/l%d", i), Linkname: "/etc"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"workspace/big1", "workspace/big2"} {
+		if err := w.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: 10}); err != nil {
+			t.Fatal(err)
+		}
+		w.Write(make([]byte, 10))
+	}
+	w.Close()
+	files, skipped, err := (&Store{}).UploadTree(t.Context(), "p/", "/workspace", &buf, 5)
+	if err != nil || len(files) != 0 {
+		t.Fatalf("UploadTree = %v, %v", files, err)
+	}
+	if len(skipped) != maxSkippedListed+2 {
+		t.Fatalf("%d skipped entries listed, want %d", len(skipped), maxSkippedListed+2)
+	}
+	if got := skipped[maxSkippedListed]; got != (Skipped{Path: "workspace/big1", Reason: ReasonSizeCap}) {
+		t.Errorf("entry after the full list = %+v, want big1 over the size cap", got)
+	}
+	if last := skipped[len(skipped)-1]; last != (Skipped{Reason: "3 more skipped entries not listed"}) {
+		t.Errorf("last skipped entry = %+v", last)
+	}
+	m := &Manifest{Skipped: skipped}
+	m.Finish()
+	if !m.Truncated || skippedCount(m.Skipped) != maxSkippedListed+2+2 {
+		t.Errorf("finished manifest: truncated %v, %d skipped", m.Truncated, skippedCount(m.Skipped))
+	}
+}
+
+func TestSkippedCount(t *testing.T) {
+	for _, tc := range []struct {
+		skipped []Skipped
+		want    int
+	}{
+		{nil, 0},
+		{[]Skipped{{Path: "a", Reason: ReasonSymlink}}, 1},
+		{[]Skipped{{Path: "a", Reason: ReasonSymlink}, {Reason: fmt.Sprintf(moreSkippedFormat, 41)}}, 42},
+		// An entry without a path that is not the count is one entry.
+		{[]Skipped{{Reason: ReasonInvalidName}}, 1},
+		{[]Skipped{{Reason: "0 more skipped entries not listed"}}, 1},
+	} {
+		if got := skippedCount(tc.skipped); got != tc.want {
+			t.Errorf("skippedCount(%+v) = %d, want %d", tc.skipped, got, tc.want)
+		}
+	}
+}

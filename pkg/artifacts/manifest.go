@@ -35,9 +35,15 @@ type Manifest struct {
 	Files         []File        `json:"files"`
 	// Logs is the container log at LogsKey(prefix); its Path is relative to
 	// the student prefix ("logs/container.log").
-	Logs       *File     `json:"logs,omitempty"`
-	Skipped    []Skipped `json:"skipped,omitempty"`
-	TotalBytes int64     `json:"totalBytes"`
+	Logs    *File     `json:"logs,omitempty"`
+	Skipped []Skipped `json:"skipped,omitempty"`
+	// TotalBytes is the size of Files together; the log is not counted, as
+	// the template's collect cap does not apply to it.
+	TotalBytes int64 `json:"totalBytes"`
+	// Truncated says that the collection is incomplete because of the
+	// template's size cap: at least one file or collect path was skipped
+	// with ReasonSizeCap.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // ContainerInfo is the student container as it was when collected.
@@ -83,7 +89,49 @@ func (s *Store) UploadLogs(ctx context.Context, prefix string, r io.Reader, size
 	return &File{Path: LogsPath, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256}, nil
 }
 
-// PutManifest fills in SchemaVersion and TotalBytes, checks that every
+// Finish completes a manifest before it is stored: it sets SchemaVersion,
+// recomputes TotalBytes from Files, sets Truncated if any skipped entry has
+// ReasonSizeCap (a Truncated the collector set stays set), and turns a nil
+// Files into an empty list, so that graders read "files": [] rather than
+// null. PutManifest calls it; a collector that stores the manifest itself
+// with PutJSON at ManifestKey must call Finish first.
+func (m *Manifest) Finish() {
+	m.SchemaVersion = SchemaVersion
+	m.TotalBytes = 0
+	for _, f := range m.Files {
+		m.TotalBytes += f.Size
+	}
+	if hasSizeCap(m.Skipped) {
+		m.Truncated = true
+	}
+	if m.Files == nil {
+		m.Files = []File{}
+	}
+}
+
+// hasSizeCap reports whether the size cap stopped any entry.
+func hasSizeCap(skipped []Skipped) bool {
+	return slices.ContainsFunc(skipped, func(sk Skipped) bool { return sk.Reason == ReasonSizeCap })
+}
+
+// skippedCount is how many entries were skipped, including those a bounded
+// list only counts in its last entry.
+func skippedCount(skipped []Skipped) int {
+	n := 0
+	for _, sk := range skipped {
+		var more int
+		if sk.Path == "" {
+			if _, err := fmt.Sscanf(sk.Reason, moreSkippedFormat, &more); err == nil && more > 0 {
+				n += more
+				continue
+			}
+		}
+		n++
+	}
+	return n
+}
+
+// PutManifest finishes the manifest (see Finish), checks that every
 // recorded object lies under the manifest's prefix, and stores it. Verify
 // the returned object with m.Objects() before relying on the collection.
 func (s *Store) PutManifest(ctx context.Context, m *Manifest) (Object, error) {
@@ -94,17 +142,12 @@ func (s *Store) PutManifest(ctx context.Context, m *Manifest) (Object, error) {
 		return Object{}, err
 	}
 	prefix := m.Prefix()
-	m.SchemaVersion = SchemaVersion
-	m.TotalBytes = 0
 	for _, o := range m.Objects() {
 		if !strings.HasPrefix(o.Key, prefix) {
 			return Object{}, fmt.Errorf("artifacts: manifest %s lists %s outside its prefix", prefix, o.Key)
 		}
-		m.TotalBytes += o.Size
 	}
-	if m.Files == nil {
-		m.Files = []File{} // graders read "files": [] rather than null
-	}
+	m.Finish()
 	return s.PutJSON(ctx, ManifestKey(prefix), m)
 }
 
@@ -153,45 +196,72 @@ func (s *Store) ListClass(ctx context.Context, classID string) ([]Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	type entry struct{ run, student string }
-	var entries []entry
+	var entries []manifestRef
 	for _, run := range runs {
-		_, dirs, err := s.listDir(ctx, "classes/"+classID+"/"+run+"/")
+		students, err := s.runStudents(ctx, classID, run)
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range dirs {
-			entries = append(entries, entry{run, lastSegment(d)})
+		for _, st := range students {
+			entries = append(entries, manifestRef{run, st})
 		}
 	}
-
-	results := make([][]Item, len(entries))
-	errs := make([]error, len(entries))
-	sem := make(chan struct{}, manifestParallel)
-	var wg sync.WaitGroup
-	for i, e := range entries {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			errs[i] = ctx.Err()
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			m, err := s.GetManifest(ctx, classID, e.run, e.student)
-			switch {
-			case errors.Is(err, ErrNotFound):
-				// Collection in progress or failed: nothing to grade yet.
-			case err != nil:
-				errs[i] = err
-			default:
-				results[i] = manifestItems(e.run, e.student, m)
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	items, err := s.manifestsItems(ctx, classID, entries)
+	if err != nil {
 		return nil, fmt.Errorf("artifacts: list class %s: %w", classID, err)
+	}
+	return items, nil
+}
+
+// ListRun is ListClass for one run: the artifacts of the students whose
+// collection in that run finished, sorted by (student, path). A run with
+// nothing stored under its prefix wraps ErrNotFound.
+func (s *Store) ListRun(ctx context.Context, classID, runID string) ([]Item, error) {
+	if err := checkIDs(classID); err != nil {
+		return nil, err
+	}
+	if err := checkSegment("run", runID); err != nil {
+		return nil, err
+	}
+	keys, dirs, err := s.listDir(ctx, runPrefix(classID, runID))
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 && len(dirs) == 0 {
+		return nil, fmt.Errorf("artifacts: run %s of class %s: %w", runID, classID, ErrNotFound)
+	}
+	entries := make([]manifestRef, 0, len(dirs))
+	for _, d := range dirs {
+		entries = append(entries, manifestRef{runID, lastSegment(d)})
+	}
+	items, err := s.manifestsItems(ctx, classID, entries)
+	if err != nil {
+		return nil, fmt.Errorf("artifacts: list run %s of class %s: %w", runID, classID, err)
+	}
+	return items, nil
+}
+
+type manifestRef struct{ run, student string }
+
+// manifestsItems reads the manifests of entries, in parallel, and returns
+// their items sorted by (runId, student, path). A student without a manifest
+// has no items: the collection is in progress or failed.
+func (s *Store) manifestsItems(ctx context.Context, classID string, entries []manifestRef) ([]Item, error) {
+	results := make([][]Item, len(entries))
+	err := parallel(ctx, len(entries), func(i int) error {
+		e := entries[i]
+		m, err := s.GetManifest(ctx, classID, e.run, e.student)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		results[i] = manifestItems(e.run, e.student, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	var items []Item
 	for _, r := range results {
@@ -207,6 +277,28 @@ func (s *Store) ListClass(ctx context.Context, classID string) ([]Item, error) {
 		return strings.Compare(a.Path, b.Path)
 	})
 	return items, nil
+}
+
+// parallel calls fn(0) … fn(n-1), at most manifestParallel at once, and
+// joins their errors.
+func parallel(ctx context.Context, n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, manifestParallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = fn(i)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // LatestFile finds relPath ("files/workspace/notes.txt" or
@@ -229,14 +321,51 @@ func (s *Store) LatestFile(ctx context.Context, classID, studentID, relPath stri
 		if err != nil {
 			return Item{}, err
 		}
-		for _, it := range manifestItems(run, studentID, m) {
-			if it.Path == relPath {
-				return it, nil
-			}
-		}
-		return Item{}, fmt.Errorf("artifacts: %s of %s/%s in run %s: %w", relPath, classID, studentID, run, ErrNotFound)
+		return manifestFile(classID, run, studentID, relPath, m)
 	}
 	return Item{}, fmt.Errorf("artifacts: %s of %s/%s: no collected run: %w", relPath, classID, studentID, ErrNotFound)
+}
+
+// RunFile finds relPath of a student in the manifest of one run; ErrNotFound
+// is wrapped when the student has no manifest in that run or the manifest
+// does not list the file.
+func (s *Store) RunFile(ctx context.Context, classID, runID, studentID, relPath string) (Item, error) {
+	if err := checkIDs(classID, studentID); err != nil {
+		return Item{}, err
+	}
+	if err := checkSegment("run", runID); err != nil {
+		return Item{}, err
+	}
+	m, err := s.GetManifest(ctx, classID, runID, studentID)
+	if err != nil {
+		return Item{}, err
+	}
+	return manifestFile(classID, runID, studentID, relPath, m)
+}
+
+func manifestFile(classID, runID, studentID, relPath string, m *Manifest) (Item, error) {
+	for _, it := range manifestItems(runID, studentID, m) {
+		if it.Path == relPath {
+			return it, nil
+		}
+	}
+	return Item{}, fmt.Errorf("artifacts: %s of %s/%s in run %s: %w", relPath, classID, studentID, runID, ErrNotFound)
+}
+
+// runPrefix is where one run of a class is stored.
+func runPrefix(classID, runID string) string { return "classes/" + classID + "/" + runID + "/" }
+
+// runStudents returns the student prefixes under a run, as stored.
+func (s *Store) runStudents(ctx context.Context, classID, runID string) ([]string, error) {
+	_, dirs, err := s.listDir(ctx, runPrefix(classID, runID))
+	if err != nil {
+		return nil, err
+	}
+	students := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		students = append(students, lastSegment(d))
+	}
+	return students, nil
 }
 
 // runIDs returns the runs of a class in time order.

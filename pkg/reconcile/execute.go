@@ -44,6 +44,7 @@ type Artifacts interface {
 	UploadTree(ctx context.Context, prefix, collectPath string, tarStream io.Reader, maxBytes int64) ([]artifacts.File, []artifacts.Skipped, error)
 	PutJSON(ctx context.Context, key string, v any) (artifacts.Object, error)
 	Verify(ctx context.Context, objs []artifacts.Object) error
+	WriteRunIndex(ctx context.Context, classID, runID string, students []string, startedAt, completedAt time.Time) (*artifacts.RunIndex, error)
 }
 
 // executor runs a plan. It makes no decisions: every step was chosen by the
@@ -173,6 +174,16 @@ func (e *executor) step(ctx context.Context, a Action) error {
 	case CompleteRun:
 		failpoint.Hit("before-complete-run")
 		now := e.r.now()
+		e.mu.Lock()
+		run, classID, students := e.class.Status.Run, e.class.ID, e.class.Spec.Students
+		e.mu.Unlock()
+		if run != nil && run.CompletedAt == nil {
+			// The index is written before the run is recorded complete, so a
+			// complete run always has one; rewriting it after a crash is harmless.
+			if _, err := e.r.artifacts.WriteRunIndex(ctx, classID, run.ID, students, run.StartedAt, now); err != nil {
+				return fmt.Errorf("run index: %w", err)
+			}
+		}
 		return e.checkpoint(ctx, func(st *api.ClassStatus) {
 			if st.Run != nil && st.Run.CompletedAt == nil {
 				st.Run.CompletedAt = &now
@@ -281,6 +292,7 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 		m.Skipped = append(m.Skipped, skipped...)
 	}
 	m.CollectedAt = e.r.now()
+	m.Finish()
 	mobj, err := e.r.artifacts.PutJSON(ctx, artifacts.ManifestKey(prefix), m)
 	if err != nil {
 		return fmt.Errorf("manifest: %w", err)

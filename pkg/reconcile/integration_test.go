@@ -350,6 +350,22 @@ func TestUpDownCycle(t *testing.T) {
 		t.Errorf("carol's log does not show the crash: %q", logText)
 	}
 
+	idx, err := r.art.GetRunIndex(ctx, id, runID)
+	if err != nil {
+		t.Fatalf("run index: %v", err)
+	}
+	if len(idx.Students) != 3 {
+		t.Fatalf("index lists %d students: %+v", len(idx.Students), idx.Students)
+	}
+	for _, s := range idx.Students {
+		if s.Outcome != artifacts.OutcomeCollected || s.ExitCode == nil {
+			t.Errorf("index entry %+v", s)
+		}
+		if s.StudentID == "carol" && *s.ExitCode != 3 {
+			t.Errorf("carol's exit code in the index: %d", *s.ExitCode)
+		}
+	}
+
 	res, err := r.pass(id)
 	if err != nil || len(res.Plan) != 0 {
 		t.Errorf("pass on a Down class: plan %q err %v", res.Plan, err)
@@ -518,6 +534,9 @@ func TestHostileWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
+		if k == artifacts.RunIndexKey(id, cl.Status.Run.ID) {
+			continue
+		}
 		if strings.HasPrefix(k, "classes/"+id+"/") && !strings.HasPrefix(k, prefix) {
 			t.Errorf("object %s outside the student's prefix %s", k, prefix)
 		}

@@ -698,6 +698,26 @@ func (a *fakeArtifacts) PutJSON(_ context.Context, key string, v any) (artifacts
 	return a.store(key, append(data, '\n')), nil
 }
 
+// WriteRunIndex records one index object per run, listing the students
+// whose manifests are stored, as the real store does from the manifests.
+func (a *fakeArtifacts) WriteRunIndex(_ context.Context, classID, runID string, students []string, startedAt, completedAt time.Time) (*artifacts.RunIndex, error) {
+	key := artifacts.RunIndexKey(classID, runID)
+	if err := a.record("WriteRunIndex", key); err != nil {
+		return nil, err
+	}
+	idx := &artifacts.RunIndex{SchemaVersion: 1, ClassID: classID, RunID: runID, StartedAt: startedAt, CompletedAt: completedAt}
+	for _, s := range students {
+		outcome := artifacts.OutcomeMissing
+		if _, ok := a.object(artifacts.ManifestKey(api.ArtifactPrefix(classID, runID, s))); ok {
+			outcome = artifacts.OutcomeCollected
+		}
+		idx.Students = append(idx.Students, artifacts.RunStudent{StudentID: s, Outcome: outcome})
+	}
+	b, _ := json.Marshal(idx)
+	a.store(key, b)
+	return idx, nil
+}
+
 func (a *fakeArtifacts) Verify(_ context.Context, objs []artifacts.Object) error {
 	var errs []error
 	for _, o := range objs {

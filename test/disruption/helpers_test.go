@@ -162,6 +162,19 @@ func checkCollected(t *testing.T, d *dockerx.Client, art *artifacts.Store, c *ap
 			t.Errorf("%s's manifest lists %d files, saved %d", student, len(m.Files), len(files))
 		}
 	}
+	idx, err := art.GetRunIndex(ctx, c.ID, runID)
+	if err != nil {
+		t.Errorf("run index: %v", err)
+	} else {
+		for _, s := range idx.Students {
+			if s.Outcome != artifacts.OutcomeCollected {
+				t.Errorf("index: %s %s", s.StudentID, s.Outcome)
+			}
+		}
+		if len(idx.Students) != len(saved) {
+			t.Errorf("index lists %d students, %d saved work", len(idx.Students), len(saved))
+		}
+	}
 	manifests := 0
 	for _, k := range keys {
 		if strings.HasSuffix(k, "/manifest.json") {
