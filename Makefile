@@ -4,7 +4,7 @@ BIN     := bin
 SANDBOX_IMAGE ?= homeroom/sandbox:dev
 GOFLAGS_BUILD := -trimpath
 
-.PHONY: all build images run test test-unit docker versitygw vet clean
+.PHONY: all build images traefik run test test-unit docker versitygw vet clean
 
 all: build
 
@@ -22,7 +22,11 @@ images: build docker
 	DOCKER_BUILDKIT=0 docker build -q -t $(SANDBOX_IMAGE) $(BIN)/image-sandbox >/dev/null
 	@echo "built $(SANDBOX_IMAGE)"
 
-run: images
+# Traefik is built from source once per machine (about 5 minutes the first time).
+traefik: docker
+	@scripts/ensure-traefik.sh
+
+run: images traefik
 	scripts/run.sh
 
 versitygw:
@@ -32,7 +36,7 @@ vet:
 	$(GO) vet ./...
 
 # Integration packages share one Docker daemon: -p 1 runs packages one at a time.
-test: images versitygw vet
+test: images traefik versitygw vet
 	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) $(GO) test -race -count=1 -p 1 -timeout 30m ./...
 
 test-unit:

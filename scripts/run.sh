@@ -8,13 +8,29 @@ export HOMEROOM_DATA_DIR=${HOMEROOM_DATA_DIR:-./data}
 export HOMEROOM_LOG_FORMAT=${HOMEROOM_LOG_FORMAT:-console}
 mkdir -p "$HOMEROOM_DATA_DIR"
 
+traefik=${HOMEROOM_TRAEFIK_CONTAINER:-homeroom-traefik}
+port=${HOMEROOM_TRAEFIK_PORT:-80}
+started_traefik=""
 pids=()
 stop() {
   trap - INT TERM EXIT
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait
+  if [ -n "$started_traefik" ]; then docker rm -f "$traefik" >/dev/null 2>&1 || true; fi
 }
 trap stop INT TERM EXIT
+
+# Traefik routes each student's host to their sandbox; the controller attaches
+# it to every class network.
+if [ "$(docker inspect -f '{{.State.Running}}' "$traefik" 2>/dev/null)" != true ]; then
+  docker rm -f "$traefik" >/dev/null 2>&1 || true
+  docker run -d --name "$traefik" -p "127.0.0.1:$port:80" \
+    -v /var/run/docker.sock:/var/run/docker.sock:ro homeroom/traefik:v3.6.12 \
+    --providers.docker=true --providers.docker.exposedbydefault=false \
+    --entrypoints.web.address=:80 >/dev/null
+  started_traefik=1
+  echo "Traefik: http://<student>.<class>.${HOMEROOM_DOMAIN:-lab.localhost}:$port (container $traefik)"
+fi
 
 bin/apiserver &
 pids+=($!)

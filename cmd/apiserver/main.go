@@ -104,7 +104,12 @@ func run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("apiserver listening", zap.String("url", "http://"+cfg.Listen))
-	fmt.Printf("Homeroom API: http://%s\nAdmin token:  %s\n", cfg.Listen, token)
+	fmt.Printf("Homeroom API: http://%s\n", cfg.Listen)
+	// A token the operator supplied is theirs to know; printing it would
+	// only copy a secret into the logs.
+	if cfg.AdminToken == "" {
+		fmt.Printf("Admin token:  %s (kept in %s)\n", token, filepath.Join(cfg.DataDir, "admin.token"))
+	}
 
 	select {
 	case err := <-errc:

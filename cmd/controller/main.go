@@ -81,7 +81,7 @@ func run(ctx context.Context) error {
 		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel,
 	}, log)
 	ctl := controller.New(rec, st, docker, controller.Options{
-		Workers: *workers, PollInterval: *poll, ResyncInterval: *resync,
+		Workers: *workers, PollInterval: *poll, ResyncInterval: *resync, Router: cfg.Traefik,
 	}, log, reg)
 
 	mux := http.NewServeMux()

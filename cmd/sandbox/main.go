@@ -26,6 +26,12 @@ import (
 const maxUpload = 64 << 20
 
 func main() {
+	// "sandbox probe URL" answers whether URL can be reached from where the
+	// container runs; an image FROM scratch has no curl to ask instead, and
+	// isolation between class networks is checked this way.
+	if len(os.Args) == 3 && os.Args[1] == "probe" {
+		os.Exit(probe(os.Args[2]))
+	}
 	if err := run(); err != nil {
 		log.Printf("sandbox: %v", err)
 		os.Exit(1)
@@ -204,4 +210,16 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+func probe(url string) int {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Println("unreachable:", err)
+		return 1
+	}
+	resp.Body.Close()
+	fmt.Println("reachable:", resp.Status)
+	return 0
 }

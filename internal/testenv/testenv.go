@@ -32,3 +32,5 @@ func FreeAddr(t testing.TB) string {
 	l.Close()
 	return addr
 }
+
+func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }

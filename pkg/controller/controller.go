@@ -29,9 +29,10 @@ type Lister interface {
 	Versions(ctx context.Context) (map[string]int64, error)
 }
 
-// EventSource streams Docker events about Homeroom's objects.
+// EventSource streams Docker events about Homeroom's objects and the start
+// of the router container.
 type EventSource interface {
-	Events(ctx context.Context) (<-chan events.Message, <-chan error)
+	Events(ctx context.Context, router string) (<-chan events.Message, <-chan error)
 }
 
 // Options tune the loop.
@@ -41,6 +42,9 @@ type Options struct {
 	ResyncInterval time.Duration
 	RetryBase      time.Duration
 	RetryMax       time.Duration
+	// Router is the Traefik container's name: when it starts, every class is
+	// reconciled so that it is attached to every class network again.
+	Router string
 }
 
 // Controller owns the queue and its triggers.
@@ -183,7 +187,7 @@ func (c *Controller) watchEvents(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		evctx, cancel := context.WithCancel(ctx)
-		msgs, errs := c.events.Events(evctx)
+		msgs, errs := c.events.Events(evctx, c.opts.Router)
 		c.enqueueAll(ctx)
 	stream:
 		for {
@@ -195,6 +199,9 @@ func (c *Controller) watchEvents(ctx context.Context) {
 				backoff = time.Second
 				if id := m.Actor.Attributes[api.LabelClass]; id != "" {
 					c.queue.Add(id)
+				} else if c.opts.Router != "" && m.Actor.Attributes["name"] == c.opts.Router {
+					c.log.Info("router started; reconciling every class")
+					c.enqueueAll(ctx)
 				}
 			case err := <-errs:
 				c.log.Warn("docker events stream broke; re-listing", zap.Error(err))

@@ -75,7 +75,7 @@ func (l *fakeLister) set(id string, v int64) {
 
 type fakeEvents struct{ ch chan events.Message }
 
-func (f fakeEvents) Events(ctx context.Context) (<-chan events.Message, <-chan error) {
+func (f fakeEvents) Events(ctx context.Context, router string) (<-chan events.Message, <-chan error) {
 	return f.ch, make(chan error)
 }
 

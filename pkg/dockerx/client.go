@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -292,12 +293,54 @@ func (c *Client) Logs(ctx context.Context, id string) (io.ReadCloser, error) {
 	return rc, nil
 }
 
-// Events streams events about Homeroom's containers and networks until ctx
-// ends. The events API replays only recent history, so after an error the
+// Events streams events about Homeroom's containers and networks and, when
+// router is not empty, the start of the router container of that name (a
+// restarted Traefik must be attached to every class network again). It ends
+// with ctx. The events API replays only recent history, so after an error the
 // caller must re-list rather than trust it saw everything.
-func (c *Client) Events(ctx context.Context) (<-chan events.Message, <-chan error) {
-	f := managedFilter("")
-	f.Add("type", string(events.ContainerEventType))
-	f.Add("type", string(events.NetworkEventType))
-	return c.api.Events(ctx, events.ListOptions{Filters: f})
+func (c *Client) Events(ctx context.Context, router string) (<-chan events.Message, <-chan error) {
+	ctx, cancel := context.WithCancel(ctx)
+	msgs := make(chan events.Message)
+	errs := make(chan error, 1)
+	managed := managedFilter("")
+	managed.Add("type", string(events.ContainerEventType))
+	managed.Add("type", string(events.NetworkEventType))
+	streams := []filters.Args{managed}
+	if router != "" {
+		streams = append(streams, filters.NewArgs(
+			filters.Arg("type", string(events.ContainerEventType)),
+			filters.Arg("container", router),
+			filters.Arg("event", string(events.ActionStart)),
+		))
+	}
+	var wg sync.WaitGroup
+	for _, f := range streams {
+		in, inErr := c.api.Events(ctx, events.ListOptions{Filters: f})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case m := <-in:
+					select {
+					case msgs <- m:
+					case <-ctx.Done():
+						return
+					}
+				case err := <-inErr:
+					// One broken stream breaks both: the caller re-lists anyway.
+					select {
+					case errs <- err:
+					default:
+					}
+					cancel()
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); cancel() }()
+	return msgs, errs
 }

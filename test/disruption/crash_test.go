@@ -55,19 +55,19 @@ func TestDownSurvivesControllerKills(t *testing.T) {
 			if _, _, err := st.PutSpec(ctx, id, api.ClassSpec{Subject: "cs", Template: "sandbox", Students: students}); err != nil {
 				t.Fatal(err)
 			}
-			setPhase(t, st, id, api.PhaseUp)
+			testenv.SetPhase(t, st, id, api.PhaseUp)
 			ctl := controller(t, "")
-			waitPhase(t, st, id, api.PhaseUp, 2*time.Minute)
+			testenv.WaitPhase(t, st, id, api.PhaseUp, 2*time.Minute)
 			ctl.Stop()
 			saved := saveWork(t, d, id, students, 3)
 
-			setPhase(t, st, id, api.PhaseDown)
+			testenv.SetPhase(t, st, id, api.PhaseDown)
 			ctl = controller(t, p.failpoint)
 			if state := ctl.Wait(2 * time.Minute); !testenv.KilledBy(state, syscall.SIGKILL) {
 				t.Fatalf("controller was not killed at %s: %v\n%s", p.failpoint, state, ctl.Output())
 			}
 			ctl = controller(t, "")
-			c := waitPhase(t, st, id, api.PhaseDown, 2*time.Minute)
+			c := testenv.WaitPhase(t, st, id, api.PhaseDown, 2*time.Minute)
 			ctl.Stop()
 			checkCollected(t, d, art, c, saved)
 		})

@@ -23,34 +23,10 @@ import (
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/dockerx"
-	"github.com/homeroom/homeroom/pkg/store"
 )
 
 // work is what one student saved: path in the workspace → sha256.
 type work map[string]string
-
-func waitPhase(t *testing.T, st *store.Store, id string, phase api.Phase, timeout time.Duration) *api.Class {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var c *api.Class
-	var err error
-	for time.Now().Before(deadline) {
-		c, err = st.Get(context.Background(), id)
-		if err == nil && c.Status.Phase == phase && c.Status.ObservedGeneration == c.Generation {
-			return c
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("class %s never reached %s (last: %+v, err %v)", id, phase, c, err)
-	return nil
-}
-
-func setPhase(t *testing.T, st *store.Store, id string, phase api.Phase) {
-	t.Helper()
-	if _, err := st.SetDesiredPhase(context.Background(), id, phase); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // saveWork has each student save a small note and a file of several MiB
 // through their sandbox, and returns what each saved.

@@ -100,8 +100,8 @@ func (w *world) classUp(t *testing.T, id string, students []string) map[string]w
 	if _, _, err := w.st.PutSpec(context.Background(), id, api.ClassSpec{Subject: "cs", Template: "sandbox", Students: students}); err != nil {
 		t.Fatal(err)
 	}
-	setPhase(t, w.st, id, api.PhaseUp)
-	waitPhase(t, w.st, id, api.PhaseUp, 2*time.Minute)
+	testenv.SetPhase(t, w.st, id, api.PhaseUp)
+	testenv.WaitPhase(t, w.st, id, api.PhaseUp, 2*time.Minute)
 	return saveWork(t, w.d, id, students, 2)
 }
 
@@ -121,7 +121,7 @@ func TestDownWaitsForTheObjectStore(t *testing.T) {
 	students := []string{"kim", "lou", "max"}
 	saved := w.classUp(t, id, students)
 
-	setPhase(t, w.st, id, api.PhaseDown)
+	testenv.SetPhase(t, w.st, id, api.PhaseDown)
 	<-w.up.entered // the Down is collecting
 	w.s3.Stop()
 	close(w.up.gate)
@@ -159,7 +159,7 @@ func TestDownWaitsForTheObjectStore(t *testing.T) {
 	}
 
 	w.s3.Start()
-	c = waitPhase(t, w.st, id, api.PhaseDown, 2*time.Minute)
+	c = testenv.WaitPhase(t, w.st, id, api.PhaseDown, 2*time.Minute)
 	checkCollected(t, w.d, w.art, c, saved)
 }
 
@@ -170,12 +170,12 @@ func TestDownSurvivesDockerRestart(t *testing.T) {
 	students := []string{"ned", "ola", "pia", "quin"}
 	saved := w.classUp(t, id, students)
 
-	setPhase(t, w.st, id, api.PhaseDown)
+	testenv.SetPhase(t, w.st, id, api.PhaseDown)
 	<-w.up.entered // the Down is collecting
 	restartDockerd(t, w.d, pid, argv)
 	close(w.up.gate)
 
-	c := waitPhase(t, w.st, id, api.PhaseDown, 3*time.Minute)
+	c := testenv.WaitPhase(t, w.st, id, api.PhaseDown, 3*time.Minute)
 	checkCollected(t, w.d, w.art, c, saved)
 }
 

@@ -1,0 +1,99 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-connections/nat"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+)
+
+// TraefikImage is built by scripts/ensure-traefik.sh (part of make test).
+const TraefikImage = "homeroom/traefik:v3.6.12"
+
+// Traefik is a real Traefik container with the Docker provider, as Homeroom
+// is deployed with, published on a loopback port.
+type Traefik struct {
+	t    testing.TB
+	d    *dockerx.Client
+	Name string
+	// Addr is host:port of its web entrypoint on loopback.
+	Addr string
+	ID   string
+}
+
+// StartTraefik runs Traefik under a name of its own; it is removed when the
+// test ends.
+func StartTraefik(t testing.TB, d *dockerx.Client) *Traefik {
+	t.Helper()
+	if _, err := d.API().ImageInspect(context.Background(), TraefikImage); err != nil {
+		Unavailable(t, "image %s (run scripts/ensure-traefik.sh or make test): %v", TraefikImage, err)
+	}
+	tr := &Traefik{t: t, d: d, Name: fmt.Sprintf("hr-test-traefik-%d", time.Now().UnixNano()), Addr: FreeAddr(t)}
+	t.Cleanup(func() {
+		d.API().ContainerRemove(context.Background(), tr.Name, container.RemoveOptions{Force: true})
+	})
+	tr.Start()
+	return tr
+}
+
+// Start creates and starts the container; after Remove it makes a new one of
+// the same name, as an operator replacing Traefik would.
+func (tr *Traefik) Start() {
+	tr.t.Helper()
+	ctx := context.Background()
+	_, port, _ := splitHostPort(tr.Addr)
+	cfg := &container.Config{
+		Image: TraefikImage,
+		Cmd: []string{
+			"--providers.docker=true",
+			"--providers.docker.exposedbydefault=false",
+			"--entrypoints.web.address=:80",
+			"--log.level=INFO",
+		},
+		ExposedPorts: nat.PortSet{"80/tcp": {}},
+	}
+	host := &container.HostConfig{
+		Binds:        []string{"/var/run/docker.sock:/var/run/docker.sock:ro"},
+		PortBindings: nat.PortMap{"80/tcp": {{HostIP: "127.0.0.1", HostPort: port}}},
+	}
+	resp, err := tr.d.API().ContainerCreate(ctx, cfg, host, nil, nil, tr.Name)
+	if err != nil {
+		tr.t.Fatalf("create traefik: %v", err)
+	}
+	tr.ID = resp.ID
+	if err := tr.d.API().ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		tr.t.Fatalf("start traefik: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + tr.Addr + "/")
+		if err == nil {
+			resp.Body.Close()
+			return // Traefik answers (404 for an unknown host): it is up
+		}
+		if time.Now().After(deadline) {
+			tr.t.Fatalf("traefik did not answer on %s: %v", tr.Addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Remove deletes the container.
+func (tr *Traefik) Remove() {
+	tr.t.Helper()
+	if err := tr.d.API().ContainerRemove(context.Background(), tr.Name, container.RemoveOptions{Force: true}); err != nil {
+		tr.t.Fatalf("remove traefik: %v", err)
+	}
+}
+
+// Get sends a request for host through Traefik.
+func (tr *Traefik) Get(host, path string) (*http.Response, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+tr.Addr+path, nil)
+	req.Host = host
+	return (&http.Client{Timeout: 10 * time.Second}).Do(req)
+}
