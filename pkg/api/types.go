@@ -25,7 +25,13 @@ type Class struct {
 	ID           string    `json:"id" bson:"_id"`
 	Spec         ClassSpec `json:"spec" bson:"spec"`
 	DesiredPhase Phase     `json:"desiredPhase" bson:"desiredPhase"`
-	Generation   int64     `json:"generation" bson:"generation"`
+	// UpSince is when the current Up was asked for; a class's TTL counts
+	// from it, so every new Up gets a full TTL.
+	UpSince *time.Time `json:"upSince,omitempty" bson:"upSince,omitempty"`
+	// DownReason says why the desired phase is Down when no teacher asked:
+	// ReasonTTLExpired.
+	DownReason string `json:"downReason,omitempty" bson:"downReason,omitempty"`
+	Generation int64  `json:"generation" bson:"generation"`
 	// Version changes on every write (spec or status); writers put it in the
 	// update filter so that a concurrent write is detected, never overwritten.
 	Version   int64       `json:"resourceVersion" bson:"version"`
@@ -104,11 +110,26 @@ type Condition struct {
 	LastTransitionTime time.Time `json:"lastTransitionTime" bson:"lastTransitionTime"`
 }
 
+// ReasonTTLExpired marks a class taken Down because its ttlSeconds ran out.
+const ReasonTTLExpired = "TTLExpired"
+
+// ExpiresAt is when an Up class runs out of time, or nil when it does not.
+func (c *Class) ExpiresAt() *time.Time {
+	if c.DesiredPhase != PhaseUp || c.UpSince == nil || c.Spec.TTLSeconds <= 0 {
+		return nil
+	}
+	t := c.UpSince.Add(time.Duration(c.Spec.TTLSeconds) * time.Second)
+	return &t
+}
+
 // Condition types the controller reports.
 const (
 	ConditionReady   = "Ready"
 	ConditionRouting = "RoutingAvailable"
 	ConditionSynced  = "Synced"
+	// ConditionTemplateCurrent is False while running sandboxes were made
+	// from an older version of the class's template.
+	ConditionTemplateCurrent = "TemplateCurrent"
 )
 
 // FindCondition returns the condition of type t, or nil.

@@ -139,6 +139,9 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		c.queue.AddAfter(id, time.Second)
 	default:
 		c.queue.Forget(id)
+		if res.RequeueAfter > 0 {
+			c.queue.AddAfter(id, res.RequeueAfter)
+		}
 	}
 	c.metrics.passes.WithLabelValues(result).Inc()
 	c.metrics.duration.WithLabelValues(result).Observe(time.Since(start).Seconds())

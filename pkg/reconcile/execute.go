@@ -176,6 +176,17 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		now := e.r.now()
 		e.mu.Lock()
 		run, classID, students := e.class.Status.Run, e.class.ID, e.class.Spec.Students
+		if e.class.DesiredPhase == api.PhaseUp && run != nil {
+			// A run that ends while the class is Up collected only some
+			// students (leavers, or those reached before an Up interrupted
+			// a Down): the index lists those, not the whole running roster.
+			students = nil
+			for _, st := range e.class.Status.Students {
+				if st.Artifacts != nil && st.Artifacts.RunID == run.ID {
+					students = append(students, st.ID)
+				}
+			}
+		}
 		e.mu.Unlock()
 		if run != nil && run.CompletedAt == nil {
 			// The index is written before the run is recorded complete, so a

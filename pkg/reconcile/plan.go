@@ -81,59 +81,69 @@ func PlanFor(in Input) Plan {
 func planUp(in Input) Plan {
 	var p Plan
 	obs := in.Observed
-	if run := in.Class.Status.Run; run != nil && run.CompletedAt == nil {
-		// A Down interrupted by an Up is over: the next Down must start a new
-		// run, or students checkpointed in this one would be removed uncollected.
-		p = append(p, Action{Kind: CompleteRun, Target: run.ID})
-	}
-	if in.Template == nil {
-		return p
-	}
-	net := api.NetworkName(in.Class.ID)
-	if obs.Network == nil {
-		p = append(p, Action{Kind: CreateNetwork, Target: net})
-	}
-	if obs.Traefik != nil && (obs.Network == nil || !obs.Traefik.Attached) {
-		p = append(p, Action{Kind: ConnectTraefik, Target: net})
-	}
+	run := in.Class.Status.Run
+	active := run != nil && run.CompletedAt == nil
+	onRoster := make(map[string]bool, len(in.Class.Spec.Students))
 	for _, s := range in.Class.Spec.Students {
-		c, ok := obs.Containers[s]
-		switch {
-		case !ok:
-			name := api.ContainerName(in.Class.ID, s)
-			p = append(p,
-				Action{Kind: CreateContainer, Student: s, Target: name},
-				Action{Kind: StartContainer, Student: s, Target: name})
-		case c.State == "created" || c.State == "exited" || c.State == "dead":
-			p = append(p, Action{Kind: StartContainer, Student: s, Target: c.Name})
+		onRoster[s] = true
+	}
+	// Students taken off the roster of an Up class are collected before
+	// their containers go, like a Down of just them.
+	var leavers []string
+	for s := range obs.Containers {
+		if !onRoster[s] {
+			leavers = append(leavers, s)
 		}
+	}
+	sort.Strings(leavers)
+	if len(leavers) > 0 && !active {
+		p = append(p, Action{Kind: BeginRun})
+	}
+	if in.Template != nil {
+		net := api.NetworkName(in.Class.ID)
+		if obs.Network == nil {
+			p = append(p, Action{Kind: CreateNetwork, Target: net})
+		}
+		if obs.Traefik != nil && (obs.Network == nil || !obs.Traefik.Attached) {
+			p = append(p, Action{Kind: ConnectTraefik, Target: net})
+		}
+		for _, s := range in.Class.Spec.Students {
+			c, ok := obs.Containers[s]
+			switch {
+			case !ok:
+				name := api.ContainerName(in.Class.ID, s)
+				p = append(p,
+					Action{Kind: CreateContainer, Student: s, Target: name},
+					Action{Kind: StartContainer, Student: s, Target: name})
+			case c.State == "created" || c.State == "exited" || c.State == "dead":
+				p = append(p, Action{Kind: StartContainer, Student: s, Target: c.Name})
+			}
+		}
+	}
+	p = append(p, collectAndRemove(in, leavers, active)...)
+	if active || len(leavers) > 0 {
+		// A Down interrupted by an Up is over, and so is the collection of
+		// leavers: the next Down must start a new run, or students
+		// checkpointed in this one would be removed uncollected.
+		p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
 	}
 	return p
 }
 
-func planDown(in Input) Plan {
+// collectAndRemove plans the collection and removal of students' containers,
+// skipping the collection of those already checkpointed in the active run.
+func collectAndRemove(in Input, students []string, active bool) Plan {
 	var p Plan
-	obs := in.Observed
-	run := in.Class.Status.Run
-	active := run != nil && run.CompletedAt == nil
-	if !active && len(obs.Containers) > 0 {
-		p = append(p, Action{Kind: BeginRun})
-	}
 	collected := map[string]bool{}
 	if active {
 		for _, st := range in.Class.Status.Students {
-			if st.Artifacts != nil && st.Artifacts.RunID == run.ID {
+			if st.Artifacts != nil && st.Artifacts.RunID == in.Class.Status.Run.ID {
 				collected[st.ID] = true
 			}
 		}
 	}
-	students := make([]string, 0, len(obs.Containers))
-	for s := range obs.Containers {
-		students = append(students, s)
-	}
-	sort.Strings(students)
 	for _, s := range students {
-		c := obs.Containers[s]
+		c := in.Observed.Containers[s]
 		if !collected[s] {
 			if c.State == "running" || c.State == "paused" || c.State == "restarting" {
 				// Stopping first lets the student's program save, and freezes
@@ -144,6 +154,30 @@ func planDown(in Input) Plan {
 		}
 		p = append(p, Action{Kind: RemoveContainer, Student: s, Target: c.Name})
 	}
+	return p
+}
+
+func runTarget(run *api.DownRun, active bool) string {
+	if active {
+		return run.ID
+	}
+	return ""
+}
+
+func planDown(in Input) Plan {
+	var p Plan
+	obs := in.Observed
+	run := in.Class.Status.Run
+	active := run != nil && run.CompletedAt == nil
+	if !active && len(obs.Containers) > 0 {
+		p = append(p, Action{Kind: BeginRun})
+	}
+	students := make([]string, 0, len(obs.Containers))
+	for s := range obs.Containers {
+		students = append(students, s)
+	}
+	sort.Strings(students)
+	p = append(p, collectAndRemove(in, students, active)...)
 	if obs.Traefik != nil && obs.Traefik.Attached {
 		p = append(p, Action{Kind: DisconnectTraefik, Target: obs.Network.Name})
 	}
@@ -151,11 +185,7 @@ func planDown(in Input) Plan {
 		p = append(p, Action{Kind: RemoveNetwork, Target: obs.Network.Name})
 	}
 	if active || len(obs.Containers) > 0 {
-		target := ""
-		if active {
-			target = run.ID
-		}
-		p = append(p, Action{Kind: CompleteRun, Target: target})
+		p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
 	}
 	return p
 }

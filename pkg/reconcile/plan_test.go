@@ -112,6 +112,35 @@ start-container bob (homeroom-cs101-bob)
 		want: `complete-run (r1)
 `,
 	}, {
+		desc:  "a student taken off the roster while up is collected, then removed",
+		class: class(api.PhaseUp, "alice"),
+		obs:   Observed{Network: classNet, Containers: containers("running", "alice", "bob")},
+		want: `begin-run
+stop-container bob (homeroom-cs101-bob)
+collect bob (homeroom-cs101-bob)
+remove-container bob (homeroom-cs101-bob)
+complete-run
+`,
+	}, {
+		desc:  "a roster that grows and shrinks at once touches only who changed",
+		class: class(api.PhaseUp, "alice", "carol"),
+		obs:   Observed{Network: classNet, Containers: containers("running", "alice", "bob")},
+		want: `begin-run
+create-container carol (homeroom-cs101-carol)
+start-container carol (homeroom-cs101-carol)
+stop-container bob (homeroom-cs101-bob)
+collect bob (homeroom-cs101-bob)
+remove-container bob (homeroom-cs101-bob)
+complete-run
+`,
+	}, {
+		desc:  "a leaver already checkpointed is only removed",
+		class: withRun(class(api.PhaseUp, "alice"), false, "bob"),
+		obs:   Observed{Network: classNet, Containers: merge(containers("running", "alice"), containers("exited", "bob"))},
+		want: `remove-container bob (homeroom-cs101-bob)
+complete-run (r1)
+`,
+	}, {
 		desc:  "down collects before removing, then removes routing and network",
 		class: class(api.PhaseDown, "alice", "bob"),
 		obs:   Observed{Network: classNet, Containers: containers("running", "alice", "bob"), Traefik: &ObservedTraefik{ID: "t", Running: true, Attached: true}},

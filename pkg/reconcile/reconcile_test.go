@@ -829,6 +829,22 @@ func (s *fakeStore) UpdateStatus(_ context.Context, id string, version int64, st
 	return copyClass(c), nil
 }
 
+func (s *fakeStore) Expire(_ context.Context, id string, upSince time.Time) (*api.Class, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.classes[id]
+	if !ok {
+		return nil, fmt.Errorf("class %q: %w", id, store.ErrNotFound)
+	}
+	if c.DesiredPhase != api.PhaseUp || c.UpSince == nil || !c.UpSince.Equal(upSince) {
+		return nil, store.ErrNotExpired
+	}
+	c.DesiredPhase, c.DownReason = api.PhaseDown, api.ReasonTTLExpired
+	c.Generation++
+	c.Version++
+	return copyClass(c), nil
+}
+
 func (s *fakeStore) put(c api.Class) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

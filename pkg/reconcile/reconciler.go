@@ -14,6 +14,7 @@ import (
 	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -22,6 +23,7 @@ import (
 type Store interface {
 	Get(ctx context.Context, id string) (*api.Class, error)
 	UpdateStatus(ctx context.Context, id string, version int64, st api.ClassStatus) (*api.Class, error)
+	Expire(ctx context.Context, id string, upSince time.Time) (*api.Class, error)
 }
 
 // Options tune a Reconciler.
@@ -33,6 +35,8 @@ type Options struct {
 	StopGraceSeconds int
 	CollectTimeout   time.Duration
 	Now              func() time.Time
+	// Registerer receives the reconciler's metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Reconciler runs passes.
@@ -43,6 +47,7 @@ type Reconciler struct {
 	policy    *policy.Policy
 	opts      Options
 	log       *zap.Logger
+	expiries  prometheus.Counter
 }
 
 // New returns a Reconciler with defaults filled in.
@@ -59,7 +64,15 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 	if opts.Domain == "" {
 		opts.Domain = "lab.localhost"
 	}
-	return &Reconciler{store: s, docker: d, artifacts: a, policy: p, opts: opts, log: log}
+	r := &Reconciler{store: s, docker: d, artifacts: a, policy: p, opts: opts, log: log,
+		expiries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "homeroom_ttl_expiries_total", Help: "Classes taken Down because their ttlSeconds ran out.",
+		}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(r.expiries)
+	}
+	return r
 }
 
 func (r *Reconciler) now() time.Time {
@@ -74,6 +87,8 @@ type Result struct {
 	// Converged is true when Docker matched the desired state at the end.
 	Converged bool
 	Plan      Plan
+	// RequeueAfter asks for a pass at a known time, such as a TTL's end.
+	RequeueAfter time.Duration
 }
 
 // TerminalError marks a failure that retrying cannot fix (a name taken by
@@ -93,6 +108,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("read class: %w", err)
+	}
+	if exp := class.ExpiresAt(); exp != nil && !r.now().Before(*exp) {
+		expired, err := r.store.Expire(ctx, classID, *class.UpSince)
+		switch {
+		case err == nil:
+			r.expiries.Inc()
+			log.Info("ttl expired; taking the class down", zap.Time("expiresAt", *exp))
+			class = expired
+		case errors.Is(err, store.ErrNotExpired):
+			// A teacher acted first; the next pass sees what they asked.
+			return Result{}, nil
+		default:
+			return Result{}, fmt.Errorf("expire: %w", err)
+		}
 	}
 	// Checkpoints re-read the class after a concurrent write; status must
 	// still describe the desire this pass acted on, with its generation.
@@ -129,6 +158,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		return res, err
 	}
 	res.Converged = execErr == nil && len(PlanFor(Input{Class: *class, Template: tmpl, Observed: obs})) == 0
+	if exp := class.ExpiresAt(); exp != nil {
+		res.RequeueAfter = max(exp.Sub(r.now()), time.Millisecond)
+	}
 	return res, execErr
 }
 

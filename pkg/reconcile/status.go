@@ -40,7 +40,9 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 
 	switch c.DesiredPhase {
 	case api.PhaseUp:
+		onRoster := map[string]bool{}
 		for _, id := range c.Spec.Students {
+			onRoster[id] = true
 			s := student(id)
 			s.Endpoint = api.Endpoint(c.ID, id, opts.Domain)
 			if s.State == "running" {
@@ -48,11 +50,18 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			}
 			st.Students = append(st.Students, s)
 		}
-		st.ExpiresAt = prev.ExpiresAt
-		if c.Spec.TTLSeconds > 0 && st.ExpiresAt == nil {
-			t := now.Add(time.Duration(c.Spec.TTLSeconds) * time.Second)
-			st.ExpiresAt = &t
+		// Students taken off the roster stay listed while their container
+		// or their checkpoint in an unfinished run does.
+		runActive := st.Run != nil && st.Run.CompletedAt == nil
+		for _, prevSt := range prev.Students {
+			id := prevSt.ID
+			_, present := obs.Containers[id]
+			checkpointed := runActive && prevSt.Artifacts != nil && prevSt.Artifacts.RunID == st.Run.ID
+			if !onRoster[id] && (present || checkpointed) {
+				st.Students = append(st.Students, downStudent(student(id)))
+			}
 		}
+		st.ExpiresAt = c.ExpiresAt()
 		switch {
 		case tmpl == nil:
 			st.Phase = api.PhaseFailed
@@ -65,6 +74,9 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			ready.Reason, ready.Message = "StudentsStarting", describe(running, total)
 		}
 		st.Conditions = api.SetCondition(st.Conditions, routing(obs, opts, now))
+		if tmpl != nil {
+			st.Conditions = api.SetCondition(st.Conditions, templateCurrent(c, tmpl, obs, opts, now))
+		}
 	default:
 		seen := map[string]bool{}
 		for _, id := range c.Spec.Students {
@@ -80,13 +92,20 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		if obs.Empty() && !runActive {
 			st.Phase = api.PhaseDown
 			ready.Reason, ready.Message = "ClassDown", ""
+			if c.DownReason == api.ReasonTTLExpired {
+				ready.Reason, ready.Message = api.ReasonTTLExpired, "the class's ttlSeconds ran out; it was collected and taken down"
+			}
 		} else {
 			st.Phase = api.PhaseCollecting
 			left := len(obs.Containers)
 			ready.Reason, ready.Message = "Collecting", fmt.Sprintf("%d containers left to collect and remove", left)
+			if c.DownReason == api.ReasonTTLExpired {
+				ready.Reason = api.ReasonTTLExpired
+			}
 		}
-		// Routing means nothing for a class that is down.
+		// Routing and template versions mean nothing for a class that is down.
 		st.Conditions = removeCondition(st.Conditions, api.ConditionRouting)
+		st.Conditions = removeCondition(st.Conditions, api.ConditionTemplateCurrent)
 	}
 	st.Conditions = api.SetCondition(st.Conditions, ready)
 
@@ -96,6 +115,26 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 	}
 	st.Conditions = api.SetCondition(st.Conditions, synced)
 	return st
+}
+
+// templateCurrent tells whether running sandboxes were made from the
+// template as it is now. A changed template never replaces running work: it
+// applies to the containers of the next Up.
+func templateCurrent(c *api.Class, tmpl *policy.Template, obs Observed, opts Options, now time.Time) api.Condition {
+	cond := api.Condition{Type: api.ConditionTemplateCurrent, Status: "True", Reason: "UpToDate", LastTransitionTime: now}
+	stale := 0
+	for _, s := range c.Spec.Students {
+		oc, ok := obs.Containers[s]
+		if ok && oc.ConfigHash != ContainerSpec(c.ID, s, tmpl, opts.Domain).Config.Labels[api.LabelConfigHash] {
+			stale++
+		}
+	}
+	if stale > 0 {
+		cond.Status, cond.Reason = "False", "TemplateChanged"
+		cond.Message = fmt.Sprintf("%d of %d sandboxes were made from an older version of template %q; running work is kept, and the change applies at the next Up",
+			stale, len(obs.Containers), tmpl.Name)
+	}
+	return cond
 }
 
 func downStudent(s api.StudentStatus) api.StudentStatus {

@@ -274,6 +274,30 @@ func (s *Store) SetDesiredPhase(ctx context.Context, id string, phase api.Phase)
 			return ErrUnchanged
 		}
 		c.DesiredPhase = phase
+		c.DownReason = ""
+		if phase == api.PhaseUp {
+			t := now()
+			c.UpSince = &t
+		}
+		c.Generation++
+		return nil
+	})
+}
+
+// ErrNotExpired is returned by Expire when the class is no longer the Up it
+// was asked to expire: a teacher brought it Down or Up again meanwhile.
+var ErrNotExpired = errors.New("class is not that expired Up")
+
+// Expire takes an Up class Down because its TTL ran out. It is the one change
+// of desired state the controller makes, and only for the Up that started at
+// upSince, so that a teacher's newer Up or Down always wins.
+func (s *Store) Expire(ctx context.Context, id string, upSince time.Time) (*api.Class, error) {
+	return s.Update(ctx, id, func(c *api.Class) error {
+		if c.DesiredPhase != api.PhaseUp || c.UpSince == nil || !c.UpSince.Equal(upSince) {
+			return ErrNotExpired
+		}
+		c.DesiredPhase = api.PhaseDown
+		c.DownReason = api.ReasonTTLExpired
 		c.Generation++
 		return nil
 	})
