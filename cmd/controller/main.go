@@ -78,7 +78,7 @@ func run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := reconcile.New(st, docker, art, pol, reconcile.Options{
-		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel,
+		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel, Registerer: reg,
 	}, log)
 	ctl := controller.New(rec, st, docker, controller.Options{
 		Workers: *workers, PollInterval: *poll, ResyncInterval: *resync, Router: cfg.Traefik,
