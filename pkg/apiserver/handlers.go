@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"net/http"
 	"path"
 	"regexp"
-	"strings"
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -22,13 +22,20 @@ type list[T any] struct {
 	Items []T `json:"items"`
 }
 
+// templateItem is a template as the API lists it: the policy's fields, and
+// whether its image is pinned by digest.
+type templateItem struct {
+	policy.Template
+	Pinned bool `json:"pinned"`
+}
+
 func (s *Server) templates(c echo.Context) error {
-	items := []policy.Template{}
+	items := []templateItem{}
 	for _, n := range s.policy.TemplateNames() {
 		t, _ := s.policy.Template(n)
-		items = append(items, *t)
+		items = append(items, templateItem{Template: *t, Pinned: t.Pinned()})
 	}
-	return c.JSON(http.StatusOK, list[policy.Template]{Items: items})
+	return c.JSON(http.StatusOK, list[templateItem]{Items: items})
 }
 
 func (s *Server) listClasses(c echo.Context) error {
@@ -94,16 +101,45 @@ func decode(c echo.Context, v any) error {
 	return nil
 }
 
-// checkSpec validates a spec against the contract and the policy.
-func (s *Server) checkSpec(spec api.ClassSpec) error {
+// checkSpec validates a spec on its own, against the contract.
+func checkSpec(spec api.ClassSpec) error {
 	if err := spec.Validate(); err != nil {
 		return apiError(http.StatusBadRequest, "invalid_spec", err.Error())
 	}
-	if _, ok := s.policy.Template(spec.Template); !ok {
-		return apiError(http.StatusUnprocessableEntity, "unknown_template",
-			fmt.Sprintf("template %q is not in the allowlist (%s)", spec.Template, strings.Join(s.policy.TemplateNames(), ", ")))
-	}
 	return nil
+}
+
+// admit checks a valid spec against the policy, given what the rest of its
+// subject has Up: 422 unknown_template or quota_exceeded naming the limit.
+func (s *Server) admit(spec api.ClassSpec, others policy.Usage) error {
+	err := s.policy.Admit(spec, others)
+	var qe *policy.QuotaError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, policy.ErrUnknownTemplate):
+		return apiError(http.StatusUnprocessableEntity, "unknown_template", err.Error())
+	case errors.As(err, &qe):
+		s.quotaRejections.WithLabelValues(qe.Limit).Inc()
+		return apiError(http.StatusUnprocessableEntity, "quota_exceeded", err.Error())
+	}
+	return err
+}
+
+// admitUp checks that class id may be Up with spec alongside the subject's
+// other classes whose desired phase is Up.
+//
+// Two Ups of one subject at the same moment can both pass here, each reading
+// the other as still Down: the API does not serialize admissions across
+// classes. That is accepted. This check is what gives a teacher an immediate,
+// precise refusal; the controller admits every class again before creating
+// anything, and that check is what keeps a subject within its quota.
+func (s *Server) admitUp(ctx context.Context, id string, spec api.ClassSpec) error {
+	all, err := s.store.List(ctx)
+	if err != nil {
+		return err
+	}
+	return s.admit(spec, s.policy.UsageOf(all, spec.Subject, id))
 }
 
 func (s *Server) putClass(c echo.Context) error {
@@ -115,10 +151,29 @@ func (s *Server) putClass(c echo.Context) error {
 	if err := decode(c, &spec); err != nil {
 		return err
 	}
-	if err := s.checkSpec(spec); err != nil {
+	if err := checkSpec(spec); err != nil {
 		return err
 	}
-	cl, created, err := s.store.PutSpec(c.Request().Context(), id, spec)
+	ctx := c.Request().Context()
+	cur, err := s.store.Get(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return storeError(err, id)
+	}
+	if cur != nil && cur.DesiredPhase == api.PhaseUp {
+		// A live class is admitted again with its new roster: growing it
+		// must not take its subject past quota. (The class may go Up or Down
+		// between this read and the write; the controller checks again.)
+		err = s.admitUp(ctx, id, spec)
+	} else {
+		// A class that is Down is checked on its own, so that a spec which
+		// could never be Up (a roster over the cap, more than the subject's
+		// whole quota) is refused now rather than at its first Up.
+		err = s.admit(spec, policy.Usage{})
+	}
+	if err != nil {
+		return err
+	}
+	cl, created, err := s.store.PutSpec(ctx, id, spec)
 	if err != nil {
 		return storeError(err, id)
 	}
@@ -132,12 +187,16 @@ func (s *Server) putClass(c echo.Context) error {
 func (s *Server) setPhase(c echo.Context, id string, phase api.Phase) error {
 	ctx := c.Request().Context()
 	if phase == api.PhaseUp {
-		// The policy may have changed since the spec was written.
+		// The policy may have changed since the spec was written, and the
+		// subject's other classes since it was last Up. Down is never refused.
 		cl, err := s.store.Get(ctx, id)
 		if err != nil {
 			return storeError(err, id)
 		}
-		if err := s.checkSpec(cl.Spec); err != nil {
+		if err := checkSpec(cl.Spec); err != nil {
+			return err
+		}
+		if err := s.admitUp(ctx, id, cl.Spec); err != nil {
 			return err
 		}
 	}
@@ -346,13 +405,23 @@ func (s *Server) roomUp(c echo.Context) error {
 	if spec.Template == "" {
 		spec.Template = "sandbox"
 	}
-	if err := s.checkSpec(spec); err != nil {
+	if err := checkSpec(spec); err != nil {
 		return err
 	}
-	if _, _, err := s.store.PutSpec(c.Request().Context(), b.ClassID, spec); err != nil {
+	// Admitted before the spec is written, so that a refused Up leaves
+	// nothing behind, not even the new roster.
+	ctx := c.Request().Context()
+	if err := s.admitUp(ctx, b.ClassID, spec); err != nil {
+		return err
+	}
+	if _, _, err := s.store.PutSpec(ctx, b.ClassID, spec); err != nil {
 		return storeError(err, b.ClassID)
 	}
-	return s.setPhase(c, b.ClassID, api.PhaseUp)
+	cl, err := s.store.SetDesiredPhase(ctx, b.ClassID, api.PhaseUp)
+	if err != nil {
+		return storeError(err, b.ClassID)
+	}
+	return c.JSON(http.StatusAccepted, cl)
 }
 
 func (s *Server) roomDown(c echo.Context) error {

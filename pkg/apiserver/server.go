@@ -55,7 +55,9 @@ type Server struct {
 	adminToken string
 	log        *zap.Logger
 	requests   *prometheus.CounterVec
-	gatherer   prometheus.Gatherer
+	// quotaRejections counts refusals by the limit they name.
+	quotaRejections *prometheus.CounterVec
+	gatherer        prometheus.Gatherer
 }
 
 // New builds the API. reg and gatherer serve /metrics.
@@ -64,8 +66,15 @@ func New(s Store, a Artifacts, p *policy.Policy, adminToken string, log *zap.Log
 	srv.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "homeroom_http_requests_total", Help: "HTTP requests by route, method and status code.",
 	}, []string{"route", "method", "code"})
+	srv.quotaRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "homeroom_quota_rejections_total", Help: "Specs and Ups the apiserver refused because a subject's quota would be exceeded, by limit.",
+	}, []string{"limit"})
+	// Every limit is present from the start, so that a rate() sees the first refusal.
+	for _, l := range policy.Limits() {
+		srv.quotaRejections.WithLabelValues(l)
+	}
 	if reg != nil {
-		reg.MustRegister(srv.requests)
+		reg.MustRegister(srv.requests, srv.quotaRejections)
 	}
 	return srv
 }

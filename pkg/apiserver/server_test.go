@@ -30,6 +30,11 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWithPolicy(t, policy.Default())
+}
+
+func newEnvWithPolicy(t *testing.T, pol *policy.Policy) *env {
+	t.Helper()
 	st := testenv.Store(t)
 	emb, err := artifacts.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
 	if err != nil {
@@ -41,7 +46,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s := apiserver.New(st, art, policy.Default(), token, zaptest.NewLogger(t), reg, reg)
+	s := apiserver.New(st, art, pol, token, zaptest.NewLogger(t), reg, reg)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, store: st, art: art}
@@ -138,7 +143,8 @@ func TestClassLifecycle(t *testing.T) {
 func TestTemplatesAndRoom(t *testing.T) {
 	e := newEnv(t)
 	r := e.do("GET", "/api/v1/templates", "")
-	if r.code != 200 || !strings.Contains(string(r.body), `"name":"sandbox"`) || !strings.Contains(string(r.body), `"image":"homeroom/sandbox:dev"`) {
+	if r.code != 200 || !strings.Contains(string(r.body), `"name":"sandbox"`) || !strings.Contains(string(r.body), `"image":"homeroom/sandbox:dev"`) ||
+		!strings.Contains(string(r.body), `"internet":false`) || !strings.Contains(string(r.body), `"pinned":false`) {
 		t.Errorf("templates: %d %s", r.code, r.body)
 	}
 	r = e.do("POST", "/room/up-class", `{"classId": "lab1", "students": ["ann", "ben"], "subject": "bio"}`)

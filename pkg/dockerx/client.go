@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -133,6 +134,30 @@ func (c *Client) EnsureNetwork(ctx context.Context, name string, opts network.Cr
 	}
 	return existing.ID, nil
 }
+
+// UsedSubnets lists the subnets of every network on the daemon, Homeroom's
+// or not, so that a new class network can take one nobody uses.
+func (c *Client) UsedSubnets(ctx context.Context) ([]netip.Prefix, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	ns, err := c.api.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	var out []netip.Prefix
+	for _, n := range ns {
+		for _, cfg := range n.IPAM.Config {
+			if p, err := netip.ParsePrefix(cfg.Subnet); err == nil {
+				out = append(out, p.Masked())
+			}
+		}
+	}
+	return out, nil
+}
+
+// IsSubnetTaken reports whether a network create failed because its subnet
+// overlaps another network's (the daemon answers 403 Forbidden).
+func IsSubnetTaken(err error) bool { return cerrdefs.IsPermissionDenied(err) }
 
 // RemoveNetwork removes a network; one already gone is success.
 func (c *Client) RemoveNetwork(ctx context.Context, id string) error {

@@ -1,14 +1,20 @@
-// Package policy holds the server-side allowlist of templates a class may use.
-// Teachers name a template; everything a container is made of comes from here.
+// Package policy holds the server-side allowlist of templates a class may use
+// and the quotas of each subject. Teachers name a template; everything a
+// container is made of comes from here, and admission (Admit) decides whether
+// a class may be Up at all.
 package policy
 
 import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"math"
 	"os"
 	"path"
+	"regexp"
 	"sort"
+	"strings"
+	"sync"
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"gopkg.in/yaml.v3"
@@ -37,6 +43,45 @@ type Template struct {
 	// CollectMaxMiB caps what is collected of one student on Down (default
 	// 256); files past it are left out and listed in the manifest.
 	CollectMaxMiB int64 `yaml:"collectMaxMiB,omitempty" json:"collectMaxMiB"`
+	// Internet gives the class network a route out. It is off unless the
+	// template asks: students then share an internal network that reaches
+	// nothing but their classmates and Traefik.
+	Internet bool `yaml:"internet" json:"internet"`
+}
+
+// Pinned reports whether the image is named by digest (repo@sha256:…), so
+// that what runs cannot change under the same name. Tags stay allowed: the
+// built-in lab image is a local tag.
+func (t *Template) Pinned() bool {
+	return t != nil && strings.Contains(t.Image, "@sha256:")
+}
+
+var sha256Hex = regexp.MustCompile(`^[a-f0-9]{64}$`)
+
+// checkImage accepts a tag or a sha256 digest; a digest must be well formed,
+// since a typo there would otherwise surface only when Docker refuses it.
+func checkImage(image string) error {
+	if image == "" {
+		return fmt.Errorf("image is required")
+	}
+	if strings.ContainsAny(image, " \t\n") {
+		return fmt.Errorf("image %q contains white space", image)
+	}
+	repo, digest, ok := strings.Cut(image, "@")
+	if !ok {
+		return nil
+	}
+	if repo == "" {
+		return fmt.Errorf("image %q names a digest but no repository", image)
+	}
+	hex, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok {
+		return fmt.Errorf("image %q: only sha256 digests are supported (repo@sha256:<64 hex digits>)", image)
+	}
+	if !sha256Hex.MatchString(hex) {
+		return fmt.Errorf("image %q: a sha256 digest is 64 lower-case hex digits", image)
+	}
+	return nil
 }
 
 // CollectMaxBytes is the collection cap in bytes; a nil template (one removed
@@ -53,17 +98,28 @@ const defaultCollectMaxMiB = 256
 // Policy is the parsed policy file.
 type Policy struct {
 	Templates []Template `yaml:"templates"`
-	byName    map[string]*Template
+	// Defaults is the quota of every subject without its own entry, and what
+	// an entry inherits for the limits it leaves out. After Parse every limit
+	// in it is set: what the file leaves out (or sets to 0) comes from the
+	// built-in policy.
+	Defaults Quota `yaml:"defaults"`
+	// Subjects overrides Defaults per subject; a limit left out or 0 inherits.
+	Subjects map[string]Quota `yaml:"subjects"`
+	byName   map[string]*Template
 }
 
 // Default returns the built-in policy.
 func Default() *Policy {
-	p, err := Parse(defaultPolicy)
+	p, err := parse(defaultPolicy, Quota{})
 	if err != nil {
 		panic(fmt.Sprintf("built-in policy: %v", err))
 	}
 	return p
 }
+
+// builtinDefaults is the floor of every policy's defaults, so that a file
+// which says nothing about quotas is bounded all the same.
+var builtinDefaults = sync.OnceValue(func() Quota { return Default().Defaults })
 
 // Load reads the policy at file, or the built-in one when file is empty.
 func Load(file string) (*Policy, error) {
@@ -82,7 +138,12 @@ func Load(file string) (*Policy, error) {
 }
 
 // Parse decodes and validates a policy; errors name the line at fault.
+// Quota limits it leaves out come from the built-in policy.
 func Parse(b []byte) (*Policy, error) {
+	return parse(b, builtinDefaults())
+}
+
+func parse(b []byte, floor Quota) (*Policy, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -112,33 +173,63 @@ func Parse(b []byte) (*Policy, error) {
 	if len(p.Templates) == 0 {
 		return nil, fmt.Errorf("the policy defines no templates")
 	}
+	if err := p.resolveQuotas(topLevel(&root), floor); err != nil {
+		return nil, err
+	}
 	return &p, nil
+}
+
+// topLevel returns the document's top mapping, or nil.
+func topLevel(root *yaml.Node) *yaml.Node {
+	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	return root.Content[0]
+}
+
+// lookup returns the key and value nodes of key in mapping m, or nils.
+func lookup(m *yaml.Node, key string) (k, v *yaml.Node) {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i], m.Content[i+1]
+		}
+	}
+	return nil, nil
+}
+
+// lineOf is the line of key in mapping m, else of m itself, else 0.
+func lineOf(m *yaml.Node, key string) int {
+	if k, _ := lookup(m, key); k != nil {
+		return k.Line
+	}
+	if m != nil {
+		return m.Line
+	}
+	return 0
 }
 
 // templateLines returns the line of each item of the top-level templates list.
 func templateLines(root *yaml.Node) []int {
-	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
+	_, list := lookup(topLevel(root), "templates")
+	if list == nil {
 		return nil
 	}
-	m := root.Content[0]
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == "templates" {
-			var out []int
-			for _, item := range m.Content[i+1].Content {
-				out = append(out, item.Line)
-			}
-			return out
-		}
+	var out []int
+	for _, item := range list.Content {
+		out = append(out, item.Line)
 	}
-	return nil
+	return out
 }
 
 func (t *Template) normalize() error {
 	if err := api.ValidateID("template name", t.Name); err != nil {
 		return err
 	}
-	if t.Image == "" {
-		return fmt.Errorf("image is required")
+	if err := checkImage(t.Image); err != nil {
+		return err
 	}
 	if t.Port < 1 || t.Port > 65535 {
 		return fmt.Errorf("port %d is not between 1 and 65535", t.Port)
@@ -160,8 +251,8 @@ func (t *Template) normalize() error {
 	if t.MemoryMiB <= 0 {
 		return fmt.Errorf("memoryMiB must be positive")
 	}
-	if t.CPUs <= 0 {
-		return fmt.Errorf("cpus must be positive")
+	if !(t.CPUs > 0) || math.IsInf(t.CPUs, 0) {
+		return fmt.Errorf("cpus must be a positive number")
 	}
 	if t.PIDs <= 0 {
 		return fmt.Errorf("pids must be positive")

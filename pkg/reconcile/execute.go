@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 type Docker interface {
 	observer
 	EnsureNetwork(ctx context.Context, name string, opts network.CreateOptions) (string, error)
+	UsedSubnets(ctx context.Context) ([]netip.Prefix, error)
 	RemoveNetwork(ctx context.Context, id string) error
 	Connect(ctx context.Context, networkID, containerID string) error
 	Disconnect(ctx context.Context, networkID, containerID string) error
@@ -137,7 +139,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 	log.Debug("step")
 	switch a.Kind {
 	case CreateNetwork:
-		id, err := d.EnsureNetwork(ctx, a.Target, NetworkCreateOptions(e.class.ID))
+		id, err := e.r.createNetwork(ctx, e.class.ID, a.Target, !e.tmpl.Internet)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -571,5 +572,71 @@ func TestHostileWorkspace(t *testing.T) {
 		if !slices.Contains(got, "workspace/sub/hard") {
 			t.Logf("hard link neither skipped nor collected: %v", m.Skipped)
 		}
+	}
+}
+
+// Docker's default address pools run out at about 31 local networks; class
+// networks take subnets from Homeroom's own pool instead.
+func TestManyClassesGetTheirOwnSubnets(t *testing.T) {
+	pol, err := policy.Parse([]byte(`
+templates:
+  - {name: sandbox, image: homeroom/sandbox:dev, port: 8080, user: "65534:65534", memoryMiB: 64, cpus: 0.1, pids: 64, readOnlyRootFS: true}
+defaults: {maxClassesUp: 50, maxContainers: 50}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, pol)
+	ctx := context.Background()
+	// A network Homeroom does not own sits on the pool's first subnet: it
+	// must be left alone, and no class may take its subnet.
+	lookalike, err := r.docker.API().NetworkCreate(ctx, "homeroom-lookalike", network.CreateOptions{
+		IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: "10.200.0.0/23"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.docker.API().NetworkRemove(ctx, lookalike.ID)
+
+	const classes = 40
+	ids := make([]string, classes)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("it-many-%02d", i)
+		r.class(ids[i], api.PhaseUp, "solo")
+	}
+	for _, id := range ids {
+		r.converge(id)
+	}
+	seen := map[string]string{}
+	pool := netip.MustParsePrefix("10.200.0.0/15")
+	for _, id := range ids {
+		n, err := r.docker.API().NetworkInspect(ctx, api.NetworkName(id), network.InspectOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if len(n.IPAM.Config) != 1 {
+			t.Fatalf("%s: IPAM %+v", id, n.IPAM)
+		}
+		sub := netip.MustParsePrefix(n.IPAM.Config[0].Subnet)
+		if !pool.Contains(sub.Addr()) || sub.Bits() != 23 || sub.Overlaps(netip.MustParsePrefix("10.200.0.0/23")) {
+			t.Errorf("%s on %s: not a free /23 of the pool", id, sub)
+		}
+		if other, dup := seen[sub.String()]; dup {
+			t.Errorf("%s and %s share %s", id, other, sub)
+		}
+		seen[sub.String()] = id
+		if !n.Internal {
+			t.Errorf("%s: the sandbox template has no internet access, so its network must be internal", id)
+		}
+		if cl := r.get(id); cl.Status.Phase != api.PhaseUp {
+			t.Errorf("%s is %s", id, cl.Status.Phase)
+		}
+	}
+	if _, err := r.docker.API().NetworkInspect(ctx, lookalike.ID, network.InspectOptions{}); err != nil {
+		t.Errorf("the look-alike network was touched: %v", err)
+	}
+	for _, id := range ids {
+		r.phase(id, api.PhaseDown)
+		r.converge(id)
 	}
 }

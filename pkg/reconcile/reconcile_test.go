@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"path"
 	"slices"
 	"sort"
@@ -295,6 +296,28 @@ func (d *fakeDocker) EnsureNetwork(_ context.Context, name string, opts network.
 	n := &fakeNetwork{id: d.nextID("net"), name: name, labels: cloneMap(opts.Labels), opts: opts}
 	d.networks[n.id] = n
 	return n.id, nil
+}
+
+// UsedSubnets answers like the daemon: a subnet is taken when a network
+// refuses a create over it, as the real daemon does for an overlap.
+func (d *fakeDocker) UsedSubnets(context.Context) ([]netip.Prefix, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("UsedSubnets", ""); err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, n := range d.networks {
+		if n.opts.IPAM == nil {
+			continue
+		}
+		for _, c := range n.opts.IPAM.Config {
+			if p, err := netip.ParsePrefix(c.Subnet); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
 }
 
 func (d *fakeDocker) RemoveNetwork(_ context.Context, ref string) error {

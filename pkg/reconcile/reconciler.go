@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -35,6 +37,9 @@ type Options struct {
 	StopGraceSeconds int
 	CollectTimeout   time.Duration
 	Now              func() time.Time
+	// SubnetPool and SubnetBits size class networks (DefaultSubnetPool, /23).
+	SubnetPool netip.Prefix
+	SubnetBits int
 	// Registerer receives the reconciler's metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -48,6 +53,7 @@ type Reconciler struct {
 	opts      Options
 	log       *zap.Logger
 	expiries  prometheus.Counter
+	subnetMu  sync.Mutex // one class network allocation at a time
 }
 
 // New returns a Reconciler with defaults filled in.
@@ -60,6 +66,12 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 	}
 	if opts.CollectTimeout <= 0 {
 		opts.CollectTimeout = 10 * time.Minute
+	}
+	if !opts.SubnetPool.IsValid() {
+		opts.SubnetPool = DefaultSubnetPool
+	}
+	if opts.SubnetBits == 0 {
+		opts.SubnetBits = DefaultSubnetBits
 	}
 	if opts.Domain == "" {
 		opts.Domain = "lab.localhost"

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sort"
 
 	"github.com/docker/docker/api/types/container"
@@ -25,9 +26,16 @@ func managedLabels(classID string) map[string]string {
 	return map[string]string{api.LabelManagedBy: api.ManagedByValue, api.LabelClass: classID}
 }
 
-// NetworkCreateOptions is the class network: a bridge of its own, labelled.
-func NetworkCreateOptions(classID string) network.CreateOptions {
-	return network.CreateOptions{Driver: "bridge", Labels: managedLabels(classID)}
+// NetworkCreateOptions is the class network: a bridge of its own, labelled,
+// on the given subnet, and internal (no route out) unless the template
+// allows internet access.
+func NetworkCreateOptions(classID string, internal bool, subnet netip.Prefix) network.CreateOptions {
+	return network.CreateOptions{
+		Driver:   "bridge",
+		Internal: internal,
+		Labels:   managedLabels(classID),
+		IPAM:     &network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: subnet.String()}}},
+	}
 }
 
 // ContainerSpec builds a student's container from the class's template. The
