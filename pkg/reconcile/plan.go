@@ -59,6 +59,33 @@ func (p Plan) String() string {
 	return b.String()
 }
 
+// creates reports whether the plan makes new sandboxes, which needs quota.
+func (p Plan) creates() bool {
+	for _, a := range p {
+		if a.Kind == CreateContainer {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutNewSandboxes drops what would bring up sandboxes that do not exist
+// yet (and the class network, if nothing runs on it), keeping the rest: a
+// class over quota keeps its running students and still collects leavers.
+func (p Plan) withoutNewSandboxes(obs Observed) Plan {
+	var out Plan
+	for _, a := range p {
+		_, exists := obs.Containers[a.Student]
+		switch {
+		case a.Kind == CreateContainer, a.Kind == StartContainer && !exists:
+		case (a.Kind == CreateNetwork || a.Kind == ConnectTraefik) && len(obs.Containers) == 0:
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Input is everything the planner decides from.
 type Input struct {
 	Class api.Class

@@ -829,6 +829,16 @@ func (s *fakeStore) Get(_ context.Context, id string) (*api.Class, error) {
 	return copyClass(c), nil
 }
 
+func (s *fakeStore) List(context.Context) ([]api.Class, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []api.Class
+	for _, c := range s.classes {
+		out = append(out, *copyClass(c))
+	}
+	return out, nil
+}
+
 func (s *fakeStore) UpdateStatus(_ context.Context, id string, version int64, st api.ClassStatus) (*api.Class, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

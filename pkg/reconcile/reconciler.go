@@ -24,6 +24,7 @@ import (
 // writes only status.
 type Store interface {
 	Get(ctx context.Context, id string) (*api.Class, error)
+	List(ctx context.Context) ([]api.Class, error)
 	UpdateStatus(ctx context.Context, id string, version int64, st api.ClassStatus) (*api.Class, error)
 	Expire(ctx context.Context, id string, upSince time.Time) (*api.Class, error)
 }
@@ -54,6 +55,7 @@ type Reconciler struct {
 	log       *zap.Logger
 	expiries  prometheus.Counter
 	subnetMu  sync.Mutex // one class network allocation at a time
+	admitMu   sync.Mutex // one quota admission at a time
 }
 
 // New returns a Reconciler with defaults filled in.
@@ -144,6 +146,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		return Result{}, fmt.Errorf("observe: %w", err)
 	}
 	plan := PlanFor(Input{Class: *class, Template: tmpl, Observed: obs})
+	var quotaErr error
+	if plan.creates() {
+		switch err := r.admit(ctx, class); {
+		case errors.As(err, new(*policy.QuotaError)):
+			// Over quota: make nothing new, keep what runs, and say why.
+			quotaErr = err
+			plan = plan.withoutNewSandboxes(obs)
+		case err != nil:
+			return Result{}, err
+		}
+	}
 	res := Result{Plan: plan}
 	var execErr error
 	if len(plan) > 0 {
@@ -156,6 +169,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		} else if execErr == nil {
 			execErr = err
 		}
+	}
+	if execErr == nil && quotaErr != nil {
+		execErr = &TerminalError{Err: quotaErr}
 	}
 	if execErr != nil {
 		execErr = classify(execErr)
@@ -193,6 +209,31 @@ func isImageError(err error) bool {
 }
 
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+// admit checks the class against its subject's quota, counting the classes
+// this controller has already admitted (desired Up and Provisioning or Up),
+// and records the admission in status before another class of the subject
+// is looked at: the apiserver checks too, but two Ups racing can both pass
+// it, and only this serialized check holds the quota.
+func (r *Reconciler) admit(ctx context.Context, class *api.Class) error {
+	r.admitMu.Lock()
+	defer r.admitMu.Unlock()
+	all, err := r.store.List(ctx)
+	if err != nil {
+		return fmt.Errorf("admission: %w", err)
+	}
+	admitted := func(c *api.Class) bool {
+		return c.DesiredPhase == api.PhaseUp && (c.Status.Phase == api.PhaseProvisioning || c.Status.Phase == api.PhaseUp)
+	}
+	if err := r.policy.Admit(class.Spec, r.policy.UsageWhere(all, class.Spec.Subject, class.ID, admitted)); err != nil {
+		return err
+	}
+	return r.writeStatus(ctx, class, func(st *api.ClassStatus) {
+		if st.Phase != api.PhaseProvisioning && st.Phase != api.PhaseUp {
+			st.Phase = api.PhaseProvisioning
+		}
+	})
+}
 
 // writeStatus applies mutate to the class's status and writes it if it
 // changed. Only the controller writes status, so a conflict means the

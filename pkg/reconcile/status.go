@@ -69,6 +69,12 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		case obs.Network != nil && running == total:
 			st.Phase = api.PhaseUp
 			ready.Status, ready.Reason, ready.Message = "True", "AllStudentsRunning", describe(running, total)
+		case errors.As(passErr, new(*policy.QuotaError)):
+			st.Phase = api.PhaseProvisioning
+			if len(obs.Containers) == 0 {
+				st.Phase = api.PhasePending
+			}
+			ready.Reason, ready.Message = "QuotaExceeded", passErr.Error()
 		default:
 			st.Phase = api.PhaseProvisioning
 			ready.Reason, ready.Message = "StudentsStarting", describe(running, total)
@@ -163,6 +169,9 @@ func routing(obs Observed, opts Options, now time.Time) api.Condition {
 }
 
 func reason(err error) string {
+	if errors.As(err, new(*policy.QuotaError)) {
+		return "QuotaExceeded"
+	}
 	if se := asStepError(err); se != nil {
 		switch se.Action.Kind {
 		case Collect:
