@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,6 +47,9 @@ func run(ctx context.Context) error {
 	parallel := flag.Int("parallel", 8, "students of one class worked on at once")
 	resync := flag.Duration("resync", 30*time.Second, "period of the full resync")
 	poll := flag.Duration("poll", time.Second, "period of store polling")
+	orphanGrace := flag.Duration("orphan-grace", reconcile.DefaultOrphanGrace, "how long resources of a class gone from the store are left before they are collected and removed")
+	flag.StringVar(&cfg.SubnetPool, "subnet-pool", cfg.SubnetPool, "address pool class networks take their subnets from (HOMEROOM_SUBNET_POOL)")
+	flag.IntVar(&cfg.SubnetBits, "subnet-bits", cfg.SubnetBits, "prefix length of one class network's subnet (HOMEROOM_SUBNET_BITS)")
 	flag.Parse()
 
 	log, err := logging.New(cfg.LogLevel, *logFormat)
@@ -75,10 +79,16 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("%w: is dockerd running?", err)
 	}
 
+	pool, err := netip.ParsePrefix(cfg.SubnetPool)
+	if err != nil || !pool.Addr().Is4() || cfg.SubnetBits < pool.Bits() || cfg.SubnetBits > 28 {
+		return fmt.Errorf("subnet pool %q with /%d subnets: want an IPv4 prefix and a prefix length between its own and 28", cfg.SubnetPool, cfg.SubnetBits)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := reconcile.New(st, docker, art, pol, reconcile.Options{
 		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel, Registerer: reg,
+		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: *orphanGrace,
 	}, log)
 	ctl := controller.New(rec, st, docker, controller.Options{
 		Workers: *workers, PollInterval: *poll, ResyncInterval: *resync, Router: cfg.Traefik,

@@ -32,6 +32,11 @@ func main() {
 	if len(os.Args) == 3 && os.Args[1] == "probe" {
 		os.Exit(probe(os.Args[2]))
 	}
+	// "sandbox sleep SECONDS" is the child /stress/fork starts: with no
+	// shell or sleep(1) in the image, the sandbox re-executes itself.
+	if len(os.Args) == 3 && os.Args[1] == "sleep" {
+		os.Exit(sleep(os.Args[2]))
+	}
 	if err := run(); err != nil {
 		log.Printf("sandbox: %v", err)
 		os.Exit(1)
@@ -84,6 +89,7 @@ func run() error {
 type sandbox struct {
 	class, student string
 	root           *os.Root
+	stress         stress
 }
 
 func (s *sandbox) routes() http.Handler {
@@ -96,6 +102,11 @@ func (s *sandbox) routes() http.Handler {
 	// A student's program may crash; this lets a lesson (or a test) end the
 	// sandbox with a chosen exit code the way a crashing program would.
 	mux.HandleFunc("POST /exit", s.exit)
+	// What a student's program could do to the machine, on demand, so that a
+	// lesson on resource limits can watch the limits hold (see stress.go).
+	mux.HandleFunc("POST /stress/fork", s.stressFork)
+	mux.HandleFunc("POST /stress/memory", s.stressMemory)
+	mux.HandleFunc("POST /stress/write", s.stressWrite)
 	return mux
 }
 

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	Traefik          string
 	Domain           string
 	LogLevel         string
+	// SubnetPool and SubnetBits size class networks (controller only).
+	SubnetPool string
+	SubnetBits int
 	// The embedded store and artifact server: run by the apiserver when no
 	// external ones are configured, and found there by the controller.
 	EmbeddedMongo string
@@ -61,9 +65,18 @@ func FromEnv() Config {
 		Traefik:          env("HOMEROOM_TRAEFIK_CONTAINER", "homeroom-traefik"),
 		Domain:           env("HOMEROOM_DOMAIN", "lab.localhost"),
 		LogLevel:         env("HOMEROOM_LOG_LEVEL", "info"),
+		SubnetPool:       env("HOMEROOM_SUBNET_POOL", "10.200.0.0/15"),
+		SubnetBits:       envInt("HOMEROOM_SUBNET_BITS", 23),
 		EmbeddedMongo:    env("HOMEROOM_EMBEDDED_MONGO_ADDR", "127.0.0.1:27018"),
 		EmbeddedS3:       env("HOMEROOM_EMBEDDED_S3_ADDR", "127.0.0.1:9100"),
 	}
+}
+
+func envInt(k string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return v
+	}
+	return def
 }
 
 func env(k, def string) string {

@@ -35,6 +35,13 @@ type EventSource interface {
 	Events(ctx context.Context, router string) (<-chan events.Message, <-chan error)
 }
 
+// ClassFinder lists the classes Docker holds labelled resources of; the
+// resync passes over those gone from the store, which are orphans.
+// The event source implements it when it can (dockerx.Client does).
+type ClassFinder interface {
+	ManagedClasses(ctx context.Context) ([]string, error)
+}
+
 // Options tune the loop.
 type Options struct {
 	Workers        int
@@ -171,7 +178,17 @@ func (c *Controller) poll(ctx context.Context) {
 					c.queue.Add(id)
 				}
 			}
+			// A deleted class is gone from versions: one more pass lets
+			// the reconciler find what it left behind.
+			for id := range seen {
+				if _, ok := versions[id]; !ok {
+					c.queue.Add(id)
+				}
+			}
 			seen = versions
+			if resync {
+				c.enqueueOrphans(ctx, versions)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -218,6 +235,25 @@ func (c *Controller) watchEvents(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// enqueueOrphans finds classes that Docker holds resources of but the store
+// does not know, so that they are collected and removed after their grace.
+func (c *Controller) enqueueOrphans(ctx context.Context, known map[string]int64) {
+	f, ok := c.events.(ClassFinder)
+	if !ok {
+		return
+	}
+	ids, err := f.ManagedClasses(ctx)
+	if err != nil {
+		c.log.Warn("list managed classes", zap.Error(err))
+		return
+	}
+	for _, id := range ids {
+		if _, ok := known[id]; !ok {
+			c.queue.Add(id)
+		}
 	}
 }
 

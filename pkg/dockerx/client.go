@@ -135,6 +135,34 @@ func (c *Client) EnsureNetwork(ctx context.Context, name string, opts network.Cr
 	return existing.ID, nil
 }
 
+// ManagedClasses lists the class ids on Homeroom's labelled containers and
+// networks, so that those of classes gone from the store can be found.
+func (c *Client) ManagedClasses(ctx context.Context) ([]string, error) {
+	cs, err := c.ListContainers(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	ns, err := c.ListNetworks(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	add := func(labels map[string]string) {
+		if id := labels[api.LabelClass]; id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	for _, c := range cs {
+		add(c.Labels)
+	}
+	for _, n := range ns {
+		add(n.Labels)
+	}
+	return out, nil
+}
+
 // UsedSubnets lists the subnets of every network on the daemon, Homeroom's
 // or not, so that a new class network can take one nobody uses.
 func (c *Client) UsedSubnets(ctx context.Context) ([]netip.Prefix, error) {

@@ -54,9 +54,12 @@ type Artifacts interface {
 type executor struct {
 	r     *Reconciler
 	class *api.Class // status is checkpointed through it as steps complete
-	tmpl  *policy.Template
-	obs   Observed
-	log   *zap.Logger
+	// orphan marks a class gone from the store: its checkpoints stay in
+	// memory, and its deterministic run id keeps a retry's keys the same.
+	orphan bool
+	tmpl   *policy.Template
+	obs    Observed
+	log    *zap.Logger
 
 	mu      sync.Mutex // guards class while students checkpoint concurrently
 	network string     // id of the class network once known
@@ -220,6 +223,10 @@ func newRunID(now time.Time) string {
 func (e *executor) checkpoint(ctx context.Context, mutate func(*api.ClassStatus)) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.orphan {
+		mutate(&e.class.Status)
+		return nil
+	}
 	return e.r.writeStatus(ctx, e.class, mutate)
 }
 

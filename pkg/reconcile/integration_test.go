@@ -27,6 +27,9 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
+// orphanGrace is short in tests, so that reaping is quick to observe.
+const orphanGrace = 2 * time.Second
+
 // rig is one controller's worth of real parts: the Docker daemon, an embedded
 // FerretDB and a versitygw process.
 type rig struct {
@@ -55,6 +58,7 @@ func newRig(t *testing.T, pol *policy.Policy) *rig {
 	}
 	r.rec = reconcile.New(r.store, d, art, pol, reconcile.Options{
 		Domain: "lab.test", TraefikContainer: r.traefik, CollectTimeout: 30 * time.Second,
+		OrphanGrace: orphanGrace,
 	}, zaptest.NewLogger(t))
 	return r
 }

@@ -33,6 +33,8 @@ type ObservedContainer struct {
 	// State is Docker's: created, running, paused, restarting, removing, exited or dead.
 	State      string
 	ConfigHash string
+	Template   string
+	Created    int64 // unix seconds
 }
 
 // ObservedTraefik is the routing container and whether it is attached to the
@@ -97,6 +99,7 @@ func observe(ctx context.Context, d observer, classID, traefikName string) (Obse
 		obs.Containers[student] = ObservedContainer{
 			ID: c.ID, Name: name, Student: student, State: c.State,
 			ConfigHash: c.Labels[api.LabelConfigHash],
+			Template:   c.Labels[api.LabelTemplate], Created: c.Created,
 		}
 	}
 	if traefikName != "" {

@@ -41,6 +41,9 @@ type Options struct {
 	// SubnetPool and SubnetBits size class networks (DefaultSubnetPool, /23).
 	SubnetPool netip.Prefix
 	SubnetBits int
+	// OrphanGrace is how long resources of a class gone from the store are
+	// left alone (DefaultOrphanGrace).
+	OrphanGrace time.Duration
 	// Registerer receives the reconciler's metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -56,6 +59,10 @@ type Reconciler struct {
 	expiries  prometheus.Counter
 	subnetMu  sync.Mutex // one class network allocation at a time
 	admitMu   sync.Mutex // one quota admission at a time
+
+	orphansReaped prometheus.Counter
+	orphanMu      sync.Mutex
+	orphanSince   map[string]time.Time // class id → when first seen orphaned
 }
 
 // New returns a Reconciler with defaults filled in.
@@ -75,6 +82,9 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 	if opts.SubnetBits == 0 {
 		opts.SubnetBits = DefaultSubnetBits
 	}
+	if opts.OrphanGrace <= 0 {
+		opts.OrphanGrace = DefaultOrphanGrace
+	}
 	if opts.Domain == "" {
 		opts.Domain = "lab.localhost"
 	}
@@ -82,9 +92,13 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 		expiries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "homeroom_ttl_expiries_total", Help: "Classes taken Down because their ttlSeconds ran out.",
 		}),
+		orphansReaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "homeroom_orphans_reaped_total", Help: "Student containers of classes gone from the store, collected and removed.",
+		}),
+		orphanSince: map[string]time.Time{},
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(r.expiries)
+		opts.Registerer.MustRegister(r.expiries, r.orphansReaped)
 	}
 	return r
 }
@@ -118,7 +132,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	log := r.log.With(zap.String("classId", classID))
 	class, err := r.store.Get(ctx, classID)
 	if errors.Is(err, store.ErrNotFound) {
-		return Result{Converged: true}, nil
+		return r.reconcileOrphan(ctx, classID)
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("read class: %w", err)
