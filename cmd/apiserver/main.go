@@ -41,12 +41,10 @@ func run(ctx context.Context) error {
 	cfg := config.FromEnv()
 	flag.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on (HOMEROOM_LISTEN)")
 	flag.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where embedded services keep data (HOMEROOM_DATA_DIR)")
-	flag.StringVar(&cfg.PolicyPath, "policy", cfg.PolicyPath, "policy file (HOMEROOM_POLICY; empty: built-in)")
-	flag.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (HOMEROOM_LOG_LEVEL)")
-	logFormat := flag.String("log-format", os.Getenv("HOMEROOM_LOG_FORMAT"), "json (default) or console (HOMEROOM_LOG_FORMAT)")
+	cfg.CommonFlags(flag.CommandLine)
 	flag.Parse()
 
-	log, err := logging.New(cfg.LogLevel, *logFormat)
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}

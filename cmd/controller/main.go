@@ -40,9 +40,7 @@ func main() {
 func run(ctx context.Context) error {
 	cfg := config.FromEnv()
 	flag.StringVar(&cfg.ControllerListen, "listen", cfg.ControllerListen, "address for /metrics, /healthz and /readyz (HOMEROOM_CONTROLLER_LISTEN)")
-	flag.StringVar(&cfg.PolicyPath, "policy", cfg.PolicyPath, "policy file (HOMEROOM_POLICY; empty: built-in)")
-	flag.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (HOMEROOM_LOG_LEVEL)")
-	logFormat := flag.String("log-format", os.Getenv("HOMEROOM_LOG_FORMAT"), "json (default) or console (HOMEROOM_LOG_FORMAT)")
+	cfg.CommonFlags(flag.CommandLine)
 	workers := flag.Int("workers", 4, "classes reconciled at once")
 	parallel := flag.Int("parallel", 8, "students of one class worked on at once")
 	resync := flag.Duration("resync", 30*time.Second, "period of the full resync")
@@ -52,7 +50,7 @@ func run(ctx context.Context) error {
 	flag.IntVar(&cfg.SubnetBits, "subnet-bits", cfg.SubnetBits, "prefix length of one class network's subnet (HOMEROOM_SUBNET_BITS)")
 	flag.Parse()
 
-	log, err := logging.New(cfg.LogLevel, *logFormat)
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,8 @@ type Process struct {
 	err  error
 }
 
+// syncBuffer collects a process's output, written by the copiers of its
+// pipes while a test reads it.
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer

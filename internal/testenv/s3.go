@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -49,7 +48,7 @@ type S3Server struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	out  *s3Output
+	out  *syncBuffer
 	done chan struct{}
 }
 
@@ -123,7 +122,7 @@ func (s *S3Server) Start() {
 	args = append(args, s.dir)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.accessKey, "ROOT_SECRET_KEY="+s.secretKey)
-	out := &s3Output{}
+	out := &syncBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = s3ProcAttr()
@@ -205,22 +204,4 @@ func (s *S3Server) Output() string {
 		return ""
 	}
 	return s.out.String()
-}
-
-// s3Output collects a process's output, written from two pipes' copiers.
-type s3Output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *s3Output) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *s3Output) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

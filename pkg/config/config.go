@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -32,6 +33,7 @@ type Config struct {
 	Traefik          string
 	Domain           string
 	LogLevel         string
+	LogFormat        string
 	// SubnetPool and SubnetBits size class networks (controller only).
 	SubnetPool string
 	SubnetBits int
@@ -65,11 +67,19 @@ func FromEnv() Config {
 		Traefik:          env("HOMEROOM_TRAEFIK_CONTAINER", "homeroom-traefik"),
 		Domain:           env("HOMEROOM_DOMAIN", "lab.localhost"),
 		LogLevel:         env("HOMEROOM_LOG_LEVEL", "info"),
+		LogFormat:        os.Getenv("HOMEROOM_LOG_FORMAT"),
 		SubnetPool:       env("HOMEROOM_SUBNET_POOL", "10.200.0.0/15"),
 		SubnetBits:       envInt("HOMEROOM_SUBNET_BITS", 23),
 		EmbeddedMongo:    env("HOMEROOM_EMBEDDED_MONGO_ADDR", "127.0.0.1:27018"),
 		EmbeddedS3:       env("HOMEROOM_EMBEDDED_S3_ADDR", "127.0.0.1:9100"),
 	}
+}
+
+// CommonFlags lets both binaries' flags override what they share.
+func (c *Config) CommonFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.PolicyPath, "policy", c.PolicyPath, "policy file (HOMEROOM_POLICY; empty: built-in)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (HOMEROOM_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json (default) or console (HOMEROOM_LOG_FORMAT)")
 }
 
 func envInt(k string, def int) int {
