@@ -45,6 +45,9 @@ func run(ctx context.Context) error {
 	parallel := flag.Int("parallel", 8, "students of one class worked on at once")
 	resync := flag.Duration("resync", 30*time.Second, "period of the full resync")
 	poll := flag.Duration("poll", time.Second, "period of store polling")
+	leaseTTL := flag.Duration("lease-ttl", 15*time.Second, "how long the leader's lease lasts unrenewed: a stopped leader is replaced within it")
+	hostname, _ := os.Hostname()
+	id := flag.String("id", fmt.Sprintf("%s-%d", hostname, os.Getpid()), "this controller's name in the lease")
 	orphanGrace := flag.Duration("orphan-grace", reconcile.DefaultOrphanGrace, "how long resources of a class gone from the store are left before they are collected and removed")
 	flag.StringVar(&cfg.SubnetPool, "subnet-pool", cfg.SubnetPool, "address pool class networks take their subnets from (HOMEROOM_SUBNET_POOL)")
 	flag.IntVar(&cfg.SubnetBits, "subnet-bits", cfg.SubnetBits, "prefix length of one class network's subnet (HOMEROOM_SUBNET_BITS)")
@@ -88,7 +91,9 @@ func run(ctx context.Context) error {
 		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel, Registerer: reg,
 		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: *orphanGrace,
 	}, log)
+	elector := controller.NewElector(st, "homeroom-controller", *id, *leaseTTL, log, reg)
 	ctl := controller.New(rec, st, docker, controller.Options{
+		Elector: elector,
 		Workers: *workers, PollInterval: *poll, ResyncInterval: *resync, Router: cfg.Traefik,
 	}, log, reg)
 

@@ -110,3 +110,18 @@ func KilledBy(st *os.ProcessState, sig syscall.Signal) bool {
 	ws, ok := st.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled() && ws.Signal() == sig
 }
+
+// Kill ends the process with SIGKILL, as a crash or the OOM killer would.
+func (p *Process) Kill() {
+	p.t.Helper()
+	p.cmd.Process.Kill()
+	p.Wait(30 * time.Second)
+}
+
+// Signal sends sig, e.g. SIGSTOP and SIGCONT to pause and resume it.
+func (p *Process) Signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %s: %v", p.name, err)
+	}
+}

@@ -52,6 +52,11 @@ type Options struct {
 	// Router is the Traefik container's name: when it starts, every class is
 	// reconciled so that it is attached to every class network again.
 	Router string
+	// Elector, when set, makes this controller act only while it holds the
+	// lease; nil acts always (one controller).
+	Elector *Elector
+	// ShutdownGrace bounds how long a stop waits for the steps in flight.
+	ShutdownGrace time.Duration
 }
 
 // Controller owns the queue and its triggers.
@@ -82,6 +87,9 @@ func New(rec Reconciler, lister Lister, ev EventSource, opts Options, log *zap.L
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = time.Minute
 	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 30 * time.Second
+	}
 	limiter := workqueue.NewTypedMaxOfRateLimiter(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](opts.RetryBase, opts.RetryMax),
 		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(20), 200)},
@@ -95,27 +103,61 @@ func New(rec Reconciler, lister Lister, ev EventSource, opts Options, log *zap.L
 // Enqueue asks for a pass over a class.
 func (c *Controller) Enqueue(classID string) { c.queue.Add(classID) }
 
-// Run works until ctx ends, then waits for the pass in flight to finish.
+// Run works until ctx ends. Then it takes no new work, lets the steps in
+// flight finish (up to ShutdownGrace), and gives up its lease.
 func (c *Controller) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer c.queue.ShutDownWithDrain()
+	// Passes run on a context of their own, so that a stop lets the step in
+	// flight finish instead of cutting a Docker call or an upload in half;
+	// they are told to stop between steps.
+	work, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+	work = reconcile.WithStop(work, func() bool { return ctx.Err() != nil || !c.leading() })
+
+	var triggers, workers sync.WaitGroup
+	if e := c.opts.Elector; e != nil {
+		triggers.Add(1)
+		go func() { defer triggers.Done(); e.run(ctx, func() { c.enqueueAll(ctx) }) }()
+	}
 	for i := 0; i < c.opts.Workers; i++ {
-		wg.Add(1)
+		workers.Add(1)
 		go func() {
-			defer wg.Done()
-			for c.processNext(ctx) {
+			defer workers.Done()
+			for c.processNext(ctx, work) {
 			}
 		}()
 	}
-	wg.Add(2)
-	go func() { defer wg.Done(); c.poll(ctx) }()
-	go func() { defer wg.Done(); c.watchEvents(ctx) }()
+	triggers.Add(2)
+	go func() { defer triggers.Done(); c.poll(ctx) }()
+	go func() { defer triggers.Done(); c.watchEvents(ctx) }()
 	<-ctx.Done()
+
+	done := make(chan struct{})
+	go func() {
+		// Workers take what is still queued and skip it; the drain ends when
+		// the passes in flight have finished their current steps.
+		c.queue.ShutDownWithDrain()
+		workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(c.opts.ShutdownGrace):
+		c.log.Warn("steps still running after the shutdown grace; cancelling them")
+		hardStop()
+		<-done
+	}
+	triggers.Wait()
+	if e := c.opts.Elector; e != nil {
+		e.release()
+	}
 	return nil
 }
 
-func (c *Controller) processNext(ctx context.Context) bool {
+func (c *Controller) leading() bool {
+	return c.opts.Elector == nil || c.opts.Elector.IsLeader()
+}
+
+func (c *Controller) processNext(ctx, work context.Context) bool {
 	id, shutdown := c.queue.Get()
 	if shutdown {
 		return false
@@ -124,11 +166,19 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
 	}
+	if !c.leading() {
+		// The leader does this work; on becoming leader we enqueue all.
+		c.queue.Forget(id)
+		return true
+	}
 	start := time.Now()
-	res, err := c.rec.Reconcile(ctx, id)
+	res, err := c.rec.Reconcile(work, id)
 	var terminal *reconcile.TerminalError
 	result := "success"
 	switch {
+	case errors.Is(err, reconcile.ErrStopped):
+		result = "stopped"
+		c.queue.Forget(id)
 	case errors.As(err, &terminal):
 		// Retrying cannot fix it; the status says why, and the periodic
 		// resync looks again in case an operator fixed it by hand.

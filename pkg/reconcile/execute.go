@@ -79,6 +79,9 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 		e.network = e.obs.Network.ID
 	}
 	for i := 0; i < len(p); {
+		if stopped(ctx) {
+			return ErrStopped
+		}
 		if p[i].Student == "" {
 			if err := e.step(ctx, p[i]); err != nil {
 				return &stepError{Action: p[i], Err: err}
@@ -119,6 +122,9 @@ func (e *executor) stage(ctx context.Context, steps []Action) error {
 		chain := chains[s]
 		g.Go(func() error {
 			for _, a := range chain {
+				if stopped(ctx) {
+					return nil // the pass reports ErrStopped after the stage
+				}
 				if err := e.step(ctx, a); err != nil {
 					mu.Lock()
 					errs = append(errs, &stepError{Action: a, Err: err})
@@ -130,6 +136,9 @@ func (e *executor) stage(ctx context.Context, steps []Action) error {
 		})
 	}
 	g.Wait()
+	if len(errs) == 0 && stopped(ctx) {
+		return ErrStopped
+	}
 	return errors.Join(errs...)
 }
 

@@ -5,6 +5,8 @@ package reconcile
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -129,7 +131,7 @@ func (e *TerminalError) Unwrap() error { return e.Err }
 
 // Reconcile runs one pass for a class.
 func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, error) {
-	log := r.log.With(zap.String("classId", classID))
+	log := r.log.With(zap.String("classId", classID), zap.String("pass", passID()))
 	class, err := r.store.Get(ctx, classID)
 	if errors.Is(err, store.ErrNotFound) {
 		return r.reconcileOrphan(ctx, classID)
@@ -184,6 +186,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 			execErr = err
 		}
 	}
+	if errors.Is(execErr, ErrStopped) {
+		// Whoever acts next reads the checkpoints and carries on; a status
+		// written now could overwrite the new leader's.
+		return res, ErrStopped
+	}
 	if execErr == nil && quotaErr != nil {
 		execErr = &TerminalError{Err: quotaErr}
 	}
@@ -223,6 +230,13 @@ func isImageError(err error) bool {
 }
 
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+// passID tells the log lines of one pass apart from the next one's.
+func passID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
 
 // admit checks the class against its subject's quota, counting the classes
 // this controller has already admitted (desired Up and Provisioning or Up),
