@@ -86,7 +86,8 @@ func run(ctx context.Context) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		docker.Metrics(), controller.NewStateCollector(st, docker))
 	rec := reconcile.New(st, docker, art, pol, reconcile.Options{
 		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel, Registerer: reg,
 		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: *orphanGrace,

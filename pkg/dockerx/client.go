@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultTimeout bounds one Docker call that does not stream.
@@ -32,6 +33,30 @@ var ErrNotOurs = errors.New("exists without homeroom labels")
 type Client struct {
 	api     *client.Client
 	timeout time.Duration
+	calls   *prometheus.CounterVec
+}
+
+// Metrics returns the counter of Docker API calls by operation and error
+// class, for the caller to register.
+func (c *Client) Metrics() prometheus.Collector { return c.calls }
+
+// track counts one API call; error is "" for success, else its class.
+func (c *Client) track(op string, err error) {
+	class := ""
+	switch {
+	case err == nil:
+	case cerrdefs.IsNotFound(err):
+		class = "not_found"
+	case cerrdefs.IsConflict(err), cerrdefs.IsAlreadyExists(err):
+		class = "conflict"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		class = "timeout"
+	case cerrdefs.IsUnavailable(err), client.IsErrConnectionFailed(err):
+		class = "unavailable"
+	default:
+		class = "other"
+	}
+	c.calls.WithLabelValues(op, class).Inc()
 }
 
 // New connects to the daemon named by DOCKER_HOST (or the default socket),
@@ -41,7 +66,9 @@ func New(ctx context.Context) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Client{api: c, timeout: DefaultTimeout}, nil
+	return &Client{api: c, timeout: DefaultTimeout, calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "homeroom_docker_calls_total", Help: "Docker Engine API calls by operation and error class (empty: success).",
+	}, []string{"operation", "error"})}, nil
 }
 
 // Close releases the client's connections.
@@ -60,6 +87,7 @@ func (c *Client) Ping(ctx context.Context) error {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	_, err := c.api.Ping(ctx)
+	c.track("ping", err)
 	if err != nil {
 		return fmt.Errorf("docker ping: %w", err)
 	}
@@ -79,6 +107,7 @@ func (c *Client) ListContainers(ctx context.Context, classID string) ([]containe
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	cs, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: managedFilter(classID)})
+	c.track("container_list", err)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
@@ -90,6 +119,7 @@ func (c *Client) ListNetworks(ctx context.Context, classID string) ([]network.Su
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	ns, err := c.api.NetworkList(ctx, network.ListOptions{Filters: managedFilter(classID)})
+	c.track("network_list", err)
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
@@ -101,7 +131,9 @@ func (c *Client) ListNetworks(ctx context.Context, classID string) ([]network.Su
 func (c *Client) InspectContainer(ctx context.Context, nameOrID string) (container.InspectResponse, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	return c.api.ContainerInspect(ctx, nameOrID)
+	info, err := c.api.ContainerInspect(ctx, nameOrID)
+	c.track("container_inspect", err)
+	return info, err
 }
 
 // IsNotFound reports whether err means the object does not exist.
@@ -116,6 +148,7 @@ func isOurs(labels map[string]string) bool {
 func (c *Client) EnsureNetwork(ctx context.Context, name string, opts network.CreateOptions) (string, error) {
 	cctx, cancel := c.ctx(ctx)
 	resp, err := c.api.NetworkCreate(cctx, name, opts)
+	c.track("network_create", err)
 	cancel()
 	if err == nil {
 		return resp.ID, nil
@@ -126,6 +159,7 @@ func (c *Client) EnsureNetwork(ctx context.Context, name string, opts network.Cr
 	ictx, cancel := c.ctx(ctx)
 	defer cancel()
 	existing, ierr := c.api.NetworkInspect(ictx, name, network.InspectOptions{})
+	c.track("network_inspect", ierr)
 	if ierr != nil {
 		return "", fmt.Errorf("create network %s: %w (inspect: %v)", name, err, ierr)
 	}
@@ -169,6 +203,7 @@ func (c *Client) UsedSubnets(ctx context.Context) ([]netip.Prefix, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	ns, err := c.api.NetworkList(ctx, network.ListOptions{})
+	c.track("network_list", err)
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
@@ -191,7 +226,9 @@ func IsSubnetTaken(err error) bool { return cerrdefs.IsPermissionDenied(err) }
 func (c *Client) RemoveNetwork(ctx context.Context, id string) error {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	if err := c.api.NetworkRemove(ctx, id); err != nil && !cerrdefs.IsNotFound(err) {
+	err := c.api.NetworkRemove(ctx, id)
+	c.track("network_remove", err)
+	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove network %s: %w", id, err)
 	}
 	return nil
@@ -201,6 +238,7 @@ func (c *Client) RemoveNetwork(ctx context.Context, id string) error {
 func (c *Client) Connect(ctx context.Context, networkID, containerID string) error {
 	cctx, cancel := c.ctx(ctx)
 	err := c.api.NetworkConnect(cctx, networkID, containerID, nil)
+	c.track("network_connect", err)
 	cancel()
 	if err == nil {
 		return nil
@@ -218,6 +256,7 @@ func (c *Client) Connect(ctx context.Context, networkID, containerID string) err
 func (c *Client) Disconnect(ctx context.Context, networkID, containerID string) error {
 	cctx, cancel := c.ctx(ctx)
 	err := c.api.NetworkDisconnect(cctx, networkID, containerID, true)
+	c.track("network_disconnect", err)
 	cancel()
 	if err == nil || cerrdefs.IsNotFound(err) {
 		return nil
@@ -232,6 +271,7 @@ func (c *Client) attached(ctx context.Context, networkID, containerID string) (b
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	n, err := c.api.NetworkInspect(ctx, networkID, network.InspectOptions{})
+	c.track("network_inspect", err)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return false, nil
@@ -262,6 +302,7 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 	cctx, cancel := c.ctx(ctx)
 	resp, err := c.api.ContainerCreate(cctx, spec.Config, spec.HostConfig, spec.Networking, nil, spec.Name)
 	cancel()
+	c.track("container_create", err)
 	if err == nil {
 		return resp.ID, nil
 	}
@@ -286,6 +327,7 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 	cctx, cancel = c.ctx(ctx)
 	defer cancel()
 	resp, err = c.api.ContainerCreate(cctx, spec.Config, spec.HostConfig, spec.Networking, nil, spec.Name)
+	c.track("container_create", err)
 	if err != nil {
 		return "", fmt.Errorf("recreate container %s: %w", spec.Name, err)
 	}
@@ -296,7 +338,9 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 func (c *Client) StartContainer(ctx context.Context, id string) error {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	if err := c.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	err := c.api.ContainerStart(ctx, id, container.StartOptions{})
+	c.track("container_start", err)
+	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	return nil
@@ -308,6 +352,7 @@ func (c *Client) StopContainer(ctx context.Context, id string, grace int) error 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout+time.Duration(grace)*time.Second)
 	defer cancel()
 	err := c.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &grace})
+	c.track("container_stop", err)
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stop container %s: %w", id, err)
 	}
@@ -320,6 +365,7 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	c.track("container_remove", err)
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
@@ -330,6 +376,7 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 // The caller's ctx bounds the whole stream; the caller closes the reader.
 func (c *Client) Archive(ctx context.Context, id, path string) (io.ReadCloser, error) {
 	rc, _, err := c.api.CopyFromContainer(ctx, id, path)
+	c.track("container_archive", err)
 	if err != nil {
 		return nil, fmt.Errorf("archive %s:%s: %w", id, path, err)
 	}
@@ -340,6 +387,7 @@ func (c *Client) Archive(ctx context.Context, id, path string) (io.ReadCloser, e
 // sends them for a container without a TTY. The caller's ctx bounds it.
 func (c *Client) Logs(ctx context.Context, id string) (io.ReadCloser, error) {
 	rc, err := c.api.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true})
+	c.track("container_logs", err)
 	if err != nil {
 		return nil, fmt.Errorf("logs of %s: %w", id, err)
 	}

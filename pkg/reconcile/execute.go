@@ -259,18 +259,33 @@ func (e *executor) checkpointRemoved(ctx context.Context, student string) error 
 // checkpoints the student as collected. The container is removed by the
 // next step, which never runs if this one fails.
 func (e *executor) collect(ctx context.Context, student, name string) error {
+	start := time.Now()
+	bytes, err := e.collectStudent(ctx, student, name)
+	m := e.r.metrics
+	if err != nil {
+		m.collects.WithLabelValues("failure").Inc()
+		return err
+	}
+	m.collects.WithLabelValues("success").Inc()
+	m.collectBytes.Add(float64(bytes))
+	m.collectDuration.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// collectStudent does the work of collect and returns the bytes uploaded.
+func (e *executor) collectStudent(ctx context.Context, student, name string) (int64, error) {
 	e.mu.Lock()
 	classID, run := e.class.ID, e.class.Status.Run
 	e.mu.Unlock()
 	if run == nil {
-		return errors.New("no Down run recorded")
+		return 0, errors.New("no Down run recorded")
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
 	defer cancel()
 	d := e.r.docker
 	info, err := d.InspectContainer(ctx, name)
 	if err != nil {
-		return fmt.Errorf("inspect: %w", err)
+		return 0, fmt.Errorf("inspect: %w", err)
 	}
 	prefix := api.ArtifactPrefix(classID, run.ID, student)
 	m := artifacts.Manifest{
@@ -286,7 +301,7 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 
 	logs, err := e.uploadLogs(ctx, info.ID, artifacts.LogsKey(prefix))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	m.Logs = &logs
 	objs = append(objs, artifacts.Object{Key: logs.Key, Size: logs.Size, SHA256: logs.SHA256})
@@ -304,13 +319,13 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 			continue
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 		failpoint.Hit("archive-open-before-upload")
 		files, skipped, err := e.r.artifacts.UploadTree(ctx, prefix, p, rc, remaining)
 		rc.Close()
 		if err != nil {
-			return fmt.Errorf("upload %s: %w", p, err)
+			return 0, fmt.Errorf("upload %s: %w", p, err)
 		}
 		for _, f := range files {
 			m.TotalBytes += f.Size
@@ -324,11 +339,11 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 	m.Finish()
 	mobj, err := e.r.artifacts.PutJSON(ctx, artifacts.ManifestKey(prefix), m)
 	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return 0, fmt.Errorf("manifest: %w", err)
 	}
 	objs = append(objs, mobj)
 	if err := e.r.artifacts.Verify(ctx, objs); err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return 0, fmt.Errorf("verify: %w", err)
 	}
 	failpoint.Hit("verified-before-checkpoint")
 	ref := &api.ArtifactsRef{
@@ -337,7 +352,7 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 		ManifestSHA256: mobj.SHA256, State: api.CollectVerified,
 	}
 	e.log.Info("collected", zap.String("studentId", student), zap.Int("files", ref.Files), zap.Int64("bytes", ref.Bytes))
-	return e.checkpoint(ctx, func(st *api.ClassStatus) {
+	return m.TotalBytes + logs.Size, e.checkpoint(ctx, func(st *api.ClassStatus) {
 		for i := range st.Students {
 			if st.Students[i].ID == student {
 				st.Students[i].Artifacts = ref

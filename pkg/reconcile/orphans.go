@@ -68,7 +68,7 @@ func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Resul
 	if err := ex.run(ctx, plan); err != nil {
 		return Result{Plan: plan}, classify(err)
 	}
-	r.orphansReaped.Add(float64(len(students)))
+	r.metrics.orphansReaped.Add(float64(len(students)))
 	r.orphanMu.Lock()
 	delete(r.orphanSince, classID)
 	r.orphanMu.Unlock()

@@ -58,13 +58,12 @@ type Reconciler struct {
 	policy    *policy.Policy
 	opts      Options
 	log       *zap.Logger
-	expiries  prometheus.Counter
+	metrics   *metrics
 	subnetMu  sync.Mutex // one class network allocation at a time
 	admitMu   sync.Mutex // one quota admission at a time
 
-	orphansReaped prometheus.Counter
-	orphanMu      sync.Mutex
-	orphanSince   map[string]time.Time // class id → when first seen orphaned
+	orphanMu    sync.Mutex
+	orphanSince map[string]time.Time // class id → when first seen orphaned
 }
 
 // New returns a Reconciler with defaults filled in.
@@ -91,16 +90,8 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 		opts.Domain = "lab.localhost"
 	}
 	r := &Reconciler{store: s, docker: d, artifacts: a, policy: p, opts: opts, log: log,
-		expiries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "homeroom_ttl_expiries_total", Help: "Classes taken Down because their ttlSeconds ran out.",
-		}),
-		orphansReaped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "homeroom_orphans_reaped_total", Help: "Student containers of classes gone from the store, collected and removed.",
-		}),
+		metrics:     newMetrics(opts.Registerer),
 		orphanSince: map[string]time.Time{},
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(r.expiries, r.orphansReaped)
 	}
 	return r
 }
@@ -143,7 +134,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		expired, err := r.store.Expire(ctx, classID, *class.UpSince)
 		switch {
 		case err == nil:
-			r.expiries.Inc()
+			r.metrics.expiries.Inc()
 			log.Info("ttl expired; taking the class down", zap.Time("expiresAt", *exp))
 			class = expired
 		case errors.Is(err, store.ErrNotExpired):
@@ -168,12 +159,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		case errors.As(err, new(*policy.QuotaError)):
 			// Over quota: make nothing new, keep what runs, and say why.
 			quotaErr = err
+			var qe *policy.QuotaError
+			errors.As(err, &qe)
+			r.metrics.quotaRejections.WithLabelValues(qe.Limit).Inc()
 			plan = plan.withoutNewSandboxes(obs)
 		case err != nil:
 			return Result{}, err
 		}
 	}
 	res := Result{Plan: plan}
+	if class.DesiredPhase == api.PhaseUp && class.Status.Phase == api.PhaseUp {
+		// Anything to do for a class that was Up is a repair of drift.
+		r.metrics.driftRepairs.Add(float64(len(plan)))
+	}
+	wasUp := class.Status.Phase == api.PhaseUp
 	var execErr error
 	if len(plan) > 0 {
 		log.Info("executing plan", zap.Stringers("steps", plan))
@@ -205,6 +204,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	})
 	if err != nil && execErr == nil {
 		return res, err
+	}
+	if !wasUp && class.Status.Phase == api.PhaseUp && class.UpSince != nil {
+		r.metrics.upDuration.Observe(r.now().Sub(*class.UpSince).Seconds())
 	}
 	res.Converged = execErr == nil && len(PlanFor(Input{Class: *class, Template: tmpl, Observed: obs})) == 0
 	if exp := class.ExpiresAt(); exp != nil {

@@ -1,0 +1,59 @@
+package reconcile
+
+import (
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are what operators watch of the reconciler's work.
+type metrics struct {
+	expiries        prometheus.Counter
+	orphansReaped   prometheus.Counter
+	upDuration      prometheus.Histogram
+	collects        *prometheus.CounterVec
+	collectBytes    prometheus.Counter
+	collectDuration prometheus.Histogram
+	driftRepairs    prometheus.Counter
+	quotaRejections *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		expiries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "homeroom_ttl_expiries_total", Help: "Classes taken Down because their ttlSeconds ran out.",
+		}),
+		orphansReaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "homeroom_orphans_reaped_total", Help: "Student containers of classes gone from the store, collected and removed.",
+		}),
+		upDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "homeroom_up_duration_seconds", Help: "Time from an Up request to all of the class's students running.",
+			Buckets: prometheus.ExponentialBuckets(0.25, 2, 12),
+		}),
+		collects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homeroom_collect_total", Help: "Collections of one student's work, by outcome (success: verified in the object store).",
+		}, []string{"outcome"}),
+		collectBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "homeroom_collect_bytes_total", Help: "Bytes of files and logs uploaded by verified collections.",
+		}),
+		collectDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "homeroom_collect_duration_seconds", Help: "Time to collect, upload and verify one student's work.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}),
+		driftRepairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "homeroom_drift_repairs_total", Help: "Steps taken to repair a class that was already Up (a container removed or stopped by hand, Traefik detached).",
+		}),
+		quotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homeroom_quota_rejections_total", Help: "Ups held back by the controller's quota check, by the limit that would be broken.",
+		}, []string{"limit"}),
+	}
+	m.collects.WithLabelValues("success")
+	m.collects.WithLabelValues("failure")
+	for _, l := range policy.Limits() {
+		m.quotaRejections.WithLabelValues(l)
+	}
+	if reg != nil {
+		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.collectBytes,
+			m.collectDuration, m.driftRepairs, m.quotaRejections)
+	}
+	return m
+}
