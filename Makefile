@@ -4,7 +4,7 @@ BIN     := bin
 SANDBOX_IMAGE ?= homeroom/sandbox:dev
 GOFLAGS_BUILD := -trimpath
 
-.PHONY: all build images traefik run test test-unit docker versitygw vet clean
+.PHONY: all build images traefik run test test-unit docker versitygw promtool vet clean
 
 all: build
 
@@ -32,12 +32,17 @@ run: images traefik
 versitygw:
 	@scripts/ensure-versitygw.sh >/dev/null
 
+# promtool checks manifests/prometheus (config, alert rules, rule tests); built
+# from the Go module proxy once per machine (tools/promtool, about 4 minutes).
+promtool:
+	@scripts/ensure-promtool.sh >/dev/null
+
 vet:
 	$(GO) vet ./...
 
 # Integration packages share one Docker daemon: -p 1 runs packages one at a time.
-test: images traefik versitygw vet
-	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) $(GO) test -race -count=1 -p 1 -timeout 30m ./...
+test: images traefik versitygw promtool vet
+	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) HOMEROOM_PROMTOOL=$$(scripts/ensure-promtool.sh) $(GO) test -race -count=1 -p 1 -timeout 30m ./...
 
 test-unit:
 	$(GO) test -race -count=1 -short ./...

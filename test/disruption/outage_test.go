@@ -59,9 +59,12 @@ type world struct {
 
 // runController runs the real controller loop in the test process, with
 // short retry and resync periods so that recovery is quick to observe.
-func runController(t *testing.T) *world {
+func runController(t *testing.T, st *store.Store) *world {
 	t.Helper()
-	w := &world{d: testenv.Docker(t), st: testenv.Store(t), s3: testenv.StartS3(t)}
+	if st == nil {
+		st = testenv.Store(t)
+	}
+	w := &world{d: testenv.Docker(t), st: st, s3: testenv.StartS3(t)}
 	art, err := artifacts.New(context.Background(), w.s3.Config())
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +119,7 @@ func (w *world) containers(t *testing.T, id string) int {
 }
 
 func TestDownWaitsForTheObjectStore(t *testing.T) {
-	w := runController(t)
+	w := runController(t, nil)
 	const id = "outage-s3"
 	students := []string{"kim", "lou", "max"}
 	saved := w.classUp(t, id, students)
@@ -164,7 +167,7 @@ func TestDownWaitsForTheObjectStore(t *testing.T) {
 }
 
 func TestDownSurvivesDockerRestart(t *testing.T) {
-	w := runController(t)
+	w := runController(t, nil)
 	pid, argv := findDockerd(t)
 	const id = "outage-docker"
 	students := []string{"ned", "ola", "pia", "quin"}
@@ -242,4 +245,95 @@ func restartDockerd(t *testing.T, d *dockerx.Client, pid int, argv []string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// The daemon restarted while classes are Up stops their containers; the
+// controller notices (its events stream breaks, it re-lists) and starts
+// them again: the same containers, with the students' work in them.
+func TestUpClassesComeBackAfterDockerRestart(t *testing.T) {
+	w := runController(t, nil)
+	close(w.up.gate) // no upload is held back here
+	pid, argv := findDockerd(t)
+	const id = "outage-docker-up"
+	students := []string{"rae", "sol", "ted"}
+	saved := w.classUp(t, id, students)
+	before := containerIDs(t, w.d, id)
+
+	restartDockerd(t, w.d, pid, argv)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		after := containerIDs(t, w.d, id)
+		running := 0
+		for _, s := range students {
+			info, err := w.d.InspectContainer(context.Background(), api.ContainerName(id, s))
+			if err == nil && info.State.Running {
+				running++
+			}
+		}
+		if running == len(students) {
+			for s, cid := range before {
+				if after[s] != cid {
+					t.Errorf("%s's container was replaced, not restarted", s)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d sandboxes running two minutes after the daemon restarted", running, len(students))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	testenv.WaitPhase(t, w.st, id, api.PhaseUp, time.Minute)
+	testenv.SetPhase(t, w.st, id, api.PhaseDown)
+	c := testenv.WaitPhase(t, w.st, id, api.PhaseDown, 2*time.Minute)
+	checkCollected(t, w.d, w.art, c, saved)
+}
+
+// While the store is unreachable the controller keeps running, waits, and
+// removes nothing; when the store is back it carries on.
+func TestStoreOutage(t *testing.T) {
+	dir, addr := t.TempDir(), testenv.FreeAddr(t)
+	start := func() *store.Embedded {
+		e, err := store.StartEmbedded(context.Background(), dir, addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	emb := start()
+	defer func() { emb.Stop() }()
+	st := testenv.OpenStore(t, emb.URI, store.DefaultDatabase)
+	w := runController(t, st)
+	close(w.up.gate) // no upload is held back here
+	const id = "outage-store"
+	w.classUp(t, id, []string{"uli", "val"})
+	before := containerIDs(t, w.d, id)
+
+	emb.Stop()
+	// A container removed by hand during the outage: the controller hears
+	// of it, cannot read the class, and must not act on a guess.
+	if err := w.d.API().ContainerRemove(context.Background(), before["uli"], container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if after := containerIDs(t, w.d, id); after["val"] != before["val"] {
+			t.Fatalf("a container was touched while the store was unreachable: %v -> %v", before, after)
+		}
+	}
+
+	emb = start()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		after := containerIDs(t, w.d, id)
+		if after["uli"] != "" && after["uli"] != before["uli"] && after["val"] == before["val"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the controller did not resume after the store came back: %v", after)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	testenv.WaitPhase(t, w.st, id, api.PhaseUp, time.Minute)
+	testenv.SetPhase(t, w.st, id, api.PhaseDown)
+	testenv.WaitPhase(t, w.st, id, api.PhaseDown, time.Minute)
 }
