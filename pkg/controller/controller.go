@@ -35,6 +35,13 @@ type EventSource interface {
 	Events(ctx context.Context, router string) (<-chan events.Message, <-chan error)
 }
 
+// ChangeWatcher streams the ids of classes as the store changes them. The
+// store implements it where the server has change streams; polling runs
+// regardless, as the floor.
+type ChangeWatcher interface {
+	WatchChanges(ctx context.Context) (<-chan string, error)
+}
+
 // ClassFinder lists the classes Docker holds labelled resources of; the
 // resync passes over those gone from the store, which are orphans.
 // The event source implements it when it can (dockerx.Client does).
@@ -126,8 +133,9 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	triggers.Add(2)
+	triggers.Add(3)
 	go func() { defer triggers.Done(); c.poll(ctx) }()
+	go func() { defer triggers.Done(); c.watchStore(ctx) }()
 	go func() { defer triggers.Done(); c.watchEvents(ctx) }()
 	<-ctx.Done()
 
@@ -245,6 +253,35 @@ func (c *Controller) poll(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// watchStore turns store changes into passes at once where the server has
+// change streams. Without them (FerretDB, a standalone mongod) polling alone
+// notices changes, a poll interval later.
+func (c *Controller) watchStore(ctx context.Context) {
+	w, ok := c.lister.(ChangeWatcher)
+	if !ok {
+		return
+	}
+	backoff := time.Second
+	for ctx.Err() == nil {
+		ids, err := w.WatchChanges(ctx)
+		if err != nil {
+			c.log.Info("store has no change streams; polling only", zap.Error(err))
+			return
+		}
+		for id := range ids {
+			c.queue.Add(id)
+			backoff = time.Second
+		}
+		// The stream ended: changes may have been missed meanwhile.
+		c.enqueueAll(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 

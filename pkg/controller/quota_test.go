@@ -15,6 +15,7 @@ import (
 	"github.com/homeroom/homeroom/pkg/controller"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/reconcile"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -47,7 +48,8 @@ subjects:
 		testenv.SetPhase(t, st, ids[i], api.PhaseUp)
 	}
 	log := zaptest.NewLogger(t)
-	rec := reconcile.New(st, d, art, pol, reconcile.Options{TraefikContainer: "hr-it-no-router"}, log)
+	reg := prometheus.NewRegistry()
+	rec := reconcile.New(st, d, art, pol, reconcile.Options{TraefikContainer: "hr-it-no-router", Registerer: reg}, log)
 	ctl := controller.New(rec, st, d, controller.Options{Workers: 5, PollInterval: 100 * time.Millisecond, ResyncInterval: time.Second}, log, nil)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -102,6 +104,10 @@ subjects:
 			t.Fatalf("never settled: up %v refused %v", up, refused)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	if n := value(t, reg, "homeroom_quota_rejections_total", map[string]string{"limit": "maxClassesUp"}); n < 3 {
+		t.Errorf("homeroom_quota_rejections_total{limit=maxClassesUp} = %v, want at least one per refused class", n)
 	}
 
 	// A class going Down frees its share: one of the others comes Up.

@@ -24,6 +24,7 @@ import (
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/reconcile"
 	"github.com/homeroom/homeroom/pkg/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -40,6 +41,7 @@ type rig struct {
 	s3      *testenv.S3Server
 	rec     *reconcile.Reconciler
 	traefik string
+	reg     *prometheus.Registry
 }
 
 func newRig(t *testing.T, pol *policy.Policy) *rig {
@@ -56,9 +58,10 @@ func newRig(t *testing.T, pol *policy.Policy) *rig {
 	if pol == nil {
 		pol = policy.Default()
 	}
+	r.reg = prometheus.NewRegistry()
 	r.rec = reconcile.New(r.store, d, art, pol, reconcile.Options{
 		Domain: "lab.test", TraefikContainer: r.traefik, CollectTimeout: 30 * time.Second,
-		OrphanGrace: orphanGrace,
+		OrphanGrace: orphanGrace, Registerer: r.reg,
 	}, zaptest.NewLogger(t))
 	return r
 }
@@ -156,6 +159,24 @@ func (r *rig) ipOf(name, net string) string {
 		r.t.Fatalf("%s has no address on %s", name, net)
 	}
 	return ep.IPAddress
+}
+
+// counter reads a counter's value from the rig's registry.
+func (r *rig) counter(name string) float64 {
+	r.t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }
 
 func condition(c *api.Class, typ string) api.Condition {

@@ -39,6 +39,9 @@ func TestTTLExpiryAgainstTheDaemon(t *testing.T) {
 	if c.DesiredPhase != api.PhaseDown || c.DownReason != api.ReasonTTLExpired || c.Status.Phase != api.PhaseDown {
 		t.Fatalf("after the TTL: desired %s (%q), phase %s", c.DesiredPhase, c.DownReason, c.Status.Phase)
 	}
+	if n := r.counter("homeroom_ttl_expiries_total"); n != 1 {
+		t.Errorf("homeroom_ttl_expiries_total = %v, want 1", n)
+	}
 	if ready := condition(c, api.ConditionReady); ready.Reason != api.ReasonTTLExpired {
 		t.Errorf("Ready = %+v", ready)
 	}
@@ -160,6 +163,9 @@ func TestOrphansAreCollectedThenRemoved(t *testing.T) {
 		if _, err := r.docker.InspectContainer(ctx, lid); err != nil {
 			t.Errorf("a look-alike without Homeroom's labels was touched: %v", err)
 		}
+	}
+	if n := r.counter("homeroom_orphans_reaped_total"); n != 1 {
+		t.Errorf("homeroom_orphans_reaped_total = %v, want 1", n)
 	}
 	item, err := r.art.LatestFile(ctx, id, "yan", "files/workspace/thesis.md")
 	if err != nil {

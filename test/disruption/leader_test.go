@@ -109,5 +109,12 @@ func TestOneLeaderActs(t *testing.T) {
 	testenv.SetPhase(t, st, id, api.PhaseDown)
 	testenv.WaitPhase(t, st, id, api.PhaseDown, time.Minute)
 	c.Stop()
+	// A leader that stops gives its lease up, so that another need not wait
+	// out the TTL: either it is released, or the other controller has
+	// already taken it.
+	holder, expires, err := st.LeaseHolder(context.Background(), "homeroom-controller")
+	if err != nil || holder == "ctl-c" && expires.After(time.Now()) || holder != "ctl-c" && holder != "ctl-b" {
+		t.Errorf("after the leader stopped: holder %q until %v (err %v), want ctl-c's lease released", holder, expires, err)
+	}
 	b.Stop()
 }
