@@ -13,6 +13,8 @@ import (
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/reconcile"
+	"go.uber.org/zap/zaptest"
 )
 
 func TestTTLExpiryAgainstTheDaemon(t *testing.T) {
@@ -181,4 +183,50 @@ func TestOrphansAreCollectedThenRemoved(t *testing.T) {
 	}) {
 		t.Errorf("index %+v (err %v)", idx, err)
 	}
+}
+
+// A template changed while a class is Up never replaces running work: the
+// status says so, and the next Up uses the new template.
+func TestTemplateChangeAgainstTheDaemon(t *testing.T) {
+	r := newRig(t, nil)
+	const id = "it-template"
+	r.class(id, api.PhaseUp, "zed")
+	r.converge(id)
+	before, _ := r.labelled(id)
+
+	changed, err := policy.Parse([]byte(`
+templates:
+  - {name: sandbox, image: homeroom/sandbox:dev, port: 8080, user: "65534:65534", memoryMiB: 96, cpus: 0.5, pids: 64, readOnlyRootFS: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.rec = reconcile.New(r.store, r.docker, r.art, changed, reconcile.Options{
+		Domain: "lab.test", TraefikContainer: r.traefik, CollectTimeout: 30 * time.Second,
+	}, zaptest.NewLogger(t))
+	r.converge(id)
+	after, _ := r.labelled(id)
+	if after["zed"].ID != before["zed"].ID {
+		t.Fatal("a template change replaced a running sandbox")
+	}
+	if c := condition(r.get(id), api.ConditionTemplateCurrent); c.Status != "False" || c.Reason != "TemplateChanged" {
+		t.Errorf("TemplateCurrent = %+v", c)
+	}
+
+	r.phase(id, api.PhaseDown)
+	r.converge(id)
+	r.phase(id, api.PhaseUp)
+	r.converge(id)
+	info, err := r.docker.InspectContainer(context.Background(), api.ContainerName(id, "zed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.HostConfig.Memory != 96<<20 {
+		t.Errorf("the next Up still uses the old template: memory %d", info.HostConfig.Memory)
+	}
+	if c := condition(r.get(id), api.ConditionTemplateCurrent); c.Status != "True" {
+		t.Errorf("TemplateCurrent after the next Up = %+v", c)
+	}
+	r.phase(id, api.PhaseDown)
+	r.converge(id)
 }

@@ -196,8 +196,8 @@ func findDockerd(t *testing.T) (int, []string) {
 			continue
 		}
 		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
-		if strings.TrimSpace(string(comm)) != "dockerd" {
-			continue
+		if strings.TrimSpace(string(comm)) != "dockerd" || exited(pid) {
+			continue // not it, or a zombie left by an earlier restart
 		}
 		raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		if err != nil {
@@ -211,34 +211,61 @@ func findDockerd(t *testing.T) (int, []string) {
 
 func restartDockerd(t *testing.T, d *dockerx.Client, pid int, argv []string) {
 	t.Helper()
+	// Whatever happens below, the daemon is running again when the test
+	// ends: every later test needs it.
+	t.Cleanup(func() {
+		if d.Ping(context.Background()) != nil {
+			startDockerd(t, d, argv)
+		}
+	})
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatalf("stop dockerd: %v", err)
 	}
 	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
-			break
-		}
+	for !exited(pid) {
 		if time.Now().After(deadline) {
 			t.Fatal("dockerd did not stop within 90s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	startDockerd(t, d, argv)
+}
+
+// exited reports whether pid is gone. A daemon this test process started
+// earlier is its child: once it exits it stays a zombie until reaped, so
+// reap it.
+func exited(pid int) bool {
+	var ws syscall.WaitStatus
+	if got, _ := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid {
+		return true
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// The state follows the command name in parentheses: "pid (comm) S ...".
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] == 'Z'
+	}
+	return false
+}
+
+// startDockerd starts the daemon with the command line it had, detached
+// (setsid --fork) so that it is init's child, not this test's, and outlives
+// the test as it would have outlived whoever started it first.
+func startDockerd(t *testing.T, d *dockerx.Client, argv []string) {
+	t.Helper()
 	logf, err := os.OpenFile("/var/log/homeroom-dockerd.log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command("setsid", append([]string{"--fork"}, argv...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own session, so that it outlives the test process as it would
-	// have outlived whoever started it first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	if err := cmd.Run(); err != nil {
 		t.Fatalf("start dockerd again: %v", err)
 	}
-	cmd.Process.Release()
-	deadline = time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for d.Ping(context.Background()) != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("dockerd did not answer within 90s of its restart")
