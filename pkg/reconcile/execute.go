@@ -65,6 +65,14 @@ type executor struct {
 	network string     // id of the class network once known
 }
 
+// classID reads the class's id under the lock: checkpoints of other
+// students replace the whole class while steps run.
+func (e *executor) classID() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.class.ID
+}
+
 // stepError ties a failure to the step that failed, for status reasons.
 type stepError struct {
 	Action Action
@@ -151,7 +159,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 	log.Debug("step")
 	switch a.Kind {
 	case CreateNetwork:
-		id, err := e.r.createNetwork(ctx, e.class.ID, a.Target, !e.tmpl.Internet)
+		id, err := e.r.createNetwork(ctx, e.classID(), a.Target, !e.tmpl.Internet)
 		if err != nil {
 			return err
 		}
@@ -164,7 +172,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		failpoint.Hit("before-network-remove")
 		return d.RemoveNetwork(ctx, e.network)
 	case CreateContainer:
-		_, err := d.CreateContainer(ctx, ContainerSpec(e.class.ID, a.Student, e.tmpl, e.r.opts.Domain))
+		_, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain))
 		return err
 	case StartContainer:
 		return d.StartContainer(ctx, a.Target)
