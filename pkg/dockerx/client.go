@@ -336,12 +336,64 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 
 // StartContainer starts a container; one already running is success.
 func (c *Client) StartContainer(ctx context.Context, id string) error {
+	err := c.start(ctx, id)
+	if err == nil {
+		return nil
+	}
+	// A daemon stopped while it was starting containers can keep a stale
+	// endpoint of the container on its network, and then refuses every
+	// start ("endpoint ... already exists": 403). Dropping the endpoint and
+	// attaching the container again repairs it without touching the
+	// container or its volumes, which hold the student's work.
+	if !cerrdefs.IsPermissionDenied(err) {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	if rerr := c.reattach(ctx, id); rerr != nil {
+		return fmt.Errorf("start container %s: %w (repairing its endpoints: %v)", id, err, rerr)
+	}
+	if err := c.start(ctx, id); err != nil {
+		return fmt.Errorf("start container %s after repairing its endpoints: %w", id, err)
+	}
+	return nil
+}
+
+func (c *Client) start(ctx context.Context, id string) error {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	err := c.api.ContainerStart(ctx, id, container.StartOptions{})
 	c.track("container_start", err)
+	return err
+}
+
+// reattach disconnects a stopped container from each of its networks
+// (forcing out stale endpoints) and connects it again with its aliases.
+func (c *Client) reattach(ctx context.Context, id string) error {
+	info, err := c.InspectContainer(ctx, id)
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", id, err)
+		return err
+	}
+	if info.NetworkSettings == nil {
+		return nil
+	}
+	for name, ep := range info.NetworkSettings.Networks {
+		var aliases []string
+		if ep != nil {
+			aliases = ep.Aliases
+		}
+		dctx, cancel := c.ctx(ctx)
+		err := c.api.NetworkDisconnect(dctx, name, id, true)
+		cancel()
+		c.track("network_disconnect", err)
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("disconnect from %s: %w", name, err)
+		}
+		cctx, cancel := c.ctx(ctx)
+		err = c.api.NetworkConnect(cctx, name, id, &network.EndpointSettings{Aliases: aliases})
+		cancel()
+		c.track("network_connect", err)
+		if err != nil {
+			return fmt.Errorf("connect to %s: %w", name, err)
+		}
 	}
 	return nil
 }
