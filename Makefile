@@ -3,13 +3,14 @@ GO      ?= go
 BIN     := bin
 SANDBOX_IMAGE ?= homeroom/sandbox:dev
 GOFLAGS_BUILD := -trimpath
+FUZZTIME ?= 30s
 
-.PHONY: all build images traefik run test test-unit docker versitygw promtool vet clean
+.PHONY: all build images traefik run test test-unit fuzz docker versitygw promtool vet clean
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/apiserver ./cmd/controller ./cmd/sandbox
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/apiserver ./cmd/controller ./cmd/sandbox ./cmd/homeroomctl
 
 docker:
 	@scripts/ensure-docker.sh
@@ -43,6 +44,12 @@ vet:
 # Integration packages share one Docker daemon: -p 1 runs packages one at a time.
 test: images traefik versitygw promtool vet
 	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) HOMEROOM_PROMTOOL=$$(scripts/ensure-promtool.sh) $(GO) test -race -count=1 -p 1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+# A brief fuzz run over request decoding and validation; `go test` alone runs
+# only the seeds.
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=$(FUZZTIME) ./pkg/apiserver/
 
 test-unit:
 	$(GO) test -race -count=1 -short ./...

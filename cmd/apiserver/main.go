@@ -42,12 +42,23 @@ func run(ctx context.Context) error {
 	flag.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on (HOMEROOM_LISTEN)")
 	flag.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where embedded services keep data (HOMEROOM_DATA_DIR)")
 	cfg.CommonFlags(flag.CommandLine)
+	acfg, err := apiConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	acfg.flags(flag.CommandLine)
 	flag.Parse()
+	if err := acfg.check(); err != nil {
+		return err
+	}
 
 	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}
+	log.Info("api limits", zap.Float64("ratePerToken", acfg.rate), zap.Int("burst", acfg.burst),
+		zap.Float64("authFailureRate", acfg.authFailRate), zap.Int("authFailureBurst", acfg.authFailBurst),
+		zap.Duration("maxWait", acfg.maxWait), zap.Bool("requireRegistration", acfg.requireRegistration))
 	defer log.Sync()
 	pol, err := policy.Load(cfg.PolicyPath)
 	if err != nil {
@@ -90,7 +101,7 @@ func run(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := apiserver.New(st, art, pol, token, log, reg, reg)
+	api := apiserver.New(st, art, pol, token, log, reg, reg, acfg.options()...)
 	srv := &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           api.Handler(),
@@ -117,6 +128,8 @@ func run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	// Long polls would hold Shutdown up to their wait: answer them now.
+	api.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)

@@ -1,15 +1,15 @@
 package apiserver
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"path"
 	"regexp"
+	"strconv"
+	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -43,10 +43,14 @@ func (s *Server) listClasses(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if cs == nil {
-		cs = []api.Class{}
+	p := who(c)
+	visible := []api.Class{}
+	for _, cl := range cs {
+		if p.teaches(cl.Spec.Subject) {
+			visible = append(visible, cl)
+		}
 	}
-	return c.JSON(http.StatusOK, list[api.Class]{Items: cs})
+	return c.JSON(http.StatusOK, list[api.Class]{Items: visible})
 }
 
 func classID(c echo.Context) (string, error) {
@@ -58,47 +62,130 @@ func classID(c echo.Context) (string, error) {
 }
 
 func storeError(err error, id string) error {
+	var he *httpError
 	switch {
+	case errors.As(err, &he):
+		// A check's refusal, returned through the store as is.
+		return err
 	case errors.Is(err, store.ErrNotFound):
-		return apiError(http.StatusNotFound, "not_found", fmt.Sprintf("class %q does not exist", id))
+		return notFound(id)
 	case errors.Is(err, store.ErrConflict):
 		return apiError(http.StatusConflict, "conflict", fmt.Sprintf("class %q changed concurrently; retry", id))
 	}
 	return err
 }
 
+func notFound(id string) error {
+	return apiError(http.StatusNotFound, "not_found", fmt.Sprintf("class %q does not exist", id))
+}
+
+// getClass returns a class; with ?wait=<duration>&resourceVersion=<v> it
+// first waits, up to the duration (at most the server's maximum), for the
+// class's resourceVersion to differ from v, then answers with the class as
+// it is: changed, or unchanged at the timeout.
 func (s *Server) getClass(c echo.Context) error {
 	id, err := classID(c)
 	if err != nil {
 		return err
 	}
-	cl, err := s.store.Get(c.Request().Context(), id)
+	wait, version, err := s.waitQuery(c)
 	if err != nil {
-		return storeError(err, id)
+		return err
+	}
+	cl, _, err := s.authorizeClass(c, id)
+	if err != nil {
+		return err
+	}
+	if cl == nil {
+		return notFound(id)
+	}
+	if wait <= 0 || cl.Version != version {
+		return c.JSON(http.StatusOK, cl)
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
+	err = s.watch.wait(ctx, who(c).limitKey(), id, version)
+	cancel()
+	if errors.Is(err, errTooManyWaits) {
+		return tooMany(time.Second, fmt.Sprintf("this token already holds %d waits", s.opts.waitsPerCaller))
+	}
+	if err := c.Request().Context().Err(); err != nil {
+		return err // the client has gone; nobody reads the answer
+	}
+	// The wait may have outlived the token or the caller's subjects:
+	// authenticate and authorize again before answering.
+	if err := s.reauthenticate(c); err != nil {
+		return err
+	}
+	cl, _, err = s.authorizeClass(c, id)
+	if err != nil {
+		return err
+	}
+	if cl == nil {
+		return notFound(id)
 	}
 	return c.JSON(http.StatusOK, cl)
 }
 
-// decode reads exactly one JSON object into v: unknown fields, trailing data
-// and wrong types are the caller's mistakes and get a 400 that says which.
-func decode(c echo.Context, v any) error {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			return err
+// reauthenticate resolves the request's token again, for a request that has
+// waited: a token revoked meanwhile gets 401, a changed user its new rights.
+func (s *Server) reauthenticate(c echo.Context) error {
+	var p *principal
+	if tok, ok := bearer(c); ok {
+		var err error
+		if p, err = s.resolve(c.Request().Context(), tok); err != nil {
+			return fmt.Errorf("authenticate: %w", err)
 		}
-		return apiError(http.StatusBadRequest, "invalid_body", "could not read the request body")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return apiError(http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
+	if p == nil {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="homeroom"`)
+		return apiError(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
 	}
-	if dec.More() {
-		return apiError(http.StatusBadRequest, "invalid_json", "request body: data after the JSON object")
-	}
+	c.Set(principalKey, p)
 	return nil
+}
+
+// waitQuery reads ?wait= and ?resourceVersion=. wait is a Go duration
+// ("30s") or whole seconds ("30"), cut to the server's maximum; 0 or absent
+// means no wait. With a wait, resourceVersion is required: waiting for "a
+// change" from a version the client never saw would lose a change made
+// before the request arrived.
+func (s *Server) waitQuery(c echo.Context) (time.Duration, int64, error) {
+	q := c.QueryParams()
+	ws, hasWait := q["wait"]
+	vs, hasVersion := q["resourceVersion"]
+	if !hasWait {
+		if hasVersion {
+			return 0, 0, apiError(http.StatusBadRequest, "invalid_wait", "resourceVersion is given without wait")
+		}
+		return 0, 0, nil
+	}
+	if len(ws) != 1 {
+		return 0, 0, apiError(http.StatusBadRequest, "invalid_wait", "give wait once")
+	}
+	var wait time.Duration
+	if n, err := strconv.ParseInt(ws[0], 10, 64); err == nil {
+		if n < 0 {
+			return 0, 0, apiError(http.StatusBadRequest, "invalid_wait", "wait must not be negative")
+		}
+		wait = time.Duration(min(n, int64(s.opts.maxWait/time.Second)+1)) * time.Second
+	} else if d, err := time.ParseDuration(ws[0]); err == nil {
+		wait = d
+	} else {
+		return 0, 0, apiError(http.StatusBadRequest, "invalid_wait", fmt.Sprintf("wait %q is not a duration such as 30s", ws[0]))
+	}
+	if wait < 0 {
+		return 0, 0, apiError(http.StatusBadRequest, "invalid_wait", "wait must not be negative")
+	}
+	wait = min(wait, s.opts.maxWait)
+	if !hasVersion || len(vs) != 1 {
+		return 0, 0, apiError(http.StatusBadRequest, "invalid_wait", "wait needs one resourceVersion: the class's resourceVersion you last saw")
+	}
+	v, err := strconv.ParseInt(vs[0], 10, 64)
+	if err != nil || v < 0 {
+		return 0, 0, apiError(http.StatusBadRequest, "invalid_wait", fmt.Sprintf("resourceVersion %q is not a class's resourceVersion", vs[0]))
+	}
+	return wait, v, nil
 }
 
 // checkSpec validates a spec on its own, against the contract.
@@ -142,69 +229,121 @@ func (s *Server) admitUp(ctx context.Context, id string, spec api.ClassSpec) err
 	return s.admit(spec, s.policy.UsageOf(all, spec.Subject, id))
 }
 
+// authorizeWrite decides whether the caller may write spec to class id,
+// given the class (cl) and its registration (r) as read, nil when absent:
+// 403 when the class or the spec's subject is not theirs, 422 when the
+// school's records do not allow the spec.
+func (s *Server) authorizeWrite(p *principal, id string, cl *api.Class, r *api.Roster, spec api.ClassSpec) error {
+	if cl != nil && !p.teaches(cl.Spec.Subject) {
+		return forbiddenClass(id)
+	}
+	if r == nil && !p.teaches(spec.Subject) {
+		return forbiddenSubject(spec.Subject)
+	}
+	return s.checkRegistration(p, id, cl, r, spec)
+}
+
+// admitSpec runs the policy's admission for writing spec to a class
+// currently cl (nil when new).
+func (s *Server) admitSpec(ctx context.Context, id string, cl *api.Class, spec api.ClassSpec) error {
+	if cl != nil && cl.DesiredPhase == api.PhaseUp {
+		// A live class is admitted again with its new roster: growing it
+		// must not take its subject past quota. (The class may go Up or Down
+		// between this read and the write; the controller checks again.)
+		return s.admitUp(ctx, id, spec)
+	}
+	// A class that is Down is checked on its own, so that a spec which
+	// could never be Up (a roster over the cap, more than the subject's
+	// whole quota) is refused now rather than at its first Up.
+	return s.admit(spec, policy.Usage{})
+}
+
 func (s *Server) putClass(c echo.Context) error {
 	id, err := classID(c)
 	if err != nil {
 		return err
 	}
-	var spec api.ClassSpec
-	if err := decode(c, &spec); err != nil {
-		return err
-	}
-	if err := checkSpec(spec); err != nil {
-		return err
-	}
 	ctx := c.Request().Context()
-	cur, err := s.store.Get(ctx, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return storeError(err, id)
-	}
-	if cur != nil && cur.DesiredPhase == api.PhaseUp {
-		// A live class is admitted again with its new roster: growing it
-		// must not take its subject past quota. (The class may go Up or Down
-		// between this read and the write; the controller checks again.)
-		err = s.admitUp(ctx, id, spec)
-	} else {
-		// A class that is Down is checked on its own, so that a spec which
-		// could never be Up (a roster over the cap, more than the subject's
-		// whole quota) is refused now rather than at its first Up.
-		err = s.admit(spec, policy.Usage{})
-	}
+	p := who(c)
+	cl, r, err := s.lookupClass(ctx, id)
 	if err != nil {
 		return err
 	}
-	cl, created, err := s.store.PutSpec(ctx, id, spec)
+	// What the path names is authorized before the body is looked at, so
+	// that the answer does not depend on what the caller may not see.
+	if !visible(p, cl, r) {
+		return forbiddenClass(id)
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	spec, err := parseClassSpec(body)
+	if err != nil {
+		return err
+	}
+	if err := s.authorizeWrite(p, id, cl, r, spec); err != nil {
+		return err
+	}
+	if err := s.admitSpec(ctx, id, cl, spec); err != nil {
+		return err
+	}
+	written, created, err := s.store.PutSpecIf(ctx, id, spec, owns(p, id))
 	if err != nil {
 		return storeError(err, id)
 	}
+	s.watch.poke()
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, cl)
+	return c.JSON(status, written)
 }
 
+// setPhase sets the desired phase of class id. An Up is checked, on the spec
+// it brings Up, against the school's records and the policy; a Down is never
+// refused to whoever may act on the class.
 func (s *Server) setPhase(c echo.Context, id string, phase api.Phase) error {
 	ctx := c.Request().Context()
+	p := who(c)
+	cl, r, err := s.authorizeClass(c, id)
+	if err != nil {
+		return err
+	}
+	if cl == nil {
+		return notFound(id)
+	}
+	check := owns(p, id)
 	if phase == api.PhaseUp {
 		// The policy may have changed since the spec was written, and the
-		// subject's other classes since it was last Up. Down is never refused.
-		cl, err := s.store.Get(ctx, id)
-		if err != nil {
-			return storeError(err, id)
-		}
+		// subject's other classes since it was last Up.
 		if err := checkSpec(cl.Spec); err != nil {
+			return err
+		}
+		if err := s.checkRegistration(p, id, cl, r, cl.Spec); err != nil {
 			return err
 		}
 		if err := s.admitUp(ctx, id, cl.Spec); err != nil {
 			return err
 		}
+		// The spec may change between this read and the write: the records
+		// are checked again on the spec actually brought Up.
+		check = func(cur *api.Class) error {
+			if err := owns(p, id)(cur); err != nil {
+				return err
+			}
+			if err := checkSpec(cur.Spec); err != nil {
+				return err
+			}
+			return s.checkRegistration(p, id, cur, r, cur.Spec)
+		}
 	}
-	cl, err := s.store.SetDesiredPhase(ctx, id, phase)
+	written, err := s.store.SetDesiredPhaseIf(ctx, id, phase, check)
 	if err != nil {
 		return storeError(err, id)
 	}
-	return c.JSON(http.StatusAccepted, cl)
+	s.watch.poke()
+	return c.JSON(http.StatusAccepted, written)
 }
 
 func (s *Server) phase(phase api.Phase) echo.HandlerFunc {
@@ -224,8 +363,19 @@ func (s *Server) deleteClass(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	cl, _, err := s.authorizeClass(c, id)
+	if err != nil {
+		return err
+	}
+	if cl == nil {
+		return notFound(id)
+	}
+	p := who(c)
 	var phase api.Phase
 	err = s.store.Delete(c.Request().Context(), id, func(cl *api.Class) error {
+		if err := owns(p, id)(cl); err != nil {
+			return err
+		}
 		// Only a class the controller has seen all the way Down may be
 		// forgotten: anything else could still own containers with work in them.
 		phase = cl.Status.Phase
@@ -241,6 +391,7 @@ func (s *Server) deleteClass(c echo.Context) error {
 	if err != nil {
 		return storeError(err, id)
 	}
+	s.watch.poke()
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -277,6 +428,9 @@ func (s *Server) listRuns(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := s.authorizeClass(c, id); err != nil {
+		return err
+	}
 	runs, err := s.artifacts.ListRuns(c.Request().Context(), id)
 	if err != nil {
 		return fmt.Errorf("list runs: %w", err)
@@ -290,6 +444,9 @@ func (s *Server) listRuns(c echo.Context) error {
 func (s *Server) getRun(c echo.Context) error {
 	id, err := classID(c)
 	if err != nil {
+		return err
+	}
+	if _, _, err := s.authorizeClass(c, id); err != nil {
 		return err
 	}
 	run := c.Param("run")
@@ -310,6 +467,9 @@ func (s *Server) getRun(c echo.Context) error {
 func (s *Server) listArtifacts(c echo.Context) error {
 	id, err := classID(c)
 	if err != nil {
+		return err
+	}
+	if _, _, err := s.authorizeClass(c, id); err != nil {
 		return err
 	}
 	run, err := runQuery(c)
@@ -339,11 +499,23 @@ func (s *Server) getArtifact(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := s.authorizeClass(c, id); err != nil {
+		return err
+	}
 	student := c.Param("student")
 	if err := api.ValidateID("student id", student); err != nil {
 		return apiError(http.StatusBadRequest, "invalid_id", err.Error())
 	}
 	rel := c.Param("*")
+	if c.Request().URL.RawPath != "" {
+		// echo routed on the escaped path (it holds an escaped slash or
+		// the like), so its parameters are still escaped: judge the path
+		// the store would be asked for, not its encoding.
+		var err error
+		if rel, err = url.PathUnescape(rel); err != nil {
+			return apiError(http.StatusBadRequest, "invalid_path", fmt.Sprintf("artifact path %q is not a valid escaped path", c.Param("*")))
+		}
+	}
 	if rel == "" || path.Clean("/"+rel) != "/"+rel {
 		return apiError(http.StatusBadRequest, "invalid_path", fmt.Sprintf("artifact path %q is not a clean relative path", rel))
 	}
@@ -384,55 +556,58 @@ func (s *Server) getArtifact(c echo.Context) error {
 	return c.Stream(http.StatusOK, "application/octet-stream", rc)
 }
 
-// roomUpBody is the seed-style request: a whole class in one call.
-type roomUpBody struct {
-	ClassID    string   `json:"classId"`
-	Students   []string `json:"students"`
-	Subject    string   `json:"subject"`
-	Template   string   `json:"template"`
-	TTLSeconds int64    `json:"ttlSeconds"`
-}
-
+// roomUp is the seed-style call: a whole class, written and brought Up, in
+// one request, checked exactly as PUT and Up are.
 func (s *Server) roomUp(c echo.Context) error {
-	var b roomUpBody
-	if err := decode(c, &b); err != nil {
+	body, err := readBody(c)
+	if err != nil {
 		return err
 	}
-	if err := api.ValidateID("classId", b.ClassID); err != nil {
-		return apiError(http.StatusBadRequest, "invalid_id", err.Error())
+	id, spec, err := parseRoomUp(body)
+	if err != nil {
+		return err
 	}
-	spec := api.ClassSpec{Subject: b.Subject, Template: b.Template, Students: b.Students, TTLSeconds: b.TTLSeconds}
-	if spec.Template == "" {
-		spec.Template = "sandbox"
+	ctx := c.Request().Context()
+	p := who(c)
+	cl, r, err := s.lookupClass(ctx, id)
+	if err != nil {
+		return err
 	}
-	if err := checkSpec(spec); err != nil {
+	if !visible(p, cl, r) {
+		return forbiddenClass(id)
+	}
+	if err := s.authorizeWrite(p, id, cl, r, spec); err != nil {
 		return err
 	}
 	// Admitted before the spec is written, so that a refused Up leaves
 	// nothing behind, not even the new roster.
-	ctx := c.Request().Context()
-	if err := s.admitUp(ctx, b.ClassID, spec); err != nil {
+	if err := s.admitUp(ctx, id, spec); err != nil {
 		return err
 	}
-	if _, _, err := s.store.PutSpec(ctx, b.ClassID, spec); err != nil {
-		return storeError(err, b.ClassID)
+	if _, _, err := s.store.PutSpecIf(ctx, id, spec, owns(p, id)); err != nil {
+		return storeError(err, id)
 	}
-	cl, err := s.store.SetDesiredPhase(ctx, b.ClassID, api.PhaseUp)
+	written, err := s.store.SetDesiredPhaseIf(ctx, id, api.PhaseUp, func(cur *api.Class) error {
+		if err := owns(p, id)(cur); err != nil {
+			return err
+		}
+		return s.checkRegistration(p, id, cur, r, cur.Spec)
+	})
 	if err != nil {
-		return storeError(err, b.ClassID)
+		return storeError(err, id)
 	}
-	return c.JSON(http.StatusAccepted, cl)
+	s.watch.poke()
+	return c.JSON(http.StatusAccepted, written)
 }
 
 func (s *Server) roomDown(c echo.Context) error {
-	var b struct {
-		ClassID string `json:"classId"`
-	}
-	if err := decode(c, &b); err != nil {
+	body, err := readBody(c)
+	if err != nil {
 		return err
 	}
-	if err := api.ValidateID("classId", b.ClassID); err != nil {
-		return apiError(http.StatusBadRequest, "invalid_id", err.Error())
+	id, err := parseRoomDown(body)
+	if err != nil {
+		return err
 	}
-	return s.setPhase(c, b.ClassID, api.PhaseDown)
+	return s.setPhase(c, id, api.PhaseDown)
 }

@@ -1,13 +1,16 @@
-// Package apiserver is Homeroom's HTTP API. It validates requests and writes
-// desired state to the store; it never calls Docker.
+// Package apiserver is Homeroom's HTTP API. It authenticates and authorizes
+// callers, validates requests and writes desired state to the store; it
+// never calls Docker.
 package apiserver
 
 import (
 	"context"
-	"crypto/subtle"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/store"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,17 +26,45 @@ import (
 	"go.uber.org/zap"
 )
 
-// MaxBody bounds a request body; a roster of MaxStudents fits many times over.
+// MaxBody bounds a request body; a roster of MaxStudents fits many times over,
+// and so does a roster file of a large school.
 const MaxBody = 1 << 20
 
-// Store is what the API needs of the desired-state store.
+// Store is what the API needs of the store: classes (desired state), the
+// school's records, users and their tokens, and the audit trail.
 type Store interface {
 	Get(ctx context.Context, id string) (*api.Class, error)
 	List(ctx context.Context) ([]api.Class, error)
-	PutSpec(ctx context.Context, id string, spec api.ClassSpec) (*api.Class, bool, error)
-	SetDesiredPhase(ctx context.Context, id string, phase api.Phase) (*api.Class, error)
+	VersionsOf(ctx context.Context, ids []string) (map[string]int64, error)
+	PutSpecIf(ctx context.Context, id string, spec api.ClassSpec, check func(*api.Class) error) (*api.Class, bool, error)
+	SetDesiredPhaseIf(ctx context.Context, id string, phase api.Phase, check func(*api.Class) error) (*api.Class, error)
 	Delete(ctx context.Context, id string, check func(*api.Class) error) error
 	Ping(ctx context.Context) error
+
+	PutSubject(ctx context.Context, id, title string) (*api.Subject, store.Change, error)
+	GetSubject(ctx context.Context, id string) (*api.Subject, error)
+	ListSubjects(ctx context.Context, only []string) ([]api.Subject, error)
+	DeleteSubject(ctx context.Context, id string) error
+
+	PutRoster(ctx context.Context, r api.Roster) (*api.Roster, store.Change, error)
+	GetRoster(ctx context.Context, classID string) (*api.Roster, error)
+	ListRosters(ctx context.Context, subjects []string) ([]api.Roster, error)
+	DeleteRoster(ctx context.Context, classID string) error
+
+	PutUser(ctx context.Context, name string, role api.Role, subjects []string) (*api.User, store.Change, error)
+	GetUser(ctx context.Context, name string) (*api.User, error)
+	ListUsers(ctx context.Context) ([]api.User, error)
+	DeleteUser(ctx context.Context, name string) error
+	GrantSubject(ctx context.Context, name, subject string) (*api.User, store.Change, error)
+	RevokeSubject(ctx context.Context, name, subject string) (*api.User, store.Change, error)
+
+	IssueToken(ctx context.Context, user, description string, expiresAt *time.Time) (string, *api.Token, error)
+	Authenticate(ctx context.Context, token string) (*api.User, *api.Token, error)
+	GetToken(ctx context.Context, id string) (*api.Token, error)
+	ListTokens(ctx context.Context, user string) ([]api.Token, error)
+	RevokeToken(ctx context.Context, id string) (*api.Token, error)
+
+	ListAudit(ctx context.Context, q store.AuditQuery) ([]api.AuditEntry, bool, error)
 }
 
 // Artifacts is what the API needs of the object store: reading only.
@@ -47,6 +79,59 @@ type Artifacts interface {
 	Ping(ctx context.Context) error
 }
 
+// Defaults of the options.
+const (
+	// DefaultRate and DefaultBurst limit each token: a teacher's UI, long
+	// polling, never comes near; a runaway script does.
+	DefaultRate  = 20.0
+	DefaultBurst = 100
+	// DefaultAuthFailureRate and DefaultAuthFailureBurst limit the requests
+	// without a valid token from one client address.
+	DefaultAuthFailureRate  = 5.0
+	DefaultAuthFailureBurst = 20
+	// DefaultMaxWait bounds a long poll; a longer ?wait= is cut to it.
+	DefaultMaxWait = 60 * time.Second
+	// DefaultPollInterval is how often long polls look at the store.
+	DefaultPollInterval = 250 * time.Millisecond
+	// DefaultWaitsPerCaller bounds the long polls one token holds at once.
+	DefaultWaitsPerCaller = 32
+)
+
+type options struct {
+	rate, authFailRate   float64
+	burst, authFailBurst int
+	maxWait, poll        time.Duration
+	waitsPerCaller       int
+	requireRegistration  bool
+}
+
+// Option configures a Server.
+type Option func(*options)
+
+// WithRateLimit limits each token to perSecond requests a second on average,
+// in bursts of up to burst; perSecond <= 0 turns limiting off.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(o *options) { o.rate, o.burst = perSecond, burst }
+}
+
+// WithAuthFailureLimit limits requests without a valid token from one client
+// address; perSecond <= 0 turns that off.
+func WithAuthFailureLimit(perSecond float64, burst int) Option {
+	return func(o *options) { o.authFailRate, o.authFailBurst = perSecond, burst }
+}
+
+// WithLongPoll sets the longest ?wait=, how often waiting requests look at
+// the store, and how many one token may hold at once.
+func WithLongPoll(maxWait, poll time.Duration, perCaller int) Option {
+	return func(o *options) { o.maxWait, o.poll, o.waitsPerCaller = maxWait, poll, perCaller }
+}
+
+// WithRegistrationRequired makes admins, too, write and bring Up only
+// registered classes. Teachers always must.
+func WithRegistrationRequired(required bool) Option {
+	return func(o *options) { o.requireRegistration = required }
+}
+
 // Server holds the API's dependencies.
 type Server struct {
 	store      Store
@@ -54,15 +139,29 @@ type Server struct {
 	policy     *policy.Policy
 	adminToken string
 	log        *zap.Logger
+	opts       options
 	requests   *prometheus.CounterVec
 	// quotaRejections counts refusals by the limit they name.
 	quotaRejections *prometheus.CounterVec
 	gatherer        prometheus.Gatherer
+
+	tokenLimits, authFailLimits *limiters
+	watch                       *watcher
+	openapi                     []byte
 }
 
-// New builds the API. reg and gatherer serve /metrics.
-func New(s Store, a Artifacts, p *policy.Policy, adminToken string, log *zap.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *Server {
-	srv := &Server{store: s, artifacts: a, policy: p, adminToken: adminToken, log: log, gatherer: gatherer}
+// New builds the API. adminToken is the bootstrap admin token; reg and
+// gatherer serve /metrics.
+func New(s Store, a Artifacts, p *policy.Policy, adminToken string, log *zap.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, opts ...Option) *Server {
+	o := options{
+		rate: DefaultRate, burst: DefaultBurst,
+		authFailRate: DefaultAuthFailureRate, authFailBurst: DefaultAuthFailureBurst,
+		maxWait: DefaultMaxWait, poll: DefaultPollInterval, waitsPerCaller: DefaultWaitsPerCaller,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	srv := &Server{store: s, artifacts: a, policy: p, adminToken: adminToken, log: log, gatherer: gatherer, opts: o}
 	srv.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "homeroom_http_requests_total", Help: "HTTP requests by route, method and status code.",
 	}, []string{"route", "method", "code"})
@@ -73,28 +172,50 @@ func New(s Store, a Artifacts, p *policy.Policy, adminToken string, log *zap.Log
 	for _, l := range policy.Limits() {
 		srv.quotaRejections.WithLabelValues(l)
 	}
+	waits := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "homeroom_http_waits_in_flight", Help: "Long polls (GET /api/v1/classes/{id}?wait=) waiting now.",
+	})
 	if reg != nil {
-		reg.MustRegister(srv.requests, srv.quotaRejections)
+		reg.MustRegister(srv.requests, srv.quotaRejections, waits)
 	}
+	srv.tokenLimits = newLimiters(o.rate, o.burst, nil)
+	srv.authFailLimits = newLimiters(o.authFailRate, o.authFailBurst, nil)
+	srv.watch = newWatcher(s, o.poll, o.waitsPerCaller, log, waits)
+	srv.openapi = openAPIJSON()
 	return srv
 }
+
+// Close ends the long polls in flight (they answer with the class as it is)
+// and stops their poller. Call it before http.Server.Shutdown, which would
+// otherwise wait for them.
+func (s *Server) Close() { s.watch.close() }
 
 // Handler returns the routes.
 func (s *Server) Handler() http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	// The address the connection came from: X-Forwarded-For and X-Real-IP
+	// are the client's to forge, and they key the limit on failed logins.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(middleware.Recover())
+	e.Use(requestID)
 	e.Use(s.observe)
 	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBody/1024) + "K"))
+	// Every route but these three needs a token, unknown ones included, so
+	// that nobody without one learns even which paths exist.
+	e.Use(s.authenticate("/healthz", "/readyz", "/metrics"))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})))
 
-	v1 := e.Group("/api/v1", s.auth)
+	v1 := e.Group("/api/v1")
+	v1.GET("/openapi.json", s.openAPI)
+	v1.GET("/whoami", s.whoami)
 	v1.GET("/templates", s.templates)
+
 	v1.GET("/classes", s.listClasses)
 	v1.GET("/classes/:id", s.getClass)
 	v1.PUT("/classes/:id", s.putClass)
@@ -106,10 +227,52 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/classes/:id/artifacts", s.listArtifacts)
 	v1.GET("/classes/:id/artifacts/:student/*", s.getArtifact)
 
-	room := e.Group("/room", s.auth)
+	v1.GET("/subjects", s.listSubjects)
+	v1.GET("/subjects/:subject", s.getSubject)
+	v1.PUT("/subjects/:subject", s.putSubject, adminOnly)
+	v1.DELETE("/subjects/:subject", s.deleteSubject, adminOnly)
+
+	v1.GET("/rosters", s.listRosters)
+	v1.POST("/rosters/import", s.importRosters, adminOnly)
+	v1.GET("/rosters/:id", s.getRoster)
+	v1.PUT("/rosters/:id", s.putRoster, adminOnly)
+	v1.DELETE("/rosters/:id", s.deleteRoster, adminOnly)
+
+	v1.GET("/users", s.listUsers, adminOnly)
+	v1.GET("/users/:name", s.getUser, adminOnly)
+	v1.PUT("/users/:name", s.putUser, adminOnly)
+	v1.DELETE("/users/:name", s.deleteUser, adminOnly)
+	v1.PUT("/users/:name/subjects/:subject", s.grantSubject, adminOnly)
+	v1.DELETE("/users/:name/subjects/:subject", s.revokeSubject, adminOnly)
+	v1.GET("/users/:name/tokens", s.listTokens)
+	v1.POST("/users/:name/tokens", s.issueToken, adminOnly)
+	v1.DELETE("/tokens/:token", s.revokeToken)
+
+	v1.GET("/audit", s.listAudit)
+
+	room := e.Group("/room")
 	room.POST("/up-class", s.roomUp)
 	room.POST("/down-class", s.roomDown)
 	return e
+}
+
+// requestIDPattern is what a client-sent X-Request-Id must look like to be
+// kept: it goes into logs and the audit trail.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// requestID gives every request an id, the client's if it sent a sane one,
+// answered in X-Request-Id and recorded with the request and its changes.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !requestIDPattern.MatchString(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
 }
 
 // observe logs and counts every request by its route pattern, never by the
@@ -128,22 +291,15 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		code := c.Response().Status
 		s.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(code)).Inc()
 		if route != "/metrics" && route != "/healthz" && route != "/readyz" {
-			s.log.Info("request", zap.String("method", c.Request().Method), zap.String("route", route),
-				zap.String("path", c.Request().URL.Path), zap.Int("code", code), zap.Duration("took", time.Since(start)))
+			fields := []zap.Field{zap.String("method", c.Request().Method), zap.String("route", route),
+				zap.String("path", c.Request().URL.Path), zap.Int("code", code), zap.Duration("took", time.Since(start)),
+				zap.String("requestId", c.Response().Header().Get(echo.HeaderXRequestID))}
+			if p := who(c); p != nil {
+				fields = append(fields, zap.String("actor", p.name))
+			}
+			s.log.Info("request", fields...)
 		}
 		return nil
-	}
-}
-
-func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Request().Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.adminToken)) != 1 {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="homeroom"`)
-			return apiError(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
-		}
-		return next(c)
 	}
 }
 
@@ -161,15 +317,28 @@ func (s *Server) ready(c echo.Context) error {
 	return c.JSON(code, checks)
 }
 
-// Error is the body of every error response.
+// Error is the body of every error response, under "error".
 type Error struct {
 	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Details lists what was wrong piece by piece, where there is more than
+	// one thing: the bad lines of a roster file, the students not on a
+	// roster.
+	Details []ErrorDetail `json:"details,omitempty"`
+}
+
+// ErrorDetail is one item of an error's details.
+type ErrorDetail struct {
+	Line    int    `json:"line,omitempty"`
+	Value   string `json:"value,omitempty"`
 	Message string `json:"message"`
 }
 
 type httpError struct {
 	status int
 	body   Error
+	// retryAfter, in seconds, is sent as Retry-After when set.
+	retryAfter int
 }
 
 func (e *httpError) Error() string { return e.body.Message }
@@ -192,8 +361,12 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 			he.body.Message = m
 		}
 	default:
-		s.log.Error("internal error", zap.String("path", c.Request().URL.Path), zap.Error(err))
+		s.log.Error("internal error", zap.String("path", c.Request().URL.Path), zap.Error(err),
+			zap.String("requestId", c.Response().Header().Get(echo.HeaderXRequestID)))
 		he = &httpError{status: http.StatusInternalServerError, body: Error{Code: "internal", Message: "internal error; see the apiserver log"}}
+	}
+	if he.retryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
 	}
 	if c.Request().Method == http.MethodHead {
 		c.NoContent(he.status)
@@ -212,6 +385,13 @@ func echoCode(status int) string {
 		return "too_large"
 	case http.StatusUnauthorized:
 		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	}
+	if status >= 500 {
+		return "internal"
 	}
 	return "bad_request"
 }

@@ -22,20 +22,38 @@ import (
 const token = "test-admin-token"
 
 type env struct {
-	t     *testing.T
-	srv   *httptest.Server
-	store *store.Store
-	art   *artifacts.Store
+	t       *testing.T
+	srv     *httptest.Server
+	api     *apiserver.Server
+	store   *store.Store
+	art     *artifacts.Store
+	uri, db string // the store's server and database, for tests that read it raw
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	return newEnvWithPolicy(t, policy.Default())
+	return newEnvWith(t, policy.Default())
 }
 
 func newEnvWithPolicy(t *testing.T, pol *policy.Policy) *env {
 	t.Helper()
-	st := testenv.Store(t)
+	return newEnvWith(t, pol)
+}
+
+// newEnvWith serves the API over a store and an artifact store of the
+// test's own. Rate limits are high unless opts set them: most tests fire
+// requests as fast as they can.
+func newEnvWith(t *testing.T, pol *policy.Policy, opts ...apiserver.Option) *env {
+	t.Helper()
+	return newEnvWrapped(t, pol, nil, opts...)
+}
+
+// newEnvWrapped is newEnvWith with the store the API sees wrapped, for tests
+// that count or disturb its calls.
+func newEnvWrapped(t *testing.T, pol *policy.Policy, wrap func(*store.Store) apiserver.Store, opts ...apiserver.Option) *env {
+	t.Helper()
+	uri, db := testenv.StoreURI(t)
+	st := testenv.OpenStore(t, uri, db)
 	emb, err := artifacts.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -46,10 +64,16 @@ func newEnvWithPolicy(t *testing.T, pol *policy.Policy) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s := apiserver.New(st, art, pol, token, zaptest.NewLogger(t), reg, reg)
+	opts = append([]apiserver.Option{apiserver.WithRateLimit(10000, 10000), apiserver.WithAuthFailureLimit(10000, 10000)}, opts...)
+	var apiStore apiserver.Store = st
+	if wrap != nil {
+		apiStore = wrap(st)
+	}
+	s := apiserver.New(apiStore, art, pol, token, zaptest.NewLogger(t), reg, reg, opts...)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, store: st, art: art}
+	t.Cleanup(s.Close)
+	return &env{t: t, srv: srv, api: s, store: st, art: art, uri: uri, db: db}
 }
 
 type response struct {
@@ -58,10 +82,21 @@ type response struct {
 	header http.Header
 }
 
+// do sends a request with the bootstrap admin token; hdr are header
+// name/value pairs, an empty value deleting the header.
 func (e *env) do(method, path, body string, hdr ...string) response {
 	e.t.Helper()
-	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
+	return e.doAs(token, method, path, body, hdr...)
+}
+
+// doAs sends a request with tok as the bearer token.
+func (e *env) doAs(tok, method, path, body string, hdr ...string) response {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i+1] == "" {

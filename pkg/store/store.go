@@ -55,6 +55,7 @@ const (
 // underlying client pools connections.
 type Store struct {
 	client *mongo.Client
+	db     *mongo.Database
 	coll   *mongo.Collection
 	log    *zap.Logger
 }
@@ -82,18 +83,22 @@ func Open(ctx context.Context, uri, database string, log *zap.Logger) (*Store, e
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", redact(uri), err)
 	}
+	db := client.Database(database)
 	s := &Store{
 		client: client,
-		coll:   client.Database(database).Collection(collectionName),
+		db:     db,
+		coll:   db.Collection(collectionName),
 		log:    log,
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("connect %s: %w", redact(uri), err)
 	}
-	// No secondary index is created: every query the store makes is by _id
-	// or a full scan that needs all documents anyway (List, Versions), and
-	// an index nobody queries only slows writes down.
+	// No secondary index is created: every query on classes is by _id or
+	// a full scan that needs all documents anyway (List, Versions), and an
+	// index nobody queries only slows writes down. The other collections
+	// (registry.go, tokens.go, audit.go) are small or, for the audit
+	// trail, read a page at a time in _id order.
 	log.Debug("store opened", zap.String("uri", redact(uri)), zap.String("database", database))
 	return s, nil
 }
@@ -200,15 +205,60 @@ func (s *Store) Versions(ctx context.Context) (map[string]int64, error) {
 	return versions, nil
 }
 
+// VersionsOf is Versions for the given classes only: a class missing from
+// the result does not exist. It backs the apiserver's long polls, which wait
+// on a few classes among many.
+func (s *Store) VersionsOf(ctx context.Context, ids []string) (map[string]int64, error) {
+	versions := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return versions, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	cur, err := s.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("list versions: %w", err)
+	}
+	var rows []struct {
+		ID      string `bson:"_id"`
+		Version int64  `bson:"version"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("list versions: %w", err)
+	}
+	for _, r := range rows {
+		versions[r.ID] = r.Version
+	}
+	return versions, nil
+}
+
+func isDuplicateKey(err error) bool { return mongo.IsDuplicateKeyError(err) }
+
 // PutSpec creates the class or replaces its spec, and reports whether it
 // created it. Generation counts spec changes only, so that the controller's
 // observedGeneration means "I have acted on what the teacher asked", and
-// re-sending the same spec (a retried PUT) is not a change.
+// re-sending the same spec (a retried PUT) is not a change. A change is
+// recorded in the audit trail (class.create or class.update) as made by the
+// actor of ctx.
 func (s *Store) PutSpec(ctx context.Context, id string, spec api.ClassSpec) (*api.Class, bool, error) {
+	return s.PutSpecIf(ctx, id, spec, nil)
+}
+
+// PutSpecIf is PutSpec with a condition: check sees the class as stored (nil
+// when it does not exist yet) and its error refuses the write, returned as
+// is. It runs on the version that is written, so a decision such as "this
+// teacher owns the class" cannot be made stale by a concurrent write.
+func (s *Store) PutSpecIf(ctx context.Context, id string, spec api.ClassSpec, check func(*api.Class) error) (*api.Class, bool, error) {
 	// The caller keeps its slice; what we store must not change under us.
 	spec.Students = slices.Clone(spec.Students)
 	for attempt := 1; ; attempt++ {
-		c, err := s.Update(ctx, id, func(c *api.Class) error {
+		old, c, err := s.update(ctx, id, func(c *api.Class) error {
+			if check != nil {
+				if err := check(c); err != nil {
+					return err
+				}
+			}
 			if specEqual(c.Spec, spec) {
 				return ErrUnchanged
 			}
@@ -216,8 +266,17 @@ func (s *Store) PutSpec(ctx context.Context, id string, spec api.ClassSpec) (*ap
 			c.Generation++
 			return nil
 		})
+		if err == nil && old != nil {
+			s.record(ctx, api.AuditEntry{Action: api.AuditClassUpdate, Target: "class/" + id, ClassID: id,
+				Subjects: []string{old.Spec.Subject, c.Spec.Subject}, From: api.ClassState(old), To: api.ClassState(c)})
+		}
 		if !errors.Is(err, ErrNotFound) {
 			return c, false, err
+		}
+		if check != nil {
+			if err := check(nil); err != nil {
+				return nil, false, err
+			}
 		}
 
 		now := now()
@@ -235,6 +294,8 @@ func (s *Store) PutSpec(ctx context.Context, id string, spec api.ClassSpec) (*ap
 		_, err = s.coll.InsertOne(ictx, c)
 		cancel()
 		if err == nil {
+			s.record(ctx, api.AuditEntry{Action: api.AuditClassCreate, Target: "class/" + id, ClassID: id,
+				Subjects: []string{spec.Subject}, To: api.ClassState(c)})
 			return c, true, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
@@ -267,9 +328,27 @@ func specEqual(a, b api.ClassSpec) bool {
 
 // SetDesiredPhase records whether the teacher wants the class up or down.
 // Generation is bumped only on a change, so repeating a click does not make
-// the controller think there is something new to do.
+// the controller think there is something new to do. A change is recorded in
+// the audit trail (class.up or class.down) as made by the actor of ctx.
 func (s *Store) SetDesiredPhase(ctx context.Context, id string, phase api.Phase) (*api.Class, error) {
-	return s.Update(ctx, id, func(c *api.Class) error {
+	return s.SetDesiredPhaseIf(ctx, id, phase, nil)
+}
+
+// SetDesiredPhaseIf is SetDesiredPhase with a condition on the class as
+// stored, checked on the version that is written (see PutSpecIf): an Up is
+// admitted on the very spec it brings Up. check runs even when the phase is
+// already the one asked for, so that a refused caller learns it either way.
+func (s *Store) SetDesiredPhaseIf(ctx context.Context, id string, phase api.Phase, check func(*api.Class) error) (*api.Class, error) {
+	action := api.AuditClassDown
+	if phase == api.PhaseUp {
+		action = api.AuditClassUp
+	}
+	old, c, err := s.update(ctx, id, func(c *api.Class) error {
+		if check != nil {
+			if err := check(c); err != nil {
+				return err
+			}
+		}
 		if c.DesiredPhase == phase {
 			return ErrUnchanged
 		}
@@ -282,6 +361,11 @@ func (s *Store) SetDesiredPhase(ctx context.Context, id string, phase api.Phase)
 		c.Generation++
 		return nil
 	})
+	if err == nil && old != nil {
+		s.record(ctx, api.AuditEntry{Action: action, Target: "class/" + id, ClassID: id,
+			Subjects: []string{c.Spec.Subject}, From: api.ClassState(old), To: api.ClassState(c)})
+	}
+	return c, err
 }
 
 // ErrNotExpired is returned by Expire when the class is no longer the Up it
@@ -290,9 +374,11 @@ var ErrNotExpired = errors.New("class is not that expired Up")
 
 // Expire takes an Up class Down because its TTL ran out. It is the one change
 // of desired state the controller makes, and only for the Up that started at
-// upSince, so that a teacher's newer Up or Down always wins.
+// upSince, so that a teacher's newer Up or Down always wins. It is recorded
+// in the audit trail as class.expire by the controller, whatever ctx says:
+// only the controller calls it.
 func (s *Store) Expire(ctx context.Context, id string, upSince time.Time) (*api.Class, error) {
-	return s.Update(ctx, id, func(c *api.Class) error {
+	old, c, err := s.update(ctx, id, func(c *api.Class) error {
 		if c.DesiredPhase != api.PhaseUp || c.UpSince == nil || !c.UpSince.Equal(upSince) {
 			return ErrNotExpired
 		}
@@ -301,6 +387,12 @@ func (s *Store) Expire(ctx context.Context, id string, upSince time.Time) (*api.
 		c.Generation++
 		return nil
 	})
+	if err == nil {
+		s.record(ctx, api.AuditEntry{Actor: api.Actor{Name: api.ControllerActor, Role: api.RoleController},
+			Action: api.AuditClassExpire, Target: "class/" + id, ClassID: id,
+			Subjects: []string{c.Spec.Subject}, From: api.ClassState(old), To: api.ClassState(c)})
+	}
+	return c, err
 }
 
 // Update reads the class, lets fn change it and writes it back only if
@@ -310,23 +402,37 @@ func (s *Store) Expire(ctx context.Context, id string, upSince time.Time) (*api.
 // abort and are returned as is; ErrUnchanged from fn returns the class as
 // read without writing. The id, version, createdAt and updatedAt are the
 // store's to set and are overwritten whatever fn does with them.
+//
+// Update writes no audit record: the changes of desired state go through
+// PutSpec, SetDesiredPhase, Expire and Delete, which do.
 func (s *Store) Update(ctx context.Context, id string, fn func(*api.Class) error) (*api.Class, error) {
+	_, c, err := s.update(ctx, id, fn)
+	return c, err
+}
+
+// update is Update that also returns the class as it was before the write,
+// or nil when nothing was written.
+func (s *Store) update(ctx context.Context, id string, fn func(*api.Class) error) (before, after *api.Class, err error) {
 	for attempt := 1; ; attempt++ {
 		raw, err := s.getRaw(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c, err := decode(raw)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		old := *c
 		if err := fn(c); err != nil {
 			if errors.Is(err, ErrUnchanged) {
 				// fn may have scribbled on c before giving up.
-				return decode(raw)
+				c, err := decode(raw)
+				return nil, c, err
 			}
-			return nil, err
+			return nil, nil, err
+		}
+		old, err := decode(raw)
+		if err != nil {
+			return nil, nil, err
 		}
 		c.ID = id
 		c.Version = old.Version + 1
@@ -335,17 +441,17 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*api.Class) error
 
 		written, err := s.replace(ctx, id, old.Version, c)
 		if err == nil {
-			return written, nil
+			return old, written, nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return nil, err
+			return nil, nil, err
 		}
 		if attempt == maxAttempts {
-			return nil, fmt.Errorf("update class %q after %d attempts: %w", id, attempt, err)
+			return nil, nil, fmt.Errorf("update class %q after %d attempts: %w", id, attempt, err)
 		}
 		s.log.Debug("update lost a race, retrying", zap.String("class", id), zap.Int("attempt", attempt))
 		if err := backoff(ctx, attempt); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 }
@@ -407,7 +513,8 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, version int64, st a
 // Delete removes the class if check approves of it as currently stored (for
 // example "only when Down"). The delete is conditional on the version check
 // saw, so a class that changed after the check is checked again rather than
-// deleted on stale grounds.
+// deleted on stale grounds. It is recorded in the audit trail as
+// class.delete by the actor of ctx.
 func (s *Store) Delete(ctx context.Context, id string, check func(*api.Class) error) error {
 	for attempt := 1; ; attempt++ {
 		c, err := s.Get(ctx, id)
@@ -426,6 +533,8 @@ func (s *Store) Delete(ctx context.Context, id string, check func(*api.Class) er
 			return fmt.Errorf("delete class %q: %w", id, err)
 		}
 		if res.DeletedCount == 1 {
+			s.record(ctx, api.AuditEntry{Action: api.AuditClassDelete, Target: "class/" + id, ClassID: id,
+				Subjects: []string{c.Spec.Subject}, From: api.ClassState(c)})
 			return nil
 		}
 		if attempt == maxAttempts {

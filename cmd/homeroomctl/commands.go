@@ -1,0 +1,572 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/client"
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+)
+
+// classFile is what apply reads: one class per YAML document or JSON value.
+type classFile struct {
+	ID         string   `yaml:"id" json:"id"`
+	Subject    string   `yaml:"subject" json:"subject"`
+	Template   string   `yaml:"template" json:"template"`
+	Students   []string `yaml:"students" json:"students"`
+	TTLSeconds int64    `yaml:"ttlSeconds" json:"ttlSeconds"`
+}
+
+func (a *app) applyCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or replace classes from a YAML or JSON file",
+		Long: `Create or replace classes from a YAML or JSON file ("-f -" reads stdin).
+Each YAML document (or the JSON object, or each element of a JSON array) is one class:
+
+  id: cs101-a
+  subject: cs101
+  template: sandbox
+  students: [alice, bob, carol]
+  ttlSeconds: 7200
+
+Applying a spec does not change the class's desired phase: use up and down.
+
+` + exitCodeHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return withCode(exitUsage, errors.New("apply needs -f FILE (or -f - for stdin)"))
+			}
+			var raw []byte
+			var err error
+			if file == "-" {
+				raw, err = io.ReadAll(a.in)
+			} else {
+				raw, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			classes, err := parseClasses(raw)
+			if err != nil {
+				return withCode(exitUsage, fmt.Errorf("%s: %w", displayName(file), err))
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var applied []*client.Class
+			for _, cf := range classes {
+				cl, created, err := c.PutClass(cmd.Context(), cf.ID, client.ClassSpec{
+					Subject: cf.Subject, Template: cf.Template, Students: cf.Students, TTLSeconds: cf.TTLSeconds})
+				if err != nil {
+					return fmt.Errorf("class %s: %w", cf.ID, err)
+				}
+				applied = append(applied, cl)
+				if !a.json() {
+					verb := "configured"
+					if created {
+						verb = "created"
+					}
+					fmt.Fprintf(a.out, "class/%s %s (generation %d)\n", cl.ID, verb, cl.Generation)
+				}
+			}
+			if a.json() {
+				if len(applied) == 1 {
+					return a.printJSON(applied[0])
+				}
+				return a.printJSON(map[string]any{"items": applied})
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "the class file, YAML or JSON; - for stdin")
+	cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
+	return cmd
+}
+
+func displayName(file string) string {
+	if file == "-" {
+		return "stdin"
+	}
+	return file
+}
+
+// parseClasses reads JSON (an object or an array of objects) or YAML (one
+// class per document), refusing unknown fields and classes without an id.
+func parseClasses(raw []byte) ([]classFile, error) {
+	var out []classFile
+	trimmed := bytes.TrimSpace(raw)
+	switch {
+	case len(trimmed) == 0:
+		return nil, errors.New("no class in the file")
+	case trimmed[0] == '{' || trimmed[0] == '[':
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if trimmed[0] == '[' {
+			if err := dec.Decode(&out); err != nil {
+				return nil, fmt.Errorf("JSON: %w", err)
+			}
+		} else {
+			var cf classFile
+			if err := dec.Decode(&cf); err != nil {
+				return nil, fmt.Errorf("JSON: %w", err)
+			}
+			out = append(out, cf)
+		}
+		if dec.More() {
+			return nil, errors.New("JSON: more than one value; use an array")
+		}
+	default:
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		for {
+			var cf classFile
+			err := dec.Decode(&cf)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("YAML: %w", err)
+			}
+			out = append(out, cf)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no class in the file")
+	}
+	for i, cf := range out {
+		if cf.ID == "" {
+			return nil, fmt.Errorf("class %d has no id", i+1)
+		}
+	}
+	return out, nil
+}
+
+func (a *app) phaseCmd(phase api.Phase) *cobra.Command {
+	var wait bool
+	var timeout time.Duration
+	verb := strings.ToLower(string(phase))
+	short := "Set a class's desired phase to Up: one sandbox per student"
+	if phase == api.PhaseDown {
+		short = "Set a class's desired phase to Down: collect every student's work, then remove"
+	}
+	cmd := &cobra.Command{
+		Use:               verb + " CLASS",
+		Short:             short,
+		Long:              short + ".\n\nWith --wait, poll the class until the controller reports phase " + string(phase) + " for the\nlatest generation, showing progress on stderr.\n\n" + exitCodeHelp,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeClasses,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var cl *client.Class
+			if phase == api.PhaseUp {
+				cl, err = c.Up(cmd.Context(), args[0])
+			} else {
+				cl, err = c.Down(cmd.Context(), args[0])
+			}
+			if err != nil {
+				return err
+			}
+			if !wait {
+				if a.json() {
+					return a.printJSON(cl)
+				}
+				fmt.Fprintf(a.out, "class/%s desired phase %s (generation %d)\n", cl.ID, cl.DesiredPhase, cl.Generation)
+				return nil
+			}
+			cl, err = a.wait(cmd.Context(), c, cl, phase, timeout)
+			if cl != nil && a.json() {
+				if perr := a.printJSON(cl); err == nil {
+					err = perr
+				}
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the class is "+string(phase))
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits (exit 4 past it)")
+	return cmd
+}
+
+func (a *app) upCmd() *cobra.Command   { return a.phaseCmd(api.PhaseUp) }
+func (a *app) downCmd() *cobra.Command { return a.phaseCmd(api.PhaseDown) }
+
+func (a *app) getCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:               "get CLASS",
+		Short:             "Show one class: spec, phase, conditions and students",
+		Long:              "Show one class: spec, phase, conditions and students.\n\n" + exitCodeHelp,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeClasses,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			cl, err := c.GetClass(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(cl)
+			}
+			a.printClasses([]client.Class{*cl})
+			tw := a.table()
+			fmt.Fprintln(a.out)
+			for _, cond := range cl.Status.Conditions {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cond.Type+":", cond.Status, cond.Reason, cond.Message)
+			}
+			if len(cl.Status.Conditions) > 0 {
+				tw.Flush()
+				fmt.Fprintln(a.out)
+			}
+			fmt.Fprintln(tw, "STUDENT\tSTATE\tENDPOINT\tARTIFACTS")
+			seen := map[string]bool{}
+			for _, s := range cl.Status.Students {
+				seen[s.ID] = true
+				arts := "-"
+				if s.Artifacts != nil {
+					arts = fmt.Sprintf("%s: %d files, %s", s.Artifacts.RunID, s.Artifacts.Files, bytesHuman(s.Artifacts.Bytes))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.State, dash(s.Endpoint), arts)
+			}
+			for _, id := range cl.Spec.Students {
+				if !seen[id] {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, "-", "-", "-")
+				}
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *app) listCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List classes with their phase",
+		Long:    "List classes with their phase.\n\n" + exitCodeHelp,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			cls, err := c.ListClasses(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"items": nonNil(cls)})
+			}
+			if len(cls) == 0 {
+				fmt.Fprintln(a.err, "no classes")
+				return nil
+			}
+			return a.printClasses(cls)
+		},
+	}
+}
+
+func (a *app) printClasses(cls []client.Class) error {
+	tw := a.table()
+	fmt.Fprintln(tw, "CLASS\tSUBJECT\tTEMPLATE\tSTUDENTS\tDESIRED\tPHASE\tRUNNING\tGENERATION\tAGE")
+	for _, cl := range cls {
+		gen := fmt.Sprint(cl.Generation)
+		if cl.Status.ObservedGeneration != cl.Generation {
+			gen = fmt.Sprintf("%d (seen %d)", cl.Generation, cl.Status.ObservedGeneration)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d/%d\t%s\t%s\n", cl.ID, cl.Spec.Subject, cl.Spec.Template,
+			len(cl.Spec.Students), cl.DesiredPhase, dash(string(cl.Status.Phase)), running(&cl), len(cl.Spec.Students),
+			gen, age(cl.CreatedAt))
+	}
+	return tw.Flush()
+}
+
+func (a *app) deleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete CLASS",
+		Short: "Forget a class that is Down; its artifacts stay",
+		Long: `Forget a class that is Down; its artifacts stay. The server refuses (exit 2)
+while the class is not Down: take it down first (down CLASS --wait).
+
+` + exitCodeHelp,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeClasses,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Delete(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"id": args[0], "deleted": true})
+			}
+			fmt.Fprintf(a.out, "class/%s deleted\n", args[0])
+			return nil
+		},
+	}
+}
+
+func (a *app) artifactsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "artifacts",
+		Short: "List and fetch the work collected when classes went Down",
+		Args:  cobra.NoArgs,
+	}
+	var run string
+	ls := &cobra.Command{
+		Use:               "ls CLASS",
+		Short:             "List collected files of every run, or of one with --run",
+		Long:              "List collected files of every run, or of one with --run.\n\n" + exitCodeHelp,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeClasses,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			items, err := c.ListArtifacts(cmd.Context(), args[0], run)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"items": nonNil(items)})
+			}
+			if len(items) == 0 {
+				fmt.Fprintln(a.err, "no artifacts")
+				return nil
+			}
+			tw := a.table()
+			fmt.Fprintln(tw, "STUDENT\tRUN\tPATH\tSIZE\tSHA256")
+			for _, it := range items {
+				sum := it.SHA256
+				if len(sum) > 12 {
+					sum = sum[:12]
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", it.Student, it.RunID, it.Path, it.Size, sum)
+			}
+			return tw.Flush()
+		},
+	}
+	ls.Flags().StringVar(&run, "run", "", "only this run (see: homeroomctl runs CLASS)")
+
+	var getRun, outFile string
+	get := &cobra.Command{
+		Use:   "get CLASS STUDENT PATH",
+		Short: "Fetch one collected file (of the latest run, or of --run)",
+		Long: `Fetch one collected file of a student, of the latest run or of --run, to stdout
+or to the file named by -O. PATH is as "artifacts ls" shows it, e.g.
+files/workspace/hello.py or logs/container.log.
+
+` + exitCodeHelp,
+		Args:              cobra.ExactArgs(3),
+		ValidArgsFunction: a.completeClasses,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			body, err := c.GetArtifact(cmd.Context(), args[0], args[1], args[2], getRun)
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			if outFile == "" || outFile == "-" {
+				_, err = io.Copy(a.out, body)
+				return err
+			}
+			return writeFileAtomic(outFile, body)
+		},
+	}
+	get.Flags().StringVar(&getRun, "run", "", "the run to fetch from (default: the latest)")
+	get.Flags().StringVarP(&outFile, "output-file", "O", "", "write to this file instead of stdout")
+	cmd.AddCommand(ls, get)
+	return cmd
+}
+
+// writeFileAtomic writes r to path through a temporary file in the same
+// directory, so that a failed download leaves no partial file behind.
+func writeFileAtomic(path string, r io.Reader) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+func (a *app) runsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:               "runs CLASS",
+		Short:             "List a class's Down runs, oldest first",
+		Long:              "List a class's Down runs, oldest first.\n\n" + exitCodeHelp,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeClasses,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			runs, err := c.ListRuns(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"items": nonNil(runs)})
+			}
+			tw := a.table()
+			fmt.Fprintln(tw, "RUN\tSTUDENTS\tCOMPLETE\tCOMPLETED")
+			for _, r := range runs {
+				done := "-"
+				if r.CompletedAt != nil {
+					done = r.CompletedAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%t\t%s\n", r.RunID, r.Students, r.Complete, done)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *app) templatesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "templates",
+		Short: "List the templates classes may use (the server's allowlist)",
+		Long:  "List the templates classes may use (the server's allowlist).\n\n" + exitCodeHelp,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ts, err := c.ListTemplates(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"items": nonNil(ts)})
+			}
+			tw := a.table()
+			fmt.Fprintln(tw, "NAME\tIMAGE\tPORT\tCPUS\tMEMORY\tINTERNET\tPINNED\tDESCRIPTION")
+			for _, t := range ts {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%g\t%dMiB\t%t\t%t\t%s\n", t.Name, t.Image, t.Port, t.CPUs, t.MemoryMiB, t.Internet, t.Pinned, t.Description)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// completeClasses completes the first argument with the classes the server
+// lists; it stays quiet when the server cannot be asked.
+func (a *app) completeClasses(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveDefault
+	}
+	if a.server == "" {
+		if err := a.resolve(cmd); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+	}
+	c, err := a.client()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	cls, err := c.ListClasses(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var ids []string
+	for _, cl := range cls {
+		ids = append(ids, cl.ID+"\t"+string(cl.Status.Phase))
+	}
+	return ids, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (a *app) table() *tabwriter.Writer { return tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0) }
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func running(cl *client.Class) int {
+	n := 0
+	for _, s := range cl.Status.Students {
+		if s.State == "running" {
+			n++
+		}
+	}
+	return n
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func bytesHuman(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

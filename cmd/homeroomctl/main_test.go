@@ -1,0 +1,443 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/apiserver"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+)
+
+const adminToken = "test-admin-token"
+
+// env is an apiserver in the test's process over an embedded store and an
+// embedded S3, as in pkg/apiserver's tests. No controller runs: tests write
+// status into the store as the controller would.
+type env struct {
+	t     *testing.T
+	url   string
+	store *store.Store
+	art   *artifacts.Store
+	xdg   string // XDG_CONFIG_HOME of the commands run, empty at first
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	uri, db := testenv.StoreURI(t)
+	st := testenv.OpenStore(t, uri, db)
+	emb, err := artifacts.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emb.Stop(context.Background()) })
+	art, err := artifacts.New(context.Background(), emb.Config("homeroom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s := apiserver.New(st, art, policy.Default(), adminToken, zaptest.NewLogger(t), reg, reg,
+		apiserver.WithRateLimit(10000, 10000), apiserver.WithAuthFailureLimit(10000, 10000))
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	t.Cleanup(s.Close)
+	return &env{t: t, url: srv.URL, store: st, art: art, xdg: t.TempDir()}
+}
+
+type result struct {
+	code     int
+	out, err string
+}
+
+// runWith runs one command line in-process with the given environment
+// (XDG_CONFIG_HOME pointing at an empty directory unless vars set it).
+func (e *env) runWith(vars map[string]string, stdin string, tty bool, args ...string) result {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	a := &app{
+		streams: streams{in: strings.NewReader(stdin), out: &out, err: &errb},
+		getenv: func(k string) string {
+			if v, ok := vars[k]; ok {
+				return v
+			}
+			if k == "XDG_CONFIG_HOME" {
+				return e.xdg
+			}
+			return ""
+		},
+		isTTY: func() bool { return tty },
+	}
+	code := a.execute(args)
+	return result{code: code, out: out.String(), err: errb.String()}
+}
+
+// run runs a command line against the test's server with the admin token.
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	return e.runWith(map[string]string{envServer: e.url, envToken: adminToken}, "", false, args...)
+}
+
+func (e *env) runStdin(stdin string, args ...string) result {
+	e.t.Helper()
+	return e.runWith(map[string]string{envServer: e.url, envToken: adminToken}, stdin, false, args...)
+}
+
+func (r result) want(t *testing.T, code int, outHas ...string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, code, r.out, r.err)
+	}
+	for _, s := range outHas {
+		if !strings.Contains(r.out+r.err, s) {
+			t.Fatalf("output lacks %q\nstdout: %s\nstderr: %s", s, r.out, r.err)
+		}
+	}
+}
+
+// setStatus writes what the controller would once class id reached phase
+// for its current generation, each student in state.
+func (e *env) setStatus(id string, phase api.Phase, state string) {
+	e.t.Helper()
+	ctx := context.Background()
+	cur, err := e.store.Get(ctx, id)
+	if err != nil {
+		e.t.Error(err)
+		return
+	}
+	st := api.ClassStatus{Phase: phase, ObservedGeneration: cur.Generation}
+	for _, s := range cur.Spec.Students {
+		st.Students = append(st.Students, api.StudentStatus{ID: s, Container: api.ContainerName(id, s), State: state})
+	}
+	if phase == api.PhaseFailed {
+		st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "False", Reason: "UnknownTemplate", Message: `template "sandbox" is not in the policy`}}
+	}
+	if _, err := e.store.UpdateStatus(ctx, id, cur.Version, st); err != nil {
+		e.t.Error(err)
+	}
+}
+
+// controllerLater plays the controller: once class id's desired phase is
+// desired, it waits a little and writes phase.
+func (e *env) controllerLater(id string, desired, phase api.Phase, state string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if c, err := e.store.Get(context.Background(), id); err == nil && c.DesiredPhase == desired {
+				time.Sleep(150 * time.Millisecond)
+				e.setStatus(id, phase, state)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		e.t.Errorf("class %s never got desired phase %s", id, desired)
+	}()
+	return done
+}
+
+const classYAML = `id: cs101-a
+subject: cs101
+template: sandbox
+students: [alice, bob, carol]
+ttlSeconds: 7200
+`
+
+const classJSON = `{"id": "bio-1", "subject": "bio", "template": "sandbox", "students": ["ann", "ben"]}`
+
+func TestApplyGetList(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	yamlFile := filepath.Join(dir, "class.yaml")
+	os.WriteFile(yamlFile, []byte(classYAML), 0o644)
+
+	e.run("apply", "-f", yamlFile).want(t, exitOK, "class/cs101-a created (generation 1)")
+	e.run("apply", "-f", yamlFile).want(t, exitOK, "class/cs101-a configured (generation 1)")
+	e.runStdin(classJSON, "apply", "-f", "-").want(t, exitOK, "class/bio-1 created")
+	// JSON from a file, YAML from stdin, with -o json.
+	jsonFile := filepath.Join(dir, "class.json")
+	os.WriteFile(jsonFile, []byte(`{"id": "bio-1", "subject": "bio", "template": "sandbox", "students": ["ann", "ben", "cy"]}`), 0o644)
+	r := e.run("-o", "json", "apply", "-f", jsonFile)
+	r.want(t, exitOK)
+	var cl api.Class
+	if err := json.Unmarshal([]byte(r.out), &cl); err != nil || cl.ID != "bio-1" || len(cl.Spec.Students) != 3 || cl.Generation != 2 {
+		t.Fatalf("apply -o json: %v %s", err, r.out)
+	}
+	e.runStdin("id: geo-1\nsubject: geo\ntemplate: sandbox\nstudents: [x1]\n---\nid: geo-2\nsubject: geo\ntemplate: sandbox\nstudents: [x2]\n",
+		"apply", "-f", "-").want(t, exitOK, "class/geo-1 created", "class/geo-2 created")
+
+	// Bad input is exit 1, without asking the server; a spec the server
+	// refuses is exit 2 with its message.
+	e.runStdin("id: x\nsubjekt: cs\n", "apply", "-f", "-").want(t, exitUsage, "subjekt")
+	e.runStdin("subject: cs\n", "apply", "-f", "-").want(t, exitUsage, "no id")
+	e.run("apply", "-f", filepath.Join(dir, "missing.yaml")).want(t, exitUsage, "missing.yaml")
+	e.run("apply").want(t, exitUsage, "-f")
+	e.runStdin(`{"id": "cs101-b", "subject": "cs101", "template": "nope", "students": ["a"]}`, "apply", "-f", "-").
+		want(t, exitRefused, "unknown_template")
+
+	r = e.run("get", "cs101-a")
+	r.want(t, exitOK, "CLASS", "cs101-a", "cs101", "sandbox", "Pending", "0/3", "STUDENT", "alice", "carol")
+	r = e.run("get", "cs101-a", "-o", "json")
+	r.want(t, exitOK)
+	if err := json.Unmarshal([]byte(r.out), &cl); err != nil || cl.ID != "cs101-a" || cl.Spec.TTLSeconds != 7200 {
+		t.Fatalf("get -o json: %v %s", err, r.out)
+	}
+	e.run("get", "nope").want(t, exitRefused, "not_found")
+	e.run("get").want(t, exitUsage, "accepts 1 arg")
+
+	r = e.run("list")
+	r.want(t, exitOK, "CLASS", "SUBJECT", "PHASE", "cs101-a", "bio-1", "geo-2")
+	if lines := strings.Split(strings.TrimSpace(r.out), "\n"); len(lines) != 5 {
+		t.Errorf("list: want a header and 4 classes:\n%s", r.out)
+	}
+	r = e.run("list", "-o", "json")
+	var l struct{ Items []api.Class }
+	if err := json.Unmarshal([]byte(r.out), &l); err != nil || len(l.Items) != 4 {
+		t.Fatalf("list -o json: %v %s", err, r.out)
+	}
+	e.run("list", "-o", "yaml").want(t, exitUsage, "table or json")
+}
+
+func TestUpWaitDownDelete(t *testing.T) {
+	e := newEnv(t)
+	e.runStdin(classYAML, "apply", "-f", "-").want(t, exitOK)
+
+	// Without --wait: the desired phase is written, nothing waited for.
+	e.run("up", "cs101-a").want(t, exitOK, "class/cs101-a desired phase Up (generation 2)")
+
+	// No controller runs: the phase never changes, so --wait times out.
+	start := time.Now()
+	r := e.run("up", "cs101-a", "--wait", "--timeout", "300ms", "--poll-interval", "50ms")
+	r.want(t, exitTimeout, "timed out after 300ms", "Pending", "0/3 students running")
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("--timeout 300ms took %s", time.Since(start))
+	}
+
+	// Delete is refused while the class is not Down, with the server's word.
+	e.run("delete", "cs101-a").want(t, exitRefused, "not_down", "409")
+
+	// The "controller" reports Up a little later: --wait sees it.
+	e.setStatus("cs101-a", api.PhaseProvisioning, "created")
+	done := e.controllerLater("cs101-a", api.PhaseUp, api.PhaseUp, "running")
+	r = e.run("up", "cs101-a", "--wait", "--timeout", "10s", "--poll-interval", "30ms")
+	<-done
+	r.want(t, exitOK, "class/cs101-a is Up: 3/3 students running")
+	if !strings.Contains(r.err, "0/3 students running") || !strings.Contains(r.err, "3/3 students running") {
+		t.Errorf("progress lines: %q", r.err)
+	}
+	if strings.Contains(r.err, "\r") {
+		t.Errorf("progress off a terminal should be plain lines: %q", r.err)
+	}
+	e.run("list").want(t, exitOK, "Up", "3/3")
+
+	// Down with --wait on a terminal: progress redrawn in place; JSON out.
+	done = e.controllerLater("cs101-a", api.PhaseDown, api.PhaseDown, "removed")
+	r = e.runWith(map[string]string{envServer: e.url, envToken: adminToken}, "", true,
+		"down", "cs101-a", "--wait", "--timeout", "10s", "--poll-interval", "30ms", "-o", "json")
+	<-done
+	r.want(t, exitOK)
+	if !strings.Contains(r.err, "\r\033[K") || !strings.Contains(r.err, "collecting: 0 left") || !strings.Contains(r.err, "collecting: 3 left") {
+		t.Errorf("terminal progress: %q", r.err)
+	}
+	var cl api.Class
+	if err := json.Unmarshal([]byte(r.out), &cl); err != nil || cl.Status.Phase != api.PhaseDown {
+		t.Fatalf("down --wait -o json: %v %s", err, r.out)
+	}
+
+	e.run("delete", "cs101-a").want(t, exitOK, "class/cs101-a deleted")
+	e.run("get", "cs101-a").want(t, exitRefused, "not_found")
+	e.run("up", "cs101-a").want(t, exitRefused, "not_found")
+}
+
+func TestWaitEndsFailed(t *testing.T) {
+	e := newEnv(t)
+	e.runStdin(classJSON, "apply", "-f", "-").want(t, exitOK)
+	done := e.controllerLater("bio-1", api.PhaseUp, api.PhaseFailed, "missing")
+	r := e.run("up", "bio-1", "--wait", "--timeout", "10s", "--poll-interval", "30ms")
+	<-done
+	r.want(t, exitFailed, "class bio-1 is Failed", "not in the policy")
+}
+
+func TestRefusedAndUnreachable(t *testing.T) {
+	e := newEnv(t)
+	r := e.runWith(map[string]string{envServer: e.url, envToken: "wrong"}, "", false, "list")
+	r.want(t, exitRefused, "401")
+	r = e.runWith(map[string]string{envServer: e.url}, "", false, "templates")
+	r.want(t, exitRefused, "401")
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	e.runWith(map[string]string{envServer: dead, envToken: adminToken}, "", false, "list").want(t, exitServer, "connection refused")
+	e.runWith(map[string]string{envServer: dead, envToken: adminToken}, "", false, "up", "x", "--wait").want(t, exitServer)
+	e.runWith(map[string]string{envServer: "ftp://x", envToken: adminToken}, "", false, "list").want(t, exitUsage, "server URL")
+
+	// A 5xx is exit 3 as well.
+	broken := httptest.NewServer(brokenHandler{})
+	defer broken.Close()
+	e.runWith(map[string]string{envServer: broken.URL, envToken: adminToken}, "", false, "list").want(t, exitServer, "store down", "503")
+}
+
+func TestTemplates(t *testing.T) {
+	e := newEnv(t)
+	e.run("templates").want(t, exitOK, "NAME", "sandbox", "homeroom/sandbox:dev", "8080")
+	r := e.run("templates", "-o", "json")
+	var l struct {
+		Items []struct{ Name, Image string }
+	}
+	if err := json.Unmarshal([]byte(r.out), &l); err != nil || len(l.Items) == 0 || l.Items[0].Name != "sandbox" {
+		t.Fatalf("templates -o json: %v %s", err, r.out)
+	}
+}
+
+const (
+	runA = "20261129T135050Z-650d3d"
+	runB = "20261130T090000Z-a1b2c3"
+)
+
+// collected stores a student's collection of a run through pkg/artifacts,
+// as the controller does.
+func (e *env) collected(class, run, student string, files map[string]string) {
+	e.t.Helper()
+	ctx := context.Background()
+	var buf bytes.Buffer
+	w := tar.NewWriter(&buf)
+	for name, body := range files {
+		w.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "workspace/" + name, Size: int64(len(body)), Mode: 0o644})
+		w.Write([]byte(body))
+	}
+	w.Close()
+	exit := 0
+	m := &artifacts.Manifest{ClassID: class, StudentID: student, RunID: run, Template: "sandbox",
+		Container: artifacts.ContainerInfo{Name: api.ContainerName(class, student), State: "exited", ExitCode: &exit}}
+	fs, skipped, err := e.art.UploadTree(ctx, m.Prefix(), "/workspace", &buf, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m.Files, m.Skipped = fs, skipped
+	if m.Logs, err = e.art.UploadLogs(ctx, m.Prefix(), strings.NewReader(student+" ran\n"), -1); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.art.PutManifest(ctx, m); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestArtifactsAndRuns(t *testing.T) {
+	e := newEnv(t)
+	e.collected("cs101-a", runA, "alice", map[string]string{"hello.py": "print('draft')\n"})
+	e.collected("cs101-a", runB, "alice", map[string]string{"hello.py": "print('final')\n"})
+	e.collected("cs101-a", runB, "bob", map[string]string{"notes.txt": "bob's notes\n"})
+	started := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	if _, err := e.art.WriteRunIndex(context.Background(), "cs101-a", runB, []string{"alice", "bob"}, started, started.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+
+	r := e.run("artifacts", "ls", "cs101-a")
+	r.want(t, exitOK, "STUDENT", "alice", "bob", runA, runB, "files/workspace/hello.py", "logs/container.log", "files/workspace/notes.txt")
+	r = e.run("artifacts", "ls", "cs101-a", "--run", runA, "-o", "json")
+	var l struct {
+		Items []struct{ Student, RunID, Path string }
+	}
+	if err := json.Unmarshal([]byte(r.out), &l); err != nil || len(l.Items) != 2 {
+		t.Fatalf("artifacts ls --run -o json: %v %s", err, r.out)
+	}
+	for _, it := range l.Items {
+		if it.RunID != runA || it.Student != "alice" {
+			t.Errorf("item of another run: %+v", it)
+		}
+	}
+	e.run("artifacts", "ls", "cs101-a", "--run", "20270101T000000Z-000000").want(t, exitRefused, "404")
+	e.run("artifacts", "ls", "cs101-a", "--run", "bad").want(t, exitRefused, "invalid_run")
+
+	// The latest run to stdout, an older one to a file.
+	e.run("artifacts", "get", "cs101-a", "alice", "files/workspace/hello.py").want(t, exitOK, "print('final')")
+	out := filepath.Join(t.TempDir(), "hello.py")
+	e.run("artifacts", "get", "cs101-a", "alice", "files/workspace/hello.py", "--run", runA, "-O", out).want(t, exitOK)
+	if b, err := os.ReadFile(out); err != nil || string(b) != "print('draft')\n" {
+		t.Fatalf("-O file: %v %q", err, b)
+	}
+	e.run("artifacts", "get", "cs101-a", "bob", "logs/container.log").want(t, exitOK, "bob ran")
+	missing := filepath.Join(t.TempDir(), "nothing")
+	e.run("artifacts", "get", "cs101-a", "alice", "files/workspace/nope.py", "-O", missing).want(t, exitRefused, "404")
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("a failed get left %s: %v", missing, err)
+	}
+
+	e.run("runs", "cs101-a").want(t, exitOK, "RUN", runA, runB, "true")
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	e := newEnv(t)
+	// The default path under XDG_CONFIG_HOME: server and token from the file.
+	os.MkdirAll(filepath.Join(e.xdg, "homeroom"), 0o755)
+	def := filepath.Join(e.xdg, "homeroom", "config.yaml")
+	os.WriteFile(def, []byte("server: "+e.url+"\ntoken: "+adminToken+"\n"), 0o600)
+	e.runWith(nil, "", false, "list").want(t, exitOK)
+
+	// Environment beats the file, flags beat the environment.
+	e.runWith(map[string]string{envToken: "wrong"}, "", false, "list").want(t, exitRefused, "401")
+	e.runWith(map[string]string{envToken: "wrong"}, "", false, "--token", adminToken, "list").want(t, exitOK)
+	e.runWith(nil, "", false, "--token", "wrong", "list").want(t, exitRefused, "401")
+
+	// --config names another file; it beats the default one.
+	other := filepath.Join(t.TempDir(), "other.yaml")
+	os.WriteFile(other, []byte("server: "+e.url+"\ntoken: wrong\n"), 0o600)
+	e.runWith(nil, "", false, "--config", other, "list").want(t, exitRefused, "401")
+	e.runWith(map[string]string{envToken: adminToken}, "", false, "--config", other, "list").want(t, exitOK)
+
+	// HOME/.config when XDG_CONFIG_HOME is unset.
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".config", "homeroom"), 0o755)
+	os.WriteFile(filepath.Join(home, ".config", "homeroom", "config.yaml"), []byte("server: "+e.url+"\ntoken: "+adminToken+"\n"), 0o600)
+	e.runWith(map[string]string{"XDG_CONFIG_HOME": "", "HOME": home}, "", false, "list").want(t, exitOK)
+
+	// A named file that is missing or malformed is bad input.
+	e.runWith(nil, "", false, "--config", filepath.Join(t.TempDir(), "none.yaml"), "list").want(t, exitUsage, "none.yaml")
+	os.WriteFile(other, []byte("sever: x\n"), 0o600)
+	e.runWith(nil, "", false, "--config", other, "list").want(t, exitUsage, "sever")
+}
+
+func TestCompletionAndHelp(t *testing.T) {
+	e := newEnv(t)
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		r := e.run("completion", sh)
+		r.want(t, exitOK)
+		if len(r.out) < 100 || !strings.Contains(r.out, "homeroomctl") {
+			t.Errorf("completion %s: %d bytes", sh, len(r.out))
+		}
+	}
+	e.runStdin(classJSON, "apply", "-f", "-").want(t, exitOK)
+	e.run("__complete", "get", "").want(t, exitOK, "bio-1")
+	for _, args := range [][]string{{"--help"}, {"up", "--help"}, {"artifacts", "get", "--help"}} {
+		e.run(args...).want(t, exitOK, "Exit codes:", "4  --wait timed out")
+	}
+	e.run("nope").want(t, exitUsage, "unknown command")
+	e.run("up", "--nope").want(t, exitUsage, "unknown flag")
+}
+
+type brokenHandler struct{}
+
+func (brokenHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	w.Write([]byte(`{"error": {"code": "unavailable", "message": "store down"}}`))
+}

@@ -1,0 +1,362 @@
+// Package client is a small typed HTTP client for Homeroom's API
+// (/api/v1): classes, templates, artifacts and runs. Every call has a
+// timeout; a refusal comes back as an *Error carrying the HTTP status and
+// the API's error code.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/homeroom/homeroom/pkg/api"
+)
+
+// DefaultTimeout bounds every call that does not stream a body.
+const DefaultTimeout = 30 * time.Second
+
+// Client talks to one apiserver with one bearer token. Its zero value is
+// not usable: make one with New.
+type Client struct {
+	base    *url.URL
+	token   string
+	http    *http.Client
+	timeout time.Duration
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient uses hc for requests (its own Timeout, if any, applies as
+// well as the per-call timeout).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// WithTimeout sets the per-call timeout (DefaultTimeout otherwise). For
+// GetArtifact it bounds getting the response headers; reading the body is
+// bounded by the caller's context.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// New returns a client for the apiserver at baseURL (e.g.
+// http://127.0.0.1:8080) sending token as the bearer token.
+func New(baseURL, token string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("server URL %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: want http://host[:port] or https://host[:port]", baseURL)
+	}
+	c := &Client{base: u, token: token, http: http.DefaultClient, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Error is a response the server gave with a 4xx or 5xx status.
+type Error struct {
+	Status  int    // HTTP status
+	Code    string // the API's error code, e.g. "not_down"; empty if the body had none
+	Message string
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	if e.Code != "" {
+		return fmt.Sprintf("%s (%d %s)", msg, e.Status, e.Code)
+	}
+	return fmt.Sprintf("%s (%d)", msg, e.Status)
+}
+
+// IsClientError reports whether the server refused the request (4xx).
+func (e *Error) IsClientError() bool { return e.Status >= 400 && e.Status < 500 }
+
+// IsNotFound reports whether err is a 404 from the server.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// ClassSpec is what PutClass sends.
+type ClassSpec = api.ClassSpec
+
+// Class is a class as the API returns it.
+type Class = api.Class
+
+// Template is one entry of the allowlist.
+type Template struct {
+	Name        string   `json:"name"`
+	Image       string   `json:"image"`
+	Description string   `json:"description,omitempty"`
+	Port        int      `json:"port"`
+	MemoryMiB   int64    `json:"memoryMiB"`
+	CPUs        float64  `json:"cpus"`
+	PIDs        int64    `json:"pids"`
+	Internet    bool     `json:"internet"`
+	Pinned      bool     `json:"pinned"`
+	Collect     []string `json:"collectPaths,omitempty"`
+}
+
+// Artifact is one collected object of a student in a run.
+type Artifact struct {
+	Student string `json:"student"`
+	RunID   string `json:"runId"`
+	Path    string `json:"path"`
+	Key     string `json:"key"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+}
+
+// Run summarizes one Down run of a class.
+type Run struct {
+	RunID       string     `json:"runId"`
+	Students    int        `json:"students"`
+	Complete    bool       `json:"complete"`
+	CompletedAt *time.Time `json:"completedAt,omitempty"`
+}
+
+type items[T any] struct {
+	Items []T `json:"items"`
+}
+
+// ListClasses returns every class the token may see.
+func (c *Client) ListClasses(ctx context.Context) ([]Class, error) {
+	var l items[Class]
+	err := c.doJSON(ctx, http.MethodGet, "/api/v1/classes", nil, nil, &l)
+	return l.Items, err
+}
+
+// GetClass returns one class with its status.
+func (c *Client) GetClass(ctx context.Context, id string) (*Class, error) {
+	var cl Class
+	if err := c.doJSON(ctx, http.MethodGet, classPath(id), nil, nil, &cl); err != nil {
+		return nil, err
+	}
+	return &cl, nil
+}
+
+// PutClass creates or replaces a class's spec; created reports a 201.
+func (c *Client) PutClass(ctx context.Context, id string, spec ClassSpec) (cl *Class, created bool, err error) {
+	body, err := json.Marshal(spec)
+	if err != nil {
+		return nil, false, err
+	}
+	var out Class
+	resp, err := c.do(ctx, http.MethodPut, classPath(id), nil, body)
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.cancel()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, false, fmt.Errorf("decode class: %w", err)
+	}
+	return &out, resp.StatusCode == http.StatusCreated, nil
+}
+
+// Up sets the class's desired phase to Up.
+func (c *Client) Up(ctx context.Context, id string) (*Class, error) {
+	var cl Class
+	if err := c.doJSON(ctx, http.MethodPost, classPath(id)+"/up", nil, nil, &cl); err != nil {
+		return nil, err
+	}
+	return &cl, nil
+}
+
+// Down sets the class's desired phase to Down: collect, then remove.
+func (c *Client) Down(ctx context.Context, id string) (*Class, error) {
+	var cl Class
+	if err := c.doJSON(ctx, http.MethodPost, classPath(id)+"/down", nil, nil, &cl); err != nil {
+		return nil, err
+	}
+	return &cl, nil
+}
+
+// Delete forgets a class that is Down; its artifacts stay.
+func (c *Client) Delete(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, classPath(id), nil, nil, nil)
+}
+
+// ListTemplates returns the allowlist.
+func (c *Client) ListTemplates(ctx context.Context) ([]Template, error) {
+	var l items[Template]
+	err := c.doJSON(ctx, http.MethodGet, "/api/v1/templates", nil, nil, &l)
+	return l.Items, err
+}
+
+// ListArtifacts lists the collected objects of a class: of every run, or of
+// run when it is not empty.
+func (c *Client) ListArtifacts(ctx context.Context, class, run string) ([]Artifact, error) {
+	var l items[Artifact]
+	err := c.doJSON(ctx, http.MethodGet, classPath(class)+"/artifacts", runQuery(run), nil, &l)
+	return l.Items, err
+}
+
+// ListRuns lists the Down runs of a class, oldest first.
+func (c *Client) ListRuns(ctx context.Context, class string) ([]Run, error) {
+	var l items[Run]
+	err := c.doJSON(ctx, http.MethodGet, classPath(class)+"/runs", nil, nil, &l)
+	return l.Items, err
+}
+
+// GetArtifact streams one collected file of a student (path relative to the
+// student's prefix, e.g. "files/workspace/hello.py" or
+// "logs/container.log") from the latest run, or from run when it is not
+// empty. The caller closes the reader. The client's timeout bounds the wait
+// for the response; the body is read under ctx alone, so that large files
+// are not cut off.
+func (c *Client) GetArtifact(ctx context.Context, class, student, path, run string) (io.ReadCloser, error) {
+	p := classPath(class) + "/artifacts/" + url.PathEscape(student) + "/" + escapePath(path)
+	resp, err := c.doStream(ctx, http.MethodGet, p, runQuery(run))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+func classPath(id string) string { return "/api/v1/classes/" + url.PathEscape(id) }
+
+func escapePath(p string) string {
+	parts := strings.Split(strings.TrimLeft(p, "/"), "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	return strings.Join(parts, "/")
+}
+
+func runQuery(run string) url.Values {
+	if run == "" {
+		return nil
+	}
+	return url.Values{"run": {run}}
+}
+
+// response holds a body open under its own context until cancel.
+type response struct {
+	*http.Response
+	cancel context.CancelFunc
+}
+
+// do sends a request under the client's timeout and returns a 2xx response,
+// or an *Error for any other status. The caller closes the body and calls
+// cancel.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body []byte) (*response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	resp, err := c.send(ctx, method, path, q, body)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &response{Response: resp, cancel: cancel}, nil
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
+	resp, err := c.do(ctx, method, path, q, body)
+	if err != nil {
+		return err
+	}
+	defer resp.cancel()
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// doStream waits for the response headers at most the client's timeout,
+// then leaves the body to ctx.
+func (c *Client) doStream(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(c.timeout, cancel)
+	resp, err := c.send(ctx, method, path, q, nil)
+	if !timer.Stop() {
+		// The timeout fired: whatever came back is cut off.
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+		return nil, fmt.Errorf("%s %s: no response within %s: %w", method, path, c.timeout, context.DeadlineExceeded)
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (r *cancelOnClose) Close() error {
+	err := r.ReadCloser.Close()
+	r.cancel()
+	return err
+}
+
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Response, error) {
+	target := c.base.String() + path
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	return nil, decodeError(resp)
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var env struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	e := &Error{Status: resp.StatusCode}
+	if json.Unmarshal(b, &env) == nil && (env.Error.Code != "" || env.Error.Message != "") {
+		e.Code, e.Message = env.Error.Code, env.Error.Message
+	} else {
+		e.Message = strings.TrimSpace(string(b))
+		if len(e.Message) > 200 {
+			e.Message = e.Message[:200] + "…"
+		}
+	}
+	return e
+}
