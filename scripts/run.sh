@@ -14,8 +14,12 @@ started_traefik=""
 pids=()
 stop() {
   trap - INT TERM EXIT
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait
+  # The controller first: it finishes its steps and releases its lease in
+  # the store, which the apiserver embeds and so must outlive it.
+  for ((i=${#pids[@]}-1; i>=0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
   if [ -n "$started_traefik" ]; then docker rm -f "$traefik" >/dev/null 2>&1 || true; fi
 }
 trap stop INT TERM EXIT
@@ -32,11 +36,12 @@ if [ "$(docker inspect -f '{{.State.Running}}' "$traefik" 2>/dev/null)" != true 
   echo "Traefik: http://<student>.<class>.${HOMEROOM_DOMAIN:-lab.localhost}:$port (container $traefik)"
 fi
 
-bin/apiserver &
+# Their own sessions: Ctrl-C reaches only this script, which stops them in order.
+setsid bin/apiserver &
 pids+=($!)
 # The controller waits for the store the apiserver embeds; starting it second
 # only shortens that wait.
 sleep 1
-bin/controller &
+setsid bin/controller &
 pids+=($!)
 wait -n
