@@ -98,7 +98,10 @@ type fakeDocker struct {
 	containers map[string]*fakeContainer // by id
 	networks   map[string]*fakeNetwork   // by id
 	calls      []string                  // "Op target", in call order
-	created    []dockerx.ContainerSpec   // every CreateContainer, in order
+	// refusedSubnets are taken by something the daemon's network list
+	// does not show; creating a network on one is refused.
+	refusedSubnets map[string]bool
+	created        []dockerx.ContainerSpec // every CreateContainer, in order
 	// beforeRemove is called, without the lock, before a container is removed.
 	beforeRemove func(name string, labels map[string]string)
 }
@@ -286,6 +289,10 @@ func (d *fakeDocker) EnsureNetwork(_ context.Context, name string, opts network.
 	defer d.mu.Unlock()
 	if err := d.record("EnsureNetwork", name); err != nil {
 		return "", err
+	}
+	if opts.IPAM != nil && len(opts.IPAM.Config) > 0 && d.refusedSubnets[opts.IPAM.Config[0].Subnet] {
+		// As the daemon answers a subnet that overlaps one it does not list.
+		return "", fmt.Errorf("Pool overlaps with other one on this address space: %w", cerrdefs.ErrPermissionDenied)
 	}
 	if n := d.lookupNetwork(name); n != nil {
 		if !matches(n.labels, opts.Labels[api.LabelClass]) {
