@@ -423,12 +423,22 @@ func runQuery(c echo.Context) (string, error) {
 	return vals[0], nil
 }
 
-func (s *Server) listRuns(c echo.Context) error {
+// visibleClassID is the class id of a run or artifact call, once the caller
+// may see that class. Artifacts outlive their class, so only the id matters.
+func (s *Server) visibleClassID(c echo.Context) (string, error) {
 	id, err := classID(c)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, _, err := s.authorizeClass(c, id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func (s *Server) listRuns(c echo.Context) error {
+	id, err := s.visibleClassID(c)
+	if err != nil {
 		return err
 	}
 	runs, err := s.artifacts.ListRuns(c.Request().Context(), id)
@@ -442,11 +452,8 @@ func (s *Server) listRuns(c echo.Context) error {
 }
 
 func (s *Server) getRun(c echo.Context) error {
-	id, err := classID(c)
+	id, err := s.visibleClassID(c)
 	if err != nil {
-		return err
-	}
-	if _, _, err := s.authorizeClass(c, id); err != nil {
 		return err
 	}
 	run := c.Param("run")
@@ -465,11 +472,8 @@ func (s *Server) getRun(c echo.Context) error {
 }
 
 func (s *Server) listArtifacts(c echo.Context) error {
-	id, err := classID(c)
+	id, err := s.visibleClassID(c)
 	if err != nil {
-		return err
-	}
-	if _, _, err := s.authorizeClass(c, id); err != nil {
 		return err
 	}
 	run, err := runQuery(c)
@@ -495,11 +499,8 @@ func (s *Server) listArtifacts(c echo.Context) error {
 }
 
 func (s *Server) getArtifact(c echo.Context) error {
-	id, err := classID(c)
+	id, err := s.visibleClassID(c)
 	if err != nil {
-		return err
-	}
-	if _, _, err := s.authorizeClass(c, id); err != nil {
 		return err
 	}
 	student := c.Param("student")
