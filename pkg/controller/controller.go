@@ -75,6 +75,14 @@ type Controller struct {
 	log     *zap.Logger
 	metrics *metrics
 	queue   workqueue.TypedRateLimitingInterface[string]
+	limiter workqueue.TypedRateLimiter[string]
+
+	// retryAt holds, for a class whose last pass failed, when its retry is
+	// due. Hints that arrive sooner (the events and status writes of the
+	// failing pass itself) wait for it, so a failure is retried with
+	// backoff instead of in a loop that feeds itself.
+	mu      sync.Mutex
+	retryAt map[string]time.Time
 }
 
 // New builds a controller; reg receives its metrics (nil: none).
@@ -102,7 +110,8 @@ func New(rec Reconciler, lister Lister, ev EventSource, opts Options, log *zap.L
 		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(20), 200)},
 	)
 	q := workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[string]{Name: "classes"})
-	c := &Controller{rec: rec, lister: lister, events: ev, opts: opts, log: log, queue: q}
+	c := &Controller{rec: rec, lister: lister, events: ev, opts: opts, log: log, queue: q,
+		limiter: limiter, retryAt: map[string]time.Time{}}
 	c.metrics = newMetrics(reg, q)
 	return c
 }
@@ -179,6 +188,9 @@ func (c *Controller) processNext(ctx, work context.Context) bool {
 		c.queue.Forget(id)
 		return true
 	}
+	if c.backingOff(id) {
+		return true // its retry is scheduled
+	}
 	start := time.Now()
 	res, err := c.rec.Reconcile(work, id)
 	var terminal *reconcile.TerminalError
@@ -195,10 +207,14 @@ func (c *Controller) processNext(ctx, work context.Context) bool {
 		c.log.Warn("pass failed, not retrying", zap.String("classId", id), zap.Error(err))
 	case err != nil:
 		result = "error"
-		c.queue.AddRateLimited(id)
+		delay := c.limiter.When(id)
+		c.mu.Lock()
+		c.retryAt[id] = time.Now().Add(delay)
+		c.mu.Unlock()
+		c.queue.AddAfter(id, delay)
 		c.metrics.retries.Inc()
 		c.log.Info("pass failed, will retry", zap.String("classId", id), zap.Error(err),
-			zap.Int("attempt", c.queue.NumRequeues(id)))
+			zap.Int("attempt", c.limiter.NumRequeues(id)), zap.Duration("in", delay))
 	case !res.Converged:
 		c.queue.Forget(id)
 		c.queue.AddAfter(id, time.Second)
@@ -208,9 +224,22 @@ func (c *Controller) processNext(ctx, work context.Context) bool {
 			c.queue.AddAfter(id, res.RequeueAfter)
 		}
 	}
+	if result != "error" {
+		c.mu.Lock()
+		delete(c.retryAt, id)
+		c.mu.Unlock()
+	}
 	c.metrics.passes.WithLabelValues(result).Inc()
 	c.metrics.duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	return true
+}
+
+// backingOff reports whether a failed class's retry is not due yet.
+func (c *Controller) backingOff(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.retryAt[id]
+	return ok && time.Now().Before(at)
 }
 
 // poll enqueues classes whose version changed; every ResyncInterval it

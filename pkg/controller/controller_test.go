@@ -185,3 +185,29 @@ func TestEventsTriggerPassesAndAClassIsNeverWorkedOnTwiceAtOnce(t *testing.T) {
 		t.Errorf("%d passes for 50 events: the queue does not deduplicate", rec.calls["c"]-before)
 	}
 }
+
+// Hints about a failing class (its own events and status writes) must not
+// retry it ahead of its backoff: that would be a loop feeding itself.
+func TestHintsDoNotBypassBackoff(t *testing.T) {
+	rec := newFakeReconciler()
+	rec.fail["busy"] = errors.New("daemon busy")
+	l := &fakeLister{versions: map[string]int64{"busy": 1}}
+	ev := fakeEvents{ch: make(chan events.Message)}
+	ctl := controller.New(rec, l, ev, controller.Options{
+		Workers: 2, PollInterval: time.Hour, ResyncInterval: time.Hour,
+		RetryBase: time.Second, RetryMax: time.Second,
+	}, zaptest.NewLogger(t), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "first pass", func() bool { return rec.count("busy") >= 1 })
+	first := rec.count("busy")
+	for i := 0; i < 50; i++ {
+		ev.ch <- events.Message{Actor: events.Actor{Attributes: map[string]string{api.LabelClass: "busy"}}}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := rec.count("busy") - first; n > 0 {
+		t.Errorf("%d passes of a failing class within its 1 s backoff", n)
+	}
+}
