@@ -93,7 +93,7 @@ func (s *Server) resolve(ctx context.Context, tok string) (*principal, error) {
 func (s *Server) authenticate(open ...string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if slices.Contains(open, c.Request().URL.Path) {
+			if p := c.Request().URL.Path; slices.Contains(open, p) || strings.HasPrefix(p, uiPrefix) {
 				return next(c)
 			}
 			ip := "ip:" + c.RealIP()

@@ -19,12 +19,16 @@ import (
 	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/store"
+	"github.com/homeroom/homeroom/pkg/webui"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 )
+
+// uiPrefix is where the teacher pages are served, without a token.
+const uiPrefix = "/ui/"
 
 // MaxBody bounds a request body; a roster of MaxStudents fits many times over,
 // and so does a roster file of a large school.
@@ -205,11 +209,20 @@ func (s *Server) Handler() http.Handler {
 	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBody/1024) + "K"))
 	// Every route but these three needs a token, unknown ones included, so
 	// that nobody without one learns even which paths exist.
-	e.Use(s.authenticate("/healthz", "/readyz", "/metrics"))
+	e.Use(s.authenticate("/healthz", "/readyz", "/metrics", "/", "/ui"))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})))
+
+	// The teacher pages: static files, open to all; what they show comes
+	// from the API with the token signed in with.
+	toUI := func(c echo.Context) error { return c.Redirect(http.StatusFound, "/ui/") }
+	e.GET("/", toUI)
+	e.GET("/ui", toUI)
+	ui := echo.WrapHandler(webui.Handler(uiPrefix))
+	e.GET(uiPrefix+"*", ui)
+	e.HEAD(uiPrefix+"*", ui)
 
 	v1 := e.Group("/api/v1")
 	v1.GET("/openapi.json", s.openAPI)

@@ -1,0 +1,702 @@
+// Homeroom's teacher pages. Plain JavaScript with no build step and nothing
+// fetched from elsewhere: the apiserver embeds these files and they talk
+// only to its API, with the token the teacher signs in with.
+//
+// Pages are hash routes (#/classes, #/new, #/classes/<id>, #/classes/<id>/edit)
+// so that the server serves one document. Every piece of text from the API
+// goes into the page as text, never as HTML.
+
+const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const TOKEN_KEY = "homeroom.token";
+const WAIT = "25s"; // one long poll; the server cuts it to its maximum
+
+const main = document.getElementById("main");
+const notice = document.getElementById("notice");
+
+const session = { token: null, me: null, templates: null };
+let view = null; // AbortController of the page shown: navigation ends its polls
+
+// ---------- the API ----------
+
+class APIError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// api calls the Homeroom API and returns the decoded JSON body. It throws an
+// APIError whose message is meant for a teacher to read.
+async function api(method, path, { body, signal, blob } = {}) {
+  const headers = { Accept: "application/json" };
+  if (session.token) headers.Authorization = "Bearer " + session.token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new APIError(0, "unreachable", "Homeroom's server could not be reached. Check the connection and try again; nothing was changed.");
+  }
+  if (resp.ok) {
+    if (blob) return resp.blob();
+    return resp.status === 204 ? null : resp.json();
+  }
+  let code = "", message = "";
+  try {
+    const e = (await resp.json()).error || {};
+    code = e.code || "";
+    message = e.message || "";
+  } catch { /* not JSON: a proxy's page, say */ }
+  if (resp.status === 401 && session.token && path !== "/api/v1/whoami") {
+    signOut("Your sign-in is no longer valid (the token was revoked or has expired). Sign in again.");
+  }
+  throw new APIError(resp.status, code, plainWords(resp.status, message));
+}
+
+// plainWords turns an error answer into a sentence a teacher can act on. The
+// API's own messages already name the limit, the students or the field.
+function plainWords(status, message) {
+  const m = message ? message.charAt(0).toUpperCase() + message.slice(1) : "";
+  const end = m && !/[.!?]$/.test(m) ? "." : "";
+  switch (true) {
+    case status === 401: return "That token was not accepted. Check that it was copied whole, or ask an administrator for a new one.";
+    case status === 403: return "You are not allowed to do that. " + m + end;
+    case status === 404: return (m || "Not found") + end;
+    case status === 409: return m + end + " Reload the page to see the class as it is now.";
+    case status === 413: return "That is too large to send.";
+    case status === 429: return "Too many requests just now. Wait a moment and try again.";
+    case status >= 500: return "Homeroom had a problem on its side" + (m ? " (" + message + ")" : "") + ". Try again; if it keeps happening, tell your administrator.";
+    default: return (m || "The request was refused") + end;
+  }
+}
+
+// ---------- small DOM helpers ----------
+
+// BOOLEAN_ATTRS are present or absent: a falsy value (0 or "" too) leaves
+// them out.
+const BOOLEAN_ATTRS = new Set(["selected", "disabled", "hidden", "readonly", "required", "checked", "novalidate", "open"]);
+
+// h builds an element: h("a", {href: "#/"}, "text", child…). Attributes
+// starting with "on" become listeners; strings become text nodes.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (BOOLEAN_ATTRS.has(k)) { if (v) el.setAttribute(k, ""); continue; }
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function show(kind, text) {
+  notice.className = "notice " + kind;
+  notice.textContent = text;
+  notice.hidden = false;
+  if (kind === "error") notice.setAttribute("role", "alert");
+  else notice.setAttribute("role", "status");
+}
+
+function clearNotice() {
+  notice.hidden = true;
+  notice.textContent = "";
+}
+
+// page replaces the main content, names the page and moves the focus to its
+// heading so that a screen reader announces it.
+function page(title, ...children) {
+  const h1 = h("h1", { tabindex: "-1" }, title);
+  main.replaceChildren(h1, ...children);
+  document.title = title + " · Homeroom";
+  h1.focus();
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.toggleAttribute("aria-current", a.getAttribute("href") === location.hash);
+    if (a.hasAttribute("aria-current")) a.setAttribute("aria-current", "page");
+  }
+}
+
+function confirmDialog(title, text, action) {
+  const dlg = document.getElementById("confirm");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-ok").textContent = action;
+  dlg.returnValue = "";
+  dlg.showModal();
+  return new Promise((resolve) => dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true }));
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+function bytes(n) {
+  if (n < 1024) return n + " B";
+  const units = ["KiB", "MiB", "GiB"];
+  let i = -1;
+  do { n /= 1024; i++; } while (n >= 1024 && i < units.length - 1);
+  return n.toFixed(n < 10 ? 1 : 0) + " " + units[i];
+}
+
+function duration(seconds) {
+  if (!seconds) return "no time limit";
+  if (seconds % 3600 === 0) return seconds / 3600 + (seconds === 3600 ? " hour" : " hours");
+  if (seconds % 60 === 0) return seconds / 60 + " minutes";
+  return seconds + " seconds";
+}
+
+// ---------- what a class's status means to a teacher ----------
+
+const PHASE_WORDS = {
+  Pending: "Waiting", Provisioning: "Starting", Up: "Up", Collecting: "Collecting work", Down: "Down", Failed: "Failed",
+};
+
+function phaseBadge(cl) {
+  const p = cl.status?.phase || "Pending";
+  return h("span", { class: "phase phase-" + p, "data-phase": p }, PHASE_WORDS[p] || p);
+}
+
+// progress says how far a class is on its way to its desired phase.
+function progress(cl) {
+  const total = cl.spec.students.length;
+  const st = cl.status || {};
+  const students = st.students || [];
+  if (cl.desiredPhase === "Up") {
+    const running = students.filter((s) => s.state === "running").length;
+    const done = st.phase === "Up" && st.observedGeneration === cl.generation;
+    return { done, n: running, total, text: `${running} of ${total} students running` };
+  }
+  const run = st.run;
+  const collected = run ? students.filter((s) => s.artifacts && s.artifacts.runId === run.id).length : 0;
+  const done = st.phase === "Down" && st.observedGeneration === cl.generation;
+  if (!run && done) return { done, n: 0, total, text: "Down" };
+  return { done, n: done ? total : collected, total, text: `${done ? total : collected} of ${total} students collected` };
+}
+
+// problems lists the conditions a teacher should know about, in words.
+function problems(cl) {
+  const out = [];
+  for (const c of cl.status?.conditions || []) {
+    if (c.status === "True") continue;
+    if (c.type === "Ready" && cl.desiredPhase !== "Up") continue;
+    if (c.type === "Ready" && !c.message) continue;
+    const lead = {
+      Ready: "Not every sandbox is ready yet",
+      RoutingAvailable: "Students' links do not work yet",
+      Synced: "Homeroom is retrying",
+      TemplateCurrent: "The template changed since the class went up",
+    }[c.type] || c.type;
+    out.push({ bad: c.type === "Synced", text: lead + (c.message ? ": " + c.message : ".") });
+  }
+  if (cl.downReason === "TTLExpired") out.push({ bad: false, text: "The class's time limit ran out, so Homeroom collected the work and took it down." });
+  return out;
+}
+
+// ---------- sign in ----------
+
+function signOut(message) {
+  session.token = null;
+  session.me = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(TOKEN_KEY);
+  document.getElementById("nav").hidden = true;
+  document.getElementById("who").hidden = true;
+  if (message) show("error", message); else clearNotice();
+  location.hash = "#/signin";
+}
+
+async function signIn(token, remember) {
+  session.token = token;
+  const me = await api("GET", "/api/v1/whoami");
+  session.me = me;
+  (remember ? localStorage : sessionStorage).setItem(TOKEN_KEY, token);
+  document.getElementById("who-name").textContent = `Signed in as ${me.name} (${me.role})`;
+  document.getElementById("nav").hidden = false;
+  document.getElementById("who").hidden = false;
+}
+
+function signInPage() {
+  const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "current-password", required: true, "aria-describedby": "token-hint" });
+  const remember = h("input", { id: "remember", type: "checkbox" });
+  const err = h("p", { class: "field-error", id: "token-error", role: "alert" });
+  const form = h("form", { class: "stack card", onsubmit: async (e) => {
+    e.preventDefault();
+    err.textContent = "";
+    const token = input.value.trim();
+    if (!token) { err.textContent = "Paste the token you were given."; input.setAttribute("aria-invalid", "true"); return; }
+    const btn = form.querySelector("button");
+    btn.disabled = true;
+    try {
+      await signIn(token, remember.checked);
+      clearNotice();
+      location.hash = "#/classes";
+    } catch (ex) {
+      session.token = null;
+      err.textContent = ex.message;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    } finally {
+      btn.disabled = false;
+    }
+  } },
+  h("div", {}, h("label", { for: "token" }, "Token"), input,
+    h("p", { class: "hint", id: "token-hint" }, "The token an administrator gave you. `make run` prints the admin token.")),
+  h("label", { class: "check" }, remember, "Keep me signed in on this device"),
+  err,
+  h("div", {}, h("button", { type: "submit" }, "Sign in")));
+  page("Sign in", form);
+  input.focus();
+}
+
+// ---------- the classes ----------
+
+async function classesPage(signal) {
+  page("Classes", h("p", { class: "muted" }, "Loading classes…"));
+  // The list is small and changes rarely, so it is polled; a class's own
+  // page follows that class with long polls.
+  for (let first = true; !signal.aborted; first = false) {
+    try {
+      const { items } = await api("GET", "/api/v1/classes", { signal });
+      renderClasses(items, first);
+      await sleep(5000, signal);
+    } catch (ex) {
+      if (ex.name === "AbortError") return;
+      show("error", ex.message);
+      await sleep(10000, signal);
+    }
+  }
+}
+
+function renderClasses(items, first) {
+  const list = items.length === 0
+    ? h("div", { class: "card empty" }, h("p", {}, "No classes yet."), h("a", { class: "button", href: "#/new" }, "Create a class"))
+    : h("ul", { class: "cards", id: "class-list" }, items.map((cl) => {
+      const p = progress(cl);
+      return h("li", {}, h("a", { class: "card", href: "#/classes/" + cl.id, "data-class": cl.id },
+        h("h2", {}, cl.id),
+        h("p", {}, phaseBadge(cl), " ", cl.desiredPhase !== (cl.status?.phase || "") && !p.done ? h("span", { class: "meta" }, "→ " + cl.desiredPhase) : ""),
+        h("p", { class: "meta" }, `${cl.spec.subject} · ${cl.spec.template} · ${cl.spec.students.length} students`),
+        h("p", { class: "meta" }, p.text)));
+    }));
+  const body = [h("div", { class: "actions" }, h("a", { class: "button", href: "#/new" }, "New class")), list];
+  if (first) page("Classes", ...body);
+  else main.replaceChildren(main.querySelector("h1"), ...body);
+}
+
+// ---------- one class ----------
+
+async function classPage(id, signal) {
+  page(id, h("p", { class: "muted" }, "Loading…"));
+  let cl;
+  try {
+    cl = await api("GET", "/api/v1/classes/" + encodeURIComponent(id), { signal });
+  } catch (ex) {
+    if (ex.name === "AbortError") return;
+    page(id, h("p", { class: "error-text" }, ex.message), h("a", { href: "#/classes" }, "Back to the classes"));
+    return;
+  }
+  const files = { key: "", runs: [], items: [], run: "" };
+  const render = () => renderClass(cl, files, signal, async (next) => { cl = next; await refreshFiles(); render(); });
+  // refreshFiles reloads the collected files when a collection finished
+  // since the last look (or on the first).
+  const refreshFiles = async () => {
+    const key = (cl.status?.run?.id || "") + "|" + (cl.status?.run?.completedAt || "");
+    if (key === files.key) return;
+    try {
+      const runs = (await api("GET", `/api/v1/classes/${encodeURIComponent(id)}/runs`, { signal })).items || [];
+      files.runs = runs;
+      if (!files.run || !runs.some((r) => r.runId === files.run)) files.run = runs.length ? runs[runs.length - 1].runId : "";
+      files.items = files.run ? (await api("GET", `/api/v1/classes/${encodeURIComponent(id)}/artifacts?run=${encodeURIComponent(files.run)}`, { signal })).items : [];
+      files.key = key;
+    } catch (ex) {
+      if (ex.name !== "AbortError") show("error", "Collected files could not be listed: " + ex.message);
+    }
+  };
+  files.select = async (run) => {
+    files.run = run;
+    try {
+      files.items = (await api("GET", `/api/v1/classes/${encodeURIComponent(id)}/artifacts?run=${encodeURIComponent(run)}`, { signal })).items;
+    } catch (ex) {
+      if (ex.name !== "AbortError") show("error", "Collected files could not be listed: " + ex.message);
+    }
+    render();
+  };
+  await refreshFiles();
+  page(id);
+  render();
+
+  // Follow the class: each long poll returns when it changed or timed out.
+  let backoff = 1000;
+  while (!signal.aborted) {
+    try {
+      const next = await api("GET", `/api/v1/classes/${encodeURIComponent(id)}?wait=${WAIT}&resourceVersion=${cl.resourceVersion}`, { signal });
+      backoff = 1000;
+      if (next.resourceVersion !== cl.resourceVersion) {
+        cl = next;
+        await refreshFiles();
+        render();
+      }
+    } catch (ex) {
+      if (ex.name === "AbortError") return;
+      if (ex.status === 404) { show("info", `Class ${id} no longer exists.`); location.hash = "#/classes"; return; }
+      show("error", ex.message + " Retrying…");
+      await sleep(backoff, signal);
+      backoff = Math.min(backoff * 2, 30000);
+      continue;
+    }
+    if (!notice.hidden && notice.textContent.endsWith("Retrying…")) clearNotice();
+  }
+}
+
+function renderClass(cl, files, signal, update) {
+  const st = cl.status || {};
+  const p = progress(cl);
+  const busy = !p.done;
+  // "Bringing … up" has been said; once there, the page itself shows it.
+  if (p.done && notice.classList.contains("info") && !notice.hidden) clearNotice();
+  const act = (what) => async (e) => {
+    const btn = e.currentTarget;
+    if (what === "down") {
+      const n = (st.students || []).length || cl.spec.students.length;
+      const ok = await confirmDialog(`Take ${cl.id} down?`,
+        `Homeroom will collect the work of all ${n} students first, then remove their sandboxes. Students lose access until the class is brought up again.`,
+        "Collect and take down");
+      if (!ok) { btn.focus(); return; }
+    }
+    btn.disabled = true;
+    try {
+      const next = await api("POST", `/api/v1/classes/${encodeURIComponent(cl.id)}/${what}`, { signal });
+      show("info", what === "up" ? `Bringing ${cl.id} up…` : `Collecting the work of ${cl.id}, then taking it down…`);
+      await update(next);
+    } catch (ex) {
+      if (ex.name !== "AbortError") show("error", ex.message);
+      btn.disabled = false;
+    }
+  };
+  const remove = async (e) => {
+    const ok = await confirmDialog(`Delete ${cl.id}?`, "The class is forgotten. Its collected work stays in the artifact store.", "Delete class");
+    if (!ok) { e.currentTarget?.focus?.(); return; }
+    try {
+      await api("DELETE", `/api/v1/classes/${encodeURIComponent(cl.id)}`, { signal });
+      show("ok", `Class ${cl.id} was deleted. Its collected work is kept.`);
+      location.hash = "#/classes";
+    } catch (ex) {
+      if (ex.name !== "AbortError") show("error", ex.message);
+    }
+  };
+
+  const actions = h("div", { class: "actions" },
+    h("button", { type: "button", id: "up", onclick: act("up"), disabled: cl.desiredPhase === "Up" }, "Bring up"),
+    h("button", { type: "button", id: "down", class: "danger", onclick: act("down"), disabled: cl.desiredPhase !== "Up" }, "Take down"),
+    h("a", { class: "button secondary", href: `#/classes/${cl.id}/edit` }, "Edit"),
+    cl.desiredPhase === "Down" && st.phase === "Down" ? h("button", { type: "button", class: "secondary", id: "delete", onclick: remove }, "Delete") : null);
+
+  const expires = st.expiresAt ? "until " + when(st.expiresAt) : duration(cl.spec.ttlSeconds);
+  const facts = h("dl", { class: "facts" },
+    h("dt", {}, "Status"), h("dd", {}, phaseBadge(cl), busy ? ` on the way ${cl.desiredPhase === "Up" ? "up" : "down"}` : ""),
+    h("dt", {}, "Subject"), h("dd", {}, cl.spec.subject),
+    h("dt", {}, "Template"), h("dd", {}, cl.spec.template),
+    h("dt", {}, "Students"), h("dd", {}, String(cl.spec.students.length)),
+    h("dt", {}, "Time limit"), h("dd", {}, expires));
+
+  const bar = h("div", { class: "progress", id: "progress" },
+    h("progress", { max: p.total || 1, value: p.n, "aria-label": cl.desiredPhase === "Up" ? "Students running" : "Students collected" }),
+    h("p", { "aria-live": "polite", id: "progress-text" }, p.text + (p.done ? "" : "…")));
+
+  const probs = problems(cl);
+  const probList = probs.length ? h("ul", { class: "problems", "aria-label": "Problems" }, probs.map((x) => h("li", { class: x.bad ? "bad" : "" }, x.text))) : null;
+
+  main.replaceChildren(main.querySelector("h1"), actions, h("div", { class: "card" }, facts, bar), probList || "",
+    h("h2", {}, "Students"), studentsTable(cl, files, signal),
+    files.runs.length > 1 ? runPicker(files) : "");
+}
+
+function runPicker(files) {
+  const sel = h("select", { id: "run", onchange: (e) => files.select(e.target.value) },
+    files.runs.slice().reverse().map((r) => h("option", { value: r.runId, selected: r.runId === files.run },
+      `Collected ${when(r.completedAt) || "(incomplete) " + r.runId}` + (r.complete ? "" : " — incomplete"))));
+  return h("div", { class: "stack" }, h("label", { for: "run" }, "Files of the collection"), sel);
+}
+
+function studentsTable(cl, files, signal) {
+  const byId = new Map((cl.status?.students || []).map((s) => [s.id, s]));
+  const ids = [...new Set([...cl.spec.students, ...byId.keys()])];
+  const fileMap = new Map();
+  for (const it of files.items || []) {
+    if (!fileMap.has(it.student)) fileMap.set(it.student, []);
+    fileMap.get(it.student).push(it);
+  }
+  const rows = ids.map((sid) => {
+    const s = byId.get(sid) || { id: sid, state: cl.desiredPhase === "Up" ? "starting" : "none" };
+    const mine = fileMap.get(sid) || [];
+    const work = mine.filter((f) => f.path.startsWith("files/"));
+    const other = mine.filter((f) => !f.path.startsWith("files/"));
+    const fileList = mine.length === 0 ? h("span", { class: "muted" }, files.run ? "nothing collected" : "not collected yet") :
+      h("details", {}, h("summary", {}, `${work.length} file${work.length === 1 ? "" : "s"}` + (other.length ? " and logs" : "")),
+        h("ul", { class: "files" }, [...work, ...other].map((f) => h("li", {},
+          h("code", {}, f.path.replace(/^files\//, "")), h("span", { class: "muted" }, bytes(f.size)),
+          h("button", { type: "button", class: "link", "data-path": f.path, "data-student": sid,
+            "aria-label": `Download ${f.path.replace(/^files\//, "")} of ${sid}`,
+            onclick: () => download(cl.id, f, signal) }, "Download")))));
+    const state = s.state || "unknown";
+    return h("tr", { "data-student": sid },
+      h("td", { "data-label": "Student" }, sid),
+      h("td", { "data-label": "Sandbox" }, h("span", { class: "state-" + state, "data-state": state }, state)),
+      h("td", { "data-label": "Link" }, s.endpoint && cl.desiredPhase === "Up" ? h("a", { href: s.endpoint, target: "_blank", rel: "noopener" }, s.endpoint.replace(/^https?:\/\//, "")) : h("span", { class: "muted" }, "—")),
+      h("td", { "data-label": "Collected" }, fileList));
+  });
+  return h("table", { id: "students" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Sandbox"), h("th", { scope: "col" }, "Link"), h("th", { scope: "col" }, "Collected files"))),
+    h("tbody", {}, rows));
+}
+
+// download fetches a collected file with the token (a plain link could not
+// send it) and hands it to the browser as a file.
+async function download(classId, f, signal) {
+  const path = f.path.split("/").map(encodeURIComponent).join("/");
+  try {
+    const blob = await api("GET", `/api/v1/classes/${encodeURIComponent(classId)}/artifacts/${encodeURIComponent(f.student)}/${path}?run=${encodeURIComponent(f.runId)}`, { signal, blob: true });
+    const url = URL.createObjectURL(blob);
+    const a = h("a", { href: url, download: `${f.student}-${f.path.split("/").pop()}` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (ex) {
+    if (ex.name !== "AbortError") show("error", "The file could not be downloaded: " + ex.message);
+  }
+}
+
+// ---------- create or edit a class ----------
+
+// parseStudents reads a roster pasted one per line. Blank lines and lines
+// starting with # are skipped; every bad or repeated id is reported by line.
+function parseStudents(text) {
+  const students = [], errors = [], seen = new Map();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) return;
+    if (!ID_PATTERN.test(line)) errors.push(`Line ${i + 1}: "${line}" is not a student id (lowercase letters, digits and "-", starting with a letter or digit).`);
+    else if (seen.has(line)) errors.push(`Line ${i + 1}: ${line} is already on line ${seen.get(line)}.`);
+    else { seen.set(line, i + 1); students.push(line); }
+  });
+  return { students, errors };
+}
+
+// rosterFromCSV takes the students of a CSV file: the "student" column when
+// the header names one (only the rows of this class when it has a "class"
+// column, as in the school's roster files), otherwise the first column.
+function rosterFromCSV(text, classId) {
+  const rows = text.split(/\r?\n/).filter((l) => l.trim() && !l.trim().startsWith("#"))
+    .map((l) => l.split(",").map((c) => c.trim().replace(/^"(.*)"$/, "$1").trim()));
+  if (rows.length === 0) return [];
+  const header = rows[0].map((c) => c.toLowerCase());
+  const si = header.indexOf("student");
+  if (si < 0) return rows.map((r) => r[0]);
+  const ci = header.indexOf("class");
+  return rows.slice(1).filter((r) => ci < 0 || !classId || r[ci] === classId).map((r) => r[si] ?? "");
+}
+
+async function templatesList(signal) {
+  if (!session.templates) session.templates = (await api("GET", "/api/v1/templates", { signal })).items;
+  return session.templates;
+}
+
+function templateSummary(t) {
+  if (!t) return "";
+  const parts = [t.description, `${t.cpus} CPU`, `${t.memoryMiB} MiB memory`, t.internet ? "internet access" : "no internet access"];
+  return parts.filter(Boolean).join(" · ");
+}
+
+async function classFormPage(id, signal) {
+  const editing = !!id;
+  page(editing ? `Edit ${id}` : "New class", h("p", { class: "muted" }, "Loading…"));
+  let cl = null, templates = [], subjects = [];
+  try {
+    [templates, subjects, cl] = await Promise.all([
+      templatesList(signal),
+      api("GET", "/api/v1/subjects", { signal }).then((r) => r.items || []).catch(() => []),
+      editing ? api("GET", "/api/v1/classes/" + encodeURIComponent(id), { signal }) : null,
+    ]);
+  } catch (ex) {
+    if (ex.name === "AbortError") return;
+    page(editing ? `Edit ${id}` : "New class", h("p", { class: "error-text" }, ex.message));
+    return;
+  }
+  const me = session.me;
+  const field = (name, label, control, hint) => {
+    const err = h("p", { class: "field-error", id: name + "-error", "aria-live": "polite" });
+    control.setAttribute("aria-describedby", [hint ? name + "-hint" : "", name + "-error"].join(" ").trim());
+    return { err, el: h("div", {}, h("label", { for: name }, label), control, hint ? h("p", { class: "hint", id: name + "-hint" }, hint) : "", err) };
+  };
+
+  const idInput = h("input", { id: "class-id", name: "id", required: true, value: id || "", readonly: editing, autocomplete: "off", spellcheck: "false", placeholder: "cs101-a" });
+  // A teacher picks one of their subjects; an admin may name any.
+  const subjectNames = me.role === "teacher" ? me.subjects : subjects.map((s) => s.id);
+  const subjectInput = me.role === "teacher"
+    ? h("select", { id: "subject", required: true }, subjectNames.map((s) => h("option", { value: s, selected: cl?.spec.subject === s }, s)))
+    : h("input", { id: "subject", required: true, list: "subject-list", value: cl?.spec.subject || "", autocomplete: "off" });
+  const templateSelect = h("select", { id: "template", required: true },
+    templates.map((t) => h("option", { value: t.name, selected: cl ? cl.spec.template === t.name : false }, t.name)));
+  const templateHint = h("p", { class: "hint", id: "template-summary" });
+  const showTemplate = () => { templateHint.textContent = templateSummary(templates.find((t) => t.name === templateSelect.value)); };
+  templateSelect.addEventListener("change", showTemplate);
+  showTemplate();
+
+  const studentsArea = h("textarea", { id: "students", name: "students", rows: 10, spellcheck: "false", autocapitalize: "none", placeholder: "alice\nbob\ncarol" });
+  studentsArea.value = cl ? cl.spec.students.join("\n") : "";
+  const count = h("p", { class: "hint", "aria-live": "polite" });
+  const recount = () => { const { students } = parseStudents(studentsArea.value); count.textContent = `${students.length} student${students.length === 1 ? "" : "s"}`; };
+  studentsArea.addEventListener("input", recount);
+  recount();
+  const csvInput = h("input", { id: "csv", type: "file", accept: ".csv,text/csv,text/plain" });
+  csvInput.addEventListener("change", async () => {
+    const file = csvInput.files[0];
+    if (!file) return;
+    if (file.size > 1 << 20) { studentsField.err.textContent = "That file is larger than 1 MiB; is it the right one?"; return; }
+    const names = rosterFromCSV(await file.text(), idInput.value.trim());
+    studentsArea.value = names.join("\n");
+    recount();
+    studentsField.err.textContent = names.length ? "" : "No students were found in that file.";
+  });
+  const rosterNote = h("p", { class: "hint", id: "roster-note" });
+  const useRoster = h("button", { type: "button", class: "secondary", id: "use-roster", hidden: true }, "Use the official roster");
+  let roster = null;
+  const lookupRoster = async () => {
+    const cid = idInput.value.trim();
+    roster = null;
+    useRoster.hidden = true;
+    rosterNote.textContent = "";
+    if (!ID_PATTERN.test(cid)) return;
+    try {
+      roster = await api("GET", "/api/v1/rosters/" + encodeURIComponent(cid), { signal });
+      rosterNote.textContent = `The official roster of ${cid} (${roster.subject}) has ${roster.students.length} students; you may bring up all of them or some.`;
+      useRoster.hidden = false;
+      if (me.role !== "teacher" && !subjectInput.value) subjectInput.value = roster.subject;
+      if (me.role === "teacher" && subjectNames.includes(roster.subject)) subjectInput.value = roster.subject;
+    } catch (ex) {
+      if (ex.status === 404 && me.role === "teacher") rosterNote.textContent = `No official roster is registered for ${cid}; ask an administrator to register the class.`;
+    }
+  };
+  useRoster.addEventListener("click", () => { if (roster) { studentsArea.value = roster.students.join("\n"); recount(); } });
+  idInput.addEventListener("change", lookupRoster);
+
+  const ttl = cl?.spec.ttlSeconds || 0;
+  const ttlInput = h("input", { id: "ttl", type: "number", min: "0", step: "any", inputmode: "decimal", value: ttl ? (ttl % 3600 === 0 ? ttl / 3600 : ttl / 60) : "" });
+  const ttlUnit = h("select", { id: "ttl-unit", "aria-label": "Unit of the time limit" },
+    h("option", { value: "3600", selected: !ttl || ttl % 3600 === 0 }, "hours"),
+    h("option", { value: "60", selected: ttl && ttl % 3600 !== 0 }, "minutes"));
+
+  const idField = field("class-id", "Class id", idInput, editing ? "A class keeps its id." : "Lowercase letters, digits and \"-\", as registered by the school, e.g. cs101-a.");
+  const subjectField = field("subject", "Subject", subjectInput);
+  const templateField = field("template", "Template", templateSelect);
+  templateField.el.insertBefore(templateHint, templateField.err);
+  const studentsField = field("students", "Students", studentsArea, "One student id per line. Paste them, or load a CSV file below.");
+  studentsField.el.insertBefore(count, studentsField.err);
+  const ttlField = field("ttl", "Time limit", h("div", { class: "row" }, ttlInput, ttlUnit), "Homeroom collects the work and takes the class down when it runs out. Leave empty for none.");
+  ttlField.el.querySelector("label").setAttribute("for", "ttl");
+  ttlInput.setAttribute("aria-describedby", "ttl-hint ttl-error");
+
+  const formErr = h("p", { class: "field-error", role: "alert", id: "form-error" });
+  const form = h("form", { class: "stack card", novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    for (const f of [idField, subjectField, templateField, studentsField, ttlField]) f.err.textContent = "";
+    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    formErr.textContent = "";
+    const cid = idInput.value.trim(), subject = subjectInput.value.trim();
+    const { students, errors } = parseStudents(studentsArea.value);
+    const bad = [];
+    if (!ID_PATTERN.test(cid)) bad.push([idField, idInput, "A class id is lowercase letters, digits and \"-\", starting with a letter or digit, at most 63 characters."]);
+    if (!ID_PATTERN.test(subject)) bad.push([subjectField, subjectInput, "Choose the class's subject."]);
+    if (errors.length) bad.push([studentsField, studentsArea, errors.slice(0, 10).join("\n") + (errors.length > 10 ? `\n…and ${errors.length - 10} more.` : "")]);
+    else if (students.length === 0) bad.push([studentsField, studentsArea, "Add at least one student."]);
+    const amount = ttlInput.value.trim() === "" ? 0 : Number(ttlInput.value);
+    if (!Number.isFinite(amount) || amount < 0) bad.push([ttlField, ttlInput, "The time limit is a number of hours or minutes, or empty for none."]);
+    const ttlSeconds = Math.round(amount * Number(ttlUnit.value));
+    if (bad.length) {
+      for (const [f, el, msg] of bad) { f.err.textContent = msg; el.setAttribute("aria-invalid", "true"); }
+      bad[0][1].focus();
+      return;
+    }
+    const btn = form.querySelector("button[type=submit]");
+    btn.disabled = true;
+    try {
+      const spec = { subject, template: templateSelect.value, students };
+      if (ttlSeconds > 0) spec.ttlSeconds = ttlSeconds;
+      await api("PUT", "/api/v1/classes/" + encodeURIComponent(cid), { body: spec, signal });
+      show("ok", editing ? `Class ${cid} was saved.` : `Class ${cid} was created. Bring it up when the lesson starts.`);
+      location.hash = "#/classes/" + cid;
+    } catch (ex) {
+      if (ex.name === "AbortError") return;
+      formErr.textContent = ex.message;
+      formErr.focus?.();
+    } finally {
+      btn.disabled = false;
+    }
+  } },
+  idField.el, rosterNote, useRoster, subjectField.el, templateField.el, studentsField.el,
+  h("div", {}, h("label", { for: "csv" }, "Roster file (CSV)"), csvInput,
+    h("p", { class: "hint" }, "A column named student, or one id per line; with a class column, only this class's rows are taken.")),
+  ttlField.el, formErr,
+  h("div", { class: "actions" }, h("button", { type: "submit" }, editing ? "Save" : "Create class"),
+    h("a", { class: "button secondary", href: editing ? "#/classes/" + id : "#/classes" }, "Cancel")));
+  const datalist = h("datalist", { id: "subject-list" }, subjectNames.map((s) => h("option", { value: s })));
+  page(editing ? `Edit ${id}` : "New class", form, datalist);
+  if (editing) lookupRoster(); else idInput.focus();
+}
+
+// ---------- routing ----------
+
+async function route() {
+  view?.abort();
+  view = new AbortController();
+  const signal = view.signal;
+  const hash = location.hash || "#/classes";
+  if (!session.token) {
+    if (hash !== "#/signin") { location.hash = "#/signin"; return; }
+    signInPage();
+    return;
+  }
+  let m;
+  if (hash === "#/signin") { location.hash = "#/classes"; return; }
+  if (hash === "#/classes" || hash === "#/" || hash === "#") return classesPage(signal);
+  if (hash === "#/new") return classFormPage(null, signal);
+  if ((m = hash.match(/^#\/classes\/([a-z0-9][a-z0-9-]{0,62})\/edit$/))) return classFormPage(m[1], signal);
+  if ((m = hash.match(/^#\/classes\/([a-z0-9][a-z0-9-]{0,62})$/))) return classPage(m[1], signal);
+  page("Not found", h("p", {}, "There is no such page."), h("a", { href: "#/classes" }, "Back to the classes"));
+}
+
+async function start() {
+  document.getElementById("signout").addEventListener("click", () => signOut());
+  window.addEventListener("hashchange", route);
+  const saved = sessionStorage.getItem(TOKEN_KEY) || localStorage.getItem(TOKEN_KEY);
+  if (saved) {
+    try {
+      await signIn(saved, !!localStorage.getItem(TOKEN_KEY));
+    } catch (ex) {
+      session.token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+      localStorage.removeItem(TOKEN_KEY);
+      if (ex.status !== 401) show("error", ex.message);
+    }
+  }
+  route();
+}
+
+start();

@@ -1,0 +1,443 @@
+// Package browser tests the teacher pages in a real headless Chromium,
+// against the real apiserver and controller binaries, the real Docker daemon
+// and the embedded store and artifact store, as a teacher would use them:
+// sign in, create a class, bring it up, take it down, download a file.
+// A screenshot of each main screen is kept in bin/test-artifacts/browser
+// (or $HOMEROOM_TEST_ARTIFACTS/browser).
+package browser
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+)
+
+const classID = "cs101-ui"
+
+type system struct {
+	t     *testing.T
+	base  string
+	admin string
+}
+
+// call sends an API request as tok and decodes the answer into out.
+func (s *system) call(tok, method, path string, body, out any) int {
+	s.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.base+path, r)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		s.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode
+}
+
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered 200", url)
+}
+
+// start runs the two binaries as `make run` does, on embedded services.
+func start(t *testing.T) *system {
+	bin := testenv.BuildBinaries(t, "apiserver", "controller")
+	data := t.TempDir()
+	listen, ctlListen := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	env := []string{
+		"HOMEROOM_DATA_DIR=" + data,
+		"HOMEROOM_LISTEN=" + listen,
+		"HOMEROOM_CONTROLLER_LISTEN=" + ctlListen,
+		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + testenv.FreeAddr(t),
+		"HOMEROOM_EMBEDDED_S3_ADDR=" + testenv.FreeAddr(t),
+		"HOMEROOM_TRAEFIK_CONTAINER=homeroom-browser-no-router",
+		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
+	}
+	testenv.StartProcess(t, filepath.Join(bin, "apiserver"), env)
+	waitHTTP(t, "http://"+listen+"/readyz")
+	testenv.StartProcess(t, filepath.Join(bin, "controller"), env)
+	waitHTTP(t, "http://"+ctlListen+"/readyz")
+	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &system{t: t, base: "http://" + listen, admin: strings.TrimSpace(string(tok))}
+}
+
+// teacher registers what the school's records would hold: the subject, the
+// class's official roster and a teacher of the subject, and returns the
+// teacher's token.
+func (s *system) teacher() string {
+	s.t.Helper()
+	if c := s.call(s.admin, "PUT", "/api/v1/subjects/cs101", map[string]any{"title": "Introduction to programming"}, nil); c >= 300 {
+		s.t.Fatalf("subject: %d", c)
+	}
+	if c := s.call(s.admin, "PUT", "/api/v1/rosters/"+classID, map[string]any{
+		"subject": "cs101", "students": []string{"alice", "bob", "carol", "dave"}}, nil); c >= 300 {
+		s.t.Fatalf("roster: %d", c)
+	}
+	if c := s.call(s.admin, "PUT", "/api/v1/users/teacher-1", map[string]any{"role": "teacher", "subjects": []string{"cs101"}}, nil); c >= 300 {
+		s.t.Fatalf("teacher: %d", c)
+	}
+	var issued struct {
+		Token string `json:"token"`
+	}
+	if c := s.call(s.admin, "POST", "/api/v1/users/teacher-1/tokens", map[string]any{"description": "browser test"}, &issued); c != http.StatusCreated {
+		s.t.Fatalf("token: %d", c)
+	}
+	return issued.Token
+}
+
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("HOMEROOM_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "bin", "test-artifacts")
+	}
+	dir = filepath.Join(dir, "browser")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// screenshot keeps a picture of the whole page as a test artifact.
+func screenshot(t *testing.T, dir, name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		png, err := chromedp.FullScreenshot(100)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, name+".png")
+		t.Logf("screenshot %s", p)
+		return os.WriteFile(p, png, 0o644)
+	})
+}
+
+// waitFor polls a JavaScript condition; on timeout the error says which.
+func waitFor(what, js string, timeout time.Duration) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))(ctx, tg); err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// setValue replaces what a field holds, as pasting over it would, and lets
+// the page know (an input event).
+func setValue(sel, v string) chromedp.Action[chromedp.Void] {
+	js := fmt.Sprintf(`(() => { const el = document.querySelector(%q); el.value = %s; el.dispatchEvent(new Event("input", {bubbles: true})); return el.value; })()`, sel, strconv.Quote(v))
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		got, err := chromedp.Evaluate[string](js)(ctx, tg)
+		if err == nil && got != v {
+			err = fmt.Errorf("%s holds %q after setting %q", sel, got, v)
+		}
+		return err
+	})
+}
+
+func text(sel string) string {
+	return fmt.Sprintf(`(document.querySelector(%q)?.textContent || "")`, sel)
+}
+
+func TestTeacherBringsAClassUpAndDown(t *testing.T) {
+	d := testenv.Docker(t)
+	chromium := testenv.Chromium(t)
+	testenv.CleanupClass(t, d, classID)
+	sys := start(t)
+	token := sys.teacher()
+	shots := artifactsDir(t)
+	downloads := t.TempDir()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox, // tests run as root
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer cancelBrowser()
+
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	if _, err := chromedp.CallBrowser(bctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
+		t.Fatal(err)
+	}
+	// Any uncaught error in the pages fails the test.
+	var mu sync.Mutex
+	var jsErrors []string
+	if err := chromedp.Listen(bctx, func(ev any) {
+		var d *runtime.ExceptionDetails
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d = e.ExceptionDetails
+		case runtime.EventExceptionThrown:
+			d = e.ExceptionDetails
+		}
+		if d != nil {
+			b, _ := json.Marshal(d)
+			mu.Lock()
+			jsErrors = append(jsErrors, string(b))
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range jsErrors {
+			t.Errorf("JavaScript error in the page: %s", e)
+		}
+	}()
+
+	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(bctx, actions...); err != nil {
+			_ = chromedp.Do(bctx, screenshot(t, shots, "failed"))
+			html, _ := chromedp.Run(bctx, chromedp.OuterHTML(chromedp.CSS("main")))
+			t.Fatalf("%s: %v\nthe page: %.3000s", step, err, html)
+		}
+	}
+	value := func(a chromedp.Action[string]) string {
+		t.Helper()
+		v, err := chromedp.Run(bctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	// Sign in, by keyboard. A wrong token is refused in words.
+	run("open the sign-in page",
+		chromedp.Navigate(sys.base+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		screenshot(t, shots, "01-sign-in"),
+		chromedp.SendKeys(chromedp.CSS("#token"), "not-a-token"+kb.Enter),
+		waitFor("the refusal", text("#token-error")+`.includes("That token was not accepted")`, 10*time.Second),
+		setValue("#token", ""),
+		chromedp.SendKeys(chromedp.CSS("#token"), token+kb.Enter),
+		waitFor("the empty class list", text("main")+`.includes("No classes yet")`, 10*time.Second),
+		waitFor("the teacher's name", text("#who-name")+`.includes("teacher-1")`, time.Second),
+	)
+
+	// Create the class: the roster from a CSV file, then bad input.
+	csv := filepath.Join(t.TempDir(), "roster.csv")
+	if err := os.WriteFile(csv, []byte("class,subject,student\ncs101-ui,cs101,alice\ncs101-b,cs101,zoe\ncs101-ui,cs101,bob\ncs101-ui,cs101,carol\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("fill in the new class",
+		chromedp.Click(chromedp.CSS(`main a[href="#/new"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#class-id")),
+		chromedp.SendKeys(chromedp.CSS("#class-id"), classID+kb.Tab),
+		waitFor("the official roster's note", text("#roster-note")+`.includes("has 4 students")`, 10*time.Second),
+		chromedp.SetUploadFiles(chromedp.CSS("#csv"), []string{csv}),
+		waitFor("the roster from the file", `document.querySelector("#students").value.includes("carol")`, 10*time.Second),
+	)
+	students := value(chromedp.Value(chromedp.CSS("#students")))
+	if students != "alice\nbob\ncarol" {
+		t.Errorf("students read from the CSV file: %q, want this class's three", students)
+	}
+	run("a bad line is refused before sending",
+		setValue("#students", "alice\nBob Smith\ncarol"),
+		chromedp.Click(chromedp.CSS(`form button[type="submit"]`)),
+		waitFor("the line's error", text("#students-error")+`.includes('Line 2: "Bob Smith" is not a student id')`, 5*time.Second),
+	)
+	run("a student off the roster is refused by the server, by name",
+		setValue("#students", "alice\nbob\nmallory"),
+		chromedp.Click(chromedp.CSS(`form button[type="submit"]`)),
+		waitFor("the server's refusal", text("#form-error")+`.includes("mallory")`, 10*time.Second),
+	)
+	formError := value(chromedp.Text(chromedp.CSS("#form-error")))
+	t.Logf("refusal shown: %s", formError)
+	if c := sys.call(token, "GET", "/api/v1/classes/"+classID, nil, nil); c != http.StatusNotFound {
+		t.Fatalf("a refused class was written: GET answers %d", c)
+	}
+	run("create the class",
+		setValue("#students", "alice\nbob\ncarol"),
+		chromedp.SendKeys(chromedp.CSS("#ttl"), "2"),
+		screenshot(t, shots, "02-new-class"),
+		chromedp.Click(chromedp.CSS(`form button[type="submit"]`)),
+		waitFor("the class page", `location.hash === "#/classes/`+classID+`" && !!document.querySelector("#up")`, 10*time.Second),
+		waitFor("the created notice", text("#notice")+`.includes("was created")`, 5*time.Second),
+	)
+	var spec struct {
+		Spec struct {
+			Students   []string `json:"students"`
+			TTLSeconds int64    `json:"ttlSeconds"`
+			Template   string   `json:"template"`
+		} `json:"spec"`
+	}
+	sys.call(token, "GET", "/api/v1/classes/"+classID, nil, &spec)
+	if strings.Join(spec.Spec.Students, ",") != "alice,bob,carol" || spec.Spec.TTLSeconds != 7200 || spec.Spec.Template == "" {
+		t.Errorf("the class as stored: %+v", spec.Spec)
+	}
+
+	// Up: the page follows the class until every student runs.
+	run("bring it up",
+		chromedp.Click(chromedp.CSS("#up")),
+		waitFor("3 of 3 running", text("#progress-text")+` === "3 of 3 students running"`, 3*time.Minute),
+		waitFor("three running sandboxes", `document.querySelectorAll('#students [data-state="running"]').length === 3`, 5*time.Second),
+		waitFor("the phase Up", `!!document.querySelector('[data-phase="Up"]')`, 5*time.Second),
+		waitFor("alice's link", text(`tr[data-student="alice"]`)+`.includes("alice.`+classID+`.lab.localhost")`, 5*time.Second),
+		screenshot(t, shots, "03-class-up"),
+	)
+
+	// alice saves her work in her sandbox.
+	notes := []byte("alice's notes from the lab\n")
+	saveFile(t, d, "alice", "notes.txt", notes)
+
+	// Down asks first; Escape leaves the class up.
+	run("cancel the Down",
+		chromedp.Click(chromedp.CSS("#down")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm")),
+		screenshot(t, shots, "04-confirm-down"),
+		chromedp.KeyEvent(kb.Escape),
+		waitFor("the dialog closed", `!document.querySelector("#confirm").open`, 5*time.Second),
+	)
+	var cl struct {
+		DesiredPhase string `json:"desiredPhase"`
+	}
+	sys.call(token, "GET", "/api/v1/classes/"+classID, nil, &cl)
+	if cl.DesiredPhase != "Up" {
+		t.Fatalf("a cancelled Down changed the class to %q", cl.DesiredPhase)
+	}
+	run("take it down",
+		chromedp.Click(chromedp.CSS("#down")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		waitFor("the phase Down", `!!document.querySelector('[data-phase="Down"]')`, 3*time.Minute),
+		waitFor("3 of 3 collected", text("#progress-text")+` === "3 of 3 students collected"`, 10*time.Second),
+		waitFor("alice's file listed", `!!document.querySelector('button[data-student="alice"][data-path="files/workspace/notes.txt"]')`, 30*time.Second),
+		chromedp.Click(chromedp.CSS(`tr[data-student="alice"] summary`)),
+		screenshot(t, shots, "05-class-down"),
+		chromedp.Click(chromedp.CSS(`button[data-student="alice"][data-path="files/workspace/notes.txt"]`)),
+	)
+	got := waitDownload(t, filepath.Join(downloads, "alice-notes.txt"))
+	if !bytes.Equal(got, notes) {
+		t.Errorf("downloaded %q, want %q", got, notes)
+	}
+
+	// A phone: one column, nothing wider than the screen.
+	run("a phone screen",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+		chromedp.Reload(),
+		waitFor("the class page again", `!!document.querySelector('[data-phase="Down"]')`, 20*time.Second),
+		screenshot(t, shots, "06-class-phone"),
+	)
+	overflow, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if overflow {
+		t.Errorf("the class page is wider than a phone's screen")
+	}
+	run("the class list",
+		chromedp.EmulateViewport(1280, 900),
+		chromedp.Navigate(sys.base+"/ui/#/classes"),
+		waitFor("the class in the list", `!!document.querySelector('[data-class="`+classID+`"] [data-phase="Down"]')`, 20*time.Second),
+		screenshot(t, shots, "07-classes"),
+	)
+}
+
+// saveFile writes a file into a student's workspace through their sandbox.
+func saveFile(t *testing.T, d *dockerx.Client, student, name string, body []byte) {
+	t.Helper()
+	f := filters.NewArgs(filters.Arg("label", "homeroom.class="+classID), filters.Arg("label", "homeroom.student="+student))
+	cs, err := d.API().ContainerList(context.Background(), container.ListOptions{Filters: f})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("%s's container: %v %d", student, err, len(cs))
+	}
+	ep := cs[0].NetworkSettings.Networks["homeroom-"+classID]
+	if ep == nil {
+		t.Fatalf("%s's container is not on the class network", student)
+	}
+	url := "http://" + ep.IPAddress + ":8080/files/" + name
+	for i := 0; ; i++ {
+		req, _ := http.NewRequest("PUT", url, bytes.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusCreated {
+				return
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if i == 50 {
+			t.Fatalf("save %s in %s's sandbox: %v", name, student, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitDownload waits for the browser to finish writing a download.
+func waitDownload(t *testing.T, path string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			if _, err := os.Stat(path + ".crdownload"); errors.Is(err, os.ErrNotExist) {
+				return b
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	t.Fatalf("no download at %s; the folder holds %v", path, entries)
+	return nil
+}
