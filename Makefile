@@ -5,7 +5,7 @@ SANDBOX_IMAGE ?= homeroom/sandbox:dev
 GOFLAGS_BUILD := -trimpath
 FUZZTIME ?= 30s
 
-.PHONY: all build images traefik run test test-unit fuzz docker versitygw promtool vet clean
+.PHONY: all build images traefik run test test-unit fuzz docker versitygw promtool vet clean chromium
 
 all: build
 
@@ -41,8 +41,12 @@ promtool:
 vet:
 	$(GO) vet ./...
 
+# Debian's Chromium, for the browser tests of the teacher pages (test/browser).
+chromium:
+	@scripts/ensure-chromium.sh
+
 # Integration packages share one Docker daemon: -p 1 runs packages one at a time.
-test: images traefik versitygw promtool vet
+test: images traefik versitygw promtool chromium vet
 	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) HOMEROOM_PROMTOOL=$$(scripts/ensure-promtool.sh) $(GO) test -race -count=1 -p 1 -timeout 30m ./...
 	$(MAKE) fuzz
 

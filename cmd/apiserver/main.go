@@ -114,6 +114,7 @@ func run(ctx context.Context) error {
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("apiserver listening", zap.String("url", "http://"+cfg.Listen))
 	fmt.Printf("Homeroom API: http://%s\n", cfg.Listen)
+	fmt.Printf("Teacher pages: http://%s/ui/\n", cfg.Listen)
 	// A token the operator supplied is theirs to know; printing it would
 	// only copy a secret into the logs.
 	if cfg.AdminToken == "" {

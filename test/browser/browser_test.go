@@ -26,10 +26,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/homeroom/homeroom/internal/testenv"
-	"github.com/homeroom/homeroom/pkg/dockerx"
 )
 
 const classID = "cs101-ui"
@@ -84,7 +81,7 @@ func waitHTTP(t *testing.T, url string) {
 }
 
 // start runs the two binaries as `make run` does, on embedded services.
-func start(t *testing.T) *system {
+func start(t *testing.T, traefik string) *system {
 	bin := testenv.BuildBinaries(t, "apiserver", "controller")
 	data := t.TempDir()
 	listen, ctlListen := testenv.FreeAddr(t), testenv.FreeAddr(t)
@@ -94,7 +91,7 @@ func start(t *testing.T) *system {
 		"HOMEROOM_CONTROLLER_LISTEN=" + ctlListen,
 		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + testenv.FreeAddr(t),
 		"HOMEROOM_EMBEDDED_S3_ADDR=" + testenv.FreeAddr(t),
-		"HOMEROOM_TRAEFIK_CONTAINER=homeroom-browser-no-router",
+		"HOMEROOM_TRAEFIK_CONTAINER=" + traefik,
 		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
 	}
 	testenv.StartProcess(t, filepath.Join(bin, "apiserver"), env)
@@ -188,7 +185,8 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	d := testenv.Docker(t)
 	chromium := testenv.Chromium(t)
 	testenv.CleanupClass(t, d, classID)
-	sys := start(t)
+	tr := testenv.StartTraefik(t, d)
+	sys := start(t, tr.Name)
 	token := sys.teacher()
 	shots := artifactsDir(t)
 	downloads := t.TempDir()
@@ -204,6 +202,9 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
+		// Students' links name port 80 of *.lab.localhost; this test's
+		// Traefik listens on a port of its own.
+		chromedp.Flag("host-resolver-rules", "MAP *.lab.localhost "+tr.Addr),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelAlloc()
@@ -289,6 +290,13 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		waitFor("the roster from the file", `document.querySelector("#students").value.includes("carol")`, 10*time.Second),
 	)
 	students := value(chromedp.Value(chromedp.CSS("#students")))
+	// Every control can be found by a screen reader's user: each has a label.
+	unlabelled := value(chromedp.Evaluate[string](`[...document.querySelectorAll("input, select, textarea, button")]
+		.filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.textContent.trim())
+		.map((el) => el.outerHTML).join("\n")`))
+	if unlabelled != "" {
+		t.Errorf("controls without a label:\n%s", unlabelled)
+	}
 	if students != "alice\nbob\ncarol" {
 		t.Errorf("students read from the CSV file: %q, want this class's three", students)
 	}
@@ -337,9 +345,20 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		screenshot(t, shots, "03-class-up"),
 	)
 
-	// alice saves her work in her sandbox.
+	// alice follows her link, which reaches her own sandbox through Traefik,
+	// and saves her work there.
+	href := value(chromedp.Evaluate[string](`document.querySelector('tr[data-student="alice"] a').href`))
+	if href != "http://alice."+classID+".lab.localhost/" && href != "http://alice."+classID+".lab.localhost" {
+		t.Errorf("alice's link: %q", href)
+	}
+	tab, closeTab := chromedp.NewContext(bctx)
+	err := chromedp.Do(tab, chromedp.Navigate(href), waitFor("alice's sandbox", `document.body.innerText.includes('"student":"alice"')`, 20*time.Second))
+	if err != nil {
+		t.Errorf("alice's link does not reach her sandbox: %v", err)
+	}
+	closeTab()
 	notes := []byte("alice's notes from the lab\n")
-	saveFile(t, d, "alice", "notes.txt", notes)
+	saveFile(t, tr, "alice", "notes.txt", notes)
 
 	// Down asks first; Escape leaves the class up.
 	run("cancel the Down",
@@ -372,6 +391,21 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		t.Errorf("downloaded %q, want %q", got, notes)
 	}
 
+	// Edit the class that is Down: a fourth student from the roster.
+	run("edit the class",
+		chromedp.Click(chromedp.CSS(`main a[href="#/classes/`+classID+`/edit"]`)),
+		waitFor("the form with the class", `document.querySelector("#students")?.value === "alice\nbob\ncarol"`, 10*time.Second),
+		waitFor("the roster button", `!document.querySelector("#use-roster").hidden`, 10*time.Second),
+		chromedp.Click(chromedp.CSS("#use-roster")),
+		chromedp.Click(chromedp.CSS(`form button[type="submit"]`)),
+		waitFor("the saved class", `location.hash === "#/classes/`+classID+`" && `+text("#notice")+`.includes("was saved")`, 10*time.Second),
+		waitFor("dave in the list", `!!document.querySelector('tr[data-student="dave"]')`, 10*time.Second),
+	)
+	sys.call(token, "GET", "/api/v1/classes/"+classID, nil, &spec)
+	if strings.Join(spec.Spec.Students, ",") != "alice,bob,carol,dave" {
+		t.Errorf("students after the edit: %v", spec.Spec.Students)
+	}
+
 	// A phone: one column, nothing wider than the screen.
 	run("a phone screen",
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
@@ -394,22 +428,13 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	)
 }
 
-// saveFile writes a file into a student's workspace through their sandbox.
-func saveFile(t *testing.T, d *dockerx.Client, student, name string, body []byte) {
+// saveFile writes a file into a student's workspace through their endpoint.
+func saveFile(t *testing.T, tr *testenv.Traefik, student, name string, body []byte) {
 	t.Helper()
-	f := filters.NewArgs(filters.Arg("label", "homeroom.class="+classID), filters.Arg("label", "homeroom.student="+student))
-	cs, err := d.API().ContainerList(context.Background(), container.ListOptions{Filters: f})
-	if err != nil || len(cs) != 1 {
-		t.Fatalf("%s's container: %v %d", student, err, len(cs))
-	}
-	ep := cs[0].NetworkSettings.Networks["homeroom-"+classID]
-	if ep == nil {
-		t.Fatalf("%s's container is not on the class network", student)
-	}
-	url := "http://" + ep.IPAddress + ":8080/files/" + name
 	for i := 0; ; i++ {
-		req, _ := http.NewRequest("PUT", url, bytes.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
+		req, _ := http.NewRequest("PUT", "http://"+tr.Addr+"/files/"+name, bytes.NewReader(body))
+		req.Host = student + "." + classID + ".lab.localhost"
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusCreated {
