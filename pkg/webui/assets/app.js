@@ -270,10 +270,14 @@ async function classesPage(signal) {
   page("Classes", h("p", { class: "muted" }, "Loading classes…"));
   // The list is small and changes rarely, so it is polled; a class's own
   // page follows that class with long polls.
+  let last = null;
   for (let first = true; !signal.aborted; first = false) {
     try {
       const { items } = await api("GET", "/api/v1/classes", { signal });
-      renderClasses(items, first);
+      // Redraw only on a change, so that the focus stays where it is.
+      const now = JSON.stringify(items);
+      if (now !== last) renderClasses(items, first);
+      last = now;
       await sleep(5000, signal);
     } catch (ex) {
       if (ex.name === "AbortError") return;
@@ -422,9 +426,25 @@ function renderClass(cl, files, signal, update) {
   const probs = problems(cl);
   const probList = probs.length ? h("ul", { class: "problems", "aria-label": "Problems" }, probs.map((x) => h("li", { class: x.bad ? "bad" : "" }, x.text))) : null;
 
+  // Redrawing must not take the keyboard focus away or fold up the file
+  // lists someone opened: remember both and put them back.
+  const focused = document.activeElement && main.contains(document.activeElement) ? keyOf(document.activeElement) : null;
+  const open = [...main.querySelectorAll("tr[data-student] details[open]")].map((d) => d.closest("tr").dataset.student);
   main.replaceChildren(main.querySelector("h1"), actions, h("div", { class: "card" }, facts, bar), probList || "",
     h("h2", {}, "Students"), studentsTable(cl, files, signal),
     files.runs.length > 1 ? runPicker(files) : "");
+  for (const sid of open) main.querySelector(`tr[data-student="${CSS.escape(sid)}"] details`)?.setAttribute("open", "");
+  if (focused) {
+    const el = [...main.querySelectorAll("button, a, select, summary")].find((e) => keyOf(e) === focused);
+    if (el && !el.disabled) el.focus();
+  }
+}
+
+// keyOf names a control so that it can be found again after a redraw.
+function keyOf(el) {
+  if (el.id) return "#" + el.id;
+  const row = el.closest("tr[data-student]");
+  return [el.tagName, row?.dataset.student || "", el.dataset.path || "", el.getAttribute("href") || ""].join("|");
 }
 
 function runPicker(files) {
