@@ -5,7 +5,7 @@ SANDBOX_IMAGE ?= homeroom/sandbox:dev
 GOFLAGS_BUILD := -trimpath
 FUZZTIME ?= 30s
 
-.PHONY: all build images traefik run test test-unit fuzz docker versitygw promtool vet clean chromium
+.PHONY: all build images traefik run test test-unit fuzz docker versitygw promtool vet clean bench chromium
 
 all: build
 
@@ -58,6 +58,12 @@ fuzz:
 
 test-unit:
 	$(GO) test -race -count=1 -short ./...
+
+# Up and Down of classes of 10, 50 and 100 against the daemon's own limit,
+# plus the controller's memory with 500 containers and its idle CPU; prints
+# a table and PASS/MISS per target (docs/benchmarks.md). About 6 minutes.
+bench: images versitygw
+	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) $(GO) run ./bench -bin $(BIN) $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -42,7 +44,10 @@ func run(ctx context.Context) error {
 	flag.StringVar(&cfg.ControllerListen, "listen", cfg.ControllerListen, "address for /metrics, /healthz and /readyz (HOMEROOM_CONTROLLER_LISTEN)")
 	cfg.CommonFlags(flag.CommandLine)
 	workers := flag.Int("workers", 4, "classes reconciled at once")
-	parallel := flag.Int("parallel", 8, "students of one class worked on at once")
+	parallel := flag.Int("parallel", envInt("HOMEROOM_PARALLEL", reconcile.DefaultParallel), "students of one class worked on at once (HOMEROOM_PARALLEL)")
+	globalParallel := flag.Int("global-parallel", envInt("HOMEROOM_GLOBAL_PARALLEL", reconcile.DefaultGlobalParallel),
+		"Docker steps in flight across all classes; more wait their turn (HOMEROOM_GLOBAL_PARALLEL)")
+	profiling := flag.Bool("pprof", os.Getenv("HOMEROOM_PPROF") == "true", "serve net/http/pprof under /debug/pprof/ on the listen address (HOMEROOM_PPROF=true)")
 	resync := flag.Duration("resync", 30*time.Second, "period of the full resync")
 	poll := flag.Duration("poll", time.Second, "period of store polling")
 	leaseTTL := flag.Duration("lease-ttl", 15*time.Second, "how long the leader's lease lasts unrenewed: a stopped leader is replaced within it")
@@ -52,6 +57,9 @@ func run(ctx context.Context) error {
 	flag.StringVar(&cfg.SubnetPool, "subnet-pool", cfg.SubnetPool, "address pool class networks take their subnets from (HOMEROOM_SUBNET_POOL)")
 	flag.IntVar(&cfg.SubnetBits, "subnet-bits", cfg.SubnetBits, "prefix length of one class network's subnet (HOMEROOM_SUBNET_BITS)")
 	flag.Parse()
+	if *parallel <= 0 || *globalParallel <= 0 {
+		return fmt.Errorf("-parallel %d, -global-parallel %d: want both above 0", *parallel, *globalParallel)
+	}
 
 	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
@@ -89,7 +97,7 @@ func run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		docker.Metrics(), controller.NewStateCollector(st, docker))
 	rec := reconcile.New(st, docker, art, pol, reconcile.Options{
-		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel, Registerer: reg,
+		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel, GlobalParallel: *globalParallel, Registerer: reg,
 		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: *orphanGrace,
 	}, log)
 	elector := controller.NewElector(st, "homeroom-controller", *id, *leaseTTL, log, reg)
@@ -98,20 +106,7 @@ func run(ctx context.Context) error {
 		Workers: *workers, PollInterval: *poll, ResyncInterval: *resync, Router: cfg.Traefik,
 	}, log, reg)
 
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		rctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		for name, ping := range map[string]func(context.Context) error{"store": st.Ping, "docker": docker.Ping, "artifacts": art.Ping} {
-			if err := ping(rctx); err != nil {
-				http.Error(w, name+": "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux := newMux(reg, map[string]func(context.Context) error{"store": st.Ping, "docker": docker.Ping, "artifacts": art.Ping}, *profiling)
 	srv := &http.Server{Addr: cfg.ControllerListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -123,4 +118,38 @@ func run(ctx context.Context) error {
 	log.Info("controller running", zap.String("metrics", "http://"+cfg.ControllerListen+"/metrics"),
 		zap.String("traefik", cfg.Traefik), zap.String("domain", cfg.Domain))
 	return ctl.Run(ctx)
+}
+
+// newMux serves metrics and health checks and, only when asked, the
+// profiler: it shows goroutines and heap contents, so it is off by default.
+func newMux(reg prometheus.Gatherer, ready map[string]func(context.Context) error, withPprof bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		rctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		for name, ping := range ready {
+			if err := ping(rctx); err != nil {
+				http.Error(w, name+": "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
 }

@@ -109,8 +109,10 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 	return nil
 }
 
-// stage runs each student's steps in order, students concurrently. A failing
-// student stops only its own steps; the stage reports every failure.
+// stage runs each student's steps in order, students concurrently: at most
+// Parallel students of this class at once, and each Docker step also waits
+// for a slot of the limit all classes share (see step). A failing student
+// stops only its own steps; the stage reports every failure.
 func (e *executor) stage(ctx context.Context, steps []Action) error {
 	var order []string
 	chains := map[string][]Action{}
@@ -150,7 +152,20 @@ func (e *executor) stage(ctx context.Context, steps []Action) error {
 	return errors.Join(errs...)
 }
 
+// usesDocker tells the steps that call the daemon, which take a slot of the
+// global limit, from those that only write the store or the object store.
+func usesDocker(k Kind) bool { return k != BeginRun && k != CompleteRun }
+
 func (e *executor) step(ctx context.Context, a Action) error {
+	if usesDocker(a.Kind) {
+		// A slot per step, not per student: a student between its create
+		// and its start lets another class's step in, so no class holds
+		// the daemon while it waits on its own work.
+		if err := e.r.slots.acquire(ctx); err != nil {
+			return err
+		}
+		defer e.r.slots.release()
+	}
 	d := e.r.docker
 	log := e.log.With(zap.String("step", string(a.Kind)))
 	if a.Student != "" {

@@ -35,8 +35,13 @@ type Store interface {
 type Options struct {
 	Domain           string
 	TraefikContainer string
-	// Parallel bounds how many students of a class are worked on at once.
-	Parallel         int
+	// Parallel bounds how many students of a class are worked on at once
+	// (DefaultParallel).
+	Parallel int
+	// GlobalParallel bounds the Docker steps in flight across all classes
+	// and workers together (DefaultGlobalParallel): past it the daemon only
+	// queues work on its own locks, so steps wait here instead.
+	GlobalParallel   int
 	StopGraceSeconds int
 	CollectTimeout   time.Duration
 	Now              func() time.Time
@@ -64,12 +69,30 @@ type Reconciler struct {
 
 	orphanMu    sync.Mutex
 	orphanSince map[string]time.Time // class id → when first seen orphaned
+
+	// slots holds GlobalParallel: every Docker step of every pass takes
+	// one, whichever worker runs it.
+	slots *slots
 }
+
+// Defaults of Options.Parallel and Options.GlobalParallel, measured with
+// `make bench` (docs/benchmarks.md) on a 2-core machine: a class of 100 came
+// Up as fast as the daemon allows with 4 to 16 steps in flight and slower
+// with 32 (the daemon serializes network endpoint creation, so more only
+// queues there), and its Down was fastest at 8 to 16. One class takes 8;
+// all classes together 16, so that two starting at once both progress.
+const (
+	DefaultParallel       = 8
+	DefaultGlobalParallel = 16
+)
 
 // New returns a Reconciler with defaults filled in.
 func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *zap.Logger) *Reconciler {
 	if opts.Parallel <= 0 {
-		opts.Parallel = 8
+		opts.Parallel = DefaultParallel
+	}
+	if opts.GlobalParallel <= 0 {
+		opts.GlobalParallel = DefaultGlobalParallel
 	}
 	if opts.StopGraceSeconds <= 0 {
 		opts.StopGraceSeconds = 5
@@ -91,6 +114,7 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 	}
 	r := &Reconciler{store: s, docker: d, artifacts: a, policy: p, opts: opts, log: log,
 		metrics:     newMetrics(opts.Registerer),
+		slots:       newSlots(opts.GlobalParallel, opts.Registerer),
 		orphanSince: map[string]time.Time{},
 	}
 	return r

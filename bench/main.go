@@ -1,0 +1,1079 @@
+// Command bench measures how fast Homeroom brings classes Up and Down on the
+// real Docker daemon, next to what the daemon itself allows, and checks the
+// targets of docs/benchmarks.md. `make bench` runs it; it needs the lab
+// image, the apiserver and controller binaries (make build) and versitygw.
+//
+// For each class size it measures, in one run:
+//   - Homeroom: the real apiserver and controller, from the Up request at the
+//     API to status Up with every student running, and from the Down request
+//     to status Down with every student's work collected (each sandbox holds
+//     a file written through its PUT /files endpoint);
+//   - the sequential loop: the class network, then each container created
+//     and started in turn;
+//   - the daemon's limit: the same creates and starts sent at once, and for
+//     Down every workspace copied out and its container removed, all at once.
+//
+// Raw containers are made from Homeroom's own spec builder, without the
+// homeroom.managed-by label (so the controller never sees them) and with
+// homeroom.bench; classes Homeroom runs here are named bench-*. Leftovers of
+// either kind from a killed run are removed at start.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/reconcile"
+	"golang.org/x/sync/errgroup"
+)
+
+const (
+	// benchLabel marks the raw containers and networks this harness makes.
+	benchLabel = "homeroom.bench"
+	// classPrefix names the classes Homeroom runs for the bench.
+	classPrefix = "bench-"
+	domain      = "bench.localhost"
+	// fileName is the file each sandbox holds when it is taken Down.
+	fileName = "bench.bin"
+)
+
+type options struct {
+	bin            string
+	sizes          []int
+	scaleClasses   int
+	scaleStudents  int
+	idle           time.Duration
+	fileBytes      int
+	versitygw      string
+	controllerArgs []string
+	keep           bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	var o options
+	sizes := flag.String("sizes", "10,50,100", "class sizes to measure")
+	flag.StringVar(&o.bin, "bin", "bin", "directory holding the apiserver and controller binaries")
+	flag.IntVar(&o.scaleClasses, "scale-classes", 5, "classes Up at once for the memory and idle measurement (0: skip)")
+	flag.IntVar(&o.scaleStudents, "scale-students", 100, "students in each of those classes")
+	flag.DurationVar(&o.idle, "idle", 30*time.Second, "idle window over which the controller's CPU is measured (one resync falls in 30 s)")
+	flag.IntVar(&o.fileBytes, "file-bytes", 1<<20, "size of the file each sandbox holds when taken Down")
+	flag.StringVar(&o.versitygw, "versitygw", os.Getenv("HOMEROOM_VERSITYGW"), "versitygw binary (scripts/ensure-versitygw.sh prints it)")
+	ctlArgs := flag.String("controller-args", "", "extra controller flags, space separated (e.g. \"-parallel=8\")")
+	flag.BoolVar(&o.keep, "keep-logs", false, "keep the processes' logs and data directory")
+	flag.Parse()
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 500 {
+			return fmt.Errorf("-sizes: %q is not a class size (1 to 500)", s)
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	o.controllerArgs = strings.Fields(*ctlArgs)
+	if o.versitygw == "" {
+		o.versitygw = "/var/cache/homeroom/versitygw-v1.8.0/versitygw"
+	}
+	begin := time.Now()
+
+	d, err := dockerx.New(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Ping(ctx); err != nil {
+		return fmt.Errorf("%w (run scripts/ensure-docker.sh)", err)
+	}
+	if _, err := d.API().ImageInspect(ctx, "homeroom/sandbox:dev"); err != nil {
+		return fmt.Errorf("the lab image (run make images): %w", err)
+	}
+	machine := describeMachine(ctx, d)
+	fmt.Println(machine)
+	if n, err := cleanup(ctx, d); err != nil {
+		// An empty network the daemon will not remove does not disturb the
+		// run: a class of the same name adopts it.
+		fmt.Fprintln(os.Stderr, "bench: leftovers not removed:", err)
+	} else if n > 0 {
+		fmt.Printf("removed %d leftovers of an earlier run\n", n)
+	}
+	// However the run ends, nothing it made stays behind.
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		if _, err := cleanup(cctx, d); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
+		}
+	}()
+
+	tmpl, ok := policy.Default().Template("sandbox")
+	if !ok {
+		return errors.New("the built-in policy has no sandbox template")
+	}
+	sys, err := startSystem(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer sys.stop()
+	b := &bench{o: o, d: d, tmpl: tmpl, sys: sys, payload: make([]byte, o.fileBytes)}
+	rand.Read(b.payload)
+
+	var rows []row
+	for _, n := range o.sizes {
+		r, err := b.measure(ctx, n)
+		if err != nil {
+			return fmt.Errorf("N=%d: %w", n, err)
+		}
+		rows = append(rows, r)
+		fmt.Fprintf(os.Stderr, "N=%d done at %s\n", n, time.Since(begin).Round(time.Second))
+	}
+	var sc *scaleResult
+	if o.scaleClasses > 0 {
+		if sc, err = b.scale(ctx); err != nil {
+			return fmt.Errorf("scale: %w", err)
+		}
+	}
+	final := sys.controller.proc()
+	sys.stop()
+	// The cleanup is part of the run's time: it is what the daemon is busy
+	// with before anything else can use it.
+	if _, err := cleanup(ctx, d); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
+	}
+	report(os.Stdout, machine, o, rows, sc, final, time.Since(begin))
+	return nil
+}
+
+// bench holds what every measurement shares.
+type bench struct {
+	o       options
+	d       *dockerx.Client
+	tmpl    *policy.Template
+	sys     *system
+	payload []byte
+}
+
+// row is one class size's measurements; durations are zero when not taken.
+type row struct {
+	n                                int
+	seqUp, limitUp, homeUp           time.Duration
+	limitDown, homeDown              time.Duration
+	upCPU, downCPU                   float64 // controller CPU seconds during Homeroom's Up and Down
+	hwmKiB                           int64   // controller peak RSS after the size's Down
+	callsPerPass                     float64 // -1 when not measured
+	calls, passes, scrapeCalibration float64
+}
+
+func (b *bench) measure(ctx context.Context, n int) (row, error) {
+	r := row{n: n, callsPerPass: -1}
+	var err error
+	settle := func() { sleep(ctx, 2*time.Second) } // the daemon finishes removals in the background
+
+	if r.seqUp, err = b.rawUp(ctx, fmt.Sprintf("%sseq-%d", classPrefix, n), n, 1); err != nil {
+		return r, fmt.Errorf("sequential: %w", err)
+	}
+	if err := b.rawRemove(ctx, fmt.Sprintf("%sseq-%d", classPrefix, n), false); err != nil {
+		return r, err
+	}
+	settle()
+
+	raw := fmt.Sprintf("%sraw-%d", classPrefix, n)
+	if r.limitUp, err = b.rawUp(ctx, raw, n, n); err != nil {
+		return r, fmt.Errorf("daemon limit: %w", err)
+	}
+	if err := b.writeFiles(ctx, raw, n); err != nil {
+		return r, err
+	}
+	start := time.Now()
+	if err := b.rawRemove(ctx, raw, true); err != nil {
+		return r, fmt.Errorf("copy-then-remove: %w", err)
+	}
+	r.limitDown = time.Since(start)
+	settle()
+
+	id := fmt.Sprintf("%sclass-%d", classPrefix, n)
+	if err := b.sys.api.putClass(ctx, id, roster(n)); err != nil {
+		return r, err
+	}
+	cpu0 := b.sys.controller.proc().cpu
+	if r.homeUp, err = b.sys.api.upAndWait(ctx, id, n); err != nil {
+		return r, fmt.Errorf("Homeroom Up: %w", err)
+	}
+	r.upCPU = b.sys.controller.proc().cpu - cpu0
+	if n == maxSize(b.o.sizes) {
+		if err := b.callsPerPass(ctx, id, &r); err != nil {
+			return r, err
+		}
+	}
+	if err := b.writeFiles(ctx, id, n); err != nil {
+		return r, err
+	}
+	cpu0 = b.sys.controller.proc().cpu
+	if r.homeDown, err = b.sys.api.downAndWait(ctx, id, n, int64(len(b.payload))); err != nil {
+		return r, fmt.Errorf("Homeroom Down: %w", err)
+	}
+	p := b.sys.controller.proc()
+	r.downCPU, r.hwmKiB = p.cpu-cpu0, p.hwmKiB
+	if left, err := b.listClass(ctx, id); err != nil || len(left) > 0 {
+		return r, fmt.Errorf("after Down, %d containers of %s are left (%v)", len(left), id, err)
+	}
+	if err := b.sys.api.deleteClass(ctx, id); err != nil {
+		return r, err
+	}
+	settle()
+	return r, nil
+}
+
+func maxSize(sizes []int) int {
+	m := 0
+	for _, n := range sizes {
+		m = max(m, n)
+	}
+	return m
+}
+
+func roster(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("s%03d", i)
+	}
+	return out
+}
+
+// rawSpec is the container Homeroom would create for the student, without
+// the label that makes it Homeroom's.
+func (b *bench) rawSpec(classID, student string) dockerx.ContainerSpec {
+	s := reconcile.ContainerSpec(classID, student, b.tmpl, domain)
+	delete(s.Config.Labels, api.LabelManagedBy)
+	s.Config.Labels[benchLabel] = "raw"
+	for i := range s.HostConfig.Mounts {
+		if v := s.HostConfig.Mounts[i].VolumeOptions; v != nil {
+			delete(v.Labels, api.LabelManagedBy)
+			v.Labels[benchLabel] = "raw"
+		}
+	}
+	return s
+}
+
+// rawUp creates the class network and the class's containers, at most
+// inFlight creates and starts at once (1: the sequential loop), and
+// returns how long that took.
+func (b *bench) rawUp(ctx context.Context, classID string, n, inFlight int) (time.Duration, error) {
+	subnet, err := b.freeSubnet(ctx)
+	if err != nil {
+		return 0, err
+	}
+	opts := reconcile.NetworkCreateOptions(classID, !b.tmpl.Internet, subnet)
+	delete(opts.Labels, api.LabelManagedBy)
+	opts.Labels[benchLabel] = "raw"
+	c := b.d.API()
+	start := time.Now()
+	if _, err := c.NetworkCreate(ctx, api.NetworkName(classID), opts); err != nil {
+		return 0, err
+	}
+	var g errgroup.Group
+	g.SetLimit(inFlight)
+	for _, s := range roster(n) {
+		g.Go(func() error {
+			spec := b.rawSpec(classID, s)
+			resp, err := c.ContainerCreate(ctx, spec.Config, spec.HostConfig, spec.Networking, nil, spec.Name)
+			if err != nil {
+				return err
+			}
+			return c.ContainerStart(ctx, resp.ID, container.StartOptions{})
+		})
+	}
+	err = g.Wait()
+	return time.Since(start), err
+}
+
+// rawRemove removes the class's raw containers and network, all at once;
+// with copy, each workspace is first read out whole through the archive API.
+func (b *bench) rawRemove(ctx context.Context, classID string, copy bool) error {
+	cs, err := b.listClass(ctx, classID)
+	if err != nil {
+		return err
+	}
+	c := b.d.API()
+	var g errgroup.Group
+	for _, ctr := range cs {
+		g.Go(func() error {
+			if copy {
+				rc, _, err := c.CopyFromContainer(ctx, ctr.ID, "/workspace")
+				if err != nil {
+					return err
+				}
+				n, err := io.Copy(io.Discard, rc)
+				rc.Close()
+				if err != nil {
+					return err
+				}
+				if n < int64(len(b.payload)) {
+					return fmt.Errorf("the workspace of %s holds %d bytes, want at least %d", ctr.Names, n, len(b.payload))
+				}
+			}
+			return c.ContainerRemove(ctx, ctr.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return c.NetworkRemove(ctx, api.NetworkName(classID))
+}
+
+func (b *bench) listClass(ctx context.Context, classID string) ([]container.Summary, error) {
+	return b.d.API().ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", api.LabelClass+"="+classID))})
+}
+
+// freeSubnet picks a /23 that no network on the daemon overlaps, outside
+// the pool the controller takes class subnets from.
+func (b *bench) freeSubnet(ctx context.Context) (netip.Prefix, error) {
+	used, err := b.d.UsedSubnets(ctx)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	for i := 0; i < 128; i++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 210, byte(2 * i), 0}), 23)
+		free := true
+		for _, u := range used {
+			if u.Overlaps(p) {
+				free = false
+			}
+		}
+		if free {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, errors.New("no free /23 in 10.210.0.0/16")
+}
+
+// writeFiles puts the payload into every sandbox of the class through the
+// sandbox's own PUT /files endpoint, at the container's address on the
+// class network.
+func (b *bench) writeFiles(ctx context.Context, classID string, n int) error {
+	cs, err := b.listClass(ctx, classID)
+	if err != nil {
+		return err
+	}
+	if len(cs) != n {
+		return fmt.Errorf("%d containers of %s, want %d", len(cs), classID, n)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	var g errgroup.Group
+	g.SetLimit(16)
+	for _, ctr := range cs {
+		g.Go(func() error {
+			ep := ctr.NetworkSettings.Networks[api.NetworkName(classID)]
+			if ep == nil || ep.IPAddress == "" {
+				return fmt.Errorf("%v has no address on its class network", ctr.Names)
+			}
+			url := fmt.Sprintf("http://%s/files/%s", net.JoinHostPort(ep.IPAddress, strconv.Itoa(b.tmpl.Port)), fileName)
+			var last error
+			// A sandbox just started may not listen yet.
+			for attempt := 0; attempt < 50; attempt++ {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(b.payload))
+				resp, err := client.Do(req)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode/100 == 2 {
+						return nil
+					}
+					err = fmt.Errorf("PUT %s: %s", url, resp.Status)
+				}
+				last = err
+				sleep(ctx, 100*time.Millisecond)
+			}
+			return last
+		})
+	}
+	return g.Wait()
+}
+
+// callsPerPass measures what a pass over the converged class costs the
+// daemon, from the controller's homeroom_docker_calls_total. Passes are
+// asked for by Docker events that change nothing: SIGWINCH, which the
+// sandbox ignores, sent to one of the class's containers.
+func (b *bench) callsPerPass(ctx context.Context, classID string, r *row) error {
+	sleep(ctx, 3*time.Second) // the passes the Up's own events asked for
+	m := b.sys.controller
+	s0, err := m.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	s1, err := m.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	// A scrape lists Homeroom's containers and networks itself (the
+	// managed-object gauges): two scrapes apart, that is the cost of one.
+	r.scrapeCalibration = s1.calls - s0.calls
+	cs, err := b.listClass(ctx, classID)
+	if err != nil || len(cs) == 0 {
+		return fmt.Errorf("containers of %s: %d, %v", classID, len(cs), err)
+	}
+	for i := 0; i < 20; i++ {
+		if err := b.d.API().ContainerKill(ctx, cs[0].ID, "WINCH"); err != nil {
+			return err
+		}
+		sleep(ctx, 250*time.Millisecond)
+	}
+	sleep(ctx, 2*time.Second)
+	s2, err := m.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	r.calls = s2.calls - s1.calls - r.scrapeCalibration
+	r.passes = s2.passes - s1.passes
+	if r.passes <= 0 {
+		return errors.New("no pass ran on the class's events")
+	}
+	r.callsPerPass = r.calls / r.passes
+	return nil
+}
+
+type scaleResult struct {
+	classes, students int
+	up                time.Duration
+	idle              time.Duration
+	idleCPU           float64
+	rssKiB, hwmKiB    int64
+}
+
+// scale brings classes Up together, then measures the controller at rest
+// with all of them managed: its memory, and its CPU over an idle window.
+func (b *bench) scale(ctx context.Context) (*scaleResult, error) {
+	sc := &scaleResult{classes: b.o.scaleClasses, students: b.o.scaleStudents, idle: b.o.idle}
+	var ids []string
+	for i := 1; i <= sc.classes; i++ {
+		id := fmt.Sprintf("%sscale-%d", classPrefix, i)
+		ids = append(ids, id)
+		if err := b.sys.api.putClass(ctx, id, roster(sc.students)); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	var g errgroup.Group
+	for _, id := range ids {
+		g.Go(func() error {
+			_, err := b.sys.api.upAndWait(ctx, id, sc.students)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	sc.up = time.Since(start)
+	fmt.Fprintf(os.Stderr, "%d containers Up in %s; idle for %s\n", sc.classes*sc.students, sc.up.Round(time.Second), sc.idle)
+	sleep(ctx, 5*time.Second) // the passes the Ups' own events asked for
+	p0 := b.sys.controller.proc()
+	sleep(ctx, sc.idle)
+	p1 := b.sys.controller.proc()
+	sc.idleCPU = p1.cpu - p0.cpu
+	sc.rssKiB, sc.hwmKiB = p1.rssKiB, p1.hwmKiB
+	return sc, ctx.Err()
+}
+
+// cleanup removes every container and network a bench run made, by label:
+// raw ones carry homeroom.bench, Homeroom's are of classes named bench-*.
+func cleanup(ctx context.Context, d *dockerx.Client) (int, error) {
+	c := d.API()
+	ours := func(labels map[string]string) bool {
+		return labels[benchLabel] != "" || strings.HasPrefix(labels[api.LabelClass], classPrefix)
+	}
+	cs, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", api.LabelClass))})
+	if err != nil {
+		return 0, err
+	}
+	var g errgroup.Group
+	g.SetLimit(8)
+	n := 0
+	for _, ctr := range cs {
+		if ours(ctr.Labels) {
+			n++
+			g.Go(func() error {
+				err := c.ContainerRemove(ctx, ctr.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+				if err != nil && !dockerx.IsNotFound(err) {
+					return err
+				}
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return n, err
+	}
+	ns, err := c.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", api.LabelClass))})
+	if err != nil {
+		return n, err
+	}
+	var errs []error
+	for _, nw := range ns {
+		if !ours(nw.Labels) {
+			continue
+		}
+		n++
+		// Just after hundreds of removals the daemon may still count some of
+		// their endpoints ("has active endpoints"): try again for a while.
+		var err error
+		for attempt := 0; attempt < 20; attempt++ {
+			if err = c.NetworkRemove(ctx, nw.ID); err == nil || dockerx.IsNotFound(err) {
+				err = nil
+				break
+			}
+			sleep(ctx, 500*time.Millisecond)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func describeMachine(ctx context.Context, d *dockerx.Client) string {
+	mem := "?"
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
+				kib, _ := strconv.ParseInt(f[1], 10, 64)
+				mem = fmt.Sprintf("%.1f GiB", float64(kib)/(1<<20))
+			}
+		}
+	}
+	kernel := "?"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = strings.TrimSpace(string(b))
+	}
+	docker := "?"
+	if v, err := d.API().ServerVersion(ctx); err == nil {
+		docker = fmt.Sprintf("%s (API %s, storage driver ", v.Version, v.APIVersion)
+		if info, err := d.API().Info(ctx); err == nil {
+			docker += info.Driver + ")"
+		} else {
+			docker += "?)"
+		}
+	}
+	return fmt.Sprintf("machine: %d CPUs (nproc), %s memory, kernel %s, Docker %s, %s",
+		runtime.NumCPU(), mem, kernel, docker, runtime.Version())
+}
+
+// report prints the table and checks the targets.
+func report(w io.Writer, machine string, o options, rows []row, sc *scaleResult, final procStats, total time.Duration) {
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, machine)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "Up (s)\tN\tHomeroom\tsequential\tdaemon limit\tHomeroom/limit\tsequential/Homeroom\tcontroller CPU s\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "\t%d\t%.2f\t%.2f\t%.2f\t%.2f×\t%.2f×\t%.2f\t\n", r.n, r.homeUp.Seconds(), r.seqUp.Seconds(), r.limitUp.Seconds(),
+			ratio(r.homeUp, r.limitUp), ratio(r.seqUp, r.homeUp), r.upCPU)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "Down (s), %d KiB a sandbox\tN\tHomeroom\tcopy-then-remove\tHomeroom/copy-then-remove\tcontroller CPU s\tcontroller peak RSS MiB\t\n", o.fileBytes>>10)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "\t%d\t%.2f\t%.2f\t%.2f×\t%.2f\t%.1f\t\n", r.n, r.homeDown.Seconds(), r.limitDown.Seconds(),
+			ratio(r.homeDown, r.limitDown), r.downCPU, float64(r.hwmKiB)/1024)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Up: from the Up request at the API to status Up with every student running. Sequential: the class")
+	fmt.Fprintln(w, "network, then each container created and started in turn. Daemon limit: the network, then every")
+	fmt.Fprintln(w, "create+start at once. Down: from the Down request to status Down, every student's workspace and")
+	fmt.Fprintln(w, "logs uploaded, verified and checkpointed, containers and network removed; copy-then-remove: every")
+	fmt.Fprintln(w, "workspace read out through the archive API and its container removed, all at once.")
+	fmt.Fprintln(w)
+
+	var big *row
+	for i := range rows {
+		if rows[i].callsPerPass >= 0 {
+			big = &rows[i]
+		}
+	}
+	if big != nil {
+		fmt.Fprintf(w, "Steady state, converged class of %d: %.2f Docker calls a pass (%.0f calls over %.0f passes, after subtracting %.0f for a scrape)\n",
+			big.n, big.callsPerPass, big.calls, big.passes, big.scrapeCalibration)
+	}
+	if sc != nil {
+		fmt.Fprintf(w, "Scale: %d classes × %d = %d containers Up in %.1f s; controller RSS %.1f MiB with all managed, peak %.1f MiB;\n",
+			sc.classes, sc.students, sc.classes*sc.students, sc.up.Seconds(), float64(sc.rssKiB)/1024, float64(sc.hwmKiB)/1024)
+		fmt.Fprintf(w, "       idle %.2f CPU s over %s (%.2f%% of one core)\n", sc.idleCPU, sc.idle, 100*sc.idleCPU/sc.idle.Seconds())
+	}
+	fmt.Fprintf(w, "Controller over the whole run: %.2f CPU s, peak RSS %.1f MiB. Total bench time %s.\n",
+		final.cpu, float64(final.hwmKiB)/1024, total.Round(time.Second))
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(w, "Targets:")
+	check := func(ok bool, format string, args ...any) {
+		verdict := "MISS"
+		if ok {
+			verdict = "PASS"
+		}
+		fmt.Fprintf(w, "  %s  %s\n", verdict, fmt.Sprintf(format, args...))
+	}
+	var hundred *row
+	for i := range rows {
+		if rows[i].n == 100 {
+			hundred = &rows[i]
+		}
+	}
+	if hundred != nil {
+		q := ratio(hundred.homeUp, hundred.limitUp)
+		check(q <= 1.15, "Up of 100 within 1.15× the daemon's limit: %.2f×", q)
+		q = ratio(hundred.homeDown, hundred.limitDown)
+		check(q <= 1.3, "Down of 100 within 1.3× copy-then-remove: %.2f×", q)
+	} else {
+		fmt.Fprintln(w, "  ----  Up and Down of 100: not measured (-sizes has no 100)")
+	}
+	if big != nil && big.n >= 100 {
+		check(big.callsPerPass <= 3, "a converged class of %d costs at most 3 Docker calls a pass: %.2f", big.n, big.callsPerPass)
+	} else {
+		fmt.Fprintln(w, "  ----  Docker calls a pass: not measured on a class of 100")
+	}
+	if sc != nil {
+		managed := sc.classes * sc.students
+		check(final.hwmKiB < 150<<10 && managed >= 500, "controller RSS under 150 MiB with 500 managed containers: peak %.1f MiB over the run, %d managed",
+			float64(final.hwmKiB)/1024, managed)
+		// Near zero: under 1% of one core, resyncs included.
+		check(sc.idleCPU/sc.idle.Seconds() < 0.01, "idle CPU near zero (under 1%% of one core): %.2f%%", 100*sc.idleCPU/sc.idle.Seconds())
+	}
+	check(total < 10*time.Minute, "the whole bench under 10 minutes: %s", total.Round(time.Second))
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a.Seconds() / b.Seconds()
+}
+
+// system is the Homeroom processes under test and the S3 server they use.
+type system struct {
+	dir        string
+	keep       bool
+	s3         *process
+	apiserver  *process
+	controller *process
+	api        *apiClient
+	once       sync.Once
+}
+
+func startSystem(ctx context.Context, o options) (*system, error) {
+	dir, err := os.MkdirTemp("", "homeroom-bench-")
+	if err != nil {
+		return nil, err
+	}
+	s := &system{dir: dir, keep: o.keep}
+	ok := false
+	defer func() {
+		if !ok {
+			s.stop()
+		}
+	}()
+	bucketDir, sidecar := filepath.Join(dir, "objects"), filepath.Join(dir, "metadata")
+	os.MkdirAll(bucketDir, 0o755)
+	os.MkdirAll(sidecar, 0o755)
+	s3Addr, access, secret := freeAddr(), "bench", strings.ToLower(rand.Text())
+	s.s3, err = startProcess(dir, "versitygw", o.versitygw, []string{"ROOT_ACCESS_KEY=" + access, "ROOT_SECRET_KEY=" + secret},
+		"--port", s3Addr, "--quiet", "posix", "--sidecar", sidecar, bucketDir)
+	if err != nil {
+		return nil, fmt.Errorf("versitygw (run scripts/ensure-versitygw.sh): %w", err)
+	}
+	if err := waitTCP(ctx, s.s3, s3Addr, 30*time.Second); err != nil {
+		return nil, fmt.Errorf("versitygw: %w\n%s", err, s.s3.tail())
+	}
+
+	pol := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte(benchPolicy), 0o644); err != nil {
+		return nil, err
+	}
+	listen, ctlListen := freeAddr(), freeAddr()
+	token := rand.Text()
+	env := []string{
+		"HOMEROOM_DATA_DIR=" + filepath.Join(dir, "data"),
+		"HOMEROOM_LISTEN=" + listen,
+		"HOMEROOM_CONTROLLER_LISTEN=" + ctlListen,
+		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + freeAddr(),
+		"HOMEROOM_EMBEDDED_S3_ADDR=" + freeAddr(),
+		"HOMEROOM_MONGO_URI=",
+		"HOMEROOM_S3_ENDPOINT=" + s3Addr, "HOMEROOM_S3_ACCESS_KEY=" + access, "HOMEROOM_S3_SECRET_KEY=" + secret,
+		"HOMEROOM_S3_BUCKET=homeroom", "HOMEROOM_S3_SECURE=false",
+		"HOMEROOM_ADMIN_TOKEN=" + token,
+		"HOMEROOM_POLICY=" + pol,
+		"HOMEROOM_DOMAIN=" + domain,
+		// No router: the bench measures Docker and collection, not routing.
+		"HOMEROOM_TRAEFIK_CONTAINER=homeroom-bench-no-router",
+		// The bench polls the API several times a second for several classes.
+		"HOMEROOM_RATE_LIMIT=1000", "HOMEROOM_RATE_BURST=1000",
+	}
+	if s.apiserver, err = startProcess(dir, "apiserver", filepath.Join(o.bin, "apiserver"), env); err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, "http://"+listen+"/readyz", time.Minute); err != nil {
+		return nil, fmt.Errorf("apiserver: %w\n%s", err, s.apiserver.tail())
+	}
+	if s.controller, err = startProcess(dir, "controller", filepath.Join(o.bin, "controller"), env, o.controllerArgs...); err != nil {
+		return nil, err
+	}
+	s.controller.metricsURL = "http://" + ctlListen + "/metrics"
+	if err := waitHTTP(ctx, "http://"+ctlListen+"/readyz", time.Minute); err != nil {
+		return nil, fmt.Errorf("controller: %w\n%s", err, s.controller.tail())
+	}
+	s.api = &apiClient{base: "http://" + listen, token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	ok = true
+	return s, nil
+}
+
+// benchPolicy is the built-in template with quotas wide enough for the
+// scale measurement.
+const benchPolicy = `templates:
+  - name: sandbox
+    image: homeroom/sandbox:dev
+    port: 8080
+    user: "65534:65534"
+    collectPaths: [/workspace]
+    memoryMiB: 128
+    cpus: 0.5
+    pids: 64
+    readOnlyRootFS: true
+    internet: false
+defaults:
+  maxStudentsPerClass: 500
+  maxClassesUp: 20
+  maxContainers: 2000
+  maxCPUs: 1000
+  maxMemoryMiB: 256000
+`
+
+// stop stops the controller first (it holds a lease in the store the
+// apiserver serves), then the apiserver and the S3 server.
+func (s *system) stop() {
+	s.once.Do(func() {
+		for _, p := range []*process{s.controller, s.apiserver, s.s3} {
+			if p != nil {
+				p.stop()
+			}
+		}
+		if s.keep {
+			fmt.Fprintln(os.Stderr, "logs and data kept in", s.dir)
+		} else {
+			os.RemoveAll(s.dir)
+		}
+	})
+}
+
+type process struct {
+	name       string
+	cmd        *exec.Cmd
+	log        string
+	done       chan struct{}
+	metricsURL string
+}
+
+func startProcess(dir, name, bin string, env []string, args ...string) (*process, error) {
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	// A bench killed without its cleanup takes its processes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { cmd.Wait(); f.Close(); close(p.done) }()
+	return p, nil
+}
+
+// stop asks politely, then insists.
+func (p *process) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(40 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *process) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+type procStats struct {
+	cpu            float64 // user+system seconds
+	rssKiB, hwmKiB int64
+}
+
+// proc reads the process's CPU time from /proc/<pid>/stat and its resident
+// memory, now and at its peak, from /proc/<pid>/status.
+func (p *process) proc() procStats {
+	var st procStats
+	pid := p.cmd.Process.Pid
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(b)
+		// Fields after the command name, which may hold spaces: utime and
+		// stime are the 14th and 15th of the whole line, in clock ticks.
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 12 {
+			ut, _ := strconv.ParseFloat(f[11], 64)
+			sy, _ := strconv.ParseFloat(f[12], 64)
+			st.cpu = (ut + sy) / clockTicks
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 2 {
+				continue
+			}
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			switch f[0] {
+			case "VmRSS:":
+				st.rssKiB = v
+			case "VmHWM:":
+				st.hwmKiB = v
+			}
+		}
+	}
+	return st
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go runs on.
+const clockTicks = 100
+
+type scrape struct{ calls, passes float64 }
+
+// scrape sums the controller's Docker calls and reconcile passes.
+func (p *process) scrape(ctx context.Context) (scrape, error) {
+	var s scrape
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return s, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch {
+		case strings.HasPrefix(f[0], "homeroom_docker_calls_total{"):
+			s.calls += v
+		case strings.HasPrefix(f[0], "homeroom_reconcile_passes_total{"):
+			s.passes += v
+		}
+	}
+	return s, nil
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitTCP(ctx context.Context, p *process, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-p.done:
+			return errors.New("exited")
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer within %s", addr, timeout)
+}
+
+func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer 200 within %s", url, timeout)
+}
+
+// apiClient speaks to the apiserver as a teacher's script would.
+type apiClient struct {
+	base, token string
+	http        *http.Client
+}
+
+func (c *apiClient) call(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%s %s: %s %s", method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		return resp.StatusCode, json.Unmarshal(b, out)
+	}
+	return resp.StatusCode, nil
+}
+
+func (c *apiClient) putClass(ctx context.Context, id string, students []string) error {
+	_, err := c.call(ctx, http.MethodPut, "/api/v1/classes/"+id, map[string]any{
+		"subject": "bench", "template": "sandbox", "students": students, "ttlSeconds": 7200,
+	}, nil)
+	return err
+}
+
+func (c *apiClient) deleteClass(ctx context.Context, id string) error {
+	_, err := c.call(ctx, http.MethodDelete, "/api/v1/classes/"+id, nil, nil)
+	return err
+}
+
+// pollEvery is how often the bench reads a class while it waits: the
+// resolution of the times measured.
+const pollEvery = 50 * time.Millisecond
+
+// upAndWait asks for Up and returns the time until the class is Up with
+// every student running.
+func (c *apiClient) upAndWait(ctx context.Context, id string, n int) (time.Duration, error) {
+	start := time.Now()
+	if _, err := c.call(ctx, http.MethodPost, "/api/v1/classes/"+id+"/up", nil, nil); err != nil {
+		return 0, err
+	}
+	return c.wait(ctx, id, start, func(cl *api.Class) bool {
+		if cl.Status.Phase != api.PhaseUp || cl.Status.ObservedGeneration != cl.Generation || len(cl.Status.Students) != n {
+			return false
+		}
+		for _, s := range cl.Status.Students {
+			if s.State != "running" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// downAndWait asks for Down and returns the time until the class is Down
+// with every student's work collected (at least size bytes each) and its
+// run complete.
+func (c *apiClient) downAndWait(ctx context.Context, id string, n int, size int64) (time.Duration, error) {
+	start := time.Now()
+	if _, err := c.call(ctx, http.MethodPost, "/api/v1/classes/"+id+"/down", nil, nil); err != nil {
+		return 0, err
+	}
+	var last api.Class
+	d, err := c.wait(ctx, id, start, func(cl *api.Class) bool {
+		last = *cl
+		return cl.Status.Phase == api.PhaseDown && cl.Status.ObservedGeneration == cl.Generation &&
+			cl.Status.Run != nil && cl.Status.Run.CompletedAt != nil
+	})
+	if err != nil {
+		return d, err
+	}
+	collected := 0
+	for _, s := range last.Status.Students {
+		if a := s.Artifacts; a != nil && a.RunID == last.Status.Run.ID && a.Bytes >= size {
+			collected++
+		}
+	}
+	if collected != n {
+		return d, fmt.Errorf("%d of %d students collected with their file", collected, n)
+	}
+	return d, nil
+}
+
+func (c *apiClient) wait(ctx context.Context, id string, start time.Time, done func(*api.Class) bool) (time.Duration, error) {
+	deadline := start.Add(5 * time.Minute)
+	var cl api.Class
+	for time.Now().Before(deadline) {
+		if _, err := c.call(ctx, http.MethodGet, "/api/v1/classes/"+id, nil, &cl); err != nil {
+			return 0, err
+		}
+		if done(&cl) {
+			return time.Since(start), nil
+		}
+		sleep(ctx, pollEvery)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+	}
+	return 0, fmt.Errorf("class %s not there after 5 minutes: phase %s, conditions %+v", id, cl.Status.Phase, cl.Status.Conditions)
+}
