@@ -63,6 +63,10 @@ type executor struct {
 
 	mu      sync.Mutex // guards class while students checkpoint concurrently
 	network string     // id of the class network once known
+
+	qmu     sync.Mutex // guards queue and writing
+	queue   []pendingCheckpoint
+	writing bool // a goroutine is committing checkpoints
 }
 
 // classID reads the class's id under the lock: checkpoints of other
@@ -250,16 +254,63 @@ func newRunID(now time.Time) string {
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
-// checkpoint records progress in the store at once, so that a controller
-// restarted mid-Down resumes from it instead of starting over.
+// checkpoint records progress in the store before it returns, so that a
+// controller restarted mid-Down resumes from it instead of starting over.
+//
+// Students checkpoint concurrently, and each write replaces the class's
+// whole status, so writes one at a time would make a class of 100 wait on
+// 200 of them in a row. Instead the checkpoints that arrive while a write is
+// in flight are committed together by the next one (a group commit): each
+// caller still returns only once a write holding its change succeeded, or
+// with that write's error.
 func (e *executor) checkpoint(ctx context.Context, mutate func(*api.ClassStatus)) error {
+	done := make(chan error, 1)
+	e.qmu.Lock()
+	e.queue = append(e.queue, pendingCheckpoint{mutate: mutate, done: done})
+	if e.writing {
+		e.qmu.Unlock()
+		return <-done // the writer in flight takes it in its next batch
+	}
+	e.writing = true
+	e.qmu.Unlock()
+
+	for {
+		e.qmu.Lock()
+		batch := e.queue
+		e.queue = nil
+		if len(batch) == 0 {
+			e.writing = false
+			e.qmu.Unlock()
+			return <-done
+		}
+		e.qmu.Unlock()
+		err := e.commit(ctx, batch)
+		for _, c := range batch {
+			c.done <- err
+		}
+	}
+}
+
+// pendingCheckpoint is one student's change waiting for a status write.
+type pendingCheckpoint struct {
+	mutate func(*api.ClassStatus)
+	done   chan error
+}
+
+// commit writes a batch of checkpoints as one status write.
+func (e *executor) commit(ctx context.Context, batch []pendingCheckpoint) error {
+	all := func(st *api.ClassStatus) {
+		for _, c := range batch {
+			c.mutate(st)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.orphan {
-		mutate(&e.class.Status)
+		all(&e.class.Status)
 		return nil
 	}
-	return e.r.writeStatus(ctx, e.class, mutate)
+	return e.r.writeStatus(ctx, e.class, all)
 }
 
 // checkpointRemoved records that a collected student's container is gone.
