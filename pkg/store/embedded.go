@@ -482,6 +482,13 @@ func (h *slogToZap) Handle(_ context.Context, r slog.Record) error {
 	if !ok {
 		return nil
 	}
+	// FerretDB dumps every error reply it sends ("Response header: …",
+	// "Response message: …") as a warning, the expected ones too (the
+	// controller's probe for change streams, a write lost to a version
+	// check). The client gets the error and reports what matters.
+	if zl == zapcore.WarnLevel && strings.HasPrefix(r.Message, "Response ") {
+		zl = zapcore.DebugLevel
+	}
 	ce := h.log.Check(zl, r.Message)
 	if ce == nil {
 		return nil
