@@ -37,6 +37,12 @@ type system struct {
 	admin string
 }
 
+// start runs the two binaries as `make run` does, on embedded services.
+func start(t *testing.T, traefik string) *system {
+	sys := testenv.StartSystem(t, traefik)
+	return &system{t: t, base: sys.URL, admin: sys.AdminToken}
+}
+
 // call sends an API request as tok and decodes the answer into out.
 func (s *system) call(tok, method, path string, body, out any) int {
 	s.t.Helper()
@@ -63,46 +69,6 @@ func (s *system) call(tok, method, path string, body, out any) int {
 		s.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
 	}
 	return resp.StatusCode
-}
-
-func waitHTTP(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s never answered 200", url)
-}
-
-// start runs the two binaries as `make run` does, on embedded services.
-func start(t *testing.T, traefik string) *system {
-	bin := testenv.BuildBinaries(t, "apiserver", "controller")
-	data := t.TempDir()
-	listen, ctlListen := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	env := []string{
-		"HOMEROOM_DATA_DIR=" + data,
-		"HOMEROOM_LISTEN=" + listen,
-		"HOMEROOM_CONTROLLER_LISTEN=" + ctlListen,
-		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + testenv.FreeAddr(t),
-		"HOMEROOM_EMBEDDED_S3_ADDR=" + testenv.FreeAddr(t),
-		"HOMEROOM_TRAEFIK_CONTAINER=" + traefik,
-		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
-	}
-	testenv.StartProcess(t, filepath.Join(bin, "apiserver"), env)
-	waitHTTP(t, "http://"+listen+"/readyz")
-	testenv.StartProcess(t, filepath.Join(bin, "controller"), env)
-	waitHTTP(t, "http://"+ctlListen+"/readyz")
-	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &system{t: t, base: "http://" + listen, admin: strings.TrimSpace(string(tok))}
 }
 
 // teacher registers what the school's records would hold: the subject, the

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,52 +67,17 @@ func (c *client) waitPhase(id string, phase api.Phase) api.Class {
 	return cl
 }
 
-func waitHTTP(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s never answered 200", url)
-}
-
 func TestWalkthrough(t *testing.T) {
 	d := testenv.Docker(t)
 	ctx := context.Background()
 	const id = "cs101-e2e"
 	testenv.CleanupClass(t, d, id)
 
-	bin := testenv.BuildBinaries(t, "apiserver", "controller")
-	data := t.TempDir()
-	listen, ctlListen := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	env := []string{
-		"HOMEROOM_DATA_DIR=" + data,
-		"HOMEROOM_LISTEN=" + listen,
-		"HOMEROOM_CONTROLLER_LISTEN=" + ctlListen,
-		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + testenv.FreeAddr(t),
-		"HOMEROOM_EMBEDDED_S3_ADDR=" + testenv.FreeAddr(t),
-		"HOMEROOM_TRAEFIK_CONTAINER=homeroom-e2e-no-router",
-		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
-	}
-	apiserver := testenv.StartProcess(t, filepath.Join(bin, "apiserver"), env)
-	waitHTTP(t, "http://"+listen+"/readyz")
-	controller := testenv.StartProcess(t, filepath.Join(bin, "controller"), env)
-	waitHTTP(t, "http://"+ctlListen+"/readyz")
-
-	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
-	if err != nil {
-		t.Fatalf("the admin token is kept in the data dir: %v", err)
-	}
-	if !strings.Contains(apiserver.Output(), strings.TrimSpace(string(tok))) {
+	sys := testenv.StartSystem(t, "homeroom-e2e-no-router")
+	if !strings.Contains(sys.APIServer.Output(), sys.AdminToken) {
 		t.Errorf("the apiserver does not print the admin token")
 	}
-	c := &client{t: t, base: "http://" + listen, token: strings.TrimSpace(string(tok))}
+	c := &client{t: t, base: sys.URL, token: sys.AdminToken}
 
 	students := []string{"alice", "bob", "carol"}
 	if code := c.call("PUT", "/api/v1/classes/"+id, map[string]any{
@@ -155,6 +118,7 @@ func TestWalkthrough(t *testing.T) {
 	// alice saves a file in her workspace through her sandbox.
 	notes := []byte("notes from the first lab\n")
 	var resp *http.Response
+	var err error
 	for i := 0; i < 50; i++ {
 		req, _ := http.NewRequest("PUT", "http://"+aliceIP+":8080/files/notes.txt", bytes.NewReader(notes))
 		if resp, err = http.DefaultClient.Do(req); err == nil {
@@ -196,7 +160,7 @@ func TestWalkthrough(t *testing.T) {
 		t.Errorf("left after Down: %d containers, %d networks", len(cs), len(ns))
 	}
 
-	for _, u := range []string{"http://" + listen + "/metrics", "http://" + ctlListen + "/metrics"} {
+	for _, u := range []string{sys.URL + "/metrics", sys.ControllerURL + "/metrics"} {
 		r, err := http.Get(u)
 		if err != nil {
 			t.Fatal(err)
@@ -210,6 +174,6 @@ func TestWalkthrough(t *testing.T) {
 	if code := c.call("DELETE", "/api/v1/classes/"+id, nil, nil); code != http.StatusNoContent {
 		t.Errorf("delete a Down class: %d", code)
 	}
-	controller.Stop()
-	apiserver.Stop()
+	sys.Controller.Stop()
+	sys.APIServer.Stop()
 }
