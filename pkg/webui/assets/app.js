@@ -256,7 +256,7 @@ function signInPage() {
     }
   } },
   h("div", {}, h("label", { for: "token" }, "Token"), input,
-    h("p", { class: "hint", id: "token-hint" }, "The token an administrator gave you. `make run` prints the admin token.")),
+    h("p", { class: "hint", id: "token-hint" }, "The token an administrator gave you (make run prints the admin token).")),
   h("label", { class: "check" }, remember, "Keep me signed in on this device"),
   err,
   h("div", {}, h("button", { type: "submit" }, "Sign in")));
