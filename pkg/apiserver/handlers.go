@@ -22,6 +22,15 @@ type list[T any] struct {
 	Items []T `json:"items"`
 }
 
+// writeList answers 200 with {"items": […]}; an empty list is [] and
+// never null, whichever store it came from.
+func writeList[T any](c echo.Context, items []T) error {
+	if items == nil {
+		items = []T{}
+	}
+	return c.JSON(http.StatusOK, list[T]{Items: items})
+}
+
 // templateItem is a template as the API lists it: the policy's fields, and
 // whether its image is pinned by digest.
 type templateItem struct {
@@ -30,12 +39,12 @@ type templateItem struct {
 }
 
 func (s *Server) templates(c echo.Context) error {
-	items := []templateItem{}
+	var items []templateItem
 	for _, n := range s.policy.TemplateNames() {
 		t, _ := s.policy.Template(n)
 		items = append(items, templateItem{Template: *t, Pinned: t.Pinned()})
 	}
-	return c.JSON(http.StatusOK, list[templateItem]{Items: items})
+	return writeList(c, items)
 }
 
 func (s *Server) listClasses(c echo.Context) error {
@@ -44,13 +53,13 @@ func (s *Server) listClasses(c echo.Context) error {
 		return err
 	}
 	p := who(c)
-	visible := []api.Class{}
+	var visible []api.Class
 	for _, cl := range cs {
 		if p.teaches(cl.Spec.Subject) {
 			visible = append(visible, cl)
 		}
 	}
-	return c.JSON(http.StatusOK, list[api.Class]{Items: visible})
+	return writeList(c, visible)
 }
 
 func classID(c echo.Context) (string, error) {
@@ -445,10 +454,7 @@ func (s *Server) listRuns(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("list runs: %w", err)
 	}
-	if runs == nil {
-		runs = []artifacts.RunSummary{}
-	}
-	return c.JSON(http.StatusOK, list[artifacts.RunSummary]{Items: runs})
+	return writeList(c, runs)
 }
 
 func (s *Server) getRun(c echo.Context) error {
@@ -492,10 +498,7 @@ func (s *Server) listArtifacts(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("list artifacts: %w", err)
 	}
-	if items == nil {
-		items = []artifacts.Item{}
-	}
-	return c.JSON(http.StatusOK, list[artifacts.Item]{Items: items})
+	return writeList(c, items)
 }
 
 func (s *Server) getArtifact(c echo.Context) error {

@@ -53,7 +53,7 @@ func (s *Server) listSubjects(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, list[api.Subject]{Items: subjects})
+	return writeList(c, subjects)
 }
 
 func (s *Server) getSubject(c echo.Context) error {
@@ -107,7 +107,7 @@ func (s *Server) listRosters(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, list[api.Roster]{Items: rs})
+	return writeList(c, rs)
 }
 
 func (s *Server) getRoster(c echo.Context) error {

@@ -46,7 +46,7 @@ func (s *Server) listUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, list[api.User]{Items: users})
+	return writeList(c, users)
 }
 
 func (s *Server) getUser(c echo.Context) error {
@@ -170,7 +170,7 @@ func (s *Server) listTokens(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, list[api.Token]{Items: toks})
+	return writeList(c, toks)
 }
 
 var tokenIDPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
