@@ -1,6 +1,9 @@
 package testenv
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,6 +51,41 @@ func StartSystem(t testing.TB, traefik string) *System {
 	}
 	s.AdminToken = strings.TrimSpace(string(tok))
 	return s
+}
+
+// Call sends a request to the apiserver as token, with body (if any) as
+// JSON, and returns the status code. A 2xx answer is decoded into out (a
+// *[]byte takes the bytes as they are); any other is logged.
+func (s *System) Call(t testing.TB, token, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		return resp.StatusCode
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+	} else if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+	return resp.StatusCode
 }
 
 // WaitHTTP waits up to a minute for url to answer 200.

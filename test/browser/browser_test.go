@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,44 +30,22 @@ import (
 
 const classID = "cs101-ui"
 
+// system is Homeroom as `make run` runs it, on embedded services.
 type system struct {
+	*testenv.System
 	t     *testing.T
-	base  string
 	admin string
 }
 
-// start runs the two binaries as `make run` does, on embedded services.
 func start(t *testing.T, traefik string) *system {
 	sys := testenv.StartSystem(t, traefik)
-	return &system{t: t, base: sys.URL, admin: sys.AdminToken}
+	return &system{System: sys, t: t, admin: sys.AdminToken}
 }
 
-// call sends an API request as tok and decodes the answer into out.
+// call sends an API request as tok and decodes a 2xx answer into out.
 func (s *system) call(tok, method, path string, body, out any) int {
 	s.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, s.base+path, r)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: %v in %s", method, path, err, b)
-		}
-	}
-	if resp.StatusCode >= 300 {
-		s.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	return resp.StatusCode
+	return s.Call(s.t, tok, method, path, body, out)
 }
 
 // teacher registers what the school's records would hold: the subject, the
@@ -231,7 +208,7 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 
 	// Sign in, by keyboard. A wrong token is refused in words.
 	run("open the sign-in page",
-		chromedp.Navigate(sys.base+"/"),
+		chromedp.Navigate(sys.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#token")),
 		screenshot(t, shots, "01-sign-in"),
 		chromedp.SendKeys(chromedp.CSS("#token"), "not-a-token"+kb.Enter),
@@ -388,7 +365,7 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	}
 	run("the class list",
 		chromedp.EmulateViewport(1280, 900),
-		chromedp.Navigate(sys.base+"/ui/#/classes"),
+		chromedp.Navigate(sys.URL+"/ui/#/classes"),
 		waitFor("the class in the list", `!!document.querySelector('[data-class="`+classID+`"] [data-phase="Down"]')`, 20*time.Second),
 		screenshot(t, shots, "07-classes"),
 	)

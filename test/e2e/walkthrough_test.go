@@ -6,7 +6,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,35 +20,16 @@ import (
 	"github.com/homeroom/homeroom/pkg/api"
 )
 
+// client calls the API as one token.
 type client struct {
 	t     *testing.T
-	base  string
+	sys   *testenv.System
 	token string
 }
 
 func (c *client) call(method, path string, body any, out any) int {
 	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if raw, ok := out.(*[]byte); ok {
-			*raw = b
-		} else if err := json.Unmarshal(b, out); err != nil {
-			c.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-	}
-	return resp.StatusCode
+	return c.sys.Call(c.t, c.token, method, path, body, out)
 }
 
 func (c *client) waitPhase(id string, phase api.Phase) api.Class {
@@ -77,7 +57,7 @@ func TestWalkthrough(t *testing.T) {
 	if !strings.Contains(sys.APIServer.Output(), sys.AdminToken) {
 		t.Errorf("the apiserver does not print the admin token")
 	}
-	c := &client{t: t, base: sys.URL, token: sys.AdminToken}
+	c := &client{t: t, sys: sys, token: sys.AdminToken}
 
 	students := []string{"alice", "bob", "carol"}
 	if code := c.call("PUT", "/api/v1/classes/"+id, map[string]any{
