@@ -130,7 +130,17 @@ function confirmDialog(title, text, action) {
   document.getElementById("confirm-ok").textContent = action;
   dlg.returnValue = "";
   dlg.showModal();
-  return new Promise((resolve) => dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true }));
+  return new Promise((resolve) => {
+    const closed = () => {
+      // A dialog's close event is queued, not dispatched at once: the one
+      // of an earlier opening can arrive after this opening began. It finds
+      // the dialog open again and is not this one's answer.
+      if (dlg.open) return;
+      dlg.removeEventListener("close", closed);
+      resolve(dlg.returnValue === "ok");
+    };
+    dlg.addEventListener("close", closed);
+  });
 }
 
 function sleep(ms, signal) {
