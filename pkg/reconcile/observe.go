@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -35,6 +36,14 @@ type ObservedContainer struct {
 	ConfigHash string
 	Template   string
 	Created    int64 // unix seconds
+	// StartedAt, FinishedAt and ExitCode describe the last run of a
+	// container that stopped while its class is Up; they are read only for
+	// those, so a converged class costs no inspect.
+	StartedAt, FinishedAt time.Time
+	ExitCode              int
+	// Restarts counts this controller's restarts of it in a row after runs
+	// shorter than StableRun; each doubles the pause before the next.
+	Restarts int
 }
 
 // ObservedTraefik is the routing container and whether it is attached to the
@@ -120,4 +129,28 @@ func observe(ctx context.Context, d observer, classID, traefikName string) (Obse
 		}
 	}
 	return obs, nil
+}
+
+// stampStops reads the last run of each stopped container: when it started
+// and stopped, and how it ended, for the restart pause and the status.
+func stampStops(ctx context.Context, d observer, obs Observed) error {
+	for s, c := range obs.Containers {
+		if c.State != "exited" && c.State != "dead" {
+			continue
+		}
+		info, err := d.InspectContainer(ctx, c.ID)
+		if isNotFound(err) {
+			continue // gone since the list; the plan finds out
+		}
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", c.Name, err)
+		}
+		if info.State != nil {
+			c.StartedAt, _ = time.Parse(time.RFC3339Nano, info.State.StartedAt)
+			c.FinishedAt, _ = time.Parse(time.RFC3339Nano, info.State.FinishedAt)
+			c.ExitCode = info.State.ExitCode
+		}
+		obs.Containers[s] = c
+	}
+	return nil
 }

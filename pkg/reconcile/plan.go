@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/policy"
@@ -92,6 +93,9 @@ type Input struct {
 	// Template is the class's template, nil when the policy has none of that name.
 	Template *policy.Template
 	Observed Observed
+	// Now is when the pass runs; a sandbox that stopped is started again
+	// only once its restart pause is over.
+	Now time.Time
 }
 
 // PlanFor is the pure heart of the controller: it turns desired and observed
@@ -143,6 +147,9 @@ func planUp(in Input) Plan {
 					Action{Kind: CreateContainer, Student: s, Target: name},
 					Action{Kind: StartContainer, Student: s, Target: name})
 			case c.State == "created" || c.State == "exited" || c.State == "dead":
+				if in.Now.Before(c.RestartDue()) {
+					continue // still in its restart pause
+				}
 				p = append(p, Action{Kind: StartContainer, Student: s, Target: c.Name})
 			}
 		}
@@ -220,4 +227,58 @@ func planDown(in Input) Plan {
 // describe is used in conditions: "3 of 5 students running".
 func describe(running, total int) string {
 	return fmt.Sprintf("%d of %d students running", running, total)
+}
+
+// Restart pauses: a sandbox that stopped while its class is Up is started
+// again RestartPause after it stopped, twice as long for each restart in a
+// row after which it ran less than StableRun, up to MaxRestartPause. A
+// program that crashes at once is not restarted in a loop that floods the
+// daemon, and a daemon that stops every container on its way down is not
+// asked to start them again before it has gone: a start that reaches a
+// daemon mid-shutdown can leave a containerd task behind that makes the
+// container unstartable until containerd itself is restarted.
+const (
+	RestartPause    = 5 * time.Second
+	MaxRestartPause = 5 * time.Minute
+	StableRun       = time.Minute
+)
+
+// RestartDue is when a stopped container may be started again; the zero
+// time for one that never ran or whose stop time is unknown.
+func (c ObservedContainer) RestartDue() time.Time {
+	if c.FinishedAt.IsZero() {
+		return time.Time{}
+	}
+	pause := RestartPause
+	for i := 0; i < c.Restarts && pause < MaxRestartPause; i++ {
+		pause *= 2
+	}
+	return c.FinishedAt.Add(min(pause, MaxRestartPause))
+}
+
+// pausedRestarts lists, by student, the stopped sandboxes of an Up class
+// whose restart pause is not over at now.
+func pausedRestarts(in Input) []ObservedContainer {
+	if in.Class.DesiredPhase != api.PhaseUp || in.Template == nil {
+		return nil
+	}
+	var out []ObservedContainer
+	for _, s := range in.Class.Spec.Students {
+		c, ok := in.Observed.Containers[s]
+		if ok && (c.State == "exited" || c.State == "dead") && in.Now.Before(c.RestartDue()) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// NextRestart is when the first paused restart is due; zero when none is.
+func NextRestart(in Input) time.Time {
+	var next time.Time
+	for _, c := range pausedRestarts(in) {
+		if due := c.RestartDue(); next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	return next
 }

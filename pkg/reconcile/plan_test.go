@@ -56,6 +56,7 @@ func TestPlan(t *testing.T) {
 		class    api.Class
 		template *policy.Template
 		obs      Observed
+		now      time.Time
 		want     string
 	}{{
 		desc:  "up from nothing, no traefik",
@@ -93,6 +94,44 @@ start-container bob (homeroom-cs101-bob)
 		obs:   Observed{Network: classNet, Containers: merge(containers("exited", "alice"), containers("created", "bob"))},
 		want: `start-container alice (homeroom-cs101-alice)
 start-container bob (homeroom-cs101-bob)
+`,
+	}, {
+		desc:  "a sandbox that just stopped waits out its restart pause",
+		class: class(api.PhaseUp, "alice", "bob"),
+		obs: Observed{Network: classNet, Containers: merge(containers("running", "alice"), map[string]ObservedContainer{
+			"bob": {ID: "id-bob", Name: "homeroom-cs101-bob", Student: "bob", State: "exited", FinishedAt: time.Unix(100, 0)},
+		})},
+		now:  time.Unix(104, 0),
+		want: ``,
+	}, {
+		desc:  "a sandbox whose restart pause is over is started",
+		class: class(api.PhaseUp, "alice", "bob"),
+		obs: Observed{Network: classNet, Containers: merge(containers("running", "alice"), map[string]ObservedContainer{
+			"bob": {ID: "id-bob", Name: "homeroom-cs101-bob", Student: "bob", State: "exited", FinishedAt: time.Unix(100, 0)},
+		})},
+		now: time.Unix(105, 0),
+		want: `start-container bob (homeroom-cs101-bob)
+`,
+	}, {
+		desc:  "the pause doubles with each restart in a row",
+		class: class(api.PhaseUp, "alice", "bob"),
+		obs: Observed{Network: classNet, Containers: merge(containers("running", "alice"), map[string]ObservedContainer{
+			"bob": {ID: "id-bob", Name: "homeroom-cs101-bob", Student: "bob", State: "exited", FinishedAt: time.Unix(100, 0), Restarts: 2},
+		})},
+		now:  time.Unix(119, 0),
+		want: ``,
+	}, {
+		desc:  "a stopped sandbox is collected at Down without waiting",
+		class: class(api.PhaseDown, "bob"),
+		obs: Observed{Network: classNet, Containers: map[string]ObservedContainer{
+			"bob": {ID: "id-bob", Name: "homeroom-cs101-bob", Student: "bob", State: "exited", FinishedAt: time.Unix(100, 0)},
+		}},
+		now: time.Unix(101, 0),
+		want: `begin-run
+collect bob (homeroom-cs101-bob)
+remove-container bob (homeroom-cs101-bob)
+remove-network (homeroom-cs101)
+complete-run
 `,
 	}, {
 		desc:  "traefik detached while up is reattached",
@@ -220,10 +259,26 @@ complete-run (r1)
 			if tc.obs.Containers == nil {
 				tc.obs.Containers = map[string]ObservedContainer{}
 			}
-			got := PlanFor(Input{Class: tc.class, Template: tpl, Observed: tc.obs}).String()
+			got := PlanFor(Input{Class: tc.class, Template: tpl, Observed: tc.obs, Now: tc.now}).String()
 			if got != tc.want {
 				t.Errorf("plan:\n%s\nwant:\n%s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestRestartPause(t *testing.T) {
+	stopped := time.Date(2030, 1, 2, 9, 0, 0, 0, time.UTC)
+	for restarts, want := range map[int]time.Duration{
+		0: 5 * time.Second, 1: 10 * time.Second, 2: 20 * time.Second, 5: 160 * time.Second,
+		6: 5 * time.Minute, 7: 5 * time.Minute, 1000: 5 * time.Minute,
+	} {
+		c := ObservedContainer{State: "exited", FinishedAt: stopped, Restarts: restarts}
+		if got := c.RestartDue().Sub(stopped); got != want {
+			t.Errorf("after %d restarts in a row the pause is %s, want %s", restarts, got, want)
+		}
+	}
+	if due := (ObservedContainer{State: "created"}).RestartDue(); !due.IsZero() {
+		t.Errorf("a container that never ran waits until %s", due)
 	}
 }

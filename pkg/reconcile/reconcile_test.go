@@ -111,6 +111,7 @@ type fakeContainer struct {
 	labels                 map[string]string
 	created                int64
 	exitCode               int
+	startedAt, finishedAt  time.Time // the last run's; zero: never
 	nets                   map[string]bool   // ids of attached networks
 	files                  map[string]string // path relative to "/" → content
 	logs                   []logFrame
@@ -276,7 +277,7 @@ func (d *fakeDocker) InspectContainer(_ context.Context, ref string) (container.
 			ID: c.id, Name: "/" + c.name, Image: c.image,
 			State: &container.State{
 				Status: c.state, Running: c.state == container.StateRunning, ExitCode: c.exitCode,
-				StartedAt: "2030-01-02T09:00:00Z", FinishedAt: "0001-01-01T00:00:00Z",
+				StartedAt: c.startedAt.Format(time.RFC3339Nano), FinishedAt: c.finishedAt.Format(time.RFC3339Nano),
 			},
 		},
 		Config:          &container.Config{Image: c.image, Labels: cloneMap(c.labels)},
@@ -615,6 +616,13 @@ func (d *fakeDocker) writes() []string {
 	return out
 }
 
+// resetCalls forgets the calls made so far.
+func (d *fakeDocker) resetCalls() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = nil
+}
+
 func (d *fakeDocker) createdSpecs() []dockerx.ContainerSpec {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -927,6 +935,10 @@ type env struct {
 	art    *fakeArtifacts
 	store  *fakeStore
 	rec    *reconcile.Reconciler
+	// clock is what the reconciler reads as now. Unless frozen, every
+	// reading moves it on by a second.
+	clock  atomic.Int64 // unix nanoseconds
+	frozen atomic.Bool
 	// removedUnsafely lists containers removed before their student's work
 	// was checkpointed in the store and present in the object store.
 	mu              sync.Mutex
@@ -944,13 +956,17 @@ func newEnv(t *testing.T) *env {
 	}, api.NetworkName("cs202"))
 	e.docker.beforeRemove = e.checkSafeToRemove
 
-	var tick atomic.Int64
-	start := time.Date(2030, 1, 2, 9, 0, 0, 0, time.UTC)
+	e.clock.Store(time.Date(2030, 1, 2, 9, 0, 0, 0, time.UTC).UnixNano())
 	e.rec = reconcile.New(e.store, e.docker, e.art, policy.Default(), reconcile.Options{
 		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second,
 		// Time moves on every reading, so a status rewritten only because
 		// time passed would show.
-		Now: func() time.Time { return start.Add(time.Duration(tick.Add(1)) * time.Second) },
+		Now: func() time.Time {
+			if e.frozen.Load() {
+				return e.now()
+			}
+			return time.Unix(0, e.clock.Add(int64(time.Second))).UTC()
+		},
 	}, zaptest.NewLogger(t))
 	t.Cleanup(e.checkInvariants)
 	return e
@@ -999,6 +1015,12 @@ func (e *env) checkInvariants() {
 		}
 	}
 }
+
+// now is the reconciler's clock, without moving it.
+func (e *env) now() time.Time { return time.Unix(0, e.clock.Load()).UTC() }
+
+// advance moves the reconciler's clock on by d.
+func (e *env) advance(d time.Duration) { e.clock.Add(int64(d)) }
 
 func (e *env) putClass(phase api.Phase, students ...string) {
 	e.store.put(api.Class{
@@ -1560,4 +1582,94 @@ func (s *fakeStore) conflictCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conflicts
+}
+
+// A sandbox that stops while its class is Up is started again after a
+// pause, twice as long after each short run in a row: a program that
+// crashes at once is not restarted in a loop, and a daemon stopping every
+// container on its way down is not asked to start them again meanwhile.
+func TestStoppedSandboxRestartsAfterAPause(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	e.mustConverge()
+	e.frozen.Store(true)
+
+	crash := func(ran time.Duration, code int) time.Time {
+		t.Helper()
+		e.docker.mu.Lock()
+		defer e.docker.mu.Unlock()
+		c := e.docker.lookup(cname("bob"))
+		c.state, c.exitCode = container.StateExited, code
+		c.finishedAt = e.now()
+		c.startedAt = c.finishedAt.Add(-ran)
+		return c.finishedAt
+	}
+	held := func(stoppedAt time.Time, pause time.Duration) {
+		t.Helper()
+		e.docker.resetCalls()
+		res, err := e.pass()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(e.docker.writes(), "StartContainer "+cname("bob")) {
+			t.Fatalf("bob's sandbox started %s after it stopped; its pause is %s", e.now().Sub(stoppedAt), pause)
+		}
+		if want := stoppedAt.Add(pause).Sub(e.now()); res.RequeueAfter != want {
+			t.Errorf("next pass asked for in %s, want %s: when the pause ends", res.RequeueAfter, want)
+		}
+		c := e.class()
+		if got := studentStatus(c, "bob").State; got != container.StateExited {
+			t.Errorf("bob's state %q during the pause", got)
+		}
+		ready := cond(c, api.ConditionReady)
+		due := stoppedAt.Add(pause).Format("15:04:05")
+		if c.Status.Phase != api.PhaseProvisioning || ready.Reason != "SandboxesRestarting" ||
+			ready.Message != "1 of 2 students running; bob's sandbox stopped (exit code 3) and starts again at "+due+" UTC" {
+			t.Errorf("phase %s, Ready %s: %q", c.Status.Phase, ready.Reason, ready.Message)
+		}
+	}
+	started := func() {
+		t.Helper()
+		e.docker.resetCalls()
+		if _, err := e.pass(); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := e.docker.container(cname("bob")); c.state != container.StateRunning {
+			t.Fatalf("bob's sandbox is %s after its pause", c.state)
+		}
+		if w := e.docker.writes(); !slices.Equal(w, []string{"StartContainer " + cname("bob")}) {
+			t.Errorf("writes %v, want only bob's start", w)
+		}
+		if c := e.class(); c.Status.Phase != api.PhaseUp {
+			t.Errorf("phase %s once bob runs again", c.Status.Phase)
+		}
+	}
+
+	// It crashes a second after it started: a 5 s pause.
+	stopped := crash(time.Second, 3)
+	held(stopped, 5*time.Second)
+	e.advance(4 * time.Second)
+	held(stopped, 5*time.Second)
+	e.advance(time.Second)
+	started()
+
+	// Again at once: the pause doubles, and doubles again.
+	e.advance(2 * time.Second)
+	stopped = crash(2*time.Second, 3)
+	e.advance(9 * time.Second)
+	held(stopped, 10*time.Second)
+	e.advance(time.Second)
+	started()
+	stopped = crash(time.Second, 3)
+	e.advance(19 * time.Second)
+	held(stopped, 20*time.Second)
+	e.advance(time.Second)
+	started()
+
+	// After a run of a minute or more the next stop is not a crash loop.
+	e.advance(time.Hour)
+	stopped = crash(time.Hour, 3)
+	held(stopped, 5*time.Second)
+	e.advance(5 * time.Second)
+	started()
 }

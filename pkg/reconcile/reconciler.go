@@ -70,6 +70,9 @@ type Reconciler struct {
 	orphanMu    sync.Mutex
 	orphanSince map[string]time.Time // class id → when first seen orphaned
 
+	restartMu sync.Mutex
+	restarts  map[string]map[string]int // class id → container id → Observed.Restarts
+
 	// slots holds GlobalParallel: every Docker step of every pass takes
 	// one, whichever worker runs it.
 	slots *slots
@@ -116,6 +119,7 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 		metrics:     newMetrics(opts.Registerer),
 		slots:       newSlots(opts.GlobalParallel, opts.Registerer),
 		orphanSince: map[string]time.Time{},
+		restarts:    map[string]map[string]int{},
 	}
 	return r
 }
@@ -172,11 +176,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	// still describe the desire this pass acted on, with its generation.
 	planned := *class
 	tmpl, _ := r.policy.Template(class.Spec.Template)
-	obs, err := observe(ctx, r.docker, classID, r.opts.TraefikContainer)
+	obs, err := r.observe(ctx, class)
 	if err != nil {
 		return Result{}, fmt.Errorf("observe: %w", err)
 	}
-	plan := PlanFor(Input{Class: *class, Template: tmpl, Observed: obs})
+	plan := PlanFor(Input{Class: *class, Template: tmpl, Observed: obs, Now: r.now()})
 	var quotaErr error
 	if plan.creates() {
 		switch err := r.admit(ctx, class); {
@@ -202,8 +206,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		log.Info("executing plan", zap.Stringers("steps", plan))
 		ex := &executor{r: r, class: class, tmpl: tmpl, obs: obs, log: log}
 		execErr = ex.run(ctx, plan)
+		r.countRestarts(class.ID, obs, plan)
 		// Status reports the world as it is now, not as the plan hoped.
-		if after, err := observe(ctx, r.docker, classID, r.opts.TraefikContainer); err == nil {
+		if after, err := r.observe(ctx, class); err == nil {
 			obs = after
 		} else if execErr == nil {
 			execErr = err
@@ -232,11 +237,66 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	if !wasUp && class.Status.Phase == api.PhaseUp && class.UpSince != nil {
 		r.metrics.upDuration.Observe(r.now().Sub(*class.UpSince).Seconds())
 	}
-	res.Converged = execErr == nil && len(PlanFor(Input{Class: *class, Template: tmpl, Observed: obs})) == 0
+	after := Input{Class: *class, Template: tmpl, Observed: obs, Now: r.now()}
+	res.Converged = execErr == nil && len(PlanFor(after)) == 0
 	if exp := class.ExpiresAt(); exp != nil {
 		res.RequeueAfter = max(exp.Sub(r.now()), time.Millisecond)
 	}
+	if next := NextRestart(after); !next.IsZero() {
+		if in := max(next.Sub(r.now()), time.Millisecond); res.RequeueAfter == 0 || in < res.RequeueAfter {
+			res.RequeueAfter = in
+		}
+	}
 	return res, execErr
+}
+
+// observe reads what Docker holds of the class; for an Up class it also
+// reads how each stopped sandbox's last run went and how often in a row
+// this controller restarted it, which the restart pause depends on.
+func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, error) {
+	obs, err := observe(ctx, r.docker, class.ID, r.opts.TraefikContainer)
+	if err != nil || class.DesiredPhase != api.PhaseUp {
+		return obs, err
+	}
+	if err := stampStops(ctx, r.docker, obs); err != nil {
+		return obs, err
+	}
+	r.restartMu.Lock()
+	defer r.restartMu.Unlock()
+	counts := map[string]int{} // only containers that still exist are kept
+	for s, c := range obs.Containers {
+		n := r.restarts[class.ID][c.ID]
+		if !c.FinishedAt.IsZero() && c.FinishedAt.Sub(c.StartedAt) >= StableRun {
+			n = 0 // it ran long enough: the next stop is not a crash loop
+		}
+		c.Restarts = n
+		obs.Containers[s] = c
+		if n > 0 {
+			counts[c.ID] = n
+		}
+	}
+	if len(counts) > 0 {
+		r.restarts[class.ID] = counts
+	} else {
+		delete(r.restarts, class.ID)
+	}
+	return obs, nil
+}
+
+// countRestarts notes the stopped sandboxes the plan started again.
+func (r *Reconciler) countRestarts(classID string, obs Observed, plan Plan) {
+	r.restartMu.Lock()
+	defer r.restartMu.Unlock()
+	for _, a := range plan {
+		c, ok := obs.Containers[a.Student]
+		if a.Kind != StartContainer || !ok || c.FinishedAt.IsZero() {
+			continue
+		}
+		if r.restarts[classID] == nil {
+			r.restarts[classID] = map[string]int{}
+		}
+		r.restarts[classID][c.ID] = c.Restarts + 1
+	}
 }
 
 func classify(err error) error {

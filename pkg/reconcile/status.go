@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
@@ -78,6 +79,10 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		default:
 			st.Phase = api.PhaseProvisioning
 			ready.Reason, ready.Message = "StudentsStarting", describe(running, total)
+			if paused := pausedRestarts(Input{Class: *c, Template: tmpl, Observed: obs, Now: now}); len(paused) > 0 {
+				ready.Reason = "SandboxesRestarting"
+				ready.Message += "; " + describePaused(paused)
+			}
 		}
 		st.Conditions = api.SetCondition(st.Conditions, routing(obs, opts, now))
 		if tmpl != nil {
@@ -224,4 +229,16 @@ func normalize(s api.ClassStatus) api.ClassStatus {
 		s.Students = nil
 	}
 	return s
+}
+
+// describePaused tells a teacher which sandboxes stopped and when each
+// starts again, e.g. "bob's sandbox stopped (exit code 1) and starts again
+// at 09:01:05 UTC".
+func describePaused(paused []ObservedContainer) string {
+	parts := make([]string, len(paused))
+	for i, c := range paused {
+		parts[i] = fmt.Sprintf("%s's sandbox stopped (exit code %d) and starts again at %s",
+			c.Student, c.ExitCode, c.RestartDue().UTC().Format("15:04:05 MST"))
+	}
+	return strings.Join(parts, "; ")
 }
