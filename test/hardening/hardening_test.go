@@ -104,7 +104,7 @@ func (r *rig) up(prefix string, students ...string) string {
 }
 
 // pass runs one pass of the controller and wants it converged.
-func (r *rig) pass(id string) {
+func (r *rig) pass(id string) reconcile.Result {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -115,6 +115,7 @@ func (r *rig) pass(id string) {
 	if !res.Converged {
 		r.t.Fatalf("pass did not converge; plan was:\n%s", res.Plan)
 	}
+	return res
 }
 
 func (r *rig) inspect(classID, student string) container.InspectResponse {
@@ -422,8 +423,31 @@ func TestMemoryHogIsOOMKilledAndWorkSurvives(t *testing.T) {
 		t.Errorf("ivy's sandbox was disturbed: %+v", i.State)
 	}
 
-	// The controller's next pass starts the same container again.
-	r.pass(id)
+	// The controller's next pass waits out the restart pause and says so;
+	// the pass it asks for then starts the same container again.
+	stopped, err := time.Parse(time.RFC3339Nano, info.State.FinishedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := r.pass(id)
+	if time.Since(stopped) < reconcile.RestartPause-time.Second {
+		if res.RequeueAfter <= 0 || res.RequeueAfter > reconcile.RestartPause {
+			t.Errorf("a pass during the restart pause asked for the next in %s", res.RequeueAfter)
+		}
+		c, err := r.store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ready := api.FindCondition(c.Status.Conditions, api.ConditionReady); ready == nil || ready.Reason != "SandboxesRestarting" ||
+			!strings.Contains(ready.Message, "hal's sandbox stopped (exit code 137)") {
+			t.Errorf("Ready during the restart pause: %+v", ready)
+		}
+		if s := r.inspect(id, "hal").State.Status; s != "exited" {
+			t.Errorf("hal's sandbox is %s during its restart pause", s)
+		}
+		time.Sleep(res.RequeueAfter)
+		r.pass(id)
+	}
 	info = r.inspect(id, "hal")
 	if info.ID != halBefore.ID {
 		t.Errorf("hal's container was replaced (%s -> %s), not restarted", halBefore.ID[:12], info.ID[:12])
