@@ -111,7 +111,7 @@ type fakeContainer struct {
 	labels                 map[string]string
 	created                int64
 	exitCode               int
-	startedAt, finishedAt  time.Time // the last run's; zero: never
+	startedAt, finishedAt  time.Time         // the last run's; zero: never
 	nets                   map[string]bool   // ids of attached networks
 	files                  map[string]string // path relative to "/" → content
 	logs                   []logFrame
