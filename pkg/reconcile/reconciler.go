@@ -255,8 +255,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 // this controller restarted it, which the restart pause depends on.
 func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, error) {
 	obs, err := observe(ctx, r.docker, class.ID, r.opts.TraefikContainer)
-	if err != nil || class.DesiredPhase != api.PhaseUp {
+	if err != nil {
 		return obs, err
+	}
+	if class.DesiredPhase != api.PhaseUp {
+		r.restartMu.Lock()
+		delete(r.restarts, class.ID) // the next Up makes new containers
+		r.restartMu.Unlock()
+		return obs, nil
 	}
 	if err := stampStops(ctx, r.docker, obs); err != nil {
 		return obs, err
