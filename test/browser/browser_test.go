@@ -126,7 +126,6 @@ func text(sel string) string {
 
 func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	d := testenv.Docker(t)
-	chromium := testenv.Chromium(t)
 	testenv.CleanupClass(t, d, classID)
 	tr := testenv.StartTraefik(t, d)
 	sys := start(t, tr.Name)
@@ -134,77 +133,8 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	shots := artifactsDir(t)
 	downloads := t.TempDir()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // tests run as root
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-		// Students' links name port 80 of *.lab.localhost; this test's
-		// Traefik listens on a port of its own.
-		chromedp.Flag("host-resolver-rules", "MAP *.lab.localhost "+tr.Addr),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	if _, err := chromedp.CallBrowser(bctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
-		t.Fatal(err)
-	}
-	// Any uncaught error in the pages fails the test.
-	var mu sync.Mutex
-	var jsErrors []string
-	if err := chromedp.Listen(bctx, func(ev any) {
-		var d *runtime.ExceptionDetails
-		switch e := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			d = e.ExceptionDetails
-		case runtime.EventExceptionThrown:
-			d = e.ExceptionDetails
-		}
-		if d != nil {
-			b, _ := json.Marshal(d)
-			mu.Lock()
-			jsErrors = append(jsErrors, string(b))
-			mu.Unlock()
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range jsErrors {
-			t.Errorf("JavaScript error in the page: %s", e)
-		}
-	}()
-
-	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, actions...); err != nil {
-			_ = chromedp.Do(bctx, screenshot(t, shots, "failed"))
-			html, _ := chromedp.Run(bctx, chromedp.OuterHTML(chromedp.CSS("main")))
-			t.Fatalf("%s: %v\nthe page: %.3000s", step, err, html)
-		}
-	}
-	value := func(a chromedp.Action[string]) string {
-		t.Helper()
-		v, err := chromedp.Run(bctx, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	b := openBrowser(t, shots, downloads, "MAP *.lab.localhost "+tr.Addr)
+	bctx, run, value := b.ctx, b.run, b.value
 
 	// Sign in, by keyboard. A wrong token is refused in words.
 	run("open the sign-in page",
@@ -371,6 +301,97 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	)
 }
 
+// tab is a headless Chromium showing the pages.
+type tab struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+}
+
+// openBrowser starts Chromium for one test. Downloads go to downloads;
+// hostRules, when set, is Chromium's --host-resolver-rules. Any uncaught
+// JavaScript error in the pages fails the test.
+func openBrowser(t *testing.T, shots, downloads, hostRules string) *tab {
+	t.Helper()
+	chromium := testenv.Chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	t.Cleanup(cancel)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox, // tests run as root
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	if hostRules != "" {
+		opts = append(opts, chromedp.Flag("host-resolver-rules", hostRules))
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	// Cleanups run last first: the browser closes before the allocator.
+	t.Cleanup(cancelBrowser)
+
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	if _, err := chromedp.CallBrowser(bctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var jsErrors []string
+	if err := chromedp.Listen(bctx, func(ev any) {
+		var d *runtime.ExceptionDetails
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d = e.ExceptionDetails
+		case runtime.EventExceptionThrown:
+			d = e.ExceptionDetails
+		}
+		if d != nil {
+			b, _ := json.Marshal(d)
+			mu.Lock()
+			jsErrors = append(jsErrors, string(b))
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range jsErrors {
+			t.Errorf("JavaScript error in the page: %s", e)
+		}
+	})
+	return &tab{t: t, ctx: bctx, shots: shots}
+}
+
+// run takes a step in the browser; a failure keeps a screenshot and says
+// what the page held.
+func (b *tab) run(step string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		_ = chromedp.Do(b.ctx, screenshot(b.t, b.shots, "failed"))
+		html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		b.t.Fatalf("%s: %v\nthe page: %.3000s", step, err, html)
+	}
+}
+
+// value reads something from the page.
+func (b *tab) value(a chromedp.Action[string]) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, a)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return v
+}
+
 // saveFile writes a file into a student's workspace through their endpoint.
 func saveFile(t *testing.T, tr *testenv.Traefik, student, name string, body []byte) {
 	t.Helper()
@@ -408,4 +429,170 @@ func waitDownload(t *testing.T, path string) []byte {
 	entries, _ := os.ReadDir(filepath.Dir(path))
 	t.Fatalf("no download at %s; the folder holds %v", path, entries)
 	return nil
+}
+
+// An administrator keeps the school's records on the pages: a subject, the
+// registered classes from a roster file (a bad file is refused line by line
+// and nothing is saved), a teacher of the subject, and a token for them that
+// works until it is revoked on the page. The teacher then signs in with a
+// new one and finds the registered class's roster.
+func TestAdminKeepsTheSchoolRecords(t *testing.T) {
+	testenv.Docker(t) // the controller answers ready only with a daemon
+	sys := start(t, "")
+	shots := artifactsDir(t)
+	b := openBrowser(t, shots, t.TempDir(), "")
+	run, value := b.run, b.value
+	whoami := func(token string) (int, string) {
+		var me struct {
+			Name string `json:"name"`
+		}
+		code := sys.call(token, "GET", "/api/v1/whoami", nil, &me)
+		return code, me.Name
+	}
+
+	run("sign in as the admin and open the records",
+		chromedp.Navigate(sys.URL+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), sys.admin+kb.Enter),
+		waitFor("the records link", `!document.querySelector("#nav-school").hidden`, 10*time.Second),
+		chromedp.Click(chromedp.CSS(`#nav a[href="#/school"]`)),
+		waitFor("the records page", text("h1")+` === "School records"`, 10*time.Second),
+		waitFor("no subjects yet", text("main")+`.includes("No subjects yet")`, 5*time.Second),
+	)
+
+	run("add a subject, after a bad id",
+		chromedp.Click(chromedp.CSS(`section[aria-labelledby="subjects-title"] summary`)),
+		chromedp.SendKeys(chromedp.CSS("#new-subject"), "Bio 101"+kb.Enter),
+		waitFor("the id's error", text("#new-subject-error")+`.includes("lowercase letters")`, 5*time.Second),
+		setValue("#new-subject", "bio101"),
+		chromedp.SendKeys(chromedp.CSS("#new-subject-title"), "Biology"+kb.Enter),
+		waitFor("the saved notice", text("#notice")+` === "Subject bio101 was saved."`, 10*time.Second),
+		waitFor("the subject listed", text(`tr[data-subject="bio101"]`)+`.includes("Biology")`, 5*time.Second),
+	)
+	var subject struct {
+		Title string `json:"title"`
+	}
+	if c := sys.call(sys.admin, "GET", "/api/v1/subjects/bio101", nil, &subject); c != http.StatusOK || subject.Title != "Biology" {
+		t.Errorf("the subject as stored: %d %+v", c, subject)
+	}
+
+	// A roster file with two bad lines is refused, each line named, and
+	// nothing is registered.
+	run("a bad roster file",
+		setValue("#roster-csv", "class,subject,student\nbio101-a,bio101,alice\nbio101-a,chem,bob\nbio101-a,bio101,Carol X\n"),
+		chromedp.Click(chromedp.CSS(`button[value="import"]`)),
+		waitFor("the refusal", text("#import-error")+` !== ""`, 10*time.Second),
+		waitFor("both bad lines", `document.querySelectorAll("#import-result li.bad").length === 2`, 5*time.Second),
+	)
+	badLines := value(chromedp.Evaluate[string](`[...document.querySelectorAll("#import-result li")].map((li) => li.textContent).join("\n")`))
+	t.Logf("bad lines shown:\n%s", badLines)
+	if !strings.Contains(badLines, "Line 3:") || !strings.Contains(badLines, "Line 4:") || strings.Contains(badLines, "Line 2:") {
+		t.Errorf("the bad lines shown: %q, want lines 3 and 4", badLines)
+	}
+	var rosters struct {
+		Items []struct {
+			ClassID  string   `json:"classId"`
+			Students []string `json:"students"`
+		} `json:"items"`
+	}
+	sys.call(sys.admin, "GET", "/api/v1/rosters", nil, &rosters)
+	if len(rosters.Items) != 0 {
+		t.Fatalf("a refused roster file registered %+v", rosters.Items)
+	}
+
+	// The good file, loaded from disk: checked first (nothing saved), then
+	// imported.
+	csv := filepath.Join(t.TempDir(), "rosters.csv")
+	if err := os.WriteFile(csv, []byte("student,class,subject\nalice,bio101-a,bio101\nbob,bio101-a,bio101\ncarol,bio101-a,bio101\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("check the good file",
+		chromedp.SetUploadFiles(chromedp.CSS("#roster-file"), []string{csv}),
+		waitFor("the file in the form", `document.querySelector("#roster-csv").value.includes("carol,bio101-a")`, 10*time.Second),
+		chromedp.Click(chromedp.CSS("#check-rosters")),
+		waitFor("the check's answer", text("#import-result")+` === "Every line is good: 1 class, 3 students (new: bio101-a). Nothing was saved yet."`, 10*time.Second),
+	)
+	sys.call(sys.admin, "GET", "/api/v1/rosters", nil, &rosters)
+	if len(rosters.Items) != 0 {
+		t.Fatalf("checking a roster file registered %+v", rosters.Items)
+	}
+	run("import it",
+		chromedp.Click(chromedp.CSS(`button[value="import"]`)),
+		waitFor("the imported notice", text("#notice")+` === "The rosters were imported: 1 class, 3 students (new: bio101-a)."`, 10*time.Second),
+		waitFor("the class listed", text(`tr[data-roster="bio101-a"]`)+`.includes("alice, bob, carol")`, 5*time.Second),
+	)
+	sys.call(sys.admin, "GET", "/api/v1/rosters", nil, &rosters)
+	if len(rosters.Items) != 1 || rosters.Items[0].ClassID != "bio101-a" || strings.Join(rosters.Items[0].Students, ",") != "alice,bob,carol" {
+		t.Errorf("the registered classes: %+v", rosters.Items)
+	}
+
+	run("add a teacher of the subject",
+		chromedp.Click(chromedp.CSS(`section[aria-labelledby="users-title"] summary`)),
+		setValue("#new-teacher", "grace"),
+		chromedp.Click(chromedp.CSS("#grant-bio101")),
+		chromedp.Click(chromedp.CSS(`section[aria-labelledby="users-title"] form button[type="submit"]`)),
+		waitFor("the saved notice", text("#notice")+`.startsWith("Teacher grace was saved.")`, 10*time.Second),
+		waitFor("grace listed with the subject", text(`tr[data-user="grace"]`)+`.includes("bio101")`, 5*time.Second),
+		waitFor("the subject's teacher", text(`tr[data-subject="bio101"]`)+`.includes("grace")`, 5*time.Second),
+	)
+	unlabelled := value(chromedp.Evaluate[string](`[...document.querySelectorAll("input, select, textarea, button")]
+		.filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.textContent.trim())
+		.map((el) => el.outerHTML).join("\n")`))
+	if unlabelled != "" {
+		t.Errorf("controls without a label:\n%s", unlabelled)
+	}
+
+	// A token, shown once; it works until it is revoked on the page.
+	run("issue a token",
+		chromedp.Click(chromedp.CSS(`button[data-issue="grace"]`)),
+		waitFor("the token shown", `document.querySelector("#issued-token")?.value.length > 20`, 10*time.Second),
+	)
+	first := value(chromedp.Value(chromedp.CSS("#issued-token")))
+	if code, name := whoami(first); code != http.StatusOK || name != "grace" {
+		t.Fatalf("the issued token: whoami %d %q", code, name)
+	}
+	run("revoke it",
+		chromedp.Click(chromedp.CSS(`details[data-tokens="grace"] summary`)),
+		waitFor("grace's token listed", `document.querySelectorAll('details[data-tokens="grace"] li[data-token]').length === 1`, 10*time.Second),
+		screenshot(t, shots, "08-school-records"),
+		chromedp.Click(chromedp.CSS(`details[data-tokens="grace"] li[data-token] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		waitFor("the revoked notice", text("#notice")+` === "The token of grace was revoked."`, 10*time.Second),
+		waitFor("no valid tokens", text(`details[data-tokens="grace"]`)+`.includes("No valid tokens.")`, 5*time.Second),
+	)
+	if code, _ := whoami(first); code != http.StatusUnauthorized {
+		t.Errorf("a revoked token still answers %d", code)
+	}
+
+	// A phone: the records fit the screen.
+	run("a phone screen",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+		waitFor("the page laid out again", `document.documentElement.clientWidth <= 390`, 5*time.Second),
+	)
+	if overflow := value(chromedp.Evaluate[string](`String(document.documentElement.scrollWidth > window.innerWidth)`)); overflow != "false" {
+		t.Errorf("the records page is wider than a phone's screen")
+	}
+	run("back to a laptop", chromedp.EmulateViewport(1280, 900))
+
+	// grace signs in with a new token: no records for her, but the
+	// registered class's roster when she creates the class.
+	run("issue another token",
+		chromedp.Click(chromedp.CSS(`button[data-issue="grace"]`)),
+		waitFor("a new token shown", fmt.Sprintf(`(document.querySelector("#issued-token")?.value || %q) !== %q`, first, first), 10*time.Second),
+	)
+	second := value(chromedp.Value(chromedp.CSS("#issued-token")))
+	run("sign in as grace",
+		chromedp.Click(chromedp.CSS("#signout")),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), second+kb.Enter),
+		waitFor("grace's name", text("#who-name")+`.includes("grace")`, 10*time.Second),
+		waitFor("no records link", `document.querySelector("#nav-school").hidden`, 5*time.Second),
+		chromedp.Navigate(sys.URL+"/ui/#/school"),
+		waitFor("the records refused", text("main")+`.includes("Only administrators keep the school's records")`, 10*time.Second),
+		chromedp.Navigate(sys.URL+"/ui/#/new"),
+		chromedp.WaitVisible(chromedp.CSS("#class-id")),
+		chromedp.SendKeys(chromedp.CSS("#class-id"), "bio101-a"+kb.Tab),
+		waitFor("the official roster", text("#roster-note")+`.includes("has 3 students")`, 10*time.Second),
+	)
 }

@@ -2,7 +2,8 @@
 // fetched from elsewhere: the apiserver embeds these files and they talk
 // only to its API, with the token the teacher signs in with.
 //
-// Pages are hash routes (#/classes, #/new, #/classes/<id>, #/classes/<id>/edit)
+// Pages are hash routes (#/classes, #/new, #/classes/<id>, #/classes/<id>/edit,
+// and for admins #/school)
 // so that the server serves one document. Every piece of text from the API
 // goes into the page as text, never as HTML.
 
@@ -28,13 +29,15 @@ class APIError extends Error {
 
 // api calls the Homeroom API and returns the decoded JSON body. It throws an
 // APIError whose message is meant for a teacher to read.
-async function api(method, path, { body, signal, blob } = {}) {
+async function api(method, path, { body, csv, signal, blob } = {}) {
   const headers = { Accept: "application/json" };
   if (session.token) headers.Authorization = "Bearer " + session.token;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let payload;
+  if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
+  if (csv !== undefined) { headers["Content-Type"] = "text/csv"; payload = csv; }
   let resp;
   try {
-    resp = await fetch(path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
+    resp = await fetch(path, { method, headers, signal, body: payload });
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new APIError(0, "unreachable", "Homeroom's server could not be reached. Check the connection and try again; nothing was changed.");
@@ -43,16 +46,19 @@ async function api(method, path, { body, signal, blob } = {}) {
     if (blob) return resp.blob();
     return resp.status === 204 ? null : resp.json();
   }
-  let code = "", message = "";
+  let code = "", message = "", details = [];
   try {
     const e = (await resp.json()).error || {};
     code = e.code || "";
     message = e.message || "";
+    details = e.details || [];
   } catch { /* not JSON: a proxy's page, say */ }
   if (resp.status === 401 && session.token && path !== "/api/v1/whoami") {
     signOut("Your sign-in is no longer valid (the token was revoked or has expired). Sign in again.");
   }
-  throw new APIError(resp.status, code, plainWords(resp.status, message));
+  const err = new APIError(resp.status, code, plainWords(resp.status, message));
+  err.details = details;
+  throw err;
 }
 
 // plainWords turns an error answer into a sentence a teacher can act on. The
@@ -238,6 +244,7 @@ async function signIn(token, remember) {
   (remember ? localStorage : sessionStorage).setItem(TOKEN_KEY, token);
   document.getElementById("who-name").textContent = `Signed in as ${me.name} (${me.role})`;
   document.getElementById("nav").hidden = false;
+  document.getElementById("nav-school").hidden = me.role !== "admin";
   document.getElementById("who").hidden = false;
 }
 
@@ -691,6 +698,234 @@ async function classFormPage(id, signal) {
   if (editing) lookupRoster(); else idInput.focus();
 }
 
+// ---------- the school's records (admins) ----------
+
+// schoolPage keeps what the school decides and teachers only use: subjects,
+// teachers and their tokens, and the registered classes with their official
+// rosters. Every change goes through the API, which checks it again.
+async function schoolPage(signal) {
+  page("School records", h("p", { class: "muted" }, "Loading…"));
+  let subjects, users, rosters;
+  try {
+    [subjects, users, rosters] = await Promise.all(["subjects", "users", "rosters"].map((what) =>
+      api("GET", "/api/v1/" + what, { signal }).then((r) => r.items)));
+  } catch (ex) {
+    if (ex.name === "AbortError") return;
+    page("School records", h("p", { class: "error-text" }, ex.message));
+    return;
+  }
+  // After a change the page is drawn again from the API; the notice says
+  // what happened and the focus goes back to the form that was used.
+  const redraw = async (focusId) => {
+    await schoolPage(signal);
+    const el = document.getElementById(focusId);
+    el?.closest("details")?.setAttribute("open", "");
+    el?.focus();
+  };
+  page("School records",
+    h("p", { class: "muted" }, "Subjects, teachers and registered classes. Teachers may bring up only the registered classes of their subjects, with students on the official roster."),
+    subjectsSection(subjects, signal, redraw),
+    teachersSection(users, subjects, signal, redraw),
+    rostersSection(rosters, signal, redraw));
+}
+
+// formField is a labelled control with its hint and its error line.
+function formField(name, label, control, hint) {
+  const err = h("p", { class: "field-error", id: name + "-error", "aria-live": "polite" });
+  control.id = name;
+  control.setAttribute("aria-describedby", [hint ? name + "-hint" : "", name + "-error"].join(" ").trim());
+  const el = h("div", {}, h("label", { for: name }, label), control, hint ? h("p", { class: "hint", id: name + "-hint" }, hint) : "", err);
+  return { el, err, control };
+}
+
+// submitting runs a form's action with its button disabled, and shows a
+// refusal under the form.
+function submitting(form, errEl, action) {
+  return async (e) => {
+    e.preventDefault();
+    errEl.textContent = "";
+    const btn = e.submitter || form.querySelector("button[type=submit]");
+    btn.disabled = true;
+    try {
+      await action(btn);
+    } catch (ex) {
+      if (ex.name !== "AbortError") errEl.textContent = ex.message;
+    } finally {
+      btn.disabled = false;
+    }
+  };
+}
+
+function subjectsSection(subjects, signal, redraw) {
+  const idF = formField("new-subject", "Subject id", h("input", { required: true, autocomplete: "off", spellcheck: "false", placeholder: "cs101" }), "Lowercase letters, digits and \"-\".");
+  const titleF = formField("new-subject-title", "Title", h("input", { autocomplete: "off", placeholder: "Introduction to programming" }));
+  const err = h("p", { class: "field-error", role: "alert", id: "subject-form-error" });
+  const form = h("form", { class: "stack card", novalidate: true }, idF.el, titleF.el, err,
+    h("div", {}, h("button", { type: "submit" }, "Add subject")));
+  form.addEventListener("submit", submitting(form, err, async () => {
+    const id = idF.control.value.trim();
+    if (!ID_PATTERN.test(id)) { idF.err.textContent = "A subject id is lowercase letters, digits and \"-\", starting with a letter or digit."; idF.control.focus(); return; }
+    idF.err.textContent = "";
+    await api("PUT", "/api/v1/subjects/" + encodeURIComponent(id), { body: { title: titleF.control.value.trim() }, signal });
+    show("ok", `Subject ${id} was saved.`);
+    await redraw("new-subject");
+  }));
+  const table = subjects.length === 0 ? h("p", { class: "muted" }, "No subjects yet.") :
+    h("table", { id: "subjects" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Subject"), h("th", { scope: "col" }, "Title"), h("th", { scope: "col" }, "Teachers"))),
+      h("tbody", {}, subjects.map((s) => h("tr", { "data-subject": s.id },
+        h("td", { "data-label": "Subject" }, s.id),
+        h("td", { "data-label": "Title" }, s.title || ""),
+        h("td", { "data-label": "Teachers" }, (s.teachers || []).join(", ") || h("span", { class: "muted" }, "none"))))));
+  return h("section", { "aria-labelledby": "subjects-title" }, h("h2", { id: "subjects-title" }, "Subjects"), table,
+    h("details", {}, h("summary", {}, "Add a subject"), form));
+}
+
+function teachersSection(users, subjects, signal, redraw) {
+  const nameF = formField("new-teacher", "Name", h("input", { required: true, autocomplete: "off", spellcheck: "false", placeholder: "ada" }), "Lowercase letters, digits and \"-\". Saving an existing name replaces their subjects.");
+  const boxes = subjects.map((s) => h("input", { type: "checkbox", value: s.id, id: "grant-" + s.id }));
+  const grants = h("fieldset", { class: "grants" }, h("legend", {}, "Subjects"),
+    subjects.length ? boxes.map((b) => h("label", { class: "check", for: b.id }, b, b.value)) : h("p", { class: "hint" }, "Add a subject first."));
+  const err = h("p", { class: "field-error", role: "alert", id: "teacher-form-error" });
+  const form = h("form", { class: "stack card", novalidate: true }, nameF.el, grants, err,
+    h("div", {}, h("button", { type: "submit" }, "Save teacher")));
+  form.addEventListener("submit", submitting(form, err, async () => {
+    const name = nameF.control.value.trim();
+    if (!ID_PATTERN.test(name)) { nameF.err.textContent = "A name is lowercase letters, digits and \"-\", starting with a letter or digit."; nameF.control.focus(); return; }
+    nameF.err.textContent = "";
+    const chosen = boxes.filter((b) => b.checked).map((b) => b.value);
+    await api("PUT", "/api/v1/users/" + encodeURIComponent(name), { body: { role: "teacher", subjects: chosen }, signal });
+    show("ok", `Teacher ${name} was saved. Issue them a token to sign in with.`);
+    await redraw("new-teacher");
+  }));
+
+  const issued = h("div", { id: "issued", class: "card issued", hidden: true });
+  const issue = (name) => async (e) => {
+    const btn = e.currentTarget;
+    btn.disabled = true;
+    try {
+      const tok = await api("POST", `/api/v1/users/${encodeURIComponent(name)}/tokens`, { body: { description: "issued on the school records page" }, signal });
+      const field = h("input", { id: "issued-token", readonly: true, value: tok.token, spellcheck: "false", onfocus: (ev) => ev.target.select() });
+      issued.replaceChildren(
+        h("label", { for: "issued-token" }, `${name}'s new token`), field,
+        h("p", { class: "hint" }, "Copy it now and give it to them: Homeroom keeps only a fingerprint and cannot show it again."),
+        h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", onclick: async () => {
+          field.select();
+          try { await navigator.clipboard.writeText(tok.token); show("ok", "The token was copied."); } catch { show("info", "Press Ctrl+C (or ⌘C) to copy the selected token."); }
+        } }, "Copy")));
+      issued.hidden = false;
+      field.focus();
+      tokenLists.get(name)?.reload();
+    } catch (ex) {
+      if (ex.name !== "AbortError") show("error", ex.message);
+    } finally {
+      btn.disabled = false;
+    }
+  };
+
+  const tokenLists = new Map();
+  const rows = users.map((u) => {
+    const list = tokenList(u.name, signal);
+    tokenLists.set(u.name, list);
+    return h("tr", { "data-user": u.name },
+      h("td", { "data-label": "Name" }, u.name),
+      h("td", { "data-label": "Role" }, u.role),
+      h("td", { "data-label": "Subjects" }, u.role === "admin" ? h("span", { class: "muted" }, "all") : (u.subjects || []).join(", ") || h("span", { class: "muted" }, "none")),
+      h("td", { "data-label": "Tokens" },
+        h("button", { type: "button", class: "link", "data-issue": u.name, "aria-label": `Issue a token for ${u.name}`, onclick: issue(u.name) }, "Issue a token"),
+        list.el));
+  });
+  const table = h("table", { id: "users" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Role"), h("th", { scope: "col" }, "Subjects"), h("th", { scope: "col" }, "Tokens"))),
+    h("tbody", {}, rows));
+  return h("section", { "aria-labelledby": "users-title" }, h("h2", { id: "users-title" }, "Teachers and administrators"),
+    users.length ? table : h("p", { class: "muted" }, "No users yet: the bootstrap admin token is the only way in."),
+    issued, h("details", {}, h("summary", {}, "Add a teacher or change their subjects"), form));
+}
+
+// tokenList shows a user's tokens when opened, each revocable.
+function tokenList(name, signal) {
+  const ul = h("ul", { class: "tokens" });
+  const el = h("details", { "data-tokens": name }, h("summary", {}, "Tokens"), ul);
+  const reload = async () => {
+    if (!el.open) return;
+    try {
+      const { items } = await api("GET", `/api/v1/users/${encodeURIComponent(name)}/tokens`, { signal });
+      const live = items.filter((t) => !t.revokedAt);
+      ul.replaceChildren(...(live.length ? live.map((t) => h("li", { "data-token": t.id },
+        h("span", {}, (t.description || "token") + ", issued " + when(t.createdAt) + (t.expiresAt ? ", expires " + when(t.expiresAt) : "")),
+        h("button", { type: "button", class: "link", "aria-label": `Revoke ${name}'s token issued ${when(t.createdAt)}`, onclick: async (e) => {
+          const ok = await confirmDialog(`Revoke this token of ${name}?`, "Whoever signs in with it is signed out at their next step. Issue a new one if they still need access.", "Revoke token");
+          if (!ok) { e.currentTarget?.focus?.(); return; }
+          try {
+            await api("DELETE", "/api/v1/tokens/" + encodeURIComponent(t.id), { signal });
+            show("ok", `The token of ${name} was revoked.`);
+            await reload();
+          } catch (ex) {
+            if (ex.name !== "AbortError") show("error", ex.message);
+          }
+        } }, "Revoke"))) : [h("li", { class: "muted" }, "No valid tokens.")]));
+    } catch (ex) {
+      if (ex.name !== "AbortError") ul.replaceChildren(h("li", { class: "error-text" }, ex.message));
+    }
+  };
+  el.addEventListener("toggle", reload);
+  return { el, reload };
+}
+
+function rostersSection(rosters, signal, redraw) {
+  const area = h("textarea", { rows: 8, spellcheck: "false", autocapitalize: "none", placeholder: "class,subject,student\ncs101-a,cs101,alice\ncs101-a,cs101,bob" });
+  const csvF = formField("roster-csv", "Roster file (CSV)", area, "Columns class, subject and student, in any order. Each class in the file gets exactly the students listed for it.");
+  const file = h("input", { id: "roster-file", type: "file", accept: ".csv,text/csv,text/plain" });
+  file.addEventListener("change", async () => {
+    const f = file.files[0];
+    if (!f) return;
+    if (f.size > 1 << 20) { csvF.err.textContent = "That file is larger than 1 MiB; is it the right one?"; return; }
+    area.value = await f.text();
+  });
+  const result = h("div", { id: "import-result", "aria-live": "polite" });
+  const err = h("p", { class: "field-error", role: "alert", id: "import-error" });
+  const send = async (dryRun) => {
+    result.replaceChildren();
+    if (!area.value.trim()) { csvF.err.textContent = "Paste the roster file or choose it below."; area.focus(); return; }
+    csvF.err.textContent = "";
+    area.removeAttribute("aria-invalid");
+    try {
+      const r = await api("POST", "/api/v1/rosters/import" + (dryRun ? "?dryRun=true" : ""), { csv: area.value, signal });
+      const parts = [["new", r.created], ["changed", r.updated], ["unchanged", r.unchanged]]
+        .filter(([, ids]) => ids.length).map(([what, ids]) => `${what}: ${ids.join(", ")}`);
+      const summary = `${r.classes} class${r.classes === 1 ? "" : "es"}, ${r.students} student${r.students === 1 ? "" : "s"}` + (parts.length ? " (" + parts.join("; ") + ")" : "");
+      if (dryRun) { result.replaceChildren(h("p", { class: "ok-text" }, "Every line is good: " + summary + ". Nothing was saved yet.")); return; }
+      show("ok", "The rosters were imported: " + summary + ".");
+      await redraw("roster-csv");
+    } catch (ex) {
+      if (ex.name === "AbortError") return;
+      area.setAttribute("aria-invalid", "true");
+      err.textContent = ex.message;
+      if (ex.details?.length) {
+        result.replaceChildren(h("ul", { class: "problems", "aria-label": "Bad lines" },
+          ex.details.map((d) => h("li", { class: "bad" }, (d.line ? `Line ${d.line}: ` : "") + d.message))));
+      }
+    }
+  };
+  const form = h("form", { class: "stack card", novalidate: true }, csvF.el,
+    h("div", {}, h("label", { for: "roster-file" }, "Or load it from a file"), file),
+    err, result,
+    h("div", { class: "actions" },
+      h("button", { type: "submit", value: "import" }, "Import"),
+      h("button", { type: "submit", value: "check", class: "secondary", id: "check-rosters" }, "Check only")));
+  form.addEventListener("submit", submitting(form, err, (btn) => send(btn.value === "check")));
+  const table = rosters.length === 0 ? h("p", { class: "muted" }, "No registered classes yet.") :
+    h("table", { id: "rosters" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Class"), h("th", { scope: "col" }, "Subject"), h("th", { scope: "col" }, "Official roster"))),
+      h("tbody", {}, rosters.map((r) => h("tr", { "data-roster": r.classId },
+        h("td", { "data-label": "Class" }, r.classId),
+        h("td", { "data-label": "Subject" }, r.subject),
+        h("td", { "data-label": "Official roster" }, `${r.students.length} student${r.students.length === 1 ? "" : "s"}: `, h("span", { class: "muted" }, r.students.join(", ")))))));
+  return h("section", { "aria-labelledby": "rosters-title" }, h("h2", { id: "rosters-title" }, "Registered classes"), table,
+    h("h3", {}, "Import rosters"), form);
+}
+
 // ---------- routing ----------
 
 async function route() {
@@ -707,6 +942,11 @@ async function route() {
   if (hash === "#/signin") { location.hash = "#/classes"; return; }
   if (hash === "#/classes" || hash === "#/" || hash === "#") return classesPage(signal);
   if (hash === "#/new") return classFormPage(null, signal);
+  if (hash === "#/school") {
+    if (session.me?.role === "admin") return schoolPage(signal);
+    page("School records", h("p", {}, "Only administrators keep the school's records. Ask one to register a class or a subject."), h("a", { href: "#/classes" }, "Back to the classes"));
+    return;
+  }
   if ((m = hash.match(/^#\/classes\/([a-z0-9][a-z0-9-]{0,62})\/edit$/))) return classFormPage(m[1], signal);
   if ((m = hash.match(/^#\/classes\/([a-z0-9][a-z0-9-]{0,62})$/))) return classPage(m[1], signal);
   page("Not found", h("p", {}, "There is no such page."), h("a", { href: "#/classes" }, "Back to the classes"));
