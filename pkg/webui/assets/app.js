@@ -804,7 +804,7 @@ function teachersSection(users, subjects, signal, redraw) {
     const btn = e.currentTarget;
     btn.disabled = true;
     try {
-      const tok = await api("POST", `/api/v1/users/${encodeURIComponent(name)}/tokens`, { body: { description: "issued on the school records page" }, signal });
+      const tok = await api("POST", `/api/v1/users/${encodeURIComponent(name)}/tokens`, { body: { description: "from the school records page" }, signal });
       const field = h("input", { id: "issued-token", readonly: true, value: tok.token, spellcheck: "false", onfocus: (ev) => ev.target.select() });
       issued.replaceChildren(
         h("label", { for: "issued-token" }, `${name}'s new token`), field,
