@@ -520,6 +520,17 @@ async function download(classId, f, signal) {
   }
 }
 
+// ---------- forms ----------
+
+// formField is a control labelled for the element of id name, with its
+// hint and its error line, which the control is described by.
+function formField(name, label, control, hint) {
+  const err = h("p", { class: "field-error", id: name + "-error", "aria-live": "polite" });
+  control.setAttribute("aria-describedby", [hint ? name + "-hint" : "", name + "-error"].join(" ").trim());
+  const el = h("div", {}, h("label", { for: name }, label), control, hint ? h("p", { class: "hint", id: name + "-hint" }, hint) : "", err);
+  return { el, err, control };
+}
+
 // ---------- create or edit a class ----------
 
 // parseStudents reads a roster pasted one per line. Blank lines and lines
@@ -577,11 +588,6 @@ async function classFormPage(id, signal) {
     return;
   }
   const me = session.me;
-  const field = (name, label, control, hint) => {
-    const err = h("p", { class: "field-error", id: name + "-error", "aria-live": "polite" });
-    control.setAttribute("aria-describedby", [hint ? name + "-hint" : "", name + "-error"].join(" ").trim());
-    return { err, el: h("div", {}, h("label", { for: name }, label), control, hint ? h("p", { class: "hint", id: name + "-hint" }, hint) : "", err) };
-  };
 
   const idInput = h("input", { id: "class-id", name: "id", required: true, value: id || "", readonly: editing, autocomplete: "off", spellcheck: "false", placeholder: "cs101-a" });
   // A teacher picks one of their subjects; an admin may name any.
@@ -640,13 +646,13 @@ async function classFormPage(id, signal) {
     h("option", { value: "3600", selected: !ttl || ttl % 3600 === 0 }, "hours"),
     h("option", { value: "60", selected: ttl && ttl % 3600 !== 0 }, "minutes"));
 
-  const idField = field("class-id", "Class id", idInput, editing ? "A class keeps its id." : "Lowercase letters, digits and \"-\", as registered by the school, e.g. cs101-a.");
-  const subjectField = field("subject", "Subject", subjectInput);
-  const templateField = field("template", "Template", templateSelect);
+  const idField = formField("class-id", "Class id", idInput, editing ? "A class keeps its id." : "Lowercase letters, digits and \"-\", as registered by the school, e.g. cs101-a.");
+  const subjectField = formField("subject", "Subject", subjectInput);
+  const templateField = formField("template", "Template", templateSelect);
   templateField.el.insertBefore(templateHint, templateField.err);
-  const studentsField = field("students", "Students", studentsArea, "One student id per line. Paste them, or load a CSV file below.");
+  const studentsField = formField("students", "Students", studentsArea, "One student id per line. Paste them, or load a CSV file below.");
   studentsField.el.insertBefore(count, studentsField.err);
-  const ttlField = field("ttl", "Time limit", h("div", { class: "row" }, ttlInput, ttlUnit), "Homeroom collects the work and takes the class down when it runs out. Leave empty for none.");
+  const ttlField = formField("ttl", "Time limit", h("div", { class: "row" }, ttlInput, ttlUnit), "Homeroom collects the work and takes the class down when it runs out. Leave empty for none.");
   ttlField.el.querySelector("label").setAttribute("for", "ttl");
   ttlInput.setAttribute("aria-describedby", "ttl-hint ttl-error");
 
@@ -729,14 +735,6 @@ async function schoolPage(signal) {
     rostersSection(rosters, signal, redraw));
 }
 
-// formField is a labelled control with its hint and its error line.
-function formField(name, label, control, hint) {
-  const err = h("p", { class: "field-error", id: name + "-error", "aria-live": "polite" });
-  control.id = name;
-  control.setAttribute("aria-describedby", [hint ? name + "-hint" : "", name + "-error"].join(" ").trim());
-  const el = h("div", {}, h("label", { for: name }, label), control, hint ? h("p", { class: "hint", id: name + "-hint" }, hint) : "", err);
-  return { el, err, control };
-}
 
 // submitting runs a form's action with its button disabled, and shows a
 // refusal under the form.
@@ -757,8 +755,8 @@ function submitting(form, errEl, action) {
 }
 
 function subjectsSection(subjects, signal, redraw) {
-  const idF = formField("new-subject", "Subject id", h("input", { required: true, autocomplete: "off", spellcheck: "false", placeholder: "cs101" }), "Lowercase letters, digits and \"-\".");
-  const titleF = formField("new-subject-title", "Title", h("input", { autocomplete: "off", placeholder: "Introduction to programming" }));
+  const idF = formField("new-subject", "Subject id", h("input", { id: "new-subject", required: true, autocomplete: "off", spellcheck: "false", placeholder: "cs101" }), "Lowercase letters, digits and \"-\".");
+  const titleF = formField("new-subject-title", "Title", h("input", { id: "new-subject-title", autocomplete: "off", placeholder: "Introduction to programming" }));
   const err = h("p", { class: "field-error", role: "alert", id: "subject-form-error" });
   const form = h("form", { class: "stack card", novalidate: true }, idF.el, titleF.el, err,
     h("div", {}, h("button", { type: "submit" }, "Add subject")));
@@ -782,7 +780,7 @@ function subjectsSection(subjects, signal, redraw) {
 }
 
 function teachersSection(users, subjects, signal, redraw) {
-  const nameF = formField("new-teacher", "Name", h("input", { required: true, autocomplete: "off", spellcheck: "false", placeholder: "ada" }), "Lowercase letters, digits and \"-\". Saving an existing name replaces their subjects.");
+  const nameF = formField("new-teacher", "Name", h("input", { id: "new-teacher", required: true, autocomplete: "off", spellcheck: "false", placeholder: "ada" }), "Lowercase letters, digits and \"-\". Saving an existing name replaces their subjects.");
   const boxes = subjects.map((s) => h("input", { type: "checkbox", value: s.id, id: "grant-" + s.id }));
   const grants = h("fieldset", { class: "grants" }, h("legend", {}, "Subjects"),
     subjects.length ? boxes.map((b) => h("label", { class: "check", for: b.id }, b, b.value)) : h("p", { class: "hint" }, "Add a subject first."));
@@ -874,7 +872,7 @@ function tokenList(name, signal) {
 }
 
 function rostersSection(rosters, signal, redraw) {
-  const area = h("textarea", { rows: 8, spellcheck: "false", autocapitalize: "none", placeholder: "class,subject,student\ncs101-a,cs101,alice\ncs101-a,cs101,bob" });
+  const area = h("textarea", { id: "roster-csv", rows: 8, spellcheck: "false", autocapitalize: "none", placeholder: "class,subject,student\ncs101-a,cs101,alice\ncs101-a,cs101,bob" });
   const csvF = formField("roster-csv", "Roster file (CSV)", area, "Columns class, subject and student, in any order. Each class in the file gets exactly the students listed for it.");
   const file = h("input", { id: "roster-file", type: "file", accept: ".csv,text/csv,text/plain" });
   file.addEventListener("change", async () => {
