@@ -66,6 +66,11 @@ type Options struct {
 	ShutdownGrace time.Duration
 }
 
+// dieSettle is how long after a container's die event its class is looked
+// at again. The daemon announces a death before it records the container as
+// stopped, so the pass the event itself brings may still see it running.
+const dieSettle = time.Second
+
 // Controller owns the queue and its triggers.
 type Controller struct {
 	rec     Reconciler
@@ -335,6 +340,11 @@ func (c *Controller) watchEvents(ctx context.Context) {
 				backoff = time.Second
 				if id := m.Actor.Attributes[api.LabelClass]; id != "" {
 					c.queue.Add(id)
+					if m.Type == events.ContainerEventType && m.Action == events.ActionDie {
+						// Docker sends die before its container list shows
+						// the container stopped: look again once it does.
+						c.queue.AddAfter(id, dieSettle)
+					}
 				} else if c.opts.Router != "" && m.Actor.Attributes["name"] == c.opts.Router {
 					c.log.Info("router started; reconciling every class")
 					c.enqueueAll(ctx)

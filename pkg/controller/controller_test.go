@@ -186,6 +186,22 @@ func TestEventsTriggerPassesAndAClassIsNeverWorkedOnTwiceAtOnce(t *testing.T) {
 	}
 }
 
+// Docker sends a container's die event before its list shows the container
+// stopped, so a die also brings a second pass a moment later, when the
+// list tells the truth.
+func TestADieEventIsLookedAtAgain(t *testing.T) {
+	rec := newFakeReconciler()
+	l := &fakeLister{versions: map[string]int64{"d": 1}}
+	ev := fakeEvents{ch: make(chan events.Message)}
+	run(t, rec, l, ev, nil)
+	eventually(t, "initial pass", func() bool { return rec.count("d") >= 1 })
+	before := rec.count("d")
+	ev.ch <- events.Message{Type: events.ContainerEventType, Action: events.ActionDie,
+		Actor: events.Actor{Attributes: map[string]string{api.LabelClass: "d"}}}
+	eventually(t, "the die event's pass", func() bool { return rec.count("d") >= before+1 })
+	eventually(t, "the pass once the daemon recorded the death", func() bool { return rec.count("d") >= before+2 })
+}
+
 // Hints about a failing class (its own events and status writes) must not
 // retry it ahead of its backoff: that would be a loop feeding itself.
 func TestHintsDoNotBypassBackoff(t *testing.T) {

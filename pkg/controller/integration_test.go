@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 )
 
 // With store polling and the resync both far apart, only the Docker events
-// stream can bring back a container removed by hand.
+// stream can bring back a container removed by hand, or one that died.
 func TestDockerEventsRepairDrift(t *testing.T) {
 	d := testenv.Docker(t)
 	st := testenv.Store(t)
@@ -69,6 +70,39 @@ func TestDockerEventsRepairDrift(t *testing.T) {
 	})
 	// Measured, not asserted: timings belong to benchmarks on a shared machine.
 	t.Logf("back %v after removal, with polling and resync an hour apart", time.Since(removed).Round(10*time.Millisecond))
+
+	// A sandbox killed (its program crashed, say) is held for its restart
+	// pause, which the status says, and then the same container starts
+	// again. Docker announces the death before its container list shows
+	// it, so the die event alone cannot be the pass that sees it.
+	hana := api.ContainerName(id, "hana")
+	before, err := d.InspectContainer(ctx, hana)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.API().ContainerKill(ctx, hana, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restart pause in the status", func() bool {
+		c, err := st.Get(ctx, id)
+		if err != nil {
+			return false
+		}
+		ready := api.FindCondition(c.Status.Conditions, api.ConditionReady)
+		return ready != nil && ready.Reason == "SandboxesRestarting" &&
+			strings.Contains(ready.Message, "hana's sandbox stopped (exit code 137) and starts again at")
+	})
+	waitFor(t, "hana's sandbox running again", func() bool {
+		info, err := d.InspectContainer(ctx, hana)
+		return err == nil && info.State.Running && info.State.StartedAt != before.State.StartedAt
+	})
+	if after, _ := d.InspectContainer(ctx, hana); after.ID != before.ID {
+		t.Errorf("hana's container was replaced, not restarted")
+	}
+	waitFor(t, "class Up again", func() bool {
+		c, err := st.Get(ctx, id)
+		return err == nil && c.Status.Phase == api.PhaseUp
+	})
 
 	if _, err := st.SetDesiredPhase(ctx, id, api.PhaseDown); err != nil {
 		t.Fatal(err)
