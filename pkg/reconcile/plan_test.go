@@ -282,3 +282,11 @@ func TestRestartPause(t *testing.T) {
 		t.Errorf("a container that never ran waits until %s", due)
 	}
 }
+
+func TestPausedRestartIsDescribedNoEarlierThanItHappens(t *testing.T) {
+	c := ObservedContainer{Student: "bob", State: "exited", ExitCode: 1, FinishedAt: time.Date(2030, 1, 2, 9, 0, 0, 300e6, time.UTC)}
+	got := describePaused([]ObservedContainer{c})
+	if want := "bob's sandbox stopped (exit code 1) and starts again at 09:00:06 UTC"; got != want {
+		t.Errorf("%q, want %q (due 09:00:05.3, said rounded up)", got, want)
+	}
+}

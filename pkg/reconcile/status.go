@@ -237,8 +237,13 @@ func normalize(s api.ClassStatus) api.ClassStatus {
 func describePaused(paused []ObservedContainer) string {
 	parts := make([]string, len(paused))
 	for i, c := range paused {
+		// Rounded up, so that the time said is never before the start.
+		due := c.RestartDue()
+		if whole := due.Truncate(time.Second); whole.Before(due) {
+			due = whole.Add(time.Second)
+		}
 		parts[i] = fmt.Sprintf("%s's sandbox stopped (exit code %d) and starts again at %s",
-			c.Student, c.ExitCode, c.RestartDue().UTC().Format("15:04:05 MST"))
+			c.Student, c.ExitCode, due.UTC().Format("15:04:05 MST"))
 	}
 	return strings.Join(parts, "; ")
 }
