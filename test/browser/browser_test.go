@@ -595,4 +595,30 @@ func TestAdminKeepsTheSchoolRecords(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#class-id"), "bio101-a"+kb.Tab),
 		waitFor("the official roster", text("#roster-note")+`.includes("has 3 students")`, 10*time.Second),
 	)
+
+	// Back as the admin: a subject in use is not removed, and says why; a
+	// teacher who leaves is removed, and her token stops working.
+	run("sign in as the admin again",
+		chromedp.Click(chromedp.CSS("#signout")),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), sys.admin+kb.Enter),
+		waitFor("the admin's name", text("#who-name")+`.includes("admin")`, 10*time.Second),
+		chromedp.Navigate(sys.URL+"/ui/#/school"),
+		waitFor("the records page", `!!document.querySelector('tr[data-user="grace"]')`, 10*time.Second),
+		chromedp.Click(chromedp.CSS(`tr[data-subject="bio101"] button[data-remove]`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		waitFor("the refusal", text("#notice")+`.includes("1 registered classes and 1 users") && `+text("#notice")+`.includes("Remove or change those first.")`, 10*time.Second),
+		chromedp.Click(chromedp.CSS(`tr[data-user="grace"] button[data-remove]`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		waitFor("the removed notice", text("#notice")+` === "User grace was removed."`, 10*time.Second),
+		waitFor("grace gone from the list", `!document.querySelector('tr[data-user="grace"]')`, 5*time.Second),
+	)
+	if c := sys.call(sys.admin, "GET", "/api/v1/subjects/bio101", nil, nil); c != http.StatusOK {
+		t.Errorf("the subject in use: GET answers %d after the refused removal", c)
+	}
+	if code, _ := whoami(second); code != http.StatusUnauthorized {
+		t.Errorf("the token of a removed teacher answers %d", code)
+	}
 }

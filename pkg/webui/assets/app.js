@@ -56,20 +56,22 @@ async function api(method, path, { body, csv, signal, blob } = {}) {
   if (resp.status === 401 && session.token && path !== "/api/v1/whoami") {
     signOut("Your sign-in is no longer valid (the token was revoked or has expired). Sign in again.");
   }
-  const err = new APIError(resp.status, code, plainWords(resp.status, message));
+  const err = new APIError(resp.status, code, plainWords(resp.status, message, code));
   err.details = details;
   throw err;
 }
 
 // plainWords turns an error answer into a sentence a teacher can act on. The
 // API's own messages already name the limit, the students or the field.
-function plainWords(status, message) {
+function plainWords(status, message, code) {
   const m = message ? message.charAt(0).toUpperCase() + message.slice(1) : "";
   const end = m && !/[.!?]$/.test(m) ? "." : "";
   switch (true) {
     case status === 401: return "That token was not accepted. Check that it was copied whole, or ask an administrator for a new one.";
     case status === 403: return "You are not allowed to do that. " + m + end;
     case status === 404: return (m || "Not found") + end;
+    case status === 409 && code === "in_use": return m + end + " Remove or change those first.";
+    case status === 409 && code === "self": return m + end;
     case status === 409: return m + end + " Reload the page to see the class as it is now.";
     case status === 413: return "That is too large to send.";
     case status === 429: return "Too many requests just now. Wait a moment and try again.";
@@ -522,6 +524,23 @@ async function download(classId, f, signal) {
 
 // ---------- forms ----------
 
+// removeButton removes one record after a confirmation that says what
+// removing it means.
+function removeButton(what, name, path, meaning, signal, redraw) {
+  return h("button", { type: "button", class: "link", "data-remove": path, "aria-label": `Remove ${what} ${name}`, onclick: async (e) => {
+    const btn = e.currentTarget;
+    const ok = await confirmDialog(`Remove ${what} ${name}?`, meaning, "Remove");
+    if (!ok) { btn.focus(); return; }
+    try {
+      await api("DELETE", path, { signal });
+      show("ok", `${what.charAt(0).toUpperCase() + what.slice(1)} ${name} was removed.`);
+      await redraw();
+    } catch (ex) {
+      if (ex.name !== "AbortError") { show("error", ex.message); btn.focus(); }
+    }
+  } }, "Remove");
+}
+
 // formField is a control labelled for the element of id name, with its
 // hint and its error line, which the control is described by.
 function formField(name, label, control, hint) {
@@ -770,11 +789,13 @@ function subjectsSection(subjects, signal, redraw) {
   }));
   const table = subjects.length === 0 ? h("p", { class: "muted" }, "No subjects yet.") :
     h("table", { id: "subjects" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Subject"), h("th", { scope: "col" }, "Title"), h("th", { scope: "col" }, "Teachers"))),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Subject"), h("th", { scope: "col" }, "Title"), h("th", { scope: "col" }, "Teachers"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))),
       h("tbody", {}, subjects.map((s) => h("tr", { "data-subject": s.id },
         h("td", { "data-label": "Subject" }, s.id),
         h("td", { "data-label": "Title" }, s.title || ""),
-        h("td", { "data-label": "Teachers" }, (s.teachers || []).join(", ") || h("span", { class: "muted" }, "none"))))));
+        h("td", { "data-label": "Teachers" }, (s.teachers || []).join(", ") || h("span", { class: "muted" }, "none")),
+        h("td", {}, removeButton("subject", s.id, "/api/v1/subjects/" + encodeURIComponent(s.id),
+          "Only a subject without registered classes and teachers can be removed.", signal, redraw))))));
   return h("section", { "aria-labelledby": "subjects-title" }, h("h2", { id: "subjects-title" }, "Subjects"), table,
     h("details", {}, h("summary", {}, "Add a subject"), form));
 }
@@ -831,10 +852,12 @@ function teachersSection(users, subjects, signal, redraw) {
       h("td", { "data-label": "Subjects" }, u.role === "admin" ? h("span", { class: "muted" }, "all") : (u.subjects || []).join(", ") || h("span", { class: "muted" }, "none")),
       h("td", { "data-label": "Tokens" },
         h("button", { type: "button", class: "link", "data-issue": u.name, "aria-label": `Issue a token for ${u.name}`, onclick: issue(u.name) }, "Issue a token"),
-        list.el));
+        list.el),
+      h("td", {}, removeButton("user", u.name, "/api/v1/users/" + encodeURIComponent(u.name),
+        "Every token of theirs stops working at once. Classes and the work collected in them stay.", signal, redraw)));
   });
   const table = h("table", { id: "users" },
-    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Role"), h("th", { scope: "col" }, "Subjects"), h("th", { scope: "col" }, "Tokens"))),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Role"), h("th", { scope: "col" }, "Subjects"), h("th", { scope: "col" }, "Tokens"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))),
     h("tbody", {}, rows));
   return h("section", { "aria-labelledby": "users-title" }, h("h2", { id: "users-title" }, "Teachers and administrators"),
     users.length ? table : h("p", { class: "muted" }, "No users yet: the bootstrap admin token is the only way in."),
@@ -915,11 +938,13 @@ function rostersSection(rosters, signal, redraw) {
   form.addEventListener("submit", submitting(form, err, (btn) => send(btn.value === "check")));
   const table = rosters.length === 0 ? h("p", { class: "muted" }, "No registered classes yet.") :
     h("table", { id: "rosters" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Class"), h("th", { scope: "col" }, "Subject"), h("th", { scope: "col" }, "Official roster"))),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Class"), h("th", { scope: "col" }, "Subject"), h("th", { scope: "col" }, "Official roster"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))),
       h("tbody", {}, rosters.map((r) => h("tr", { "data-roster": r.classId },
         h("td", { "data-label": "Class" }, r.classId),
         h("td", { "data-label": "Subject" }, r.subject),
-        h("td", { "data-label": "Official roster" }, `${r.students.length} student${r.students.length === 1 ? "" : "s"}: `, h("span", { class: "muted" }, r.students.join(", ")))))));
+        h("td", { "data-label": "Official roster" }, `${r.students.length} student${r.students.length === 1 ? "" : "s"}: `, h("span", { class: "muted" }, r.students.join(", "))),
+        h("td", {}, removeButton("registered class", r.classId, "/api/v1/rosters/" + encodeURIComponent(r.classId),
+          "Its official roster is forgotten, and teachers cannot bring it up until it is registered again. A class already made and its collected work stay.", signal, redraw))))));
   return h("section", { "aria-labelledby": "rosters-title" }, h("h2", { id: "rosters-title" }, "Registered classes"), table,
     h("h3", {}, "Import rosters"), form);
 }
