@@ -66,6 +66,7 @@ var homeroomMetrics = map[string]metricKind{
 	"homeroom_ttl_expiries_total":         counter,
 	"homeroom_orphans_reaped_total":       counter,
 	"homeroom_drift_repairs_total":        counter,
+	"homeroom_sandbox_restarts_total":     counter,
 	"homeroom_leader":                     gauge,
 	"homeroom_docker_calls_total":         counter,
 	// both binaries
@@ -82,6 +83,7 @@ var requiredAlerts = []string{
 	"HomeroomTwoLeaders",
 	"HomeroomClassNotReady",
 	"HomeroomCollectFailures",
+	"HomeroomSandboxesCrashLooping",
 	"HomeroomReconcileErrorsRising",
 }
 

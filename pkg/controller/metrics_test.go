@@ -122,6 +122,21 @@ func TestMetricsMove(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	// A sandbox killed is started again after its pause: a restart.
+	testenv.WaitPhase(t, st, id, api.PhaseUp, time.Minute)
+	if err := d.API().ContainerKill(ctx, api.ContainerName(id, "mia"), "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for value(t, reg, "homeroom_sandbox_restarts_total", nil) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("homeroom_sandbox_restarts_total = %v a minute after a sandbox was killed, want 1",
+				value(t, reg, "homeroom_sandbox_restarts_total", nil))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	testenv.WaitPhase(t, st, id, api.PhaseUp, time.Minute)
+
 	testenv.SetPhase(t, st, id, api.PhaseDown)
 	testenv.WaitPhase(t, st, id, api.PhaseDown, time.Minute)
 	checks("after Down", map[string]func(float64) bool{

@@ -14,6 +14,7 @@ type metrics struct {
 	collectBytes    prometheus.Counter
 	collectDuration prometheus.Histogram
 	driftRepairs    prometheus.Counter
+	restarts        prometheus.Counter
 	quotaRejections *prometheus.CounterVec
 }
 
@@ -42,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		driftRepairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "homeroom_drift_repairs_total", Help: "Steps taken to repair a class that was already Up (a container removed or stopped by hand, Traefik detached).",
 		}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "homeroom_sandbox_restarts_total", Help: "Sandboxes of Up classes started again after they stopped (crashed, killed, stopped by hand), each after its restart pause.",
+		}),
 		quotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homeroom_quota_rejections_total", Help: "Ups held back by the controller's quota check, by the limit that would be broken.",
 		}, []string{"limit"}),
@@ -53,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.collectBytes,
-			m.collectDuration, m.driftRepairs, m.quotaRejections)
+			m.collectDuration, m.driftRepairs, m.restarts, m.quotaRejections)
 	}
 	return m
 }

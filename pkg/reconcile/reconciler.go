@@ -302,6 +302,7 @@ func (r *Reconciler) countRestarts(classID string, obs Observed, plan Plan) {
 			r.restarts[classID] = map[string]int{}
 		}
 		r.restarts[classID][c.ID] = c.Restarts + 1
+		r.metrics.restarts.Inc()
 	}
 }
 
