@@ -49,15 +49,9 @@ Applying a spec does not change the class's desired phase: use up and down.
 			if file == "" {
 				return withCode(exitUsage, errors.New("apply needs -f FILE (or -f - for stdin)"))
 			}
-			var raw []byte
-			var err error
-			if file == "-" {
-				raw, err = io.ReadAll(a.in)
-			} else {
-				raw, err = os.ReadFile(file)
-			}
+			raw, err := a.readFile(file)
 			if err != nil {
-				return withCode(exitUsage, err)
+				return err
 			}
 			classes, err := parseClasses(raw)
 			if err != nil {
@@ -95,6 +89,21 @@ Applying a spec does not change the class's desired phase: use up and down.
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "the class file, YAML or JSON; - for stdin")
 	cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
+}
+
+// readFile reads the file named by -f, stdin for "-"; failing is bad input.
+func (a *app) readFile(file string) ([]byte, error) {
+	var raw []byte
+	var err error
+	if file == "-" {
+		raw, err = io.ReadAll(a.in)
+	} else {
+		raw, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	return raw, nil
 }
 
 func displayName(file string) string {

@@ -441,3 +441,111 @@ func (brokenHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusServiceUnavailable)
 	w.Write([]byte(`{"error": {"code": "unavailable", "message": "store down"}}`))
 }
+
+// A school's nightly roster file, imported by a script: a bad file is
+// refused line by line with nothing registered, --dry-run registers
+// nothing, and the import registers exactly what the file says.
+func TestRostersImportAndList(t *testing.T) {
+	e := newEnv(t)
+	if _, _, err := e.store.PutSubject(context.Background(), "bio101", "Biology"); err != nil {
+		t.Fatal(err)
+	}
+	registered := func() []api.Roster {
+		t.Helper()
+		rs, err := e.store.ListRosters(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	os.WriteFile(bad, []byte("class,subject,student\nbio101-a,bio101,alice\nbio101-a,chem,bob\nbio101-a,bio101,Carol X\n"), 0o644)
+	r := e.run("rosters", "import", "-f", bad)
+	r.want(t, exitRefused, "invalid_csv", "bad.csv line 3:", "bad.csv line 4:")
+	if strings.Contains(r.err, "line 2:") {
+		t.Errorf("a good line reported bad: %s", r.err)
+	}
+	if rs := registered(); len(rs) != 0 {
+		t.Fatalf("a refused file registered %+v", rs)
+	}
+
+	good := "student,class,subject\nalice,bio101-a,bio101\nbob,bio101-a,bio101\ndan,bio101-b,bio101\n"
+	e.runStdin(good, "rosters", "import", "-f", "-", "--dry-run").
+		want(t, exitOK, "2 classes, 3 students checked, nothing registered", "new: bio101-a, bio101-b")
+	if rs := registered(); len(rs) != 0 {
+		t.Fatalf("--dry-run registered %+v", rs)
+	}
+	e.runStdin(good, "rosters", "import", "-f", "-").want(t, exitOK, "2 classes, 3 students registered", "new: bio101-a, bio101-b")
+	r = e.runStdin(good, "-o", "json", "rosters", "import", "-f", "-")
+	r.want(t, exitOK)
+	var res struct {
+		Classes   int      `json:"classes"`
+		Unchanged []string `json:"unchanged"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &res); err != nil || res.Classes != 2 || strings.Join(res.Unchanged, ",") != "bio101-a,bio101-b" {
+		t.Errorf("the same file again, -o json: %v %s", err, r.out)
+	}
+	rs := registered()
+	if len(rs) != 2 || rs[0].ClassID != "bio101-a" || strings.Join(rs[0].Students, ",") != "alice,bob" {
+		t.Errorf("registered: %+v", rs)
+	}
+	e.run("rosters", "list").want(t, exitOK, "CLASS", "bio101-a", "bio101", "alice,bob", "bio101-b")
+
+	e.run("rosters", "import").want(t, exitUsage, "-f")
+	e.run("rosters", "import", "-f", filepath.Join(dir, "missing.csv")).want(t, exitUsage, "missing.csv")
+	// A teacher may list their subject's classes but not import.
+	if _, _, err := e.store.PutUser(context.Background(), "ada", api.RoleTeacher, []string{"bio101"}); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.run("token", "issue", "ada")
+	tok.want(t, exitOK)
+	teacher := map[string]string{envServer: e.url, envToken: strings.TrimSpace(tok.out)}
+	e.runWith(teacher, "", false, "rosters", "list").want(t, exitOK, "bio101-a")
+	e.runWith(teacher, good, false, "rosters", "import", "-f", "-").want(t, exitRefused, "403")
+}
+
+// An admin's script gives a teacher a token: printed alone on stdout, it
+// works at once; with -o json it comes with its id and expiry.
+func TestTokenIssue(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, _, err := e.store.PutSubject(ctx, "cs101", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.store.PutUser(ctx, "grace", api.RoleTeacher, []string{"cs101"}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("token", "issue", "grace", "--description", "grace's laptop")
+	r.want(t, exitOK)
+	secret := strings.TrimSpace(r.out)
+	if strings.Contains(secret, "\n") || secret == "" {
+		t.Fatalf("stdout is not just the token: %q", r.out)
+	}
+	as := func(token string, args ...string) result {
+		return e.runWith(map[string]string{envServer: e.url, envToken: token}, "", false, args...)
+	}
+	as(secret, "list").want(t, exitOK, "no classes")
+
+	r = e.run("-o", "json", "token", "issue", "grace", "--expires", "720h")
+	r.want(t, exitOK)
+	var tok struct {
+		Token       string     `json:"token"`
+		ID          string     `json:"id"`
+		User        string     `json:"user"`
+		Description string     `json:"description"`
+		ExpiresAt   *time.Time `json:"expiresAt"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &tok); err != nil || tok.Token == "" || tok.ID == "" || tok.User != "grace" || tok.ExpiresAt == nil {
+		t.Fatalf("-o json: %v %s", err, r.out)
+	}
+	if d := time.Until(*tok.ExpiresAt); d < 719*time.Hour || d > 720*time.Hour {
+		t.Errorf("expires in %s, want 720h", d)
+	}
+	as(tok.Token, "list").want(t, exitOK)
+
+	e.run("token", "issue", "nobody").want(t, exitRefused, "404")
+	e.run("token", "issue", "grace", "--expires", "-1h").want(t, exitUsage, "--expires")
+	as(secret, "token", "issue", "grace").want(t, exitRefused, "403")
+	e.run("token", "issue").want(t, exitUsage)
+}

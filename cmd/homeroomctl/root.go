@@ -113,7 +113,8 @@ func (a *app) rootCmd() *cobra.Command {
 		Short: "Drive Homeroom classes from a terminal or a script",
 		Long: `homeroomctl talks to Homeroom's apiserver: declare classes (apply), bring them
 Up and Down (optionally waiting until the controller got there), look at them
-(get, list), and fetch the work collected on Down (artifacts).
+(get, list), and fetch the work collected on Down (artifacts). Admins also
+register classes from roster files (rosters import) and issue tokens (token).
 
 The server and token come from --server/--token, else HOMEROOM_SERVER and
 HOMEROOM_TOKEN, else the config file (--config, by default
@@ -144,7 +145,7 @@ $XDG_CONFIG_HOME/homeroom/config.yaml or ~/.config/homeroom/config.yaml):
 	})
 
 	root.AddCommand(a.applyCmd(), a.upCmd(), a.downCmd(), a.getCmd(), a.listCmd(), a.deleteCmd(),
-		a.artifactsCmd(), a.runsCmd(), a.templatesCmd())
+		a.artifactsCmd(), a.runsCmd(), a.templatesCmd(), a.rostersCmd(), a.tokenCmd())
 	return root
 }
 

@@ -73,6 +73,17 @@ type Roster struct {
 	UpdatedAt time.Time `json:"updatedAt" bson:"updatedAt"`
 }
 
+// RosterImport says what a roster import did (or, with dryRun, would do),
+// class by class.
+type RosterImport struct {
+	DryRun    bool     `json:"dryRun"`
+	Classes   int      `json:"classes"`
+	Students  int      `json:"students"`
+	Created   []string `json:"created"`
+	Updated   []string `json:"updated"`
+	Unchanged []string `json:"unchanged"`
+}
+
 // Token describes an API token. The token itself is shown once, when it is
 // issued; the store keeps only its SHA-256.
 type Token struct {

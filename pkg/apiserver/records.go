@@ -161,17 +161,6 @@ func (s *Server) deleteRoster(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// importResult says what a roster import did (or, with dryRun, would do),
-// class by class.
-type importResult struct {
-	DryRun    bool     `json:"dryRun"`
-	Classes   int      `json:"classes"`
-	Students  int      `json:"students"`
-	Created   []string `json:"created"`
-	Updated   []string `json:"updated"`
-	Unchanged []string `json:"unchanged"`
-}
-
 // importRosters registers classes from a roster file (see rostercsv.go).
 // The whole file is validated first and nothing is written unless every
 // line is good: a 422 invalid_csv lists the bad lines. Each class the file
@@ -216,7 +205,7 @@ func (s *Server) importRosters(c echo.Context) error {
 		return e
 	}
 
-	res := importResult{DryRun: dryRun, Classes: len(rosters), Created: []string{}, Updated: []string{}, Unchanged: []string{}}
+	res := api.RosterImport{DryRun: dryRun, Classes: len(rosters), Created: []string{}, Updated: []string{}, Unchanged: []string{}}
 	for _, r := range rosters {
 		res.Students += len(r.Students)
 		var ch store.Change

@@ -65,6 +65,16 @@ type Error struct {
 	Status  int    // HTTP status
 	Code    string // the API's error code, e.g. "not_down"; empty if the body had none
 	Message string
+	// Details lists what was wrong piece by piece where the server says:
+	// the bad lines of a roster file, the students off a roster.
+	Details []ErrorDetail
+}
+
+// ErrorDetail is one item of an error's details.
+type ErrorDetail struct {
+	Line    int    `json:"line,omitempty"`
+	Value   string `json:"value,omitempty"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string {
@@ -224,6 +234,65 @@ func (c *Client) GetArtifact(ctx context.Context, class, student, path, run stri
 	return resp.Body, nil
 }
 
+// Roster is a registered class: its subject and official roster.
+type Roster = api.Roster
+
+// ListRosters returns the registered classes the token may see.
+func (c *Client) ListRosters(ctx context.Context) ([]Roster, error) {
+	var out items[Roster]
+	err := c.doJSON(ctx, http.MethodGet, "/api/v1/rosters", nil, nil, &out)
+	return out.Items, err
+}
+
+// ImportResult is what a roster import did, or would do with DryRun.
+type ImportResult = api.RosterImport
+
+// ImportRosters registers the classes of a roster file (CSV with class,
+// subject and student columns). The server checks every line first and
+// writes nothing if one is bad: the *Error's Details name each. dryRun
+// checks and reports without writing.
+func (c *Client) ImportRosters(ctx context.Context, csv []byte, dryRun bool) (*ImportResult, error) {
+	q := url.Values{}
+	if dryRun {
+		q.Set("dryRun", "true")
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.sendAs(ctx, http.MethodPost, "/api/v1/rosters/import", q, csv, "text/csv")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out ImportResult
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("decode roster import: %w", err)
+	}
+	return &out, nil
+}
+
+// IssuedToken is a new token: Secret is the token itself, shown this once.
+type IssuedToken struct {
+	Secret string `json:"token"`
+	api.Token
+}
+
+// IssueToken gives user a new token. expires 0 means it does not expire.
+func (c *Client) IssueToken(ctx context.Context, user, description string, expires time.Duration) (*IssuedToken, error) {
+	req := map[string]any{"description": description}
+	if expires > 0 {
+		req["expiresInSeconds"] = int64(expires / time.Second)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var out IssuedToken
+	if err := c.doJSON(ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(user)+"/tokens", nil, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 func classPath(id string) string { return "/api/v1/classes/" + url.PathEscape(id) }
 
 func escapePath(p string) string {
@@ -311,6 +380,11 @@ func (r *cancelOnClose) Close() error {
 }
 
 func (c *Client) send(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Response, error) {
+	return c.sendAs(ctx, method, path, q, body, "application/json")
+}
+
+// sendAs sends body as contentType and turns a 4xx or 5xx into an *Error.
+func (c *Client) sendAs(ctx context.Context, method, path string, q url.Values, body []byte, contentType string) (*http.Response, error) {
 	target := c.base.String() + path
 	if len(q) > 0 {
 		target += "?" + q.Encode()
@@ -327,7 +401,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
@@ -345,13 +419,14 @@ func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var env struct {
 		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
+			Code    string        `json:"code"`
+			Message string        `json:"message"`
+			Details []ErrorDetail `json:"details"`
 		} `json:"error"`
 	}
 	e := &Error{Status: resp.StatusCode}
 	if json.Unmarshal(b, &env) == nil && (env.Error.Code != "" || env.Error.Message != "") {
-		e.Code, e.Message = env.Error.Code, env.Error.Message
+		e.Code, e.Message, e.Details = env.Error.Code, env.Error.Message, env.Error.Details
 	} else {
 		e.Message = strings.TrimSpace(string(b))
 		if len(e.Message) > 200 {
