@@ -147,8 +147,8 @@ func planUp(in Input) Plan {
 					Action{Kind: CreateContainer, Student: s, Target: name},
 					Action{Kind: StartContainer, Student: s, Target: name})
 			case c.State == "created" || c.State == "exited" || c.State == "dead":
-				if in.Now.Before(c.RestartDue()) {
-					continue // still in its restart pause
+				if c.restartPaused(in.Now) {
+					continue
 				}
 				p = append(p, Action{Kind: StartContainer, Student: s, Target: c.Name})
 			}
@@ -256,6 +256,12 @@ func (c ObservedContainer) RestartDue() time.Time {
 	return c.FinishedAt.Add(min(pause, MaxRestartPause))
 }
 
+// restartPaused reports whether a stopped container is still in its
+// restart pause at now.
+func (c ObservedContainer) restartPaused(now time.Time) bool {
+	return (c.State == "exited" || c.State == "dead") && now.Before(c.RestartDue())
+}
+
 // pausedRestarts lists, by student, the stopped sandboxes of an Up class
 // whose restart pause is not over at now.
 func pausedRestarts(in Input) []ObservedContainer {
@@ -265,7 +271,7 @@ func pausedRestarts(in Input) []ObservedContainer {
 	var out []ObservedContainer
 	for _, s := range in.Class.Spec.Students {
 		c, ok := in.Observed.Containers[s]
-		if ok && (c.State == "exited" || c.State == "dead") && in.Now.Before(c.RestartDue()) {
+		if ok && c.restartPaused(in.Now) {
 			out = append(out, c)
 		}
 	}
