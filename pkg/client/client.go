@@ -256,16 +256,9 @@ func (c *Client) ImportRosters(ctx context.Context, csv []byte, dryRun bool) (*I
 	if dryRun {
 		q.Set("dryRun", "true")
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	resp, err := c.sendAs(ctx, http.MethodPost, "/api/v1/rosters/import", q, csv, "text/csv")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var out ImportResult
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("decode roster import: %w", err)
+	if err := c.doJSONAs(ctx, http.MethodPost, "/api/v1/rosters/import", q, csv, "text/csv", &out); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
@@ -320,8 +313,12 @@ type response struct {
 // or an *Error for any other status. The caller closes the body and calls
 // cancel.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body []byte) (*response, error) {
+	return c.doAs(ctx, method, path, q, body, "application/json")
+}
+
+func (c *Client) doAs(ctx context.Context, method, path string, q url.Values, body []byte, contentType string) (*response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	resp, err := c.send(ctx, method, path, q, body)
+	resp, err := c.sendAs(ctx, method, path, q, body, contentType)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -330,7 +327,12 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 }
 
 func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
-	resp, err := c.do(ctx, method, path, q, body)
+	return c.doJSONAs(ctx, method, path, q, body, "application/json", out)
+}
+
+// doJSONAs sends body as contentType and decodes the answer into out.
+func (c *Client) doJSONAs(ctx context.Context, method, path string, q url.Values, body []byte, contentType string, out any) error {
+	resp, err := c.doAs(ctx, method, path, q, body, contentType)
 	if err != nil {
 		return err
 	}
