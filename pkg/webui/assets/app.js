@@ -550,6 +550,24 @@ function formField(name, label, control, hint) {
   return { el, err, control };
 }
 
+// submitting runs a form's action with its button disabled, and shows a
+// refusal under the form.
+function submitting(form, errEl, action) {
+  return async (e) => {
+    e.preventDefault();
+    errEl.textContent = "";
+    const btn = e.submitter || form.querySelector("button[type=submit]");
+    btn.disabled = true;
+    try {
+      await action(btn);
+    } catch (ex) {
+      if (ex.name !== "AbortError") errEl.textContent = ex.message;
+    } finally {
+      btn.disabled = false;
+    }
+  };
+}
+
 // ---------- create or edit a class ----------
 
 // parseStudents reads a roster pasted one per line. Blank lines and lines
@@ -676,11 +694,16 @@ async function classFormPage(id, signal) {
   ttlInput.setAttribute("aria-describedby", "ttl-hint ttl-error");
 
   const formErr = h("p", { class: "field-error", role: "alert", id: "form-error" });
-  const form = h("form", { class: "stack card", novalidate: true, onsubmit: async (e) => {
-    e.preventDefault();
+  const form = h("form", { class: "stack card", novalidate: true },
+  idField.el, rosterNote, useRoster, subjectField.el, templateField.el, studentsField.el,
+  h("div", {}, h("label", { for: "csv" }, "Roster file (CSV)"), csvInput,
+    h("p", { class: "hint" }, "A column named student, or one id per line; with a class column, only this class's rows are taken.")),
+  ttlField.el, formErr,
+  h("div", { class: "actions" }, h("button", { type: "submit" }, editing ? "Save" : "Create class"),
+    h("a", { class: "button secondary", href: editing ? "#/classes/" + id : "#/classes" }, "Cancel")));
+  form.addEventListener("submit", submitting(form, formErr, async () => {
     for (const f of [idField, subjectField, templateField, studentsField, ttlField]) f.err.textContent = "";
     for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-    formErr.textContent = "";
     const cid = idInput.value.trim(), subject = subjectInput.value.trim();
     const { students, errors } = parseStudents(studentsArea.value);
     const bad = [];
@@ -696,28 +719,12 @@ async function classFormPage(id, signal) {
       bad[0][1].focus();
       return;
     }
-    const btn = form.querySelector("button[type=submit]");
-    btn.disabled = true;
-    try {
-      const spec = { subject, template: templateSelect.value, students };
-      if (ttlSeconds > 0) spec.ttlSeconds = ttlSeconds;
-      await api("PUT", "/api/v1/classes/" + encodeURIComponent(cid), { body: spec, signal });
-      show("ok", editing ? `Class ${cid} was saved.` : `Class ${cid} was created. Bring it up when the lesson starts.`);
-      location.hash = "#/classes/" + cid;
-    } catch (ex) {
-      if (ex.name === "AbortError") return;
-      formErr.textContent = ex.message;
-      formErr.focus?.();
-    } finally {
-      btn.disabled = false;
-    }
-  } },
-  idField.el, rosterNote, useRoster, subjectField.el, templateField.el, studentsField.el,
-  h("div", {}, h("label", { for: "csv" }, "Roster file (CSV)"), csvInput,
-    h("p", { class: "hint" }, "A column named student, or one id per line; with a class column, only this class's rows are taken.")),
-  ttlField.el, formErr,
-  h("div", { class: "actions" }, h("button", { type: "submit" }, editing ? "Save" : "Create class"),
-    h("a", { class: "button secondary", href: editing ? "#/classes/" + id : "#/classes" }, "Cancel")));
+    const spec = { subject, template: templateSelect.value, students };
+    if (ttlSeconds > 0) spec.ttlSeconds = ttlSeconds;
+    await api("PUT", "/api/v1/classes/" + encodeURIComponent(cid), { body: spec, signal });
+    show("ok", editing ? `Class ${cid} was saved.` : `Class ${cid} was created. Bring it up when the lesson starts.`);
+    location.hash = "#/classes/" + cid;
+  }));
   const datalist = h("datalist", { id: "subject-list" }, subjectNames.map((s) => h("option", { value: s })));
   page(editing ? `Edit ${id}` : "New class", form, datalist);
   if (editing) lookupRoster(); else idInput.focus();
@@ -754,24 +761,6 @@ async function schoolPage(signal) {
     rostersSection(rosters, signal, redraw));
 }
 
-
-// submitting runs a form's action with its button disabled, and shows a
-// refusal under the form.
-function submitting(form, errEl, action) {
-  return async (e) => {
-    e.preventDefault();
-    errEl.textContent = "";
-    const btn = e.submitter || form.querySelector("button[type=submit]");
-    btn.disabled = true;
-    try {
-      await action(btn);
-    } catch (ex) {
-      if (ex.name !== "AbortError") errEl.textContent = ex.message;
-    } finally {
-      btn.disabled = false;
-    }
-  };
-}
 
 function subjectsSection(subjects, signal, redraw) {
   const idF = formField("new-subject", "Subject id", h("input", { id: "new-subject", required: true, autocomplete: "off", spellcheck: "false", placeholder: "cs101" }), "Lowercase letters, digits and \"-\".");
