@@ -24,24 +24,18 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			srv := httptest.NewServer(newMux(prometheus.NewRegistry(), ready, tc.enabled))
 			defer srv.Close()
-			for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
-				resp, err := http.Get(srv.URL + path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != tc.want {
-					t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, tc.want)
-				}
+			want := map[string]int{
+				"/debug/pprof/": tc.want, "/debug/pprof/goroutine?debug=1": tc.want, "/debug/pprof/cmdline": tc.want,
+				"/metrics": http.StatusOK, "/healthz": http.StatusOK, "/readyz": http.StatusOK,
 			}
-			for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+			for path, code := range want {
 				resp, err := http.Get(srv.URL + path)
 				if err != nil {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					t.Errorf("GET %s: %d, want 200", path, resp.StatusCode)
+				if resp.StatusCode != code {
+					t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, code)
 				}
 			}
 		})
