@@ -276,7 +276,7 @@ func roster(n int) []string {
 // rawSpec is the container Homeroom would create for the student, without
 // the label that makes it Homeroom's.
 func (b *bench) rawSpec(classID, student string) dockerx.ContainerSpec {
-	s := reconcile.ContainerSpec(classID, student, b.tmpl, domain)
+	s := reconcile.ContainerSpec(classID, student, b.tmpl, domain, "")
 	delete(s.Config.Labels, api.LabelManagedBy)
 	s.Config.Labels[benchLabel] = "raw"
 	for i := range s.HostConfig.Mounts {
@@ -296,7 +296,7 @@ func (b *bench) rawUp(ctx context.Context, classID string, n, inFlight int) (tim
 	if err != nil {
 		return 0, err
 	}
-	opts := reconcile.NetworkCreateOptions(classID, !b.tmpl.Internet, subnet)
+	opts := reconcile.NetworkCreateOptions(classID, b.tmpl, subnet)
 	delete(opts.Labels, api.LabelManagedBy)
 	opts.Labels[benchLabel] = "raw"
 	c := b.d.API()

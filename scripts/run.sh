@@ -24,14 +24,16 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-# Traefik routes each student's host to their sandbox; the controller attaches
-# it to every class network.
-if [ "$(docker inspect -f '{{.State.Running}}' "$traefik" 2>/dev/null)" != true ]; then
+# Traefik routes each student's host to their sandbox, after asking the
+# apiserver's sign-in check. It shares the host's network: sandboxes accept no
+# traffic from other containers, and it reaches the check on loopback.
+# One started by an older Homeroom (on a bridge, port published) is replaced.
+if [ "$(docker inspect -f '{{.State.Running}} {{.HostConfig.NetworkMode}}' "$traefik" 2>/dev/null)" != "true host" ]; then
   docker rm -f "$traefik" >/dev/null 2>&1 || true
-  docker run -d --name "$traefik" -p "127.0.0.1:$port:80" \
+  docker run -d --name "$traefik" --network host \
     -v /var/run/docker.sock:/var/run/docker.sock:ro homeroom/traefik:v3.6.12 \
     --providers.docker=true --providers.docker.exposedbydefault=false \
-    --entrypoints.web.address=:80 >/dev/null
+    --entrypoints.web.address="127.0.0.1:$port" >/dev/null
   started_traefik=1
   echo "Traefik: http://<student>.<class>.${HOMEROOM_DOMAIN:-lab.localhost}:$port (container $traefik)"
 fi

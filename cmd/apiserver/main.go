@@ -101,7 +101,12 @@ func run(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := apiserver.New(st, art, pol, token, log, reg, reg, acfg.options()...)
+	// Made here on first start, so that links can be issued before the
+	// controller has ever run; a store that cannot make them is not usable.
+	if _, err := st.SignInSecrets(ctx); err != nil {
+		return err
+	}
+	api := apiserver.New(st, art, pol, token, log, reg, reg, append(acfg.options(), apiserver.WithDomain(cfg.Domain))...)
 	srv := &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           api.Handler(),

@@ -93,11 +93,17 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("subnet pool %q with /%d subnets: want an IPv4 prefix and a prefix length between its own and 28", cfg.SubnetPool, cfg.SubnetBits)
 	}
 
+	// Made by whichever of the apiserver and the controller starts first.
+	secrets, err := st.SignInSecrets(ctx)
+	if err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		docker.Metrics(), controller.NewStateCollector(st, docker))
 	rec := reconcile.New(st, docker, art, pol, reconcile.Options{
-		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, Parallel: *parallel, GlobalParallel: *globalParallel, Registerer: reg,
+		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, ForwardAuth: cfg.ForwardAuthAddress(secrets.ForwardAuth), Parallel: *parallel, GlobalParallel: *globalParallel, Registerer: reg,
 		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: *orphanGrace,
 	}, log)
 	elector := controller.NewElector(st, "homeroom-controller", *id, *leaseTTL, log, reg)

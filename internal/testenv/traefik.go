@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/go-connections/nat"
 	"github.com/homeroom/homeroom/pkg/dockerx"
 )
 
@@ -16,7 +15,9 @@ import (
 const TraefikImage = "homeroom/traefik:v3.6.12"
 
 // Traefik is a real Traefik container with the Docker provider, as Homeroom
-// is deployed with, published on a loopback port.
+// is deployed with: on the host's network (from where it reaches sandboxes
+// that accept no traffic from other containers), listening on a loopback
+// port of the test's own.
 type Traefik struct {
 	t    testing.TB
 	d    *dockerx.Client
@@ -46,20 +47,18 @@ func StartTraefik(t testing.TB, d *dockerx.Client) *Traefik {
 func (tr *Traefik) Start() {
 	tr.t.Helper()
 	ctx := context.Background()
-	_, port, _ := splitHostPort(tr.Addr)
 	cfg := &container.Config{
 		Image: TraefikImage,
 		Cmd: []string{
 			"--providers.docker=true",
 			"--providers.docker.exposedbydefault=false",
-			"--entrypoints.web.address=:80",
+			"--entrypoints.web.address=" + tr.Addr,
 			"--log.level=INFO",
 		},
-		ExposedPorts: nat.PortSet{"80/tcp": {}},
 	}
 	host := &container.HostConfig{
-		Binds:        []string{"/var/run/docker.sock:/var/run/docker.sock:ro"},
-		PortBindings: nat.PortMap{"80/tcp": {{HostIP: "127.0.0.1", HostPort: port}}},
+		NetworkMode: "host",
+		Binds:       []string{"/var/run/docker.sock:/var/run/docker.sock:ro"},
 	}
 	resp, err := tr.d.API().ContainerCreate(ctx, cfg, host, nil, nil, tr.Name)
 	if err != nil {

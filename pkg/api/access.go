@@ -130,6 +130,11 @@ const (
 	AuditUserDelete    = "user.delete"
 	AuditTokenIssue    = "token.issue"
 	AuditTokenRevoke   = "token.revoke"
+	// AuditLinksIssue records sign-in links issued (students' or the
+	// caller's own); AuditSandboxOpen a teacher or admin signing in on a
+	// student's host through their own link.
+	AuditLinksIssue  = "links.issue"
+	AuditSandboxOpen = "sandbox.open"
 )
 
 // AuditEntry records one change: who, when, what, and from what to what.

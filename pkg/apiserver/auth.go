@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/config"
 	"github.com/homeroom/homeroom/pkg/store"
 	"github.com/labstack/echo/v4"
 )
@@ -93,7 +94,7 @@ func (s *Server) resolve(ctx context.Context, tok string) (*principal, error) {
 func (s *Server) authenticate(open ...string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if p := c.Request().URL.Path; slices.Contains(open, p) || strings.HasPrefix(p, uiPrefix) {
+			if p := c.Request().URL.Path; slices.Contains(open, p) || strings.HasPrefix(p, uiPrefix) || strings.HasPrefix(p, config.SignInCheckPath) {
 				return next(c)
 			}
 			ip := "ip:" + c.RealIP()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/config"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/store"
 	"github.com/homeroom/homeroom/pkg/webui"
@@ -69,6 +70,17 @@ type Store interface {
 	RevokeToken(ctx context.Context, id string) (*api.Token, error)
 
 	ListAudit(ctx context.Context, q store.AuditQuery) ([]api.AuditEntry, bool, error)
+
+	SignInSecrets(ctx context.Context) (store.SignInSecrets, error)
+	PutLink(ctx context.Context, l api.SignInLink) error
+	FindLink(ctx context.Context, hash string) (*api.SignInLink, error)
+	GetLink(ctx context.Context, classID, student, holder string) (*api.SignInLink, error)
+	PutSession(ctx context.Context, sess api.SignInSession) error
+	GetSession(ctx context.Context, hash string) (*api.SignInSession, error)
+	DeleteSession(ctx context.Context, hash string) error
+	PruneSignIns(ctx context.Context, now time.Time) (int, error)
+	RecordSandboxOpen(ctx context.Context, c *api.Class, student string)
+	RecordLinksIssued(ctx context.Context, c *api.Class, students []string, holder string, expiresAt time.Time)
 }
 
 // Artifacts is what the API needs of the object store: reading only.
@@ -102,8 +114,9 @@ const (
 )
 
 type options struct {
-	rate, authFailRate   float64
-	burst, authFailBurst int
+	rate, authFailRate, signInFailRate    float64
+	burst, authFailBurst, signInFailBurst int
+	domain                                string
 	maxWait, poll        time.Duration
 	waitsPerCaller       int
 	requireRegistration  bool
@@ -122,6 +135,18 @@ func WithRateLimit(perSecond float64, burst int) Option {
 // address; perSecond <= 0 turns that off.
 func WithAuthFailureLimit(perSecond float64, burst int) Option {
 	return func(o *options) { o.authFailRate, o.authFailBurst = perSecond, burst }
+}
+
+// WithSignInFailureLimit limits the refused sign-in checks of one client
+// address (429 past it); perSecond <= 0 turns that off.
+func WithSignInFailureLimit(perSecond float64, burst int) Option {
+	return func(o *options) { o.signInFailRate, o.signInFailBurst = perSecond, burst }
+}
+
+// WithDomain sets the domain under which students' hosts are
+// (<student>.<class>.<domain>), for their sign-in links.
+func WithDomain(domain string) Option {
+	return func(o *options) { o.domain = domain }
 }
 
 // WithLongPoll sets the longest ?wait=, how often waiting requests look at
@@ -152,6 +177,9 @@ type Server struct {
 	tokenLimits, authFailLimits *limiters
 	watch                       *watcher
 	openapi                     []byte
+	signIn                      *signIn
+	stopPrune                   chan struct{}
+	pruneDone                   chan struct{}
 }
 
 // New builds the API. adminToken is the bootstrap admin token; reg and
@@ -161,6 +189,7 @@ func New(s Store, a Artifacts, p *policy.Policy, adminToken string, log *zap.Log
 		rate: DefaultRate, burst: DefaultBurst,
 		authFailRate: DefaultAuthFailureRate, authFailBurst: DefaultAuthFailureBurst,
 		maxWait: DefaultMaxWait, poll: DefaultPollInterval, waitsPerCaller: DefaultWaitsPerCaller,
+		signInFailRate: DefaultSignInFailureRate, signInFailBurst: DefaultSignInFailureBurst, domain: "lab.localhost",
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -186,13 +215,24 @@ func New(s Store, a Artifacts, p *policy.Policy, adminToken string, log *zap.Log
 	srv.authFailLimits = newLimiters(o.authFailRate, o.authFailBurst, nil)
 	srv.watch = newWatcher(s, o.poll, o.waitsPerCaller, log, waits)
 	srv.openapi = openAPIJSON()
+	srv.signIn = newSignIn(o.domain, o.signInFailRate, o.signInFailBurst, reg)
+	srv.stopPrune, srv.pruneDone = make(chan struct{}), make(chan struct{})
+	go func() { defer close(srv.pruneDone); srv.pruneSignIns(srv.stopPrune) }()
 	return srv
 }
 
 // Close ends the long polls in flight (they answer with the class as it is)
-// and stops their poller. Call it before http.Server.Shutdown, which would
-// otherwise wait for them.
-func (s *Server) Close() { s.watch.close() }
+// and stops their poller and the pruning of sign-ins. Call it before
+// http.Server.Shutdown, which would otherwise wait for them.
+func (s *Server) Close() {
+	s.watch.close()
+	select {
+	case <-s.stopPrune:
+	default:
+		close(s.stopPrune)
+	}
+	<-s.pruneDone
+}
 
 // Handler returns the routes.
 func (s *Server) Handler() http.Handler {
@@ -210,6 +250,10 @@ func (s *Server) Handler() http.Handler {
 	// Every route but these three needs a token, unknown ones included, so
 	// that nobody without one learns even which paths exist.
 	e.Use(s.authenticate("/healthz", "/readyz", "/metrics", "/", "/ui"))
+
+	// Traefik's sign-in check for students' hosts: no bearer token, a path
+	// only Traefik knows.
+	e.GET(config.SignInCheckPath+":secret", s.signInCheck)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
@@ -239,6 +283,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/classes/:id/runs/:run", s.getRun)
 	v1.GET("/classes/:id/artifacts", s.listArtifacts)
 	v1.GET("/classes/:id/artifacts/:student/*", s.getArtifact)
+	v1.POST("/classes/:id/links", s.issueLinks)
 
 	v1.GET("/subjects", s.listSubjects)
 	v1.GET("/subjects/:subject", s.getSubject)
@@ -303,7 +348,9 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		code := c.Response().Status
 		s.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(code)).Inc()
-		if route != "/metrics" && route != "/healthz" && route != "/readyz" {
+		// Sign-in checks come with every request to every sandbox (and their
+		// path holds Traefik's secret): metrics count them, the log does not.
+		if route != "/metrics" && route != "/healthz" && route != "/readyz" && !strings.HasPrefix(route, config.SignInCheckPath) {
 			fields := []zap.Field{zap.String("method", c.Request().Method), zap.String("route", route),
 				zap.String("path", c.Request().URL.Path), zap.Int("code", code), zap.Duration("took", time.Since(start)),
 				zap.String("requestId", c.Response().Header().Get(echo.HeaderXRequestID))}

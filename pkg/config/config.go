@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,7 +33,11 @@ type Config struct {
 	PolicyPath       string
 	Traefik          string
 	Domain           string
-	LogLevel         string
+	// SignInCheckURL is where Traefik reaches the apiserver for the
+	// students' sign-in check (controller only: it goes into Traefik's
+	// labels on every sandbox).
+	SignInCheckURL string
+	LogLevel       string
 	LogFormat        string
 	// SubnetPool and SubnetBits size class networks (controller only).
 	SubnetPool string
@@ -66,6 +71,7 @@ func FromEnv() Config {
 		PolicyPath:       os.Getenv("HOMEROOM_POLICY"),
 		Traefik:          env("HOMEROOM_TRAEFIK_CONTAINER", "homeroom-traefik"),
 		Domain:           env("HOMEROOM_DOMAIN", "lab.localhost"),
+		SignInCheckURL:   os.Getenv("HOMEROOM_SIGNIN_CHECK_URL"),
 		LogLevel:         env("HOMEROOM_LOG_LEVEL", "info"),
 		LogFormat:        os.Getenv("HOMEROOM_LOG_FORMAT"),
 		SubnetPool:       env("HOMEROOM_SUBNET_POOL", "10.200.0.0/15"),
@@ -95,6 +101,26 @@ func env(k, def string) string {
 	}
 	return def
 }
+
+// ForwardAuthAddress is the address Traefik calls to check a request to a
+// student's host: HOMEROOM_SIGNIN_CHECK_URL (default: the apiserver's listen
+// address, which Traefik on the host's network reaches) followed by the
+// path only Traefik knows.
+func (c Config) ForwardAuthAddress(secret string) string {
+	base := c.SignInCheckURL
+	if base == "" {
+		host, port, err := net.SplitHostPort(c.Listen)
+		if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		base = "http://" + net.JoinHostPort(host, port)
+	}
+	return strings.TrimSuffix(base, "/") + SignInCheckPath + secret
+}
+
+// SignInCheckPath is where the apiserver answers Traefik's sign-in checks,
+// followed by the installation's secret.
+const SignInCheckPath = "/signin/check/"
 
 // StoreURI is the MongoDB URI to use: the configured one or the embedded one.
 func (c Config) StoreURI() string {

@@ -47,6 +47,10 @@ type Template struct {
 	// template asks: students then share an internal network that reaches
 	// nothing but their classmates and Traefik.
 	Internet bool `yaml:"internet" json:"internet"`
+	// Collaboration lets classmates' sandboxes reach each other directly.
+	// It is off unless the template asks: each sandbox then answers only
+	// Traefik, which checks every request's sign-in first.
+	Collaboration bool `yaml:"collaboration" json:"collaboration"`
 }
 
 // Pinned reports whether the image is named by digest (repo@sha256:…), so

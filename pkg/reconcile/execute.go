@@ -178,7 +178,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 	log.Debug("step")
 	switch a.Kind {
 	case CreateNetwork:
-		id, err := e.r.createNetwork(ctx, e.classID(), a.Target, !e.tmpl.Internet)
+		id, err := e.r.createNetwork(ctx, e.classID(), a.Target, e.tmpl)
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		failpoint.Hit("before-network-remove")
 		return d.RemoveNetwork(ctx, e.network)
 	case CreateContainer:
-		_, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain))
+		_, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth))
 		return err
 	case StartContainer:
 		return d.StartContainer(ctx, a.Target)

@@ -52,6 +52,9 @@ type ObservedTraefik struct {
 	ID       string
 	Running  bool
 	Attached bool
+	// HostNetwork: Traefik shares the host's network, from which it reaches
+	// every class network without being attached to it.
+	HostNetwork bool
 }
 
 // Running counts the student containers that are running.
@@ -115,7 +118,8 @@ func observe(ctx context.Context, d observer, classID, traefikName string) (Obse
 		t, err := d.InspectContainer(ctx, traefikName)
 		switch {
 		case err == nil:
-			obs.Traefik = &ObservedTraefik{ID: t.ID, Running: t.State != nil && t.State.Running}
+			obs.Traefik = &ObservedTraefik{ID: t.ID, Running: t.State != nil && t.State.Running,
+				HostNetwork: t.HostConfig != nil && t.HostConfig.NetworkMode.IsHost()}
 			if obs.Network != nil && t.NetworkSettings != nil {
 				for name, ep := range t.NetworkSettings.Networks {
 					if name == obs.Network.Name || (ep != nil && ep.NetworkID == obs.Network.ID) {

@@ -135,7 +135,7 @@ func planUp(in Input) Plan {
 		if obs.Network == nil {
 			p = append(p, Action{Kind: CreateNetwork, Target: net})
 		}
-		if obs.Traefik != nil && (obs.Network == nil || !obs.Traefik.Attached) {
+		if obs.Traefik != nil && !obs.Traefik.HostNetwork && (obs.Network == nil || !obs.Traefik.Attached) {
 			p = append(p, Action{Kind: ConnectTraefik, Target: net})
 		}
 		for _, s := range in.Class.Spec.Students {

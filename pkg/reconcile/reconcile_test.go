@@ -563,7 +563,7 @@ func (d *fakeDocker) seedStudent(t *testing.T, student, state string) {
 	if !ok {
 		t.Fatal("no sandbox template")
 	}
-	spec := reconcile.ContainerSpec(classID, student, tmpl, domain)
+	spec := reconcile.ContainerSpec(classID, student, tmpl, domain, "")
 	d.seedContainer(spec.Name, state, spec.Config.Labels, netName)
 }
 

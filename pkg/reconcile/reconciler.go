@@ -35,6 +35,9 @@ type Store interface {
 type Options struct {
 	Domain           string
 	TraefikContainer string
+	// ForwardAuth is the address of Homeroom's sign-in check as Traefik
+	// reaches it, put on every student's router; "" routes without it.
+	ForwardAuth string
 	// Parallel bounds how many students of a class are worked on at once
 	// (DefaultParallel).
 	Parallel int

@@ -27,21 +27,45 @@ func managedLabels(classID string) map[string]string {
 }
 
 // NetworkCreateOptions is the class network: a bridge of its own, labelled,
-// on the given subnet, and internal (no route out) unless the template
-// allows internet access.
-func NetworkCreateOptions(classID string, internal bool, subnet netip.Prefix) network.CreateOptions {
-	return network.CreateOptions{
+// on the given subnet, internal (no route out) unless the template allows
+// internet access, and without container-to-container traffic unless it
+// allows collaboration. Without it a student's program could reach a
+// classmate's sandbox by IP and skip the sign-in Traefik checks; Traefik
+// then reaches sandboxes from the host's network, which the bridge lets in.
+func NetworkCreateOptions(classID string, t *policy.Template, subnet netip.Prefix) network.CreateOptions {
+	o := network.CreateOptions{
 		Driver:   "bridge",
-		Internal: internal,
+		Internal: !t.Internet,
 		Labels:   managedLabels(classID),
 		IPAM:     &network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: subnet.String()}}},
 	}
+	if !t.Collaboration {
+		o.Options = map[string]string{bridgeICC: "false"}
+	}
+	return o
 }
+
+// bridgeICC is the bridge driver's option for traffic between containers.
+const bridgeICC = "com.docker.network.bridge.enable_icc"
+
+// SignInPath is the part of every student's host that belongs to Homeroom,
+// not to the sandbox: links are followed under it, and the sandbox never
+// sees a request for it.
+const SignInPath = "/.homeroom/"
+
+// ForwardAuthResponseHeaders are the headers of the sign-in check's answer
+// that Traefik puts on the request it passes to the sandbox, replacing the
+// browser's: Cookie comes back without Homeroom's session cookie, so a
+// sandbox never learns the session of whoever visits it (a teacher's).
+const ForwardAuthResponseHeaders = "Cookie"
 
 // ContainerSpec builds a student's container from the class's template. The
 // sandbox is hardened whatever the template says: no capabilities, no new
 // privileges, bounded memory, CPU, processes and logs, and no host mounts.
-func ContainerSpec(classID, student string, t *policy.Template, domain string) dockerx.ContainerSpec {
+//
+// With forwardAuth set (the address of Homeroom's sign-in check, as Traefik
+// reaches it), every request to the student's host is checked there first.
+func ContainerSpec(classID, student string, t *policy.Template, domain, forwardAuth string) dockerx.ContainerSpec {
 	name := api.ContainerName(classID, student)
 	net := api.NetworkName(classID)
 	router := name
@@ -53,6 +77,19 @@ func ContainerSpec(classID, student string, t *policy.Template, domain string) d
 	labels["traefik.http.routers."+router+".rule"] = fmt.Sprintf("Host(`%s`)", api.Host(classID, student, domain))
 	labels["traefik.http.routers."+router+".service"] = router
 	labels["traefik.http.services."+router+".loadbalancer.server.port"] = fmt.Sprint(t.Port)
+	if forwardAuth != "" {
+		// A middleware of the router's own: identical definitions on many
+		// containers are merged by Traefik, but differing ones (during a
+		// change of address) would disable every router that uses them.
+		mw := router + "-signin"
+		labels["traefik.http.middlewares."+mw+".forwardauth.address"] = forwardAuth
+		labels["traefik.http.middlewares."+mw+".forwardauth.authRequestHeaders"] = "Accept,Cookie"
+		labels["traefik.http.middlewares."+mw+".forwardauth.authResponseHeaders"] = ForwardAuthResponseHeaders
+		// The check redirects to "/" of the student's host after a sign-in;
+		// without this Traefik would resolve that against its own address.
+		labels["traefik.http.middlewares."+mw+".forwardauth.preserveLocationHeader"] = "true"
+		labels["traefik.http.routers."+router+".middlewares"] = mw
+	}
 
 	env := []string{"HOMEROOM_CLASS=" + classID, "HOMEROOM_STUDENT=" + student}
 	keys := make([]string, 0, len(t.Env))

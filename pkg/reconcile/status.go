@@ -84,7 +84,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 				ready.Message += "; " + describePaused(paused)
 			}
 		}
-		st.Conditions = api.SetCondition(st.Conditions, routing(obs, opts, now))
+		st.Conditions = api.SetCondition(st.Conditions, routing(obs, tmpl, opts, now))
 		if tmpl != nil {
 			st.Conditions = api.SetCondition(st.Conditions, templateCurrent(c, tmpl, obs, opts, now))
 		}
@@ -136,7 +136,7 @@ func templateCurrent(c *api.Class, tmpl *policy.Template, obs Observed, opts Opt
 	stale := 0
 	for _, s := range c.Spec.Students {
 		oc, ok := obs.Containers[s]
-		if ok && oc.ConfigHash != ContainerSpec(c.ID, s, tmpl, opts.Domain).Config.Labels[api.LabelConfigHash] {
+		if ok && oc.ConfigHash != ContainerSpec(c.ID, s, tmpl, opts.Domain, opts.ForwardAuth).Config.Labels[api.LabelConfigHash] {
 			stale++
 		}
 	}
@@ -155,12 +155,22 @@ func downStudent(s api.StudentStatus) api.StudentStatus {
 	return s
 }
 
-func routing(obs Observed, opts Options, now time.Time) api.Condition {
+func routing(obs Observed, tmpl *policy.Template, opts Options, now time.Time) api.Condition {
 	c := api.Condition{Type: api.ConditionRouting, Status: "False", LastTransitionTime: now}
 	switch {
 	case obs.Traefik == nil:
 		c.Reason = "TraefikNotFound"
 		c.Message = fmt.Sprintf("container %q does not exist: sandboxes run but endpoints do not answer", opts.TraefikContainer)
+	case obs.Traefik.HostNetwork && !obs.Traefik.Running:
+		c.Reason = "TraefikNotRunning"
+		c.Message = fmt.Sprintf("container %q is not running", opts.TraefikContainer)
+	case obs.Traefik.HostNetwork:
+		c.Status, c.Reason = "True", "TraefikHostNetwork"
+	case tmpl != nil && !tmpl.Collaboration:
+		// Attached or not, it cannot reach sandboxes that accept no traffic
+		// from other containers.
+		c.Reason = "TraefikNotHostNetwork"
+		c.Message = fmt.Sprintf("container %q must share the host's network (network_mode: host) to reach sandboxes of template %q, which do not accept traffic from other containers", opts.TraefikContainer, tmpl.Name)
 	case !obs.Traefik.Attached:
 		c.Reason = "TraefikNotAttached"
 		c.Message = fmt.Sprintf("container %q is not attached to the class network", opts.TraefikContainer)

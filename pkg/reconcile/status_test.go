@@ -12,7 +12,7 @@ func TestTemplateChangeIsReportedNotApplied(t *testing.T) {
 	tmpl, _ := policy.Default().Template("sandbox")
 	opts := Options{Domain: "lab.test"}
 	c := class(api.PhaseUp, "alice", "bob")
-	current := ContainerSpec(c.ID, "alice", tmpl, opts.Domain).Config.Labels[api.LabelConfigHash]
+	current := ContainerSpec(c.ID, "alice", tmpl, opts.Domain, opts.ForwardAuth).Config.Labels[api.LabelConfigHash]
 	obs := Observed{Network: classNet, Containers: containers("running", "alice", "bob")}
 	alice := obs.Containers["alice"]
 	alice.ConfigHash = current
@@ -33,7 +33,7 @@ func TestTemplateChangeIsReportedNotApplied(t *testing.T) {
 		t.Errorf("phase %s: an old template is still Up", st.Phase)
 	}
 
-	bob.ConfigHash = ContainerSpec(c.ID, "bob", tmpl, opts.Domain).Config.Labels[api.LabelConfigHash]
+	bob.ConfigHash = ContainerSpec(c.ID, "bob", tmpl, opts.Domain, opts.ForwardAuth).Config.Labels[api.LabelConfigHash]
 	obs.Containers["bob"] = bob
 	st = buildStatus(&c, tmpl, obs, nil, opts, time.Unix(0, 0))
 	if cond := api.FindCondition(st.Conditions, api.ConditionTemplateCurrent); cond == nil || cond.Status != "True" {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
 	"go.uber.org/zap"
 )
 
@@ -49,7 +50,7 @@ next:
 
 // createNetwork makes the class network on a free subnet of the pool. One
 // allocation at a time: two classes created at once must not pick the same.
-func (r *Reconciler) createNetwork(ctx context.Context, classID, name string, internal bool) (string, error) {
+func (r *Reconciler) createNetwork(ctx context.Context, classID, name string, t *policy.Template) (string, error) {
 	r.subnetMu.Lock()
 	defer r.subnetMu.Unlock()
 	used, err := r.docker.UsedSubnets(ctx)
@@ -61,7 +62,7 @@ func (r *Reconciler) createNetwork(ctx context.Context, classID, name string, in
 		if !ok {
 			return "", fmt.Errorf("subnet pool %s has no free /%d left: bring a class Down or widen HOMEROOM_SUBNET_POOL", r.opts.SubnetPool, r.opts.SubnetBits)
 		}
-		id, err := r.docker.EnsureNetwork(ctx, name, NetworkCreateOptions(classID, internal, sub))
+		id, err := r.docker.EnsureNetwork(ctx, name, NetworkCreateOptions(classID, t, sub))
 		if err == nil {
 			return id, nil
 		}
