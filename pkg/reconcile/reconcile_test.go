@@ -113,6 +113,7 @@ type fakeContainer struct {
 	exitCode               int
 	startedAt, finishedAt  time.Time         // the last run's; zero: never
 	nets                   map[string]bool   // ids of attached networks
+	hostNetwork            bool              // shares the host's network
 	files                  map[string]string // path relative to "/" → content
 	logs                   []logFrame
 }
@@ -272,7 +273,7 @@ func (d *fakeDocker) InspectContainer(_ context.Context, ref string) (container.
 	for id := range c.nets {
 		nets[d.networks[id].name] = &network.EndpointSettings{NetworkID: id}
 	}
-	return container.InspectResponse{
+	resp := container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{
 			ID: c.id, Name: "/" + c.name, Image: c.image,
 			State: &container.State{
@@ -282,7 +283,12 @@ func (d *fakeDocker) InspectContainer(_ context.Context, ref string) (container.
 		},
 		Config:          &container.Config{Image: c.image, Labels: cloneMap(c.labels)},
 		NetworkSettings: &container.NetworkSettings{Networks: nets},
-	}, nil
+	}
+	if c.hostNetwork {
+		resp.HostConfig = &container.HostConfig{NetworkMode: "host"}
+		resp.NetworkSettings.Networks = map[string]*network.EndpointSettings{"host": {NetworkID: "host"}}
+	}
+	return resp, nil
 }
 
 func (d *fakeDocker) EnsureNetwork(_ context.Context, name string, opts network.CreateOptions) (string, error) {
@@ -1192,6 +1198,9 @@ func TestUpFromNothing(t *testing.T) {
 	if tr, _ := e.docker.container(traefikName); !tr.nets[netName] {
 		t.Errorf("traefik not attached to the class network: %v", tr.nets)
 	}
+	if n.opts.Options["com.docker.network.bridge.enable_icc"] != "false" || !n.opts.Internal {
+		t.Errorf("class network options %v internal %v: want no traffic between sandboxes and no route out", n.opts.Options, n.opts.Internal)
+	}
 
 	c := e.class()
 	if c.Status.Phase != api.PhaseUp || c.Status.ObservedGeneration != c.Generation || c.Status.Network != netName {
@@ -1199,7 +1208,10 @@ func TestUpFromNothing(t *testing.T) {
 	}
 	for _, want := range []api.Condition{
 		{Type: api.ConditionReady, Status: "True", Reason: "AllStudentsRunning", Message: "3 of 3 students running"},
-		{Type: api.ConditionRouting, Status: "True", Reason: "TraefikAttached"},
+		// Attached, a Traefik on a bridge still cannot reach sandboxes that
+		// accept no traffic from other containers: the status says so.
+		{Type: api.ConditionRouting, Status: "False", Reason: "TraefikNotHostNetwork",
+			Message: `container "traefik" must share the host's network (network_mode: host) to reach sandboxes of template "sandbox", which do not accept traffic from other containers`},
 		{Type: api.ConditionSynced, Status: "True", Reason: "Converged"},
 	} {
 		if got := cond(c, want.Type); got.Status != want.Status || got.Reason != want.Reason || got.Message != want.Message {
@@ -1672,4 +1684,69 @@ func TestStoppedSandboxRestartsAfterAPause(t *testing.T) {
 	held(stopped, 5*time.Second)
 	e.advance(5 * time.Second)
 	started()
+}
+
+// Traefik on the host's network reaches every class network as it is: it is
+// never attached or detached, routing is reported available, and every
+// student's router asks the sign-in check first.
+func TestTraefikOnTheHostNetwork(t *testing.T) {
+	e := newEnv(t)
+	tr, _ := e.docker.container(traefikName)
+	e.docker.mu.Lock()
+	e.docker.containers[tr.id].hostNetwork = true
+	e.docker.mu.Unlock()
+	const check = "http://127.0.0.1:8080/signin/check/s3cret"
+	e.rec = reconcile.New(e.store, e.docker, e.art, policy.Default(), reconcile.Options{
+		Domain: domain, TraefikContainer: traefikName, ForwardAuth: check, CollectTimeout: 10 * time.Second,
+	}, zaptest.NewLogger(t))
+
+	e.putClass(api.PhaseUp, "alice", "bob")
+	e.mustConverge()
+	for _, spec := range e.docker.createdSpecs() {
+		l, router := spec.Config.Labels, spec.Name
+		mw := "traefik.http.middlewares." + router + "-signin.forwardauth."
+		if l["traefik.http.routers."+router+".middlewares"] != router+"-signin" || l[mw+"address"] != check ||
+			l[mw+"authResponseHeaders"] != "Cookie" || l[mw+"preserveLocationHeader"] != "true" {
+			t.Errorf("%s: the router does not ask the sign-in check: %v", router, l)
+		}
+	}
+	if c := cond(e.class(), api.ConditionRouting); c.Status != "True" || c.Reason != "TraefikHostNetwork" {
+		t.Errorf("RoutingAvailable = %+v", c)
+	}
+	e.putClass(api.PhaseDown, "alice", "bob")
+	e.mustConverge()
+	for _, call := range e.docker.writes() {
+		if strings.HasPrefix(call, "Connect ") || strings.HasPrefix(call, "Disconnect ") {
+			t.Errorf("Traefik on the host's network was %s", call)
+		}
+	}
+	if _, ok := e.docker.network(netName); ok {
+		t.Error("class network left behind")
+	}
+}
+
+// A template that allows collaboration keeps traffic between classmates on,
+// and a Traefik attached to the class network then reaches them.
+func TestCollaborationKeepsTrafficBetweenSandboxes(t *testing.T) {
+	e := newEnv(t)
+	pol, err := policy.Parse([]byte(`templates:
+  - {name: sandbox, image: homeroom/sandbox:dev, port: 8080, collectPaths: [/workspace], memoryMiB: 128, cpus: 0.5, pids: 64, collaboration: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rec = reconcile.New(e.store, e.docker, e.art, pol, reconcile.Options{
+		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second,
+	}, zaptest.NewLogger(t))
+	e.putClass(api.PhaseUp, "alice")
+	e.mustConverge()
+	n, _ := e.docker.network(netName)
+	if v, ok := n.opts.Options["com.docker.network.bridge.enable_icc"]; ok {
+		t.Errorf("enable_icc = %q on a collaboration class", v)
+	}
+	if c := cond(e.class(), api.ConditionRouting); c.Status != "True" || c.Reason != "TraefikAttached" {
+		t.Errorf("RoutingAvailable = %+v", c)
+	}
+	e.putClass(api.PhaseDown, "alice")
+	e.mustConverge()
 }
