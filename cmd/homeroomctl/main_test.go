@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -548,4 +549,94 @@ func TestTokenIssue(t *testing.T) {
 	e.run("token", "issue", "grace", "--expires", "-1h").want(t, exitUsage, "--expires")
 	as(secret, "token", "issue", "grace").want(t, exitRefused, "403")
 	e.run("token", "issue").want(t, exitUsage)
+}
+
+// A teacher's script issues the students' links of a class that is Up and
+// prints them as a table, CSV for a mail merge, or JSON; a class that is not
+// Up and students not in the class are refused, each student named.
+func TestLinks(t *testing.T) {
+	e := newEnv(t)
+	e.runStdin(classYAML, "apply", "-f", "-").want(t, exitOK)
+	e.run("links", "cs101-a").want(t, exitRefused, "not_up", "409")
+	e.run("up", "cs101-a").want(t, exitOK)
+
+	r := e.run("links", "cs101-a")
+	r.want(t, exitOK, "STUDENT", "EXPIRES", "URL", "3 links issued, shown only now")
+	lines := strings.Split(strings.TrimSpace(r.out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want a header and 3 links:\n%s", r.out)
+	}
+	for i, s := range []string{"alice", "bob", "carol"} {
+		f := strings.Fields(lines[i+1])
+		if len(f) != 3 || f[0] != s || !strings.HasPrefix(f[2], "http://"+s+".cs101-a.lab.localhost/.homeroom/signin/hrl_") {
+			t.Errorf("line %d: %q", i+1, lines[i+1])
+		}
+		if _, err := time.Parse(time.RFC3339, f[1]); err != nil {
+			t.Errorf("expiry of %s: %v", s, err)
+		}
+	}
+
+	r = e.run("links", "cs101-a", "-o", "csv")
+	r.want(t, exitOK)
+	recs, err := csv.NewReader(strings.NewReader(r.out)).ReadAll()
+	if err != nil || len(recs) != 4 || strings.Join(recs[0], ",") != "student,holder,url,expiresAt" {
+		t.Fatalf("-o csv: %v\n%s", err, r.out)
+	}
+	for _, rec := range recs[1:] {
+		// A link ends with the class's time limit (2 hours here) at the latest.
+		exp, err := time.Parse(time.RFC3339, rec[3])
+		if rec[0] != rec[1] || !strings.Contains(rec[2], "/.homeroom/signin/hrl_") || err != nil || time.Until(exp) > 2*time.Hour || time.Until(exp) < time.Hour {
+			t.Errorf("-o csv line: %q (%v)", rec, err)
+		}
+	}
+
+	// One student again: a new link, and only theirs.
+	r = e.run("links", "cs101-a", "--student", "bob", "-o", "json")
+	r.want(t, exitOK)
+	var l struct {
+		Items []struct {
+			Student, Holder, URL string
+			ExpiresAt            time.Time
+		}
+	}
+	if err := json.Unmarshal([]byte(r.out), &l); err != nil || len(l.Items) != 1 || l.Items[0].Student != "bob" || l.Items[0].Holder != "bob" || l.Items[0].ExpiresAt.IsZero() {
+		t.Fatalf("--student bob -o json: %v %s", err, r.out)
+	}
+	if l.Items[0].URL == recs[2][2] {
+		t.Errorf("bob's link issued again is the same: %s", l.Items[0].URL)
+	}
+
+	// The caller's own links, to help.
+	r = e.run("links", "cs101-a", "--teacher", "--student", "alice,carol", "-o", "csv")
+	r.want(t, exitOK, "the students' own links are unchanged")
+	if recs, err := csv.NewReader(strings.NewReader(r.out)).ReadAll(); err != nil || len(recs) != 3 ||
+		recs[1][0] != "alice" || recs[1][1] != "admin" || recs[2][0] != "carol" || recs[2][1] != "admin" {
+		t.Errorf("--teacher -o csv: %v\n%s", err, r.out)
+	}
+
+	r = e.run("links", "cs101-a", "--student", "zed", "--student", "alice", "--student", "yan")
+	r.want(t, exitRefused, "not_in_class", `student "zed": not a student of this class`, `student "yan"`)
+	if r.out != "" {
+		t.Errorf("a refusal printed links: %s", r.out)
+	}
+	e.run("links", "cs101-a", "--student", "Bob").want(t, exitRefused, "invalid_id")
+	e.run("links", "nope").want(t, exitRefused, "not_found")
+	e.run("links").want(t, exitUsage, "accepts 1 arg")
+	e.run("links", "cs101-a", "-o", "yaml").want(t, exitUsage, "want table, csv or json")
+	e.run("list", "-o", "csv").want(t, exitUsage, "want table or json")
+	e.run("links", "--help").want(t, exitOK, "Exit codes:", "signs them out")
+	e.run("__complete", "links", "cs101-a", "-o", "").want(t, exitOK, "csv")
+
+	// A teacher of another subject may not.
+	ctx := context.Background()
+	if _, _, err := e.store.PutSubject(ctx, "bio", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.store.PutUser(ctx, "ada", api.RoleTeacher, []string{"bio"}); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.run("token", "issue", "ada")
+	tok.want(t, exitOK)
+	e.runWith(map[string]string{envServer: e.url, envToken: strings.TrimSpace(tok.out)}, "", false, "links", "cs101-a").
+		want(t, exitRefused, "403")
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,8 +114,9 @@ func (a *app) rootCmd() *cobra.Command {
 		Short: "Drive Homeroom classes from a terminal or a script",
 		Long: `homeroomctl talks to Homeroom's apiserver: declare classes (apply), bring them
 Up and Down (optionally waiting until the controller got there), look at them
-(get, list), and fetch the work collected on Down (artifacts). Admins also
-register classes from roster files (rosters import) and issue tokens (token).
+(get, list), issue the students' sign-in links (links), and fetch the work
+collected on Down (artifacts). Admins also register classes from roster
+files (rosters import) and issue tokens (token).
 
 The server and token come from --server/--token, else HOMEROOM_SERVER and
 HOMEROOM_TOKEN, else the config file (--config, by default
@@ -136,17 +138,38 @@ $XDG_CONFIG_HOME/homeroom/config.yaml or ~/.config/homeroom/config.yaml):
 	pf.StringVar(&a.serverFlag, "server", "", "apiserver URL (env "+envServer+"; default "+defaultURL+")")
 	pf.StringVar(&a.tokenFlag, "token", "", "bearer token (env "+envToken+")")
 	pf.StringVar(&a.configFlag, "config", "", "config file with server: and token: (default $XDG_CONFIG_HOME/homeroom/config.yaml)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (links: csv too)")
 	pf.DurationVar(&a.callTimeout, "request-timeout", client.DefaultTimeout, "timeout of each API call")
 	pf.DurationVar(&a.pollInterval, "poll-interval", time.Second, "how often --wait asks for the class")
 	pf.MarkHidden("poll-interval")
-	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp
+	root.RegisterFlagCompletionFunc("output", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		return outputFormats(cmd), cobra.ShellCompDirectiveNoFileComp
 	})
 
 	root.AddCommand(a.applyCmd(), a.upCmd(), a.downCmd(), a.getCmd(), a.listCmd(), a.deleteCmd(),
-		a.artifactsCmd(), a.runsCmd(), a.templatesCmd(), a.rostersCmd(), a.tokenCmd())
+		a.artifactsCmd(), a.runsCmd(), a.templatesCmd(), a.rostersCmd(), a.tokenCmd(), a.linksCmd())
 	return root
+}
+
+// outputsAnnotation names, on a command that prints more than a table or
+// JSON, the formats its -o takes ("table,csv,json").
+const outputsAnnotation = "homeroomctl/outputs"
+
+// outputFormats is what -o may be for cmd: table or json unless the
+// command says otherwise.
+func outputFormats(cmd *cobra.Command) []string {
+	if f := cmd.Annotations[outputsAnnotation]; f != "" {
+		return strings.Split(f, ",")
+	}
+	return []string{"table", "json"}
+}
+
+// orList writes formats as "a, b or c".
+func orList(formats []string) string {
+	if len(formats) < 2 {
+		return strings.Join(formats, "")
+	}
+	return strings.Join(formats[:len(formats)-1], ", ") + " or " + formats[len(formats)-1]
 }
 
 type fileConfig struct {
@@ -157,8 +180,8 @@ type fileConfig struct {
 // resolve settles server and token: flags, then environment, then the
 // config file, then the default URL.
 func (a *app) resolve(cmd *cobra.Command) error {
-	if a.output != "table" && a.output != "json" {
-		return withCode(exitUsage, fmt.Errorf("--output %q: want table or json", a.output))
+	if formats := outputFormats(cmd); !slices.Contains(formats, a.output) {
+		return withCode(exitUsage, fmt.Errorf("--output %q: want %s", a.output, orList(formats)))
 	}
 	var fc fileConfig
 	path, explicit := a.configFlag, a.configFlag != ""

@@ -298,6 +298,7 @@ func (s *Server) putClass(c echo.Context) error {
 		return err
 	}
 	written, created, err := s.store.PutSpecIf(ctx, id, spec, owns(p, id))
+	s.signIn.forgetClass(id)
 	if err != nil {
 		return storeError(err, id)
 	}
@@ -348,6 +349,7 @@ func (s *Server) setPhase(c echo.Context, id string, phase api.Phase) error {
 		}
 	}
 	written, err := s.store.SetDesiredPhaseIf(ctx, id, phase, check)
+	s.signIn.forgetClass(id)
 	if err != nil {
 		return storeError(err, id)
 	}
@@ -381,6 +383,7 @@ func (s *Server) deleteClass(c echo.Context) error {
 	}
 	p := who(c)
 	var phase api.Phase
+	defer s.signIn.forgetClass(id)
 	err = s.store.Delete(c.Request().Context(), id, func(cl *api.Class) error {
 		if err := owns(p, id)(cl); err != nil {
 			return err
@@ -588,6 +591,7 @@ func (s *Server) roomUp(c echo.Context) error {
 	if err := s.admitUp(ctx, id, spec); err != nil {
 		return err
 	}
+	defer s.signIn.forgetClass(id)
 	if _, _, err := s.store.PutSpecIf(ctx, id, spec, owns(p, id)); err != nil {
 		return storeError(err, id)
 	}

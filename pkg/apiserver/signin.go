@@ -337,6 +337,14 @@ func (s *Server) signInCheck(c echo.Context) error {
 	return s.refuse(c, client, refused(worst))
 }
 
+// forgetClass makes the next check read class id from the store: this
+// apiserver just changed it (a Down, a roster change), and a session it
+// ended must end now, not a second later.
+func (si *signIn) forgetClass(id string) { si.classes.forget(id) }
+
+// forgetUser likewise, for a user whose subjects or existence changed.
+func (si *signIn) forgetUser(name string) { si.users.forget(name) }
+
 // signInPath is the part of a student's host that is Homeroom's.
 const signInPath = "/.homeroom/"
 

@@ -74,6 +74,7 @@ func (s *Server) putUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	defer s.signIn.forgetUser(name)
 	u, ch, err := s.store.PutUser(c.Request().Context(), name, b.Role, b.Subjects)
 	if err != nil {
 		return recordError(err, "user", name)
@@ -89,6 +90,7 @@ func (s *Server) deleteUser(c echo.Context) error {
 	if p := who(c); p.name == name {
 		return apiError(http.StatusConflict, "self", "an admin cannot delete themselves; another admin can")
 	}
+	defer s.signIn.forgetUser(name)
 	if err := s.store.DeleteUser(c.Request().Context(), name); err != nil {
 		return recordError(err, "user", name)
 	}
@@ -108,6 +110,7 @@ func (s *Server) changeGrant(c echo.Context, op func(ctx context.Context, name, 
 	if err != nil {
 		return err
 	}
+	defer s.signIn.forgetUser(name)
 	subject, err := pathID(c, "subject", "subject")
 	if err != nil {
 		return err
