@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -62,6 +65,8 @@ type service struct {
 	Ipc           string       `yaml:"ipc"`
 	UsernsMode    string       `yaml:"userns_mode"`
 	CapAdd        []string     `yaml:"cap_add"`
+	CapDrop       []string     `yaml:"cap_drop"`
+	SecurityOpt   []string     `yaml:"security_opt"`
 	Devices       []any        `yaml:"devices"`
 	User          string       `yaml:"user"`
 	Restart       string       `yaml:"restart"`
@@ -443,19 +448,86 @@ func TestComposeDockerSocketOnlyInTraefikAndController(t *testing.T) {
 	}
 }
 
+// TestComposeTraefik checks Traefik on the host's network: class networks let
+// no container reach another (enable_icc=false), so Traefik reaches sandboxes,
+// and the apiserver's sign-in check, from the host.
 func TestComposeTraefik(t *testing.T) {
 	c := loadCompose(t)
 	tr := svc(t, c, "traefik")
-	for _, flag := range []string{"--providers.docker.exposedbydefault=false", "--entrypoints.web.address=:80"} {
-		if !slices.Contains(tr.Command, flag) {
-			t.Errorf("traefik: command lacks %s: %q", flag, tr.Command)
-		}
-	}
 	if !slices.Contains(tr.Command, "--providers.docker=true") && !slices.Contains(tr.Command, "--providers.docker") {
 		t.Errorf("traefik: the Docker provider is not enabled: %q", tr.Command)
 	}
-	if !slices.ContainsFunc(tr.Ports, func(p port) bool { return p.Published == "80" && p.Target == "80" }) {
-		t.Errorf("traefik: port 80 is not published: %+v", tr.Ports)
+	if !slices.Contains(tr.Command, "--providers.docker.exposedbydefault=false") {
+		t.Errorf("traefik: command lacks --providers.docker.exposedbydefault=false: %q", tr.Command)
+	}
+
+	if tr.NetworkMode != "host" {
+		t.Errorf("traefik: network_mode %q; want host: class networks refuse traffic between containers, so Traefik reaches sandboxes from the host", tr.NetworkMode)
+	}
+	// On the host's network, ports and networks mean nothing (Compose refuses
+	// networks with network_mode): Traefik listens on the host's ports itself.
+	if len(tr.Ports) > 0 {
+		t.Errorf("traefik: ports %+v; on the host's network it publishes nothing", tr.Ports)
+	}
+	if len(tr.Networks) > 0 {
+		t.Errorf("traefik: networks %q; on the host's network it joins none", tr.Networks)
+	}
+
+	// Its entrypoints are listeners on the host: web on :80, and none on a
+	// port another service publishes on the host.
+	entrypoints := map[string]string{}
+	internal := false // api, ping or metrics: Traefik's own entrypoint, :8080 unless set
+	for _, arg := range tr.Command {
+		if rest, ok := strings.CutPrefix(arg, "--entrypoints."); ok {
+			if name, addr, ok := strings.Cut(rest, ".address="); ok {
+				if _, dup := entrypoints[name]; dup {
+					t.Errorf("traefik: entrypoint %s's address is given twice", name)
+				}
+				entrypoints[name] = addr
+			}
+		}
+		for _, p := range []string{"--api", "--ping", "--metrics."} {
+			if strings.HasPrefix(arg, p) && !strings.HasSuffix(arg, "=false") {
+				internal = true
+			}
+		}
+	}
+	if addr, ok := entrypoints["web"]; !ok || addr != ":80" {
+		t.Errorf("traefik: entrypoint web on %q; want --entrypoints.web.address=:80, the host's port 80 students are sent to", addr)
+	}
+	if _, ok := entrypoints["traefik"]; internal && !ok {
+		t.Errorf("traefik: its api, ping or metrics are on with no --entrypoints.traefik.address: it would take the host's port 8080")
+	}
+	published := map[string]string{} // by the other services
+	for name, s := range c.Services {
+		if name == "traefik" {
+			continue
+		}
+		for _, p := range s.Ports {
+			published[p.Published] = name
+		}
+	}
+	for ep, addr := range entrypoints {
+		_, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Errorf("traefik: entrypoint %s: address %q: %v", ep, addr, err)
+			continue
+		}
+		if other, ok := published[p]; ok {
+			t.Errorf("traefik: entrypoint %s listens on the host's port %s, which %s publishes", ep, p, other)
+		}
+	}
+
+	// The host's network is everything Traefik may reach: it keeps only what
+	// it needs to bind port 80.
+	if !slices.Contains(tr.CapDrop, "ALL") {
+		t.Errorf("traefik: cap_drop %q; want ALL", tr.CapDrop)
+	}
+	if !slices.Equal(tr.CapAdd, []string{"NET_BIND_SERVICE"}) {
+		t.Errorf("traefik: cap_add %q; want only NET_BIND_SERVICE, for port 80", tr.CapAdd)
+	}
+	if !slices.Contains(tr.SecurityOpt, "no-new-privileges:true") {
+		t.Errorf("traefik: security_opt %q; want no-new-privileges:true", tr.SecurityOpt)
 	}
 
 	ctl := svc(t, c, "controller")
@@ -467,26 +539,121 @@ func TestComposeTraefik(t *testing.T) {
 		want = traefikName
 	}
 	if tr.ContainerName != want {
-		t.Errorf("traefik: container_name %q; the controller attaches %q (HOMEROOM_TRAEFIK_CONTAINER)", tr.ContainerName, want)
+		t.Errorf("traefik: container_name %q; the controller looks for %q (HOMEROOM_TRAEFIK_CONTAINER)", tr.ContainerName, want)
 	}
-	// Traefik faces students; it reaches class networks, never the store.
-	for _, n := range tr.Networks {
-		for name, s := range c.Services {
-			if name != "traefik" && slices.Contains(networksOf(s), n) {
-				t.Errorf("traefik shares network %q with %s", n, name)
-			}
+
+	// From the host Traefik reaches whatever is published there, loopback
+	// included: the store and the artifact store must publish nothing.
+	for _, name := range []string{"mongo", "minio"} {
+		if s := svc(t, c, name); len(s.Ports) > 0 {
+			t.Errorf("%s: publishes %+v; Traefik, on the host's network, would reach it", name, s.Ports)
 		}
-	}
-	if len(tr.Networks) == 0 {
-		t.Errorf("traefik is on the default network, with the store and the artifact store")
 	}
 }
 
-func networksOf(s service) []string {
-	if len(s.Networks) == 0 {
-		return []string{"default"}
+// TestComposeSignInCheck checks that Traefik can reach the apiserver's
+// sign-in check where the controller tells it to (every sandbox's forwardAuth
+// address is HOMEROOM_SIGNIN_CHECK_URL followed by the check's path).
+func TestComposeSignInCheck(t *testing.T) {
+	c := loadCompose(t)
+	api, ctl := svc(t, c, "apiserver"), svc(t, c, "controller")
+
+	raw, ok := ctl.Environment["HOMEROOM_SIGNIN_CHECK_URL"]
+	if !ok {
+		t.Fatalf("controller: no HOMEROOM_SIGNIN_CHECK_URL; its default comes from the controller's own HOMEROOM_LISTEN, not the apiserver's")
 	}
-	return s.Networks
+	val, err := interpolate(raw, testEnv)
+	if err != nil {
+		t.Fatalf("controller: HOMEROOM_SIGNIN_CHECK_URL: %v", err)
+	}
+	u, err := url.Parse(val)
+	if err != nil {
+		t.Fatalf("controller: HOMEROOM_SIGNIN_CHECK_URL=%q: %v", val, err)
+	}
+	if u.Scheme != "http" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+		t.Errorf("controller: HOMEROOM_SIGNIN_CHECK_URL=%q; want http://<address>:<port> (the apiserver serves plain HTTP, and the check's path is appended)", val)
+	}
+	host, uport := u.Hostname(), u.Port()
+	if addr, err := netip.ParseAddr(host); err != nil || !addr.IsLoopback() {
+		t.Errorf("controller: HOMEROOM_SIGNIN_CHECK_URL=%q; want a loopback address: Traefik, on the host's network, reaches the apiserver's port published there", val)
+	}
+
+	// The apiserver's port published on the host for its HOMEROOM_LISTEN.
+	listen, err := interpolate(api.Environment["HOMEROOM_LISTEN"], testEnv)
+	if err != nil {
+		t.Fatalf("apiserver: HOMEROOM_LISTEN: %v", err)
+	}
+	_, lport, err := net.SplitHostPort(listen)
+	if err != nil {
+		t.Fatalf("apiserver: HOMEROOM_LISTEN=%q: %v", listen, err)
+	}
+	i := slices.IndexFunc(api.Ports, func(p port) bool { return p.Target == lport })
+	if i < 0 {
+		t.Fatalf("apiserver: HOMEROOM_LISTEN port %s is not published: %+v", lport, api.Ports)
+	}
+	pub := api.Ports[i]
+	if pub.Published == "" {
+		t.Errorf("apiserver: port %s is published on a random host port; Traefik needs a fixed one", lport)
+	}
+	if uport != pub.Published {
+		t.Errorf("controller: HOMEROOM_SIGNIN_CHECK_URL=%q names port %q; the apiserver's port %s is published on the host's port %q", val, uport, lport, pub.Published)
+	}
+	if pub.HostIP != "" && pub.HostIP != "0.0.0.0" && host != pub.HostIP {
+		t.Errorf("controller: HOMEROOM_SIGNIN_CHECK_URL=%q; the apiserver is published on %s only", val, pub.HostIP)
+	}
+}
+
+// TestComposeDomain checks that the apiserver, which makes students' sign-in
+// links, and the controller, which routes their hosts, agree on the domain.
+func TestComposeDomain(t *testing.T) {
+	c := loadCompose(t)
+	api, ctl := svc(t, c, "apiserver"), svc(t, c, "controller")
+	for _, name := range homeroomServices {
+		if _, ok := svc(t, c, name).Environment["HOMEROOM_DOMAIN"]; !ok {
+			t.Errorf("%s: no HOMEROOM_DOMAIN", name)
+		}
+	}
+	for _, domain := range []string{"", "school.example"} {
+		env := map[string]string{}
+		for k, v := range testEnv {
+			env[k] = v
+		}
+		if domain != "" {
+			env["HOMEROOM_DOMAIN"] = domain
+		}
+		a, errA := interpolate(api.Environment["HOMEROOM_DOMAIN"], env)
+		b, errB := interpolate(ctl.Environment["HOMEROOM_DOMAIN"], env)
+		if errA != nil || errB != nil {
+			t.Errorf("HOMEROOM_DOMAIN=%q: %v, %v", domain, errA, errB)
+			continue
+		}
+		if a != b {
+			t.Errorf("HOMEROOM_DOMAIN=%q in the environment: apiserver %q, controller %q; they must agree", domain, a, b)
+		}
+		if domain != "" && a != domain {
+			t.Errorf("HOMEROOM_DOMAIN=%q in the environment: the services use %q", domain, a)
+		}
+	}
+}
+
+// TestComposeNetworks checks that every network a service names is declared,
+// and every declared one is used.
+func TestComposeNetworks(t *testing.T) {
+	c := loadCompose(t)
+	used := map[string]bool{}
+	for name, s := range c.Services {
+		for _, n := range s.Networks {
+			used[n] = true
+			if _, ok := c.Networks[n]; !ok && n != "default" {
+				t.Errorf("%s: network %q is not declared under networks:", name, n)
+			}
+		}
+	}
+	for n := range c.Networks {
+		if !used[n] && n != "default" {
+			t.Errorf("network %q is declared but no service uses it", n)
+		}
+	}
 }
 
 func TestComposeVariablesAreDocumented(t *testing.T) {
@@ -597,12 +764,11 @@ func TestComposeApiserverAndControllerShareTheStores(t *testing.T) {
 	}
 }
 
-func TestComposePublishesOnlyTraefikBeyondLoopback(t *testing.T) {
+// TestComposePublishesOnlyOnLoopback: Traefik, on the host's network,
+// publishes nothing and listens on the host's port 80 itself (TestComposeTraefik).
+func TestComposePublishesOnlyOnLoopback(t *testing.T) {
 	c := loadCompose(t)
 	for name, s := range c.Services {
-		if name == "traefik" {
-			continue
-		}
 		for _, p := range s.Ports {
 			if p.HostIP != "127.0.0.1" {
 				t.Errorf("%s: port %s published on %q; want 127.0.0.1 only", name, p.Target, p.HostIP)
@@ -626,9 +792,19 @@ func TestComposeNothingPrivileged(t *testing.T) {
 		if s.Privileged {
 			t.Errorf("%s: privileged", name)
 		}
-		for what, mode := range map[string]string{"network_mode": s.NetworkMode, "pid": s.Pid, "ipc": s.Ipc, "userns_mode": s.UsernsMode} {
+		for what, mode := range map[string]string{"pid": s.Pid, "ipc": s.Ipc, "userns_mode": s.UsernsMode} {
 			if mode == "host" {
 				t.Errorf("%s: %s: host", name, what)
+			}
+		}
+		// Only Traefik shares the host's network (TestComposeTraefik says why);
+		// nothing joins it there through Traefik's own namespace either.
+		if name != "traefik" {
+			switch m := s.NetworkMode; {
+			case m == "host":
+				t.Errorf("%s: network_mode: host; only traefik may", name)
+			case m == "service:traefik" || m == "container:"+c.Services["traefik"].ContainerName || m == "container:"+traefikName:
+				t.Errorf("%s: network_mode %s: Traefik's namespace is the host's network", name, m)
 			}
 		}
 		if len(s.Devices) > 0 {

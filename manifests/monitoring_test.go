@@ -72,7 +72,10 @@ var homeroomMetrics = map[string]metricKind{
 	// both binaries
 	"homeroom_quota_rejections_total": counter,
 	// apiserver
-	"homeroom_http_requests_total": counter,
+	"homeroom_http_requests_total":          counter,
+	"homeroom_signins_total":                counter,
+	"homeroom_signin_refusals_total":        counter,
+	"homeroom_forwardauth_duration_seconds": histogram,
 }
 
 // The alerts operators rely on (issue 7, README "Monitoring").
@@ -85,6 +88,7 @@ var requiredAlerts = []string{
 	"HomeroomCollectFailures",
 	"HomeroomSandboxesCrashLooping",
 	"HomeroomReconcileErrorsRising",
+	"HomeroomSignInRefusalsBurst",
 }
 
 var severities = []string{"critical", "warning"}
