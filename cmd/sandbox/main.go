@@ -29,8 +29,12 @@ func main() {
 	// "sandbox probe URL" answers whether URL can be reached from where the
 	// container runs; an image FROM scratch has no curl to ask instead, and
 	// isolation between class networks is checked this way.
-	if len(os.Args) == 3 && os.Args[1] == "probe" {
-		os.Exit(probe(os.Args[2]))
+	if (len(os.Args) == 3 || len(os.Args) == 4) && os.Args[1] == "probe" {
+		host := ""
+		if len(os.Args) == 4 {
+			host = os.Args[3]
+		}
+		os.Exit(probe(os.Args[2], host))
 	}
 	// "sandbox sleep SECONDS" is the child /stress/fork starts: with no
 	// shell or sleep(1) in the image, the sandbox re-executes itself.
@@ -223,14 +227,29 @@ func envOr(k, def string) string {
 	return def
 }
 
-func probe(url string) int {
+// probe exits 0 when url answers (with host as the Host header, when
+// given), 1 when it cannot be reached; it prints the answer's status.
+// Exit 3 means it answered but refused (4xx), so that a test can tell
+// "refused by the sign-in check" from "not reachable" without a shell.
+func probe(url, host string) int {
 	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Println("bad url:", err)
+		return 1
+	}
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		fmt.Println("unreachable:", err)
 		return 1
 	}
 	resp.Body.Close()
 	fmt.Println("reachable:", resp.Status)
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+		return 3
+	}
 	return 0
 }

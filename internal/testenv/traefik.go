@@ -24,17 +24,38 @@ type Traefik struct {
 	Name string
 	// Addr is host:port of its web entrypoint on loopback.
 	Addr string
-	ID   string
+	// Listen is the entrypoint's address: Addr, or every interface of the
+	// host (as a school's Traefik listens) with StartTraefikEverywhere.
+	Listen string
+	ID     string
 }
 
 // StartTraefik runs Traefik under a name of its own; it is removed when the
 // test ends.
 func StartTraefik(t testing.TB, d *dockerx.Client) *Traefik {
 	t.Helper()
+	return startTraefik(t, d, false)
+}
+
+// StartTraefikEverywhere is StartTraefik listening on every interface of
+// the host, sandboxes' class networks included, as it does where students
+// reach it from other machines.
+func StartTraefikEverywhere(t testing.TB, d *dockerx.Client) *Traefik {
+	t.Helper()
+	return startTraefik(t, d, true)
+}
+
+func startTraefik(t testing.TB, d *dockerx.Client, everywhere bool) *Traefik {
+	t.Helper()
 	if _, err := d.API().ImageInspect(context.Background(), TraefikImage); err != nil {
 		Unavailable(t, "image %s (run scripts/ensure-traefik.sh or make test): %v", TraefikImage, err)
 	}
 	tr := &Traefik{t: t, d: d, Name: fmt.Sprintf("hr-test-traefik-%d", time.Now().UnixNano()), Addr: FreeAddr(t)}
+	tr.Listen = tr.Addr
+	if everywhere {
+		_, port, _ := splitHostPort(tr.Addr)
+		tr.Listen = ":" + port
+	}
 	t.Cleanup(func() {
 		d.API().ContainerRemove(context.Background(), tr.Name, container.RemoveOptions{Force: true})
 	})
@@ -52,7 +73,7 @@ func (tr *Traefik) Start() {
 		Cmd: []string{
 			"--providers.docker=true",
 			"--providers.docker.exposedbydefault=false",
-			"--entrypoints.web.address=" + tr.Addr,
+			"--entrypoints.web.address=" + tr.Listen,
 			"--log.level=INFO",
 		},
 	}

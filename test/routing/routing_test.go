@@ -53,16 +53,6 @@ func ask(t *testing.T, tr *testenv.Traefik, host, path string, want int) []byte 
 	return nil
 }
 
-func attached(t *testing.T, d *dockerx.Client, containerName, network string) bool {
-	t.Helper()
-	info, err := d.InspectContainer(context.Background(), containerName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ok := info.NetworkSettings.Networks[network]
-	return ok
-}
-
 // reachable runs a throwaway container on network and reports whether it
 // can open url, as a student's program on that network could try to.
 func reachable(t *testing.T, d *dockerx.Client, network, url string) bool {
@@ -161,34 +151,33 @@ func TestRoutingThroughTraefik(t *testing.T) {
 		}
 	})
 
-	t.Run("classes cannot reach each other by IP", func(t *testing.T) {
-		netA := api.NetworkName(a)
-		if !reachable(t, d, netA, "http://"+ipOn(t, d, api.ContainerName(a, "bob"), netA)+":8080/") {
-			t.Fatal("a container cannot reach its own classmate: the probe is broken")
+	t.Run("sandboxes reach neither classmates nor other classes by IP", func(t *testing.T) {
+		netA, netB := api.NetworkName(a), api.NetworkName(b)
+		bob := "http://" + ipOn(t, d, api.ContainerName(a, "bob"), netA) + ":8080/"
+		if resp, err := http.Get(bob); err != nil {
+			t.Fatalf("bob's sandbox does not answer even the host: %v", err)
+		} else {
+			resp.Body.Close()
 		}
-		netB := api.NetworkName(b)
+		if reachable(t, d, netA, bob) {
+			t.Error("a container reached its classmate's sandbox by IP, around Traefik")
+		}
 		if reachable(t, d, netA, "http://"+ipOn(t, d, api.ContainerName(b, "dan"), netB)+":8080/") {
 			t.Error("a container of one class reached a container of another class")
 		}
 	})
 
-	t.Run("a replaced Traefik is attached to every class network again", func(t *testing.T) {
+	t.Run("a replaced Traefik routes every class again", func(t *testing.T) {
 		tr.Remove()
 		tr.Start()
 		check(a, "carol")
 		check(b, "dan")
-		if !attached(t, d, tr.Name, api.NetworkName(a)) || !attached(t, d, tr.Name, api.NetworkName(b)) {
-			t.Error("new Traefik not attached to both class networks")
-		}
 	})
 
 	t.Run("after Down the host is gone and the work is kept", func(t *testing.T) {
 		testenv.SetPhase(t, st, a, api.PhaseDown)
 		testenv.WaitPhase(t, st, a, api.PhaseDown, time.Minute)
 		ask(t, tr, api.Host(a, "alice", domain), "/", http.StatusNotFound)
-		if attached(t, d, tr.Name, api.NetworkName(a)) {
-			t.Error("Traefik still attached to the removed network")
-		}
 		check(b, "alice") // the other class is untouched
 		item, err := art.LatestFile(context.Background(), a, "alice", "files/workspace/report.md")
 		if err != nil {
