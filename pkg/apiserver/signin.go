@@ -301,9 +301,11 @@ func (s *Server) signInCheck(c echo.Context) error {
 					s.signIn.sessions.forget(signin.Hash(v))
 				}
 			}
+			// Never a 2xx here: Traefik would pass that request on to the
+			// sandbox, and drop the cleared cookie.
 			clearCookie(c)
-			return s.page(c, &refusal{reason: "", status: http.StatusOK, title: "Signed out",
-				text: "You are signed out of this sandbox. Your link signs you in again."})
+			c.Response().Header().Set("Location", "/")
+			return c.NoContent(http.StatusSeeOther)
 		}
 		return s.refuse(c, client, refused(refuseBadRequest))
 	}

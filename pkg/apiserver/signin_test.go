@@ -207,6 +207,34 @@ func TestSignInWithALink(t *testing.T) {
 		}
 	})
 
+	t.Run("signing out ends the session and never reaches the sandbox", func(t *testing.T) {
+		other := e.follow(ls["bob"], "")
+		r := e.check(check{host: bobHost, uri: "/.homeroom/signout", cookies: []string{other}})
+		if r.code != http.StatusSeeOther || !strings.Contains(r.header.Get("Set-Cookie"), signin.CookieName+"=;") {
+			t.Fatalf("sign out: %d %v", r.code, r.header)
+		}
+		if r := e.check(check{host: bobHost, uri: "/", cookies: []string{other}}); r.code != http.StatusUnauthorized {
+			t.Errorf("after signing out: %d %s", r.code, r.body)
+		}
+	})
+
+	t.Run("a student taken off the roster is signed out", func(t *testing.T) {
+		carolSpec := strings.Replace(spec, `"alice", "bob"`, `"alice", "bob", "carol"`, 1)
+		e.ok(http.StatusOK, "PUT", "/api/v1/classes/cs101-a", carolSpec)
+		carol := e.follow(e.links(token, "cs101-a", `{"students": ["carol"]}`)[0], "")
+		const carolHost = "carol.cs101-a.lab.localhost"
+		if r := e.check(check{host: carolHost, uri: "/", cookies: []string{carol}}); r.code != http.StatusOK {
+			t.Fatalf("carol signed in: %d %s", r.code, r.body)
+		}
+		e.ok(http.StatusOK, "PUT", "/api/v1/classes/cs101-a", spec)
+		if r := e.check(check{host: carolHost, uri: "/", cookies: []string{carol}}); r.code != http.StatusUnauthorized {
+			t.Errorf("carol off the roster: %d %s", r.code, r.body)
+		}
+		if r := e.check(check{host: aliceHost, uri: "/", cookies: []string{alice}}); r.code != http.StatusOK {
+			t.Errorf("alice after carol left: %d %s", r.code, r.body)
+		}
+	})
+
 	t.Run("thousands of guesses are limited without locking out a real student", func(t *testing.T) {
 		limited := 0
 		for i := 0; i < 200; i++ {
