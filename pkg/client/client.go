@@ -1,7 +1,8 @@
 // Package client is a small typed HTTP client for Homeroom's API
-// (/api/v1): classes, templates, artifacts and runs. Every call has a
-// timeout; a refusal comes back as an *Error carrying the HTTP status and
-// the API's error code.
+// (/api/v1): classes, templates, artifacts and runs, students' sign-in
+// links, and the school's records. Every call has a timeout; a refusal
+// comes back as an *Error carrying the HTTP status and the API's error
+// code.
 package client
 
 import (
@@ -284,6 +285,44 @@ func (c *Client) IssueToken(ctx context.Context, user, description string, expir
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Link is a personal sign-in link as issued. URL carries the link's secret:
+// the server keeps only its hash, so this is the one time it is shown.
+type Link struct {
+	Student string `json:"student"`
+	// Holder is who the link signs in: the student, or the teacher it was
+	// issued to for opening the student's sandbox to help.
+	Holder    string    `json:"holder"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// IssueLinks issues sign-in links for students of a class that is Up (all
+// of its students when students is empty). Issuing a student's link again
+// ends their earlier link and the sessions made with it. With teacher, the
+// links are the caller's own, to open those students' sandboxes to help;
+// the students' links are left as they are. A class that is not Up is a
+// 409 not_up; students not in the class a 422 not_in_class whose Details
+// name each.
+func (c *Client) IssueLinks(ctx context.Context, class string, students []string, teacher bool) ([]Link, error) {
+	req := map[string]any{}
+	if len(students) > 0 {
+		req["students"] = students
+	}
+	if teacher {
+		req["teacher"] = true
+	}
+	var body []byte
+	if len(req) > 0 {
+		var err error
+		if body, err = json.Marshal(req); err != nil {
+			return nil, err
+		}
+	}
+	var out items[Link]
+	err := c.doJSON(ctx, http.MethodPost, classPath(class)+"/links", nil, body, &out)
+	return out.Items, err
 }
 
 func classPath(id string) string { return "/api/v1/classes/" + url.PathEscape(id) }

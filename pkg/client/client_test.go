@@ -283,3 +283,63 @@ func TestArtifactsAndRuns(t *testing.T) {
 		t.Fatalf("runs: %v %+v", err, runs)
 	}
 }
+
+// Links are issued only while a class is Up: for every student by default,
+// for the students named, or as the caller's own links to help; students
+// outside the class are named in the refusal.
+func TestIssueLinks(t *testing.T) {
+	url, _, _ := newServer(t)
+	c := newClient(t, url, adminToken)
+	ctx := context.Background()
+	spec := client.ClassSpec{Subject: "cs101", Template: "sandbox", Students: []string{"alice", "bob"}}
+	if _, _, err := c.PutClass(ctx, "cs101-a", spec); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.IssueLinks(ctx, "cs101-a", nil, false)
+	apiError(t, err, http.StatusConflict, "not_up")
+	if _, err := c.Up(ctx, "cs101-a"); err != nil {
+		t.Fatal(err)
+	}
+
+	links, err := c.IssueLinks(ctx, "cs101-a", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 2 {
+		t.Fatalf("links: %+v", links)
+	}
+	for i, want := range []string{"alice", "bob"} {
+		l := links[i]
+		if l.Student != want || l.Holder != want || !strings.HasPrefix(l.URL, "http://"+want+".cs101-a.lab.localhost/.homeroom/signin/hrl_") {
+			t.Errorf("link %d: %+v", i, l)
+		}
+		if d := time.Until(l.ExpiresAt); d <= 0 || d > 13*time.Hour {
+			t.Errorf("link %d expires in %s", i, d)
+		}
+	}
+
+	again, err := c.IssueLinks(ctx, "cs101-a", []string{"bob"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 1 || again[0].Student != "bob" || again[0].URL == links[1].URL {
+		t.Errorf("bob's new link: %+v (old %s)", again, links[1].URL)
+	}
+	help, err := c.IssueLinks(ctx, "cs101-a", []string{"alice"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(help) != 1 || help[0].Student != "alice" || help[0].Holder != "admin" || !strings.Contains(help[0].URL, "alice.cs101-a.") {
+		t.Errorf("the admin's link to alice's sandbox: %+v", help)
+	}
+
+	_, err = c.IssueLinks(ctx, "cs101-a", []string{"alice", "zed", "yan"}, false)
+	e := apiError(t, err, http.StatusUnprocessableEntity, "not_in_class")
+	if len(e.Details) != 2 || e.Details[0].Value != "zed" || e.Details[1].Value != "yan" {
+		t.Errorf("details: %+v", e.Details)
+	}
+	_, err = c.IssueLinks(ctx, "cs101-a", []string{"Alice"}, false)
+	apiError(t, err, http.StatusBadRequest, "invalid_id")
+	_, err = c.IssueLinks(ctx, "nope", nil, false)
+	apiError(t, err, http.StatusNotFound, "not_found")
+}

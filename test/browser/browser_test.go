@@ -12,9 +12,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +28,9 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -88,6 +97,19 @@ func artifactsDir(t *testing.T) string {
 func screenshot(t *testing.T, dir, name string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		png, err := chromedp.FullScreenshot(100)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, name+".png")
+		t.Logf("screenshot %s", p)
+		return os.WriteFile(p, png, 0o644)
+	})
+}
+
+// elementShot keeps a picture of one element of the page.
+func elementShot(t *testing.T, dir, name, sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		png, err := chromedp.Screenshot(chromedp.CSS(sel))(ctx, tg)
 		if err != nil {
 			return err
 		}
@@ -218,20 +240,174 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		screenshot(t, shots, "03-class-up"),
 	)
 
-	// alice follows her link, which reaches her own sandbox through Traefik,
-	// and saves her work there.
-	href := value(chromedp.Evaluate[string](`document.querySelector('tr[data-student="alice"] a').href`))
-	if href != "http://alice."+classID+".lab.localhost/" && href != "http://alice."+classID+".lab.localhost" {
-		t.Errorf("alice's link: %q", href)
+	// Without signing in, a student's host shows the sign-in page, not the
+	// sandbox.
+	if code, body := through(t, tr, nil, "http://alice."+classID+".lab.localhost/"); code != http.StatusUnauthorized || strings.Contains(body, `"student":"alice"`) {
+		t.Errorf("alice's sandbox without signing in: %d %.200s", code, body)
 	}
+
+	// The students' links, made after a confirmation that says what making
+	// them ends; the page keeps them in memory, never in the browser's storage.
+	run("make the students' links",
+		chromedp.Click(chromedp.CSS("#links")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		waitFor("the confirmation's words", text("#confirm-text")+`.includes("signed out")`, time.Second),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		waitFor("a link for each student", `["alice", "bob", "carol"].every((s) => (document.getElementById("link-" + s)?.value || "")
+			.startsWith("http://" + s + ".`+classID+`.lab.localhost/.homeroom/signin/hrl_"))`, 10*time.Second),
+		waitFor("the made notice", text("#notice")+`.includes("Sign-in links for 3 students were made")`, 5*time.Second),
+		screenshot(t, shots, "03a-links"),
+	)
+	if stored := value(chromedp.Evaluate[string](`JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])`)); strings.Contains(stored, "hrl_") {
+		t.Errorf("a sign-in link was kept in the browser's storage: %s", stored)
+	}
+	if unlabelled := value(chromedp.Evaluate[string](`[...document.querySelectorAll("input, select, textarea, button")]
+		.filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.textContent.trim())
+		.map((el) => el.outerHTML).join("\n")`)); unlabelled != "" {
+		t.Errorf("controls without a label:\n%s", unlabelled)
+	}
+	run("the links on a phone",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+		waitFor("the page laid out again", `document.documentElement.clientWidth <= 390`, 5*time.Second),
+		screenshot(t, shots, "03b-links-phone"),
+	)
+	if overflow := value(chromedp.Evaluate[string](`String(document.documentElement.scrollWidth > window.innerWidth)`)); overflow != "false" {
+		t.Errorf("the class page with its links is wider than a phone's screen")
+	}
+	run("back to a laptop", chromedp.EmulateViewport(1280, 900))
+	links := map[string]string{}
+	for _, s := range []string{"alice", "bob", "carol"} {
+		links[s] = value(chromedp.Value(chromedp.CSS("#link-" + s)))
+	}
+
+	// alice follows her link, which signs her in and reaches her own sandbox
+	// through Traefik, and saves her work there.
 	tab, closeTab := chromedp.NewContext(bctx)
-	err := chromedp.Do(tab, chromedp.Navigate(href), waitFor("alice's sandbox", `document.body.innerText.includes('"student":"alice"')`, 20*time.Second))
+	err := chromedp.Do(tab, chromedp.Navigate(links["alice"]), waitFor("alice's sandbox", `document.body.innerText.includes('"student":"alice"')`, 20*time.Second))
 	if err != nil {
 		t.Errorf("alice's link does not reach her sandbox: %v", err)
 	}
+	if u, err := chromedp.Run(tab, chromedp.Evaluate[string](`location.href`)); err != nil || u != "http://alice."+classID+".lab.localhost/" {
+		t.Errorf("after signing in alice is at %q (%v), want her sandbox's front page without the link", u, err)
+	}
 	closeTab()
+	alice := signIn(t, tr, links["alice"], "alice")
 	notes := []byte("alice's notes from the lab\n")
-	saveFile(t, tr, "alice", "notes.txt", notes)
+	saveFile(t, alice, "alice", "notes.txt", notes)
+
+	// A new link for bob, after a confirmation: his old link stops working
+	// and the new one signs him in.
+	run("a new link for bob",
+		chromedp.Click(chromedp.CSS("#renew-bob")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		waitFor("the confirmation's words", text("#confirm-text")+`.includes("bob is signed out of their sandbox")`, time.Second),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		waitFor("bob's new link", fmt.Sprintf(`(document.getElementById("link-bob")?.value || %q) !== %q`, links["bob"], links["bob"]), 10*time.Second),
+		waitFor("the focus on the new link's Copy", `document.activeElement?.id === "copy-bob"`, 5*time.Second),
+	)
+	if code, body := through(t, tr, nil, links["bob"]); code != http.StatusUnauthorized {
+		t.Errorf("bob's old link after a new one was made: %d %.200s", code, body)
+	}
+	signIn(t, tr, value(chromedp.Value(chromedp.CSS("#link-bob"))), "bob")
+	if got := value(chromedp.Value(chromedp.CSS("#link-alice"))); got != links["alice"] {
+		t.Errorf("alice's link changed with bob's: %q", got)
+	}
+
+	// Open (help): the teacher's own link to carol's sandbox, in a new tab;
+	// carol's link is left as it is, and the visit is recorded.
+	run("open carol's sandbox to help", chromedp.Click(chromedp.CSS("#help-carol")))
+	helping := waitTab(t, bctx, "http://carol."+classID+".lab.localhost/")
+	if err := chromedp.Do(helping, waitFor("carol's sandbox", `document.body.innerText.includes('"student":"carol"')`, 20*time.Second)); err != nil {
+		t.Errorf("Open (help) does not reach carol's sandbox: %v", err)
+	}
+	if _, err := chromedp.Call(bctx, page.BringToFront, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, tr, links["carol"], "carol")
+	var audit struct {
+		Items []struct {
+			Action string `json:"action"`
+			Actor  struct {
+				Name string `json:"name"`
+			} `json:"actor"`
+			Target string `json:"target"`
+		} `json:"items"`
+	}
+	sys.call(sys.admin, "GET", "/api/v1/audit?classId="+classID+"&action=sandbox.open", nil, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Actor.Name != "teacher-1" || !strings.HasSuffix(audit.Items[0].Target, "/student/carol") {
+		t.Errorf("the visit to carol's sandbox as audited: %+v", audit.Items)
+	}
+
+	// The link sheet: a card per student with their link and its QR code,
+	// laid out for printing; the print dialog opens by itself.
+	run("print the link sheet",
+		chromedp.Evaluate[chromedp.Void](`window.printed = 0; window.print = () => { window.printed++; }; 0`),
+		chromedp.Click(chromedp.CSS("#print-sheet")),
+		waitFor("the sheet", `location.hash === "#/classes/`+classID+`/sheet" && document.querySelectorAll(".link-card").length === 3`, 10*time.Second),
+		waitFor("the print dialog", `window.printed === 1`, 5*time.Second),
+	)
+	cards := value(chromedp.Evaluate[string](`JSON.stringify([...document.querySelectorAll(".link-card")].map((c) => {
+		const qr = c.querySelector("svg.qr"), box = qr?.getBoundingClientRect();
+		return {student: c.dataset.student, text: c.innerText, url: c.querySelector(".card-url")?.textContent,
+			modules: Number(qr?.dataset.modules || 0), dark: (qr?.querySelector("path")?.getAttribute("d") || "").split("M").length - 1,
+			width: Math.round(box?.width || 0), height: Math.round(box?.height || 0), label: qr?.getAttribute("aria-label")};
+	}))`))
+	var sheet []struct {
+		Student, Text, URL, Label string
+		Modules, Dark             int
+		Width, Height             int
+	}
+	if err := json.Unmarshal([]byte(cards), &sheet); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []string{"alice", "bob", "carol"} {
+		if i >= len(sheet) {
+			t.Fatalf("the sheet has %d cards", len(sheet))
+		}
+		c := sheet[i]
+		want := links[s]
+		if s == "bob" {
+			want = value(chromedp.Evaluate[string](`document.querySelector('.link-card[data-student="bob"] .card-url').textContent`))
+			if want == links["bob"] {
+				t.Errorf("bob's card has his old link")
+			}
+		}
+		// A QR code of version 1 to 40 has 21 to 177 modules a side, about
+		// half of them dark; drawn at least 100 px wide.
+		if c.Student != s || c.URL != want || !strings.Contains(c.Text, classID) || c.Modules < 21 || c.Modules > 177 || (c.Modules-17)%4 != 0 ||
+			c.Dark < c.Modules*c.Modules/4 || c.Width < 100 || c.Width != c.Height || !strings.Contains(c.Label, s) {
+			t.Errorf("card %d: %+v", i, c)
+		}
+	}
+	run("the sheet as printed",
+		chromedp.EmulateViewport(794, 1123),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"})
+			return err
+		}),
+		waitFor("the page's header hidden", `getComputedStyle(document.querySelector("header.top")).display === "none"`, 5*time.Second),
+		elementShot(t, shots, "03c-link-sheet", "#sheet"),
+		decodeQR(t, filepath.Join(shots, "03c-link-sheet.png"), links["alice"], links["carol"]),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{})
+			return err
+		}),
+		chromedp.EmulateViewport(1280, 900),
+	)
+	pdf, err := chromedp.Run(bctx, chromedp.PrintToPDF(chromedp.PDFPaper(chromedp.PaperA4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shots, "03c-link-sheet.pdf"), pdf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if pages := regexp.MustCompile(`/Type\s*/Page\b`).FindAll(pdf, -1); len(pages) != 1 {
+		t.Errorf("three cards printed on %d A4 pages, want one", len(pages))
+	}
+	run("back to the class",
+		chromedp.Click(chromedp.CSS(`main a[href="#/classes/`+classID+`"]`)),
+		waitFor("the class page with the links kept", fmt.Sprintf(`document.getElementById("link-alice")?.value === %q`, links["alice"]), 10*time.Second),
+	)
 
 	// Down asks first; Escape leaves the class up.
 	run("cancel the Down",
@@ -255,6 +431,7 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		waitFor("the phase Down", `!!document.querySelector('[data-phase="Down"]')`, 3*time.Minute),
 		waitFor("3 of 3 collected", text("#progress-text")+` === "3 of 3 students collected"`, 10*time.Second),
 		waitFor("alice's file listed", `!!document.querySelector('button[data-student="alice"][data-path="files/workspace/notes.txt"]')`, 30*time.Second),
+		waitFor("no links once Down", `!document.querySelector("#link-alice") && !document.querySelector("#links")`, 5*time.Second),
 		chromedp.Click(chromedp.CSS(`tr[data-student="alice"] summary`)),
 		screenshot(t, shots, "05-class-down"),
 		chromedp.Click(chromedp.CSS(`button[data-student="alice"][data-path="files/workspace/notes.txt"]`)),
@@ -299,6 +476,29 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		waitFor("the class in the list", `!!document.querySelector('[data-class="`+classID+`"] [data-phase="Down"]')`, 20*time.Second),
 		screenshot(t, shots, "07-classes"),
 	)
+}
+
+// decodeQR checks, where zbarimg (Debian's zbar-tools) is installed, that
+// the QR codes in a screenshot read as the links wanted.
+func decodeQR(t *testing.T, png string, want ...string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(context.Context, *chromedp.Target) error {
+		zbar, err := exec.LookPath("zbarimg")
+		if err != nil {
+			t.Logf("no zbarimg: the QR codes are not read back")
+			return nil
+		}
+		out, err := exec.Command(zbar, "--quiet", "--raw", png).Output()
+		if err != nil {
+			return fmt.Errorf("zbarimg %s: %v", png, err)
+		}
+		got := strings.Fields(string(out))
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				t.Errorf("the QR codes read %q, without %s", got, w)
+			}
+		}
+		return nil
+	})
 }
 
 // tab is a headless Chromium showing the pages.
@@ -392,13 +592,83 @@ func (b *tab) value(a chromedp.Action[string]) string {
 	return v
 }
 
-// saveFile writes a file into a student's workspace through their endpoint.
-func saveFile(t *testing.T, tr *testenv.Traefik, student, name string, body []byte) {
+// viaTraefik is an HTTP client that reaches every student's host through
+// Traefik, with a cookie jar of its own as a browser has.
+func viaTraefik(t *testing.T, tr *testenv.Traefik) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, tr.Addr)
+		},
+	}}
+}
+
+// through GETs url through Traefik with c (a new client when nil) and
+// returns the status and body.
+func through(t *testing.T, tr *testenv.Traefik, c *http.Client, url string) (int, string) {
+	t.Helper()
+	if c == nil {
+		c = viaTraefik(t, tr)
+	}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, string(b)
+}
+
+// signIn follows a student's sign-in link as their browser would and
+// returns the signed-in client, after checking it reached their sandbox.
+func signIn(t *testing.T, tr *testenv.Traefik, link, student string) *http.Client {
+	t.Helper()
+	c := viaTraefik(t, tr)
+	code, body := through(t, tr, c, link)
+	if code != http.StatusOK || !strings.Contains(body, `"student":"`+student+`"`) {
+		t.Fatalf("%s's link %s: %d %.300s", student, link, code, body)
+	}
+	return c
+}
+
+// waitTab waits for a tab of the browser at an address starting with
+// prefix, and returns a context of it.
+func waitTab(t *testing.T, bctx context.Context, prefix string) context.Context {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		targets, err := chromedp.Targets(bctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var urls []string
+		for _, tg := range targets {
+			if tg.Type == "page" && strings.HasPrefix(tg.URL, prefix) {
+				ctx, cancel := chromedp.NewContext(bctx, chromedp.WithTargetID(tg.TargetID))
+				t.Cleanup(cancel)
+				return ctx
+			}
+			urls = append(urls, tg.URL)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tab at %s; the tabs: %q", prefix, urls)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// saveFile writes a file into a student's workspace through their endpoint,
+// with c signed in to it.
+func saveFile(t *testing.T, c *http.Client, student, name string, body []byte) {
 	t.Helper()
 	for i := 0; ; i++ {
-		req, _ := http.NewRequest("PUT", "http://"+tr.Addr+"/files/"+name, bytes.NewReader(body))
-		req.Host = student + "." + classID + ".lab.localhost"
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		req, _ := http.NewRequest("PUT", "http://"+student+"."+classID+".lab.localhost/files/"+name, bytes.NewReader(body))
+		resp, err := c.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusCreated {

@@ -3,9 +3,11 @@
 // only to its API, with the token the teacher signs in with.
 //
 // Pages are hash routes (#/classes, #/new, #/classes/<id>, #/classes/<id>/edit,
-// and for admins #/school)
+// #/classes/<id>/sheet for the printable link sheet, and for admins #/school)
 // so that the server serves one document. Every piece of text from the API
 // goes into the page as text, never as HTML.
+
+import qrcode from "./vendor/qrcode.mjs";
 
 const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const TOKEN_KEY = "homeroom.token";
@@ -16,6 +18,14 @@ const notice = document.getElementById("notice");
 
 const session = { token: null, me: null, templates: null };
 let view = null; // AbortController of the page shown: navigation ends its polls
+
+// The students' sign-in links made on this page. The API shows a link's
+// secret only in the answer that made it, so they are kept here, in this
+// tab's memory and nowhere else (never in storage): a reload or signing out
+// forgets them. By class id: { upSince, items: Map(student → link) }.
+const issuedLinks = new Map();
+// printSheet asks the link sheet to open the print dialog once drawn.
+let printSheet = false;
 
 // ---------- the API ----------
 
@@ -231,6 +241,7 @@ function problems(cl) {
 function signOut(message) {
   session.token = null;
   session.me = null;
+  issuedLinks.clear();
   sessionStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(TOKEN_KEY);
   document.getElementById("nav").hidden = true;
@@ -335,7 +346,7 @@ async function classPage(id, signal) {
     return;
   }
   const files = { key: "", runs: [], items: [], run: "" };
-  const render = () => renderClass(cl, files, signal, async (next) => { cl = next; await refreshFiles(); render(); });
+  const render = () => renderClass(cl, files, signal, async (next) => { cl = next; await refreshFiles(); render(); }, () => render());
   // refreshFiles reloads the collected files when a collection finished
   // since the last look (or on the first).
   const refreshFiles = async () => {
@@ -387,7 +398,7 @@ async function classPage(id, signal) {
   }
 }
 
-function renderClass(cl, files, signal, update) {
+function renderClass(cl, files, signal, update, redraw) {
   const st = cl.status || {};
   const p = progress(cl);
   const busy = !p.done;
@@ -449,12 +460,13 @@ function renderClass(cl, files, signal, update) {
   // lists someone opened: remember both and put them back.
   const focused = document.activeElement && main.contains(document.activeElement) ? keyOf(document.activeElement) : null;
   const open = [...main.querySelectorAll("tr[data-student] details[open]")].map((d) => d.closest("tr").dataset.student);
+  const links = cl.desiredPhase === "Up" ? linkControls(cl, signal, redraw) : null;
   main.replaceChildren(main.querySelector("h1"), actions, h("div", { class: "card" }, facts, bar), probList || "",
-    h("h2", {}, "Students"), studentsTable(cl, files, signal),
+    h("h2", {}, "Students"), links ? links.toolbar : "", studentsTable(cl, files, signal, links),
     files.runs.length > 1 ? runPicker(files) : "");
   for (const sid of open) main.querySelector(`tr[data-student="${CSS.escape(sid)}"] details`)?.setAttribute("open", "");
   if (focused) {
-    const el = [...main.querySelectorAll("button, a, select, summary")].find((e) => keyOf(e) === focused);
+    const el = [...main.querySelectorAll("button, a, select, summary, input")].find((e) => keyOf(e) === focused);
     if (el && !el.disabled) el.focus();
   }
 }
@@ -473,7 +485,7 @@ function runPicker(files) {
   return h("div", { class: "stack" }, h("label", { for: "run" }, "Files of the collection"), sel);
 }
 
-function studentsTable(cl, files, signal) {
+function studentsTable(cl, files, signal, links) {
   const byId = new Map((cl.status?.students || []).map((s) => [s.id, s]));
   const ids = [...new Set([...cl.spec.students, ...byId.keys()])];
   const fileMap = new Map();
@@ -497,12 +509,235 @@ function studentsTable(cl, files, signal) {
     return h("tr", { "data-student": sid },
       h("td", { "data-label": "Student" }, sid),
       h("td", { "data-label": "Sandbox" }, h("span", { class: "state-" + state, "data-state": state }, state)),
-      h("td", { "data-label": "Link" }, s.endpoint && cl.desiredPhase === "Up" ? h("a", { href: s.endpoint, target: "_blank", rel: "noopener" }, s.endpoint.replace(/^https?:\/\//, "")) : h("span", { class: "muted" }, "—")),
+      links ? h("td", { "data-label": "Sign-in link" }, cl.spec.students.includes(sid) ? links.cell(sid, s.endpoint) : h("span", { class: "muted" }, "taken off the class")) : null,
       h("td", { "data-label": "Collected" }, fileList));
   });
   return h("table", { id: "students" },
-    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Sandbox"), h("th", { scope: "col" }, "Link"), h("th", { scope: "col" }, "Collected files"))),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Sandbox"),
+      links ? h("th", { scope: "col" }, "Sign-in link") : null, h("th", { scope: "col" }, "Collected files"))),
     h("tbody", {}, rows));
+}
+
+// ---------- students' sign-in links ----------
+
+// linksOf returns the links of a class made on this page that still sign
+// in: made in the class's current Up, not expired, for a student still in
+// the class.
+function linksOf(cl) {
+  const kept = issuedLinks.get(cl.id);
+  if (!kept || cl.desiredPhase !== "Up" || kept.upSince !== cl.upSince) {
+    issuedLinks.delete(cl.id);
+    return new Map();
+  }
+  const now = Date.now();
+  for (const [sid, l] of kept.items) {
+    if (Date.parse(l.expiresAt) <= now || !cl.spec.students.includes(sid)) kept.items.delete(sid);
+  }
+  return kept.items;
+}
+
+// issueLinks asks for new sign-in links: the students' own (which ends
+// their earlier ones), or with teacher the signed-in user's, to help.
+async function issueLinks(cl, students, teacher, signal) {
+  const body = {};
+  if (students) body.students = students;
+  if (teacher) body.teacher = true;
+  const { items } = await api("POST", `/api/v1/classes/${encodeURIComponent(cl.id)}/links`, { body, signal });
+  if (!teacher) {
+    let kept = issuedLinks.get(cl.id);
+    if (!kept || kept.upSince !== cl.upSince) issuedLinks.set(cl.id, kept = { upSince: cl.upSince, items: new Map() });
+    for (const l of items) kept.items.set(l.student, l);
+  }
+  return items;
+}
+
+// makeAllLinks makes a link for every student of the class without one on
+// this page, after a confirmation that says what making them ends. It
+// returns whether links were made.
+async function makeAllLinks(cl, signal) {
+  const have = linksOf(cl);
+  const missing = cl.spec.students.filter((sid) => !have.has(sid));
+  if (missing.length === 0) return true;
+  const n = missing.length, all = n === cl.spec.students.length;
+  const ok = await confirmDialog(`Make sign-in links for ${all ? "all " : ""}${n} student${n === 1 ? "" : "s"}?`,
+    "Each student gets a new personal link to their sandbox. A link made for them earlier (on another page, " +
+    "before a reload, or with homeroomctl) stops working, and a student signed in with it is signed out until they " +
+    "open the new one. The links are shown only on this page, until you reload it or sign out.",
+    "Make links");
+  if (!ok) return false;
+  await issueLinks(cl, all ? undefined : missing, false, signal);
+  show("ok", `Sign-in links for ${n} student${n === 1 ? "" : "s"} were made. Copy each one, or print the link sheet.`);
+  return true;
+}
+
+// linkControls are the sign-in links' buttons above the students table and
+// each student's link in it, while the class is Up.
+function linkControls(cl, signal, redraw) {
+  const have = linksOf(cl);
+  const busy = (fn) => async (e) => {
+    const btn = e.currentTarget;
+    btn.disabled = true;
+    try {
+      await fn(btn);
+    } catch (ex) {
+      if (ex.name !== "AbortError") show("error", ex.message);
+    } finally {
+      btn.disabled = false;
+    }
+  };
+  const focusLater = (id) => document.getElementById(id)?.focus();
+
+  const makeAll = busy(async (btn) => {
+    if (!await makeAllLinks(cl, signal)) { btn.focus(); return; }
+    redraw();
+    focusLater("link-" + cl.spec.students[0]);
+  });
+  const print = busy(async (btn) => {
+    if (linksOf(cl).size === 0 && !await makeAllLinks(cl, signal)) { btn.focus(); return; }
+    printSheet = true;
+    location.hash = `#/classes/${cl.id}/sheet`;
+  });
+  const renew = (sid) => busy(async (btn) => {
+    const ok = await confirmDialog(`Make a new link for ${sid}?`,
+      `${sid}'s current link stops working, and ${sid} is signed out of their sandbox until they open the new one. ` +
+      "Their work in the sandbox stays.", "Make a new link");
+    if (!ok) { btn.focus(); return; }
+    await issueLinks(cl, [sid], false, signal);
+    show("ok", `${sid} has a new sign-in link; the old one no longer works. Give them the new one.`);
+    redraw();
+    focusLater("copy-" + sid);
+  });
+  const help = (sid) => busy(async () => {
+    // The tab is opened now, while the click still counts as one, and
+    // sent to the link once it is made. It gets no hold on this page.
+    const tab = window.open("", "_blank");
+    if (tab) {
+      tab.opener = null;
+      tab.document.title = `${sid}'s sandbox`;
+      if (tab.document.body) tab.document.body.textContent = `Opening ${sid}'s sandbox…`;
+    }
+    try {
+      const [l] = await issueLinks(cl, [sid], true, signal);
+      if (tab) {
+        tab.location.replace(l.url);
+        show("info", `${sid}'s sandbox opened in a new tab, signed in as you. Your visit is recorded.`);
+      } else {
+        show("error", `Your browser kept the new tab from opening. Open ${sid}'s sandbox with this link: ${l.url}`);
+      }
+    } catch (ex) {
+      tab?.close();
+      throw ex;
+    }
+  });
+  const copy = (sid, url) => async () => {
+    const field = document.getElementById("link-" + sid);
+    field?.select();
+    try {
+      await navigator.clipboard.writeText(url);
+      show("ok", `${sid}'s link was copied.`);
+    } catch {
+      field?.focus();
+      show("info", "Press Ctrl+C (or ⌘C) to copy the selected link.");
+    }
+  };
+
+  const toolbar = h("div", { id: "link-tools" },
+    h("div", { class: "actions" },
+      h("button", { type: "button", id: "links", onclick: makeAll, "aria-describedby": "links-hint" }, "Students' links"),
+      h("button", { type: "button", id: "print-sheet", class: "secondary", onclick: print, "aria-describedby": "links-hint" }, "Print link sheet")),
+    h("p", { class: "hint", id: "links-hint" },
+      "Students sign in to their sandboxes with personal links. Homeroom shows a link only when it makes it, on this page " +
+      "until you reload it or sign out. Making a new link for a student signs them out until they open it. " +
+      "Open (help) signs you in to a student's sandbox in a new tab."));
+
+  const cell = (sid, endpoint) => {
+    const l = have.get(sid);
+    const host = (endpoint || "").replace(/^https?:\/\//, "").replace(/\/$/, "");
+    return h("div", { class: "signin", "data-link": l ? "shown" : "none" },
+      l ? h("input", { id: "link-" + sid, class: "link-url", readonly: true, value: l.url, spellcheck: "false",
+        "aria-label": `${sid}'s sign-in link`, "aria-describedby": "valid-" + sid, onfocus: (e) => e.target.select() })
+        : h("span", { class: "muted" }, host ? host + " · no link on this page" : "no link on this page"),
+      l ? h("p", { class: "hint", id: "valid-" + sid }, "Valid until " + when(l.expiresAt)) : null,
+      h("div", { class: "row-actions" },
+        l ? h("button", { type: "button", class: "secondary small", id: "copy-" + sid, "aria-label": `Copy ${sid}'s link`, onclick: copy(sid, l.url) }, "Copy") : null,
+        h("button", { type: "button", class: "link", id: "renew-" + sid, "aria-label": `New link for ${sid}`, onclick: renew(sid) }, "New link"),
+        h("button", { type: "button", class: "link", id: "help-" + sid, "aria-label": `Open (help) ${sid}'s sandbox in a new tab`, onclick: help(sid) }, "Open (help)")));
+  };
+  return { toolbar, cell };
+}
+
+// qrSVG draws text as a QR code (error correction M, a quiet zone of four
+// modules) in SVG, one path of dark squares, which prints sharp at any size.
+function qrSVG(text, label) {
+  const qr = qrcode(0, "M");
+  qr.addData(text);
+  qr.make();
+  const n = qr.getModuleCount(), quiet = 4, size = n + 2 * quiet;
+  let d = "";
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < n; c++) {
+      if (qr.isDark(r, c)) d += `M${c + quiet} ${r + quiet}h1v1h-1z`;
+    }
+  }
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [k, v] of Object.entries({ viewBox: `0 0 ${size} ${size}`, class: "qr", role: "img", "aria-label": label,
+    "shape-rendering": "crispEdges", "data-modules": n })) svg.setAttribute(k, String(v));
+  const bg = document.createElementNS(ns, "rect");
+  for (const [k, v] of Object.entries({ width: size, height: size, fill: "#fff" })) bg.setAttribute(k, String(v));
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", d);
+  path.setAttribute("fill", "#000");
+  svg.append(bg, path);
+  return svg;
+}
+
+// sheetPage is the link sheet: one card per student with the class, the
+// student's id, their link as text and as a QR code, laid out to be printed
+// and cut (six to a page). It shows only links made on this page.
+async function sheetPage(id, signal) {
+  const title = `Link sheet: ${id}`;
+  const wantPrint = printSheet;
+  printSheet = false;
+  page(title, h("p", { class: "muted" }, "Loading…"));
+  let cl;
+  try {
+    cl = await api("GET", "/api/v1/classes/" + encodeURIComponent(id), { signal });
+  } catch (ex) {
+    if (ex.name === "AbortError") return;
+    page(title, h("p", { class: "error-text" }, ex.message), h("a", { href: "#/classes" }, "Back to the classes"));
+    return;
+  }
+  const have = linksOf(cl);
+  const back = h("a", { class: "button secondary", href: "#/classes/" + id }, "Back to the class");
+  if (have.size === 0) {
+    page(title, h("p", {}, cl.desiredPhase === "Up"
+      ? "No sign-in links were made on this page. Homeroom shows a link only when it makes it, so make them on the class's page (Students' links), then print."
+      : `${id} is not up: links sign students in only while the class is up.`), h("div", { class: "actions" }, back));
+    return;
+  }
+  const students = cl.spec.students.filter((sid) => have.has(sid));
+  const without = cl.spec.students.filter((sid) => !have.has(sid));
+  const cards = students.map((sid) => {
+    const l = have.get(sid);
+    return h("article", { class: "link-card", "data-student": sid, "aria-labelledby": "card-" + sid },
+      h("p", { class: "card-kicker" }, `Homeroom · class ${cl.id} (${cl.spec.subject})`),
+      h("h2", { id: "card-" + sid }, sid),
+      qrSVG(l.url, `QR code of ${sid}'s sign-in link`),
+      h("p", { class: "card-url" }, l.url),
+      h("p", { class: "card-note" }, `Open the link or scan the code to sign in to your sandbox. Valid until ${when(l.expiresAt)}. Keep it to yourself.`));
+  });
+  const PER_PAGE = 6;
+  const pages = [];
+  for (let i = 0; i < cards.length; i += PER_PAGE) pages.push(h("div", { class: "sheet-page" }, cards.slice(i, i + PER_PAGE)));
+  page(title,
+    h("div", { class: "no-print" },
+      h("p", { class: "muted" }, `${students.length} card${students.length === 1 ? "" : "s"}, ${PER_PAGE} to a page: print them and cut along the dashed lines.`),
+      without.length ? h("p", { class: "error-text", id: "sheet-missing" }, `No link on this page for: ${without.join(", ")}. Make theirs on the class's page first.`) : null,
+      h("div", { class: "actions" }, h("button", { type: "button", id: "print", onclick: () => window.print() }, "Print"), back)),
+    h("div", { class: "sheet", id: "sheet" }, pages));
+  // After this task, so that the page is drawn behind the print dialog.
+  if (wantPrint) setTimeout(() => { if (!signal.aborted) window.print(); }, 0);
 }
 
 // download fetches a collected file with the token (a plain link could not
@@ -960,6 +1195,7 @@ async function route() {
     return;
   }
   if ((m = hash.match(/^#\/classes\/([a-z0-9][a-z0-9-]{0,62})\/edit$/))) return classFormPage(m[1], signal);
+  if ((m = hash.match(/^#\/classes\/([a-z0-9][a-z0-9-]{0,62})\/sheet$/))) return sheetPage(m[1], signal);
   if ((m = hash.match(/^#\/classes\/([a-z0-9][a-z0-9-]{0,62})$/))) return classPage(m[1], signal);
   page("Not found", h("p", {}, "There is no such page."), h("a", { href: "#/classes" }, "Back to the classes"));
 }
