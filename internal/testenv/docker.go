@@ -60,3 +60,35 @@ func CleanupClass(t testing.TB, d *dockerx.Client, classID string) {
 	clean()
 	t.Cleanup(clean)
 }
+
+// Probe runs the lab image's probe on network, as a student's program
+// there would, against target (with hostHeader as the Host header when set)
+// and returns its exit code: 0 answered, 3 answered with a 4xx refusal, 1
+// not reachable.
+func Probe(t testing.TB, d *dockerx.Client, network, target, hostHeader string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	cmd := []string{"probe", target}
+	if hostHeader != "" {
+		cmd = append(cmd, hostHeader)
+	}
+	resp, err := d.API().ContainerCreate(ctx, &container.Config{Image: SandboxImage, Cmd: cmd, User: "65534:65534"},
+		&container.HostConfig{NetworkMode: container.NetworkMode(network), CapDrop: []string{"ALL"}}, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.API().ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
+	waitc, errc := d.API().ContainerWait(ctx, resp.ID, container.WaitConditionNextExit)
+	if err := d.API().ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case w := <-waitc:
+		return w.StatusCode
+	case err := <-errc:
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("probe did not finish")
+	}
+	return -1
+}

@@ -117,9 +117,9 @@ type options struct {
 	rate, authFailRate, signInFailRate    float64
 	burst, authFailBurst, signInFailBurst int
 	domain                                string
-	maxWait, poll        time.Duration
-	waitsPerCaller       int
-	requireRegistration  bool
+	maxWait, poll                         time.Duration
+	waitsPerCaller                        int
+	requireRegistration                   bool
 }
 
 // Option configures a Server.

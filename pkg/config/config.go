@@ -38,7 +38,7 @@ type Config struct {
 	// labels on every sandbox).
 	SignInCheckURL string
 	LogLevel       string
-	LogFormat        string
+	LogFormat      string
 	// SubnetPool and SubnetBits size class networks (controller only).
 	SubnetPool string
 	SubnetBits int

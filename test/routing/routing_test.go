@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -53,30 +52,11 @@ func ask(t *testing.T, tr *testenv.Traefik, host, path string, want int) []byte 
 	return nil
 }
 
-// reachable runs a throwaway container on network and reports whether it
-// can open url, as a student's program on that network could try to.
+// reachable reports whether a program on network can open url, as a
+// student's program there could try to.
 func reachable(t *testing.T, d *dockerx.Client, network, url string) bool {
 	t.Helper()
-	ctx := context.Background()
-	resp, err := d.API().ContainerCreate(ctx, &container.Config{Image: testenv.SandboxImage, Cmd: []string{"probe", url}},
-		&container.HostConfig{NetworkMode: container.NetworkMode(network)}, nil, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.API().ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
-	waitc, errc := d.API().ContainerWait(ctx, resp.ID, container.WaitConditionNextExit)
-	if err := d.API().ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case w := <-waitc:
-		return w.StatusCode == 0
-	case err := <-errc:
-		t.Fatal(err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("probe did not finish")
-	}
-	return false
+	return testenv.Probe(t, d, network, url, "") != 1
 }
 
 func ipOn(t *testing.T, d *dockerx.Client, name, network string) string {

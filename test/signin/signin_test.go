@@ -17,11 +17,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
-	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/signin"
 )
 
@@ -68,37 +66,6 @@ func signIn(t *testing.T, tr *testenv.Traefik, l link) string {
 	}
 	t.Fatalf("no session cookie: %v", h)
 	return ""
-}
-
-// probe runs the lab image's probe on the class network, as a student's
-// program would, and returns its exit code: 0 answered, 3 answered with a
-// refusal, 1 not reachable.
-func probe(t *testing.T, d *dockerx.Client, net, target, hostHeader string) int64 {
-	t.Helper()
-	ctx := context.Background()
-	cmd := []string{"probe", target}
-	if hostHeader != "" {
-		cmd = append(cmd, hostHeader)
-	}
-	resp, err := d.API().ContainerCreate(ctx, &container.Config{Image: testenv.SandboxImage, Cmd: cmd, User: "65534:65534"},
-		&container.HostConfig{NetworkMode: container.NetworkMode(net), CapDrop: []string{"ALL"}}, nil, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.API().ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
-	waitc, errc := d.API().ContainerWait(ctx, resp.ID, container.WaitConditionNextExit)
-	if err := d.API().ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case w := <-waitc:
-		return w.StatusCode
-	case err := <-errc:
-		t.Fatal(err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("probe did not finish")
-	}
-	return -1
 }
 
 func waitPhase(t *testing.T, sys *testenv.System, phase api.Phase) {
@@ -156,6 +123,21 @@ func TestStudentsSignIn(t *testing.T) {
 	}
 	sys.Call(t, ada, "POST", "/api/v1/classes/"+classID+"/up", nil, nil)
 	waitPhase(t, sys, api.PhaseUp)
+	// Traefik applies new routes a moment after the sandboxes start: wait
+	// until each host is routed, that is until the check answers for it.
+	for _, s := range []string{"alice", "bob", "carol"} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, _, _ := through(t, tr, "GET", "http://"+host(s)+"/", "", "")
+			if code == http.StatusUnauthorized {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's host is not routed to the sign-in check: %d", s, code)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	links := issue(t, sys, ada, nil)
 
 	b := openBrowser(t, "MAP *.lab.localhost "+tr.Addr)
@@ -219,7 +201,7 @@ func TestStudentsSignIn(t *testing.T) {
 		}
 		_, port, _ := strings.Cut(tr.Addr, ":")
 		// Positive control: the probe reaches Traefik, which refuses it.
-		if got := probe(t, d, net, "http://"+gateway+":"+port+"/", host("alice")); got != 3 {
+		if got := testenv.Probe(t, d, net, "http://"+gateway+":"+port+"/", host("alice")); got != 3 {
 			t.Errorf("a request to Traefik with alice's Host and no session: probe exit %d, want 3 (refused)", got)
 		}
 		ctr, err := d.InspectContainer(context.Background(), api.ContainerName(classID, "alice"))
@@ -227,7 +209,7 @@ func TestStudentsSignIn(t *testing.T) {
 			t.Fatal(err)
 		}
 		ip := ctr.NetworkSettings.Networks[net].IPAddress
-		if got := probe(t, d, net, "http://"+ip+":8080/", ""); got != 1 {
+		if got := testenv.Probe(t, d, net, "http://"+ip+":8080/", ""); got != 1 {
 			t.Errorf("alice's sandbox answered a classmate's program by IP: probe exit %d", got)
 		}
 	})
