@@ -75,6 +75,7 @@ type Store interface {
 	PutLink(ctx context.Context, l api.SignInLink) error
 	FindLink(ctx context.Context, hash string) (*api.SignInLink, error)
 	GetLink(ctx context.Context, classID, student, holder string) (*api.SignInLink, error)
+	ListLinks(ctx context.Context, classID string) ([]api.SignInLink, error)
 	PutSession(ctx context.Context, sess api.SignInSession) error
 	GetSession(ctx context.Context, hash string) (*api.SignInSession, error)
 	DeleteSession(ctx context.Context, hash string) error
@@ -283,6 +284,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/classes/:id/runs/:run", s.getRun)
 	v1.GET("/classes/:id/artifacts", s.listArtifacts)
 	v1.GET("/classes/:id/artifacts/:student/*", s.getArtifact)
+	v1.GET("/classes/:id/links", s.listLinks)
 	v1.POST("/classes/:id/links", s.issueLinks)
 
 	v1.GET("/subjects", s.listSubjects)

@@ -235,6 +235,51 @@ func (s *Server) issueLinks(c echo.Context) error {
 	return writeList(c, items)
 }
 
+// liveLink is an issued link as listed: who it signs in and until when,
+// never its secret.
+type liveLink struct {
+	Student   string    `json:"student"`
+	Holder    string    `json:"holder"`
+	IssuedAt  time.Time `json:"issuedAt"`
+	IssuedBy  string    `json:"issuedBy"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// listLinks answers GET /api/v1/classes/{id}/links: the links that can
+// still sign someone in, so that a teacher knows whose link issuing again
+// would end, without the secrets (only their hashes are stored).
+func (s *Server) listLinks(c echo.Context) error {
+	id, err := classID(c)
+	if err != nil {
+		return err
+	}
+	cl, _, err := s.authorizeClass(c, id)
+	if err != nil {
+		return err
+	}
+	if cl == nil {
+		return notFound(id)
+	}
+	ls, err := s.store.ListLinks(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	now := s.signIn.now()
+	var items []liveLink
+	for _, l := range ls {
+		if cl.DesiredPhase != api.PhaseUp || cl.UpSince == nil || !cl.UpSince.Equal(l.UpSince) ||
+			!now.Before(l.ExpiresAt) || !slices.Contains(cl.Spec.Students, l.Student) {
+			continue
+		}
+		h := l.Holder
+		if h == "" {
+			h = l.Student
+		}
+		items = append(items, liveLink{Student: l.Student, Holder: h, IssuedAt: l.IssuedAt, IssuedBy: l.IssuedBy, ExpiresAt: l.ExpiresAt})
+	}
+	return writeList(c, items)
+}
+
 // refusal is why a check said no, and what the visitor is told.
 type refusal struct {
 	reason string

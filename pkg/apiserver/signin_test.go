@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -273,6 +274,36 @@ func TestLinksAfterDown(t *testing.T) {
 	r := e.do("POST", "/api/v1/classes/cs101-a/links", "")
 	if r.code != http.StatusConflict || !strings.Contains(string(r.body), "not_up") {
 		t.Errorf("links for a class that is Down: %d %s", r.code, r.body)
+	}
+	if r := e.do("GET", "/api/v1/classes/cs101-a/links", ""); r.code != http.StatusOK || string(r.body) != `{"items":[]}`+"\n" {
+		t.Errorf("live links of a class that is Down: %d %s", r.code, r.body)
+	}
+}
+
+func TestListLiveLinks(t *testing.T) {
+	e := newEnv(t)
+	upClass(e)
+	if r := e.do("GET", "/api/v1/classes/cs101-a/links", ""); string(r.body) != `{"items":[]}`+"\n" {
+		t.Fatalf("before any link: %d %s", r.code, r.body)
+	}
+	e.links(token, "cs101-a", `{"students": ["alice"]}`)
+	e.links(token, "cs101-a", `{"students": ["alice"], "teacher": true}`)
+	r := e.okAs(token, http.StatusOK, "GET", "/api/v1/classes/cs101-a/links", "")
+	if strings.Contains(string(r.body), "hrl_") || strings.Contains(string(r.body), "hash") {
+		t.Fatalf("the listing shows secrets: %s", r.body)
+	}
+	var out struct {
+		Items []struct{ Student, Holder, IssuedBy, ExpiresAt string }
+	}
+	if err := json.Unmarshal(r.body, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Items) != 2 || out.Items[0].Student != "alice" || out.Items[0].IssuedBy != "admin" || out.Items[0].ExpiresAt == "" {
+		t.Fatalf("live links: %s", r.body)
+	}
+	holders := []string{out.Items[0].Holder, out.Items[1].Holder}
+	if !slices.Contains(holders, "alice") || !slices.Contains(holders, "admin") {
+		t.Errorf("holders %v", holders)
 	}
 }
 

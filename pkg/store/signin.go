@@ -127,6 +127,12 @@ func (s *Store) GetLink(ctx context.Context, classID, student, holder string) (*
 	return &l, nil
 }
 
+// ListLinks returns the links issued on the hosts of class classID, in id
+// order, whether they can still sign anyone in or not.
+func (s *Store) ListLinks(ctx context.Context, classID string) ([]api.SignInLink, error) {
+	return findAll[api.SignInLink](ctx, s.db.Collection(linksCollection), bson.D{{Key: "classId", Value: classID}})
+}
+
 // PutSession stores a new session.
 func (s *Store) PutSession(ctx context.Context, sess api.SignInSession) error {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
