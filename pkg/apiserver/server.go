@@ -118,6 +118,7 @@ type options struct {
 	rate, authFailRate, signInFailRate    float64
 	burst, authFailBurst, signInFailBurst int
 	domain                                string
+	signInNow                             func() time.Time
 	maxWait, poll                         time.Duration
 	waitsPerCaller                        int
 	requireRegistration                   bool
@@ -148,6 +149,11 @@ func WithSignInFailureLimit(perSecond float64, burst int) Option {
 // (<student>.<class>.<domain>), for their sign-in links.
 func WithDomain(domain string) Option {
 	return func(o *options) { o.domain = domain }
+}
+
+// WithSignInClock sets the clock links and sessions expire by (tests).
+func WithSignInClock(now func() time.Time) Option {
+	return func(o *options) { o.signInNow = now }
 }
 
 // WithLongPoll sets the longest ?wait=, how often waiting requests look at
@@ -217,6 +223,9 @@ func New(s Store, a Artifacts, p *policy.Policy, adminToken string, log *zap.Log
 	srv.watch = newWatcher(s, o.poll, o.waitsPerCaller, log, waits)
 	srv.openapi = openAPIJSON()
 	srv.signIn = newSignIn(o.domain, o.signInFailRate, o.signInFailBurst, reg)
+	if o.signInNow != nil {
+		srv.signIn.now = o.signInNow
+	}
 	srv.stopPrune, srv.pruneDone = make(chan struct{}), make(chan struct{})
 	go func() { defer close(srv.pruneDone); srv.pruneSignIns(srv.stopPrune) }()
 	return srv

@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
+	"time"
 	"strings"
 	"testing"
 
+	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/apiserver"
 	"github.com/homeroom/homeroom/pkg/config"
 	"github.com/homeroom/homeroom/pkg/policy"
@@ -357,5 +360,52 @@ func TestTeacherOpensAStudentsSandbox(t *testing.T) {
 	}
 	if r := e.check(check{host: aliceHost, uri: "/", cookies: []string{alice}}); r.code != http.StatusOK {
 		t.Fatalf("alice's session after her teacher's withdrawal: %d %s", r.code, r.body)
+	}
+}
+
+func TestLinksAndSessionsExpire(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnvWith(t, policy.Default(), apiserver.WithSignInClock(clock))
+	e.ok(http.StatusCreated, "PUT", "/api/v1/classes/cs101-a", strings.Replace(spec, "7200", "0", 1))
+	e.ok(http.StatusAccepted, "POST", "/api/v1/classes/cs101-a/up", "")
+	ls := byStudent(e.links(token, "cs101-a", ""))
+	if exp, err := time.Parse(time.RFC3339, ls["alice"].ExpiresAt); err != nil || exp.Sub(now) < 12*time.Hour-time.Second || exp.Sub(now) > 12*time.Hour {
+		t.Fatalf("a link without a class time limit expires at %s (%v), want 12 hours from now", ls["alice"].ExpiresAt, err)
+	}
+	alice := e.follow(ls["alice"], "")
+
+	mu.Lock()
+	now = now.Add(12*time.Hour + time.Second)
+	mu.Unlock()
+	if r := e.check(check{host: aliceHost, uri: "/", cookies: []string{alice}}); r.code != http.StatusUnauthorized {
+		t.Errorf("an expired session: %d %s", r.code, r.body)
+	}
+	u, _ := url.Parse(ls["bob"].URL)
+	r := e.check(check{host: bobHost, uri: u.RequestURI(), accept: "text/html"})
+	if r.code != http.StatusUnauthorized || r.header.Get("Set-Cookie") != "" || !strings.Contains(string(r.body), "has ended") {
+		t.Errorf("an expired link: %d %v %s", r.code, r.header, r.body)
+	}
+	// Each refusal is counted by its reason.
+	m := e.do("GET", "/metrics", "")
+	for _, want := range []string{`homeroom_signin_refusals_total{reason="expired"} 2`, `homeroom_signins_total{holder="student"} 1`} {
+		if !strings.Contains(string(m.body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestALinkExpiresWithTheClassTimeLimit(t *testing.T) {
+	e := newEnv(t)
+	upClass(e) // ttlSeconds 7200
+	l := e.links(token, "cs101-a", `{"students": ["alice"]}`)[0]
+	var c api.Class
+	if err := json.Unmarshal(e.do("GET", "/api/v1/classes/cs101-a", "").body, &c); err != nil || c.UpSince == nil {
+		t.Fatal(err)
+	}
+	exp, _ := time.Parse(time.RFC3339, l.ExpiresAt)
+	if want := c.UpSince.Add(2 * time.Hour); exp.Sub(want).Abs() > time.Second {
+		t.Errorf("link expires %s, want the class's end %s", exp, want)
 	}
 }

@@ -212,6 +212,11 @@ func TestStudentsSignIn(t *testing.T) {
 		if got := testenv.Probe(t, d, net, "http://"+ip+":8080/", ""); got != 1 {
 			t.Errorf("alice's sandbox answered a classmate's program by IP: probe exit %d", got)
 		}
+		// The sign-in check itself (the apiserver, on loopback) is out of reach.
+		_, apiPort, _ := strings.Cut(strings.TrimPrefix(sys.URL, "http://"), ":")
+		if got := testenv.Probe(t, d, net, "http://"+gateway+":"+apiPort+"/healthz", ""); got != 1 {
+			t.Errorf("a program on the class network reached the apiserver: probe exit %d", got)
+		}
 	})
 
 	t.Run("a teacher opens alice's sandbox through their own link, audited", func(t *testing.T) {
