@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/homeroom/homeroom/pkg/client"
@@ -14,10 +15,10 @@ import (
 // mails them or prints a sheet, and a teacher's own links to help.
 func (a *app) linksCmd() *cobra.Command {
 	var students []string
-	var teacher bool
+	var teacher, list bool
 	cmd := &cobra.Command{
 		Use:   "links CLASS",
-		Short: "Issue the students' personal sign-in links of a class that is Up",
+		Short: "Issue the students' personal sign-in links of a class that is Up, or list the live ones",
 		Long: `Issue a personal sign-in link for every student of a class that is Up, or for
 the students named with --student, and print them: a table (student, expiry,
 link), CSV with -o csv (student,holder,url,expiresAt) or JSON with -o json.
@@ -34,11 +35,22 @@ help them (each opening is audited); the students' links stay as they are.
 A class that is not Up, or a student who is not in the class, is refused
 (exit 2); each such student is named.
 
+With --list nothing is issued: it prints the links that can still sign
+someone in (of the students named with --student, or all; a class that is
+not Up has none), without the links themselves: a table (student, holder,
+issued, issued by, expiry), CSV with -o csv
+(student,holder,issuedAt,issuedBy,expiresAt) or JSON with -o json. The holder
+is the student for their own link, or the teacher a link to help was issued
+to. Issuing links again signs out only the students listed with their own.
+
 ` + exitCodeHelp,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeClasses,
 		Annotations:       map[string]string{outputsAnnotation: "table,csv,json"},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if list {
+				return a.listLinks(cmd, args[0], students, teacher)
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -71,7 +83,48 @@ A class that is not Up, or a student who is not in the class, is refused
 	}
 	cmd.Flags().StringSliceVar(&students, "student", nil, "only this student (repeat it, or separate by commas); default: every student of the class")
 	cmd.Flags().BoolVar(&teacher, "teacher", false, "issue your own links to open the students' sandboxes to help, leaving theirs as they are")
+	cmd.Flags().BoolVar(&list, "list", false, "issue nothing: list the links that can still sign someone in, without the links themselves")
 	return cmd
+}
+
+// listLinks prints the live links of class, of students when named.
+func (a *app) listLinks(cmd *cobra.Command, class string, students []string, teacher bool) error {
+	if teacher {
+		return withCode(exitUsage, errors.New("--list lists the students' links and teachers' alike; leave out --teacher"))
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	live, err := c.ListLinks(cmd.Context(), class)
+	if err != nil {
+		return err
+	}
+	if len(students) > 0 {
+		live = slices.DeleteFunc(live, func(l client.LiveLink) bool { return !slices.Contains(students, l.Student) })
+	}
+	switch a.output {
+	case "json":
+		return a.printJSON(map[string]any{"items": nonNil(live)})
+	case "csv":
+		w := csv.NewWriter(a.out)
+		w.Write([]string{"student", "holder", "issuedAt", "issuedBy", "expiresAt"})
+		for _, l := range live {
+			w.Write([]string{l.Student, l.Holder, l.IssuedAt.UTC().Format(time.RFC3339), l.IssuedBy, l.ExpiresAt.UTC().Format(time.RFC3339)})
+		}
+		w.Flush()
+		return w.Error()
+	}
+	if len(live) == 0 {
+		fmt.Fprintln(a.err, "no live links: none issued in this Up, or the class is not Up")
+		return nil
+	}
+	tw := a.table()
+	fmt.Fprintln(tw, "STUDENT\tHOLDER\tISSUED\tISSUED BY\tEXPIRES")
+	for _, l := range live {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Student, l.Holder, l.IssuedAt.UTC().Format(time.RFC3339), l.IssuedBy, l.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
 }
 
 func (a *app) printLinks(links []client.Link) error {

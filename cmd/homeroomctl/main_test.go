@@ -640,3 +640,87 @@ func TestLinks(t *testing.T) {
 	e.runWith(map[string]string{envServer: e.url, envToken: strings.TrimSpace(tok.out)}, "", false, "links", "cs101-a").
 		want(t, exitRefused, "403")
 }
+
+// links --list prints the live links of a class without the links
+// themselves, as a table, CSV or JSON: whose, who holds it, when and by whom
+// it was issued, until when it signs in.
+func TestLinksList(t *testing.T) {
+	e := newEnv(t)
+	e.runStdin(classYAML, "apply", "-f", "-").want(t, exitOK)
+	r := e.run("links", "cs101-a", "--list")
+	r.want(t, exitOK, "no live links")
+	if r.out != "" {
+		t.Errorf("no live links, yet stdout: %q", r.out)
+	}
+	e.run("up", "cs101-a").want(t, exitOK)
+	e.run("links", "cs101-a", "--list", "-o", "json").want(t, exitOK, `"items": []`)
+	before := time.Now().Add(-time.Second)
+	e.run("links", "cs101-a", "--student", "alice,bob", "-o", "csv").want(t, exitOK)
+	e.run("links", "cs101-a", "--student", "carol", "--teacher").want(t, exitOK)
+
+	r = e.run("links", "cs101-a", "--list")
+	r.want(t, exitOK, "STUDENT", "HOLDER", "ISSUED BY", "EXPIRES")
+	if strings.Contains(r.out, "hrl_") || strings.Contains(r.out, "http") {
+		t.Fatalf("--list shows links:\n%s", r.out)
+	}
+	lines := strings.Split(strings.TrimSpace(r.out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want a header and 3 live links:\n%s", r.out)
+	}
+	rows := map[string][]string{}
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) != 5 {
+			t.Fatalf("line %q", line)
+		}
+		rows[f[0]+"/"+f[1]] = f
+	}
+	for _, k := range []string{"alice/alice", "bob/bob", "carol/admin"} {
+		f, ok := rows[k]
+		if !ok {
+			t.Fatalf("no live link %s:\n%s", k, r.out)
+		}
+		issued, err1 := time.Parse(time.RFC3339, f[2])
+		expires, err2 := time.Parse(time.RFC3339, f[4])
+		// Issued now, by the admin; ends with the class's time limit (2
+		// hours) at the latest.
+		if err1 != nil || err2 != nil || f[3] != "admin" || issued.Before(before.Truncate(time.Second)) ||
+			time.Until(expires) > 2*time.Hour || time.Until(expires) < time.Hour {
+			t.Errorf("live link %s: %q (%v, %v)", k, f, err1, err2)
+		}
+	}
+
+	r = e.run("links", "cs101-a", "--list", "-o", "csv")
+	r.want(t, exitOK)
+	recs, err := csv.NewReader(strings.NewReader(r.out)).ReadAll()
+	if err != nil || len(recs) != 4 || strings.Join(recs[0], ",") != "student,holder,issuedAt,issuedBy,expiresAt" {
+		t.Fatalf("--list -o csv: %v\n%s", err, r.out)
+	}
+
+	// Only bob's, as JSON.
+	r = e.run("links", "cs101-a", "--list", "--student", "bob", "-o", "json")
+	r.want(t, exitOK)
+	var l struct {
+		Items []struct {
+			Student, Holder, IssuedBy, URL string
+			IssuedAt, ExpiresAt            time.Time
+		}
+	}
+	if err := json.Unmarshal([]byte(r.out), &l); err != nil || len(l.Items) != 1 || l.Items[0].Student != "bob" || l.Items[0].Holder != "bob" ||
+		l.Items[0].IssuedBy != "admin" || l.Items[0].IssuedAt.IsZero() || !l.Items[0].ExpiresAt.After(l.Items[0].IssuedAt) || l.Items[0].URL != "" {
+		t.Fatalf("--list --student bob -o json: %v %s", err, r.out)
+	}
+
+	e.run("links", "cs101-a", "--list", "--teacher").want(t, exitUsage, "leave out --teacher")
+	e.run("links", "nope", "--list").want(t, exitRefused, "not_found")
+	e.run("links", "cs101-a", "--list", "-o", "yaml").want(t, exitUsage, "want table, csv or json")
+	e.run("links", "--help").want(t, exitOK, "--list", "issued by")
+
+	// Once the class is Down no link signs in, and none is listed.
+	e.run("down", "cs101-a").want(t, exitOK)
+	r = e.run("links", "cs101-a", "--list", "-o", "csv")
+	r.want(t, exitOK)
+	if strings.TrimSpace(r.out) != "student,holder,issuedAt,issuedBy,expiresAt" {
+		t.Errorf("live links of a class that is Down:\n%s", r.out)
+	}
+}

@@ -325,6 +325,28 @@ func (c *Client) IssueLinks(ctx context.Context, class string, students []string
 	return out.Items, err
 }
 
+// LiveLink is an issued link that can still sign someone in, as listed:
+// who it signs in and until when, never the link itself (the server keeps
+// only its hash).
+type LiveLink struct {
+	Student string `json:"student"`
+	// Holder is who the link signs in: the student for the student's own
+	// link, or the user name of the teacher it was issued to, to help.
+	Holder    string    `json:"holder"`
+	IssuedAt  time.Time `json:"issuedAt"`
+	IssuedBy  string    `json:"issuedBy"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// ListLinks returns the links that can still sign someone in on the hosts
+// of class: issued in its current Up, not expired, for a student still in
+// the class. A class that is not Up has none.
+func (c *Client) ListLinks(ctx context.Context, class string) ([]LiveLink, error) {
+	var out items[LiveLink]
+	err := c.doJSON(ctx, http.MethodGet, classPath(class)+"/links", nil, nil, &out)
+	return out.Items, err
+}
+
 func classPath(id string) string { return "/api/v1/classes/" + url.PathEscape(id) }
 
 func escapePath(p string) string {

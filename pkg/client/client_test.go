@@ -343,3 +343,88 @@ func TestIssueLinks(t *testing.T) {
 	_, err = c.IssueLinks(ctx, "nope", nil, false)
 	apiError(t, err, http.StatusNotFound, "not_found")
 }
+
+// The live links of a class are listed without their secrets: the
+// students' own and a teacher's to help, each with who issued it and when;
+// a link issued again is listed once, with its new time; a class that is
+// Down has none.
+func TestListLinks(t *testing.T) {
+	url, _, _ := newServer(t)
+	c := newClient(t, url, adminToken)
+	ctx := context.Background()
+	spec := client.ClassSpec{Subject: "cs101", Template: "sandbox", Students: []string{"alice", "bob"}}
+	if _, _, err := c.PutClass(ctx, "cs101-a", spec); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := c.ListLinks(ctx, "cs101-a"); err != nil || len(live) != 0 {
+		t.Fatalf("a class that is not Up: %v %+v", err, live)
+	}
+	if _, err := c.Up(ctx, "cs101-a"); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := c.ListLinks(ctx, "cs101-a"); err != nil || len(live) != 0 {
+		t.Fatalf("before any link: %v %+v", err, live)
+	}
+	before := time.Now().Add(-time.Second)
+	issued, err := c.IssueLinks(ctx, "cs101-a", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.IssueLinks(ctx, "cs101-a", []string{"bob"}, true); err != nil {
+		t.Fatal(err)
+	}
+	live, err := c.ListLinks(ctx, "cs101-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHolder := map[string]client.LiveLink{}
+	for _, l := range live {
+		byHolder[l.Student+"/"+l.Holder] = l
+	}
+	if len(live) != 3 || len(byHolder) != 3 {
+		t.Fatalf("live links: %+v", live)
+	}
+	for _, k := range []string{"alice/alice", "bob/bob", "bob/admin"} {
+		l, ok := byHolder[k]
+		if !ok {
+			t.Errorf("no live link %s: %+v", k, live)
+			continue
+		}
+		if l.IssuedBy != "admin" || l.IssuedAt.Before(before) || l.IssuedAt.After(time.Now()) || !l.ExpiresAt.After(l.IssuedAt) {
+			t.Errorf("live link %s: %+v", k, l)
+		}
+	}
+	if !byHolder["alice/alice"].ExpiresAt.Equal(issued[0].ExpiresAt) {
+		t.Errorf("alice's link expires at %s, listed %s", issued[0].ExpiresAt, byHolder["alice/alice"].ExpiresAt)
+	}
+
+	time.Sleep(5 * time.Millisecond)
+	if _, err := c.IssueLinks(ctx, "cs101-a", []string{"alice"}, false); err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.ListLinks(ctx, "cs101-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range again {
+		if l.Student == "alice" && l.Holder == "alice" {
+			n++
+			if !l.IssuedAt.After(byHolder["alice/alice"].IssuedAt) {
+				t.Errorf("alice's link issued again: listed as issued %s, before %s", l.IssuedAt, byHolder["alice/alice"].IssuedAt)
+			}
+		}
+	}
+	if n != 1 || len(again) != 3 {
+		t.Errorf("after alice's link was issued again: %+v", again)
+	}
+
+	if _, err := c.Down(ctx, "cs101-a"); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := c.ListLinks(ctx, "cs101-a"); err != nil || len(live) != 0 {
+		t.Errorf("a class that is Down: %v %+v", err, live)
+	}
+	_, err = c.ListLinks(ctx, "nope")
+	apiError(t, err, http.StatusNotFound, "not_found")
+}

@@ -246,18 +246,35 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		t.Errorf("alice's sandbox without signing in: %d %.200s", code, body)
 	}
 
-	// The students' links, made after a confirmation that says what making
-	// them ends; the page keeps them in memory, never in the browser's storage.
+	// The students' links. Nobody has one yet, and the page knows it, so
+	// alice's first link and then the others' are made without a warning:
+	// nobody is signed out. The page keeps them in memory, never in the
+	// browser's storage.
+	noDialog := func(step string) {
+		t.Helper()
+		if open := value(chromedp.Evaluate[string](`String(document.querySelector("#confirm").open)`)); open != "false" {
+			t.Fatalf("%s: a confirmation opened, though nobody had a link to lose", step)
+		}
+	}
+	run("a first link for alice",
+		waitFor("no valid link yet", `["alice", "bob", "carol"].every((s) => document.getElementById("valid-" + s)?.textContent === "No valid link")`, 10*time.Second),
+		chromedp.Click(chromedp.CSS("#renew-alice")),
+		waitFor("alice's link", `(document.getElementById("link-alice")?.value || "").startsWith("http://alice.`+classID+`.lab.localhost/.homeroom/signin/hrl_")`, 10*time.Second),
+		waitFor("the made notice", text("#notice")+` === "alice has a sign-in link. Give it to them."`, 5*time.Second),
+	)
+	noDialog("a first link for alice")
+	first := value(chromedp.Value(chromedp.CSS("#link-alice")))
 	run("make the students' links",
 		chromedp.Click(chromedp.CSS("#links")),
-		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
-		waitFor("the confirmation's words", text("#confirm-text")+`.includes("signed out")`, time.Second),
-		chromedp.Click(chromedp.CSS("#confirm-ok")),
 		waitFor("a link for each student", `["alice", "bob", "carol"].every((s) => (document.getElementById("link-" + s)?.value || "")
 			.startsWith("http://" + s + ".`+classID+`.lab.localhost/.homeroom/signin/hrl_"))`, 10*time.Second),
-		waitFor("the made notice", text("#notice")+`.includes("Sign-in links for 3 students were made")`, 5*time.Second),
+		waitFor("the made notice", text("#notice")+`.includes("Sign-in links for 2 students were made")`, 5*time.Second),
 		screenshot(t, shots, "03a-links"),
 	)
+	noDialog("make the students' links")
+	if got := value(chromedp.Value(chromedp.CSS("#link-alice"))); got != first {
+		t.Errorf("Students' links made alice's link again: %q, was %q", got, first)
+	}
 	if stored := value(chromedp.Evaluate[string](`JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])`)); strings.Contains(stored, "hrl_") {
 		t.Errorf("a sign-in link was kept in the browser's storage: %s", stored)
 	}
@@ -300,7 +317,8 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	run("a new link for bob",
 		chromedp.Click(chromedp.CSS("#renew-bob")),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
-		waitFor("the confirmation's words", text("#confirm-text")+`.includes("bob is signed out of their sandbox")`, time.Second),
+		waitFor("the confirmation's words", text("#confirm-text")+`.includes("bob is signed out of their sandbox") && `+
+			text("#confirm-text")+`.includes(" by teacher-1)")`, 5*time.Second),
 		chromedp.Click(chromedp.CSS("#confirm-ok")),
 		waitFor("bob's new link", fmt.Sprintf(`(document.getElementById("link-bob")?.value || %q) !== %q`, links["bob"], links["bob"]), 10*time.Second),
 		waitFor("the focus on the new link's Copy", `document.activeElement?.id === "copy-bob"`, 5*time.Second),
@@ -408,6 +426,82 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`main a[href="#/classes/`+classID+`"]`)),
 		waitFor("the class page with the links kept", fmt.Sprintf(`document.getElementById("link-alice")?.value === %q`, links["alice"]), 10*time.Second),
 	)
+
+	// After a reload the links are gone from the page, but each student's
+	// row says that their link still signs in: issued when and by whom,
+	// valid until when, as the API lists it (carol's own, not the teacher's
+	// link to help her).
+	run("reload the class page",
+		chromedp.Reload(),
+		waitFor("every student's live link", `["alice", "bob", "carol"].every((s) => document.querySelector('tr[data-student="' + s + '"] .signin')?.dataset.link === "live")`, 20*time.Second),
+		screenshot(t, shots, "03d-links-after-reload"),
+	)
+	var live struct {
+		Items []struct{ Student, Holder, IssuedAt, IssuedBy, ExpiresAt string }
+	}
+	if c := sys.call(token, "GET", "/api/v1/classes/"+classID+"/links", nil, &live); c != http.StatusOK || len(live.Items) != 4 {
+		t.Fatalf("the live links: %d %+v", c, live.Items)
+	}
+	issuedAt := map[string]string{}
+	for _, l := range live.Items {
+		if l.Holder != l.Student {
+			continue
+		}
+		issuedAt[l.Student] = l.IssuedAt
+		shown := value(chromedp.Evaluate[string](fmt.Sprintf(`(() => { const p = document.getElementById("valid-" + %q);
+			return JSON.stringify({text: p?.textContent || "", times: [...(p?.querySelectorAll("time") || [])].map((t) => t.getAttribute("datetime"))}); })()`, l.Student)))
+		var got struct {
+			Text  string
+			Times []string
+		}
+		if err := json.Unmarshal([]byte(shown), &got); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s's link after a reload: %s", l.Student, got.Text)
+		if !regexp.MustCompile(`^Link issued \S.* by teacher-1, valid until \S.*$`).MatchString(got.Text) ||
+			len(got.Times) != 2 || got.Times[0] != l.IssuedAt || got.Times[1] != l.ExpiresAt || l.IssuedBy != "teacher-1" {
+			t.Errorf("%s's live link as reported: %+v, as listed: %+v", l.Student, got, l)
+		}
+	}
+	if len(issuedAt) != 3 {
+		t.Errorf("live links of the students: %+v", live.Items)
+	}
+	if kept := value(chromedp.Evaluate[string](`String(document.querySelectorAll("input.link-url").length)`)); kept != "0" {
+		t.Errorf("%s links shown after a reload", kept)
+	}
+
+	// Issuing again: bob's new link warns that bob is signed out; then the
+	// others' warns about alice and carol, and about bob no longer, whose
+	// link is on the page.
+	run("bob's link again after the reload",
+		chromedp.Click(chromedp.CSS("#renew-bob")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		waitFor("the confirmation's words", text("#confirm-text")+`.startsWith("bob's current link (issued ") && `+
+			text("#confirm-text")+`.includes("bob is signed out of their sandbox")`, 5*time.Second),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		waitFor("bob's link shown", `!!document.getElementById("link-bob")`, 10*time.Second),
+		chromedp.Click(chromedp.CSS("#links")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		waitFor("the confirmation's title", text("#confirm-title")+` === "Make sign-in links for 2 students?"`, 5*time.Second),
+	)
+	warning := value(chromedp.Text(chromedp.CSS("#confirm-text")))
+	t.Logf("the warning: %s", warning)
+	if !strings.HasPrefix(warning, "alice and carol already have sign-in links.") || !strings.Contains(warning, "signed out") || strings.Contains(warning, "bob") {
+		t.Errorf("the warning before making the links again names the wrong students: %q", warning)
+	}
+	run("make alice's and carol's links again",
+		screenshot(t, shots, "03e-confirm-links-again"),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
+		waitFor("new links for alice and carol", fmt.Sprintf(`["alice", "carol"].every((s) => (document.getElementById("link-" + s)?.value || "").includes("/.homeroom/signin/hrl_")) &&
+			document.getElementById("link-alice").value !== %q && document.getElementById("link-carol").value !== %q`, links["alice"], links["carol"]), 10*time.Second),
+	)
+	// The warning was true: alice, signed in with her old link, is out.
+	if code, _ := through(t, tr, alice, "http://alice."+classID+".lab.localhost/"); code != http.StatusUnauthorized {
+		t.Errorf("alice's session after her link was made again: %d", code)
+	}
+	if code, _ := through(t, tr, nil, links["alice"]); code != http.StatusUnauthorized {
+		t.Errorf("alice's old link after it was made again: %d", code)
+	}
 
 	// Down asks first; Escape leaves the class up.
 	run("cancel the Down",

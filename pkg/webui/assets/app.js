@@ -24,6 +24,11 @@ let view = null; // AbortController of the page shown: navigation ends its polls
 // tab's memory and nowhere else (never in storage): a reload or signing out
 // forgets them. By class id: { upSince, items: Map(student → link) }.
 const issuedLinks = new Map();
+// Whose own links still sign in, as the API lists them: when and by whom
+// each was issued and until when it is valid, never the link itself. By
+// class id: { upSince, items: Map(student → link) }; a class missing here
+// is not known (not loaded, or the API could not say).
+const liveLinks = new Map();
 // printSheet asks the link sheet to open the print dialog once drawn.
 let printSheet = false;
 
@@ -174,6 +179,24 @@ function when(iso) {
   return d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
 }
 
+// whenNear is when, without the date for a moment of today: "9:02 PM".
+function whenNear(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (d.toDateString() !== new Date().toDateString()) return when(iso);
+  return d.toLocaleTimeString([], { timeStyle: "short" });
+}
+
+// moment is a time element: the moment in words, exactly in datetime.
+function moment(iso) {
+  return h("time", { datetime: iso }, whenNear(iso));
+}
+
+// andList writes names as "a, b and c".
+function andList(names) {
+  return names.length < 2 ? names.join("") : names.slice(0, -1).join(", ") + " and " + names[names.length - 1];
+}
+
 function bytes(n) {
   if (n < 1024) return n + " B";
   const units = ["KiB", "MiB", "GiB"];
@@ -242,6 +265,7 @@ function signOut(message) {
   session.token = null;
   session.me = null;
   issuedLinks.clear();
+  liveLinks.clear();
   sessionStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(TOKEN_KEY);
   document.getElementById("nav").hidden = true;
@@ -346,7 +370,26 @@ async function classPage(id, signal) {
     return;
   }
   const files = { key: "", runs: [], items: [], run: "" };
-  const render = () => renderClass(cl, files, signal, async (next) => { cl = next; await refreshFiles(); render(); }, () => render());
+  const render = () => renderClass(cl, files, signal, async (next) => { cl = next; await refreshFiles(); await refreshLive(); render(); }, () => render());
+  // refreshLive asks whose links still sign in when the class is Up: on
+  // the first look, and when it came Up again (a new Up ends every link).
+  // Issuing links asks again (issueLinks), and so does each confirmation
+  // before it, so that what it says is current.
+  let liveKey = "";
+  const refreshLive = async () => {
+    const key = cl.desiredPhase === "Up" ? "up|" + cl.upSince : "";
+    if (key === liveKey) return;
+    liveKey = key;
+    if (!key) return;
+    try {
+      if (await loadLiveLinks(cl, signal) === null) {
+        liveKey = "";
+        show("error", "Homeroom could not say which students have a sign-in link. Reload the page to try again.");
+      }
+    } catch (ex) {
+      if (ex.name !== "AbortError") throw ex;
+    }
+  };
   // refreshFiles reloads the collected files when a collection finished
   // since the last look (or on the first).
   const refreshFiles = async () => {
@@ -372,6 +415,7 @@ async function classPage(id, signal) {
     render();
   };
   await refreshFiles();
+  await refreshLive();
   page(id);
   render();
 
@@ -384,6 +428,7 @@ async function classPage(id, signal) {
       if (next.resourceVersion !== cl.resourceVersion) {
         cl = next;
         await refreshFiles();
+        await refreshLive();
         render();
       }
     } catch (ex) {
@@ -536,8 +581,43 @@ function linksOf(cl) {
   return kept.items;
 }
 
+// loadLiveLinks asks the API whose own links still sign in to the class
+// (a teacher's links to help are left out: issuing the students' links
+// does not end them), and keeps the answer for the page. It returns the
+// students' live links by student, or null when the API could not say.
+async function loadLiveLinks(cl, signal) {
+  if (cl.desiredPhase !== "Up") {
+    liveLinks.delete(cl.id);
+    return new Map();
+  }
+  try {
+    const { items } = await api("GET", `/api/v1/classes/${encodeURIComponent(cl.id)}/links`, { signal });
+    const own = new Map(items.filter((l) => l.holder === l.student).map((l) => [l.student, l]));
+    liveLinks.set(cl.id, { upSince: cl.upSince, items: own });
+    return own;
+  } catch (ex) {
+    if (ex.name === "AbortError") throw ex;
+    liveLinks.delete(cl.id);
+    return null;
+  }
+}
+
+// liveOf returns the students' live links of a class as last loaded, less
+// those that expired since or whose student left the class; null when they
+// are not known.
+function liveOf(cl) {
+  const kept = liveLinks.get(cl.id);
+  if (!kept || cl.desiredPhase !== "Up" || kept.upSince !== cl.upSince) return null;
+  const now = Date.now();
+  for (const [sid, l] of kept.items) {
+    if (Date.parse(l.expiresAt) <= now || !cl.spec.students.includes(sid)) kept.items.delete(sid);
+  }
+  return kept.items;
+}
+
 // issueLinks asks for new sign-in links: the students' own (which ends
 // their earlier ones), or with teacher the signed-in user's, to help.
+// After the students' own it asks again whose links still sign in.
 async function issueLinks(cl, students, teacher, signal) {
   const body = {};
   if (students) body.students = students;
@@ -547,24 +627,41 @@ async function issueLinks(cl, students, teacher, signal) {
     let kept = issuedLinks.get(cl.id);
     if (!kept || kept.upSince !== cl.upSince) issuedLinks.set(cl.id, kept = { upSince: cl.upSince, items: new Map() });
     for (const l of items) kept.items.set(l.student, l);
+    await loadLiveLinks(cl, signal);
   }
   return items;
 }
 
 // makeAllLinks makes a link for every student of the class without one on
-// this page, after a confirmation that says what making them ends. It
-// returns whether links were made.
+// this page. When that ends links made earlier (on another page, before a
+// reload, or with homeroomctl), a confirmation first names whose: those
+// students are signed out until they open their new ones. It returns
+// whether links were made.
 async function makeAllLinks(cl, signal) {
   const have = linksOf(cl);
   const missing = cl.spec.students.filter((sid) => !have.has(sid));
   if (missing.length === 0) return true;
   const n = missing.length, all = n === cl.spec.students.length;
-  const ok = await confirmDialog(`Make sign-in links for ${all ? "all " : ""}${n} student${n === 1 ? "" : "s"}?`,
-    "Each student gets a new personal link to their sandbox. A link made for them earlier (on another page, " +
-    "before a reload, or with homeroomctl) stops working, and a student signed in with it is signed out until they " +
-    "open the new one. The links are shown only on this page, until you reload it or sign out.",
-    "Make links");
-  if (!ok) return false;
+  // Asked now rather than taken from the page: a link may have been made
+  // since, elsewhere.
+  const live = await loadLiveLinks(cl, signal);
+  const ending = live ? missing.filter((sid) => live.has(sid)) : missing;
+  if (ending.length > 0) {
+    const k = ending.length, who = andList(ending);
+    const text = !live
+      ? "Each student gets a new personal link to their sandbox. A link made for them earlier (on another page, " +
+        "before a reload, or with homeroomctl) stops working, and a student signed in with it is signed out until they " +
+        "open the new one."
+      : (k === 1
+        ? `${who} already has a sign-in link (issued ${whenNear(live.get(who).issuedAt)} by ${live.get(who).issuedBy}). ` +
+          `It stops working, and ${who} is signed out of their sandbox until they open the new one.`
+        : `${who} already have sign-in links. Theirs stop working, and they are signed out of their sandboxes until they open the new ones.`) +
+        (k < n ? ` The other ${n - k} get their first link.` : "") + " Their work in the sandboxes stays.";
+    const ok = await confirmDialog(`Make sign-in links for ${all ? "all " : ""}${n} student${n === 1 ? "" : "s"}?`,
+      text + " The links are shown only on this page, until you reload it or sign out.",
+      k === 1 ? `Make links and sign ${who} out` : "Make links and sign them out");
+    if (!ok) return false;
+  }
   await issueLinks(cl, all ? undefined : missing, false, signal);
   show("ok", `Sign-in links for ${n} student${n === 1 ? "" : "s"} were made. Copy each one, or print the link sheet.`);
   return true;
@@ -574,6 +671,7 @@ async function makeAllLinks(cl, signal) {
 // each student's link in it, while the class is Up.
 function linkControls(cl, signal, redraw) {
   const have = linksOf(cl);
+  const live = liveOf(cl);
   const busy = (fn) => async (e) => {
     const btn = e.currentTarget;
     btn.disabled = true;
@@ -587,23 +685,36 @@ function linkControls(cl, signal, redraw) {
   };
   const focusLater = (id) => document.getElementById(id)?.focus();
 
+  // cancelled draws the page again after a confirmation was turned down
+  // (what it asked may have changed what the page knows) and puts the focus
+  // back on the button used.
+  const cancelled = (btn) => { redraw(); focusLater(btn.id); };
+
   const makeAll = busy(async (btn) => {
-    if (!await makeAllLinks(cl, signal)) { btn.focus(); return; }
+    if (!await makeAllLinks(cl, signal)) { cancelled(btn); return; }
     redraw();
     focusLater("link-" + cl.spec.students[0]);
   });
   const print = busy(async (btn) => {
-    if (linksOf(cl).size === 0 && !await makeAllLinks(cl, signal)) { btn.focus(); return; }
+    if (linksOf(cl).size === 0 && !await makeAllLinks(cl, signal)) { cancelled(btn); return; }
     printSheet = true;
     location.hash = `#/classes/${cl.id}/sheet`;
   });
+  // A student without a live link gets one at once: nobody is signed out.
   const renew = (sid) => busy(async (btn) => {
-    const ok = await confirmDialog(`Make a new link for ${sid}?`,
-      `${sid}'s current link stops working, and ${sid} is signed out of their sandbox until they open the new one. ` +
-      "Their work in the sandbox stays.", "Make a new link");
-    if (!ok) { btn.focus(); return; }
+    const fresh = await loadLiveLinks(cl, signal);
+    const cur = fresh?.get(sid);
+    if (!fresh || cur) {
+      const ok = await confirmDialog(`Make a new link for ${sid}?`,
+        (cur ? `${sid}'s current link (issued ${whenNear(cur.issuedAt)} by ${cur.issuedBy})` : `Any earlier link of ${sid}`) +
+        ` stops working, and ${sid} is signed out of their sandbox until they open the new one. ` +
+        "Their work in the sandbox stays.", `Make a new link and sign ${sid} out`);
+      if (!ok) { cancelled(btn); return; }
+    }
     await issueLinks(cl, [sid], false, signal);
-    show("ok", `${sid} has a new sign-in link; the old one no longer works. Give them the new one.`);
+    show("ok", cur || !fresh
+      ? `${sid} has a new sign-in link; the old one no longer works. Give them the new one.`
+      : `${sid} has a sign-in link. Give it to them.`);
     redraw();
     focusLater("copy-" + sid);
   });
@@ -647,20 +758,28 @@ function linkControls(cl, signal, redraw) {
       h("button", { type: "button", id: "print-sheet", class: "secondary", onclick: print, "aria-describedby": "links-hint" }, "Print link sheet")),
     h("p", { class: "hint", id: "links-hint" },
       "Students sign in to their sandboxes with personal links. Homeroom shows a link only when it makes it, on this page " +
-      "until you reload it or sign out. Making a new link for a student signs them out until they open it. " +
-      "Open (help) signs you in to a student's sandbox in a new tab."));
+      "until you reload it or sign out; the table still says who has a link and until when. Making a new link for a " +
+      "student who has one signs them out until they open it. Open (help) signs you in to a student's sandbox in a new tab."));
 
+  // Each student's cell: their link when it was made on this page; else
+  // whether they have one that still signs in (issued when, by whom, valid
+  // until when), or none, as last asked.
   const cell = (sid, endpoint) => {
     const l = have.get(sid);
+    const cur = l ? null : live?.get(sid);
     const host = (endpoint || "").replace(/^https?:\/\//, "").replace(/\/$/, "");
-    return h("div", { class: "signin", "data-link": l ? "shown" : "none" },
+    const state = l ? "shown" : cur ? "live" : live ? "none" : "unknown";
+    return h("div", { class: "signin", "data-link": state },
       l ? h("input", { id: "link-" + sid, class: "link-url", readonly: true, value: l.url, spellcheck: "false",
         "aria-label": `${sid}'s sign-in link`, "aria-describedby": "valid-" + sid, onfocus: (e) => e.target.select() })
-        : h("span", { class: "muted" }, host ? host + " · no link on this page" : "no link on this page"),
-      l ? h("p", { class: "hint", id: "valid-" + sid }, "Valid until " + when(l.expiresAt)) : null,
+        : host ? h("span", { class: "muted" }, host) : null,
+      h("p", { class: "hint", id: "valid-" + sid },
+        l ? ["Valid until ", moment(l.expiresAt)]
+          : cur ? ["Link issued ", moment(cur.issuedAt), ` by ${cur.issuedBy}, valid until `, moment(cur.expiresAt)]
+            : live ? "No valid link" : "No link on this page"),
       h("div", { class: "row-actions" },
         l ? h("button", { type: "button", class: "secondary small", id: "copy-" + sid, "aria-label": `Copy ${sid}'s link`, onclick: copy(sid, l.url) }, "Copy") : null,
-        h("button", { type: "button", class: "link", id: "renew-" + sid, "aria-label": `New link for ${sid}`, onclick: renew(sid) }, "New link"),
+        h("button", { type: "button", class: "link", id: "renew-" + sid, "aria-label": `New link for ${sid}`, "aria-describedby": "valid-" + sid, onclick: renew(sid) }, "New link"),
         h("button", { type: "button", class: "link", id: "help-" + sid, "aria-label": `Open (help) ${sid}'s sandbox in a new tab`, onclick: help(sid) }, "Open (help)")));
   };
   return { toolbar, cell };
