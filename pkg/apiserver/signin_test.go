@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
-	"time"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/apiserver"

@@ -241,7 +241,17 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	)
 
 	// Without signing in, a student's host shows the sign-in page, not the
-	// sandbox.
+	// sandbox. Traefik applies new routes a moment after the sandboxes
+	// start: until then it answers 404.
+	for _, st := range []string{"alice", "bob", "carol"} {
+		deadline := time.Now().Add(30 * time.Second)
+		for code, _ := through(t, tr, nil, "http://"+st+"."+classID+".lab.localhost/"); code == http.StatusNotFound; code, _ = through(t, tr, nil, "http://"+st+"."+classID+".lab.localhost/") {
+			if time.Now().After(deadline) {
+				t.Fatalf("Traefik never routed %s's host", st)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	if code, body := through(t, tr, nil, "http://alice."+classID+".lab.localhost/"); code != http.StatusUnauthorized || strings.Contains(body, `"student":"alice"`) {
 		t.Errorf("alice's sandbox without signing in: %d %.200s", code, body)
 	}
