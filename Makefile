@@ -60,9 +60,10 @@ test-unit:
 	$(GO) test -race -count=1 -short ./...
 
 # Up and Down of classes of 10, 50 and 100 against the daemon's own limit,
-# plus the controller's memory with 500 containers and its idle CPU; prints
-# a table and PASS/MISS per target (docs/benchmarks.md). About 6 minutes.
-bench: images versitygw
+# plus the controller's memory with 500 containers and its idle CPU, and the
+# sign-in check's cost on requests through Traefik; prints tables and
+# PASS/MISS per target (docs/benchmarks.md). About 6½ minutes.
+bench: images traefik versitygw
 	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) $(GO) run ./bench -bin $(BIN) $(BENCHFLAGS)
 
 clean:

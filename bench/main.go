@@ -1,7 +1,8 @@
 // Command bench measures how fast Homeroom brings classes Up and Down on the
 // real Docker daemon, next to what the daemon itself allows, and checks the
 // targets of docs/benchmarks.md. `make bench` runs it; it needs the lab
-// image, the apiserver and controller binaries (make build) and versitygw.
+// image, the apiserver and controller binaries (make build), versitygw and
+// the Traefik image (make traefik).
 //
 // For each class size it measures, in one run:
 //   - Homeroom: the real apiserver and controller, from the Up request at the
@@ -12,6 +13,10 @@
 //     and started in turn;
 //   - the daemon's limit: the same creates and starts sent at once, and for
 //     Down every workspace copied out and its container removed, all at once.
+//
+// Before those it measures what the students' sign-in check costs a request:
+// through a real Traefik to a real sandbox, with and without Traefik's
+// forwardAuth to the apiserver (forwardauth.go). -only runs one part.
 //
 // Raw containers are made from Homeroom's own spec builder, without the
 // homeroom.managed-by label (so the controller never sees them) and with
@@ -73,6 +78,9 @@ type options struct {
 	versitygw      string
 	controllerArgs []string
 	keep           bool
+	// only is the part to run: "classes", "forwardauth", or "" for both.
+	only string
+	fa   faOptions
 }
 
 func main() {
@@ -96,7 +104,19 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.versitygw, "versitygw", os.Getenv("HOMEROOM_VERSITYGW"), "versitygw binary (scripts/ensure-versitygw.sh prints it)")
 	ctlArgs := flag.String("controller-args", "", "extra controller flags, space separated (e.g. \"-parallel=8\")")
 	flag.BoolVar(&o.keep, "keep-logs", false, "keep the processes' logs and data directory")
+	flag.StringVar(&o.only, "only", "", "run only this part: classes (Up, Down, scale) or forwardauth (the sign-in check's cost)")
+	flag.IntVar(&o.fa.rate, "fa-rate", 200, "forwardauth: requests a second, with and without the sign-in check")
+	flag.DurationVar(&o.fa.duration, "fa-duration", 30*time.Second, "forwardauth: time each case is measured, split over the pairs")
+	flag.IntVar(&o.fa.pairs, "fa-pairs", 10, "forwardauth: alternations of the two cases (with, then without); short ones spread the machine's noise over both")
 	flag.Parse()
+	switch o.only {
+	case "", "classes", "forwardauth":
+	default:
+		return fmt.Errorf("-only: %q is neither classes nor forwardauth", o.only)
+	}
+	if o.fa.rate < 1 || o.fa.pairs < 1 || o.fa.duration/time.Duration(o.fa.pairs) < time.Second {
+		return errors.New("-fa-rate and -fa-pairs must be at least 1, and -fa-duration at least a second a pair")
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 500 {
@@ -143,6 +163,19 @@ func run(ctx context.Context) error {
 	if !ok {
 		return errors.New("the built-in policy has no sandbox template")
 	}
+	// First, on a quiet daemon: the sign-in check's cost on requests.
+	if o.only != "classes" {
+		fa, err := forwardAuthCost(ctx, o, d, tmpl)
+		if err != nil {
+			return fmt.Errorf("forwardauth: %w", err)
+		}
+		fa.report(os.Stdout, machine)
+		fmt.Fprintf(os.Stderr, "forwardauth done at %s\n", time.Since(begin).Round(time.Second))
+		if o.only == "forwardauth" {
+			return nil
+		}
+	}
+
 	sys, err := startSystem(ctx, o)
 	if err != nil {
 		return err
@@ -276,7 +309,14 @@ func roster(n int) []string {
 // rawSpec is the container Homeroom would create for the student, without
 // the label that makes it Homeroom's.
 func (b *bench) rawSpec(classID, student string) dockerx.ContainerSpec {
-	s := reconcile.ContainerSpec(classID, student, b.tmpl, domain, "")
+	return rawContainerSpec(classID, student, b.tmpl, "")
+}
+
+// rawContainerSpec is Homeroom's spec of a student's container, with the
+// sign-in check at forwardAuth in front of it unless that is "", labelled
+// as the bench's instead of Homeroom's.
+func rawContainerSpec(classID, student string, t *policy.Template, forwardAuth string) dockerx.ContainerSpec {
+	s := reconcile.ContainerSpec(classID, student, t, domain, forwardAuth)
 	delete(s.Config.Labels, api.LabelManagedBy)
 	s.Config.Labels[benchLabel] = "raw"
 	for i := range s.HostConfig.Mounts {
@@ -292,7 +332,7 @@ func (b *bench) rawSpec(classID, student string) dockerx.ContainerSpec {
 // inFlight creates and starts at once (1: the sequential loop), and
 // returns how long that took.
 func (b *bench) rawUp(ctx context.Context, classID string, n, inFlight int) (time.Duration, error) {
-	subnet, err := b.freeSubnet(ctx)
+	subnet, err := freeSubnet(ctx, b.d)
 	if err != nil {
 		return 0, err
 	}
@@ -361,8 +401,8 @@ func (b *bench) listClass(ctx context.Context, classID string) ([]container.Summ
 
 // freeSubnet picks a /23 that no network on the daemon overlaps, outside
 // the pool the controller takes class subnets from.
-func (b *bench) freeSubnet(ctx context.Context) (netip.Prefix, error) {
-	used, err := b.d.UsedSubnets(ctx)
+func freeSubnet(ctx context.Context, d *dockerx.Client) (netip.Prefix, error) {
+	used, err := d.UsedSubnets(ctx)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
@@ -508,7 +548,8 @@ func (b *bench) scale(ctx context.Context) (*scaleResult, error) {
 }
 
 // cleanup removes every container and network a bench run made, by label:
-// raw ones carry homeroom.bench, Homeroom's are of classes named bench-*.
+// raw ones (and the bench's Traefik) carry homeroom.bench, Homeroom's are of
+// classes named bench-*.
 func cleanup(ctx context.Context, d *dockerx.Client) (int, error) {
 	c := d.API()
 	ours := func(labels map[string]string) bool {
@@ -517,6 +558,16 @@ func cleanup(ctx context.Context, d *dockerx.Client) (int, error) {
 	cs, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", api.LabelClass))})
 	if err != nil {
 		return 0, err
+	}
+	// The bench's Traefik belongs to no class.
+	loose, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", benchLabel))})
+	if err != nil {
+		return 0, err
+	}
+	for _, ctr := range loose {
+		if _, ok := ctr.Labels[api.LabelClass]; !ok {
+			cs = append(cs, ctr)
+		}
 	}
 	var g errgroup.Group
 	g.SetLimit(8)
@@ -857,9 +908,12 @@ type procStats struct {
 
 // proc reads the process's CPU time from /proc/<pid>/stat and its resident
 // memory, now and at its peak, from /proc/<pid>/status.
-func (p *process) proc() procStats {
+func (p *process) proc() procStats { return procOf(p.cmd.Process.Pid) }
+
+// procOf is proc of any process, a container's too (the bench shares the
+// daemon's host).
+func procOf(pid int) procStats {
 	var st procStats
-	pid := p.cmd.Process.Pid
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 		s := string(b)
 		// Fields after the command name, which may hold spaces: utime and
