@@ -57,7 +57,9 @@ func Valid(key []byte, prefix, s string) bool {
 	if !ok || len(rest) != encodedLen {
 		return false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(rest)
+	// Strict: the last character's unused bits must be zero, so that one
+	// secret has one spelling (and so one hash in the store).
+	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)
 	if err != nil || len(b) != randomBytes+macBytes {
 		return false
 	}
