@@ -30,6 +30,7 @@ import (
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/reconcile"
 	"github.com/homeroom/homeroom/pkg/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -1749,4 +1750,55 @@ func TestCollaborationKeepsTrafficBetweenSandboxes(t *testing.T) {
 	}
 	e.putClass(api.PhaseDown, "alice")
 	e.mustConverge()
+}
+
+// docker rm -f kills a sandbox before it removes it: a pass in between sees
+// it stopped (the class waits out the restart pause as Provisioning), the
+// next sees it gone. Making it again is still a repair of a class that was
+// Up, not a new Up.
+func TestASandboxRemovedByHandIsADriftRepair(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	e.rec = reconcile.New(e.store, e.docker, e.art, policy.Default(), reconcile.Options{
+		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second, Registerer: reg, Now: e.now,
+	}, zaptest.NewLogger(t))
+	e.frozen.Store(true)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	e.mustConverge()
+	repairs := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "homeroom_drift_repairs_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		t.Fatal("no homeroom_drift_repairs_total")
+		return 0
+	}
+	if got := repairs(); got != 0 {
+		t.Fatalf("%v repairs after the first Up", got)
+	}
+
+	e.docker.mu.Lock()
+	bob := e.docker.lookup(cname("bob"))
+	bob.state, bob.exitCode, bob.finishedAt = container.StateExited, 137, e.now()
+	bob.startedAt = bob.finishedAt.Add(-time.Hour)
+	e.docker.mu.Unlock()
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if r := cond(e.class(), api.ConditionReady).Reason; r != "SandboxesRestarting" {
+		t.Fatalf("Ready %s while bob's sandbox is stopped", r)
+	}
+	e.docker.mu.Lock()
+	delete(e.docker.containers, e.docker.lookup(cname("bob")).id)
+	e.docker.mu.Unlock()
+	e.mustConverge()
+	if got := repairs(); got < 2 {
+		t.Errorf("homeroom_drift_repairs_total = %v after bob's sandbox was made again, want its create and start", got)
+	}
 }

@@ -134,6 +134,15 @@ func (r *Reconciler) now() time.Time {
 	return time.Now().UTC().Truncate(time.Millisecond)
 }
 
+// restartingAfterUp reports whether a sandbox of the class stopped and waits
+// out its restart pause (Ready says SandboxesRestarting). That is nearly
+// always after the class came Up; a sandbox that crashes at its very first
+// start also says so, and then its class's Up latency goes unobserved.
+func restartingAfterUp(c *api.Class) bool {
+	ready := api.FindCondition(c.Status.Conditions, api.ConditionReady)
+	return ready != nil && ready.Reason == "SandboxesRestarting"
+}
+
 // Result says what a pass wants next.
 type Result struct {
 	// Converged is true when Docker matched the desired state at the end.
@@ -199,11 +208,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		}
 	}
 	res := Result{Plan: plan}
-	if class.DesiredPhase == api.PhaseUp && class.Status.Phase == api.PhaseUp {
+	// A class whose sandbox stopped (by hand, or on its way out with a
+	// docker rm -f) waits out its restart pause as Provisioning; it had
+	// come Up all the same, and what is done for it is a repair, not a
+	// new Up.
+	wasUp := class.Status.Phase == api.PhaseUp || restartingAfterUp(class)
+	if class.DesiredPhase == api.PhaseUp && wasUp {
 		// Anything to do for a class that was Up is a repair of drift.
 		r.metrics.driftRepairs.Add(float64(len(plan)))
 	}
-	wasUp := class.Status.Phase == api.PhaseUp
 	var execErr error
 	if len(plan) > 0 {
 		log.Info("executing plan", zap.Stringers("steps", plan))
