@@ -44,7 +44,12 @@ func LinkID(classID, student, holder string) string {
 	return classID + "/" + student + "/" + holder
 }
 
+// SignInPath is the part of every student's host that belongs to Homeroom,
+// not to the sandbox: links are followed under it, and the sandbox never
+// sees a request for it.
+const SignInPath = "/.homeroom/"
+
 // SignInURL is the address that signs in with secret on a student's host.
 func SignInURL(classID, student, domain, secret string) string {
-	return Endpoint(classID, student, domain) + "/.homeroom/signin/" + secret
+	return Endpoint(classID, student, domain) + SignInPath + "signin/" + secret
 }

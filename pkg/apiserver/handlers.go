@@ -101,12 +101,9 @@ func (s *Server) getClass(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, _, err := s.authorizeClass(c, id)
+	cl, err := s.storedClass(c, id)
 	if err != nil {
 		return err
-	}
-	if cl == nil {
-		return notFound(id)
 	}
 	if wait <= 0 || cl.Version != version {
 		return c.JSON(http.StatusOK, cl)
@@ -126,12 +123,8 @@ func (s *Server) getClass(c echo.Context) error {
 	if err := s.reauthenticate(c); err != nil {
 		return err
 	}
-	cl, _, err = s.authorizeClass(c, id)
-	if err != nil {
+	if cl, err = s.storedClass(c, id); err != nil {
 		return err
-	}
-	if cl == nil {
-		return notFound(id)
 	}
 	return c.JSON(http.StatusOK, cl)
 }
@@ -374,12 +367,8 @@ func (s *Server) deleteClass(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, _, err := s.authorizeClass(c, id)
-	if err != nil {
+	if _, err := s.storedClass(c, id); err != nil {
 		return err
-	}
-	if cl == nil {
-		return notFound(id)
 	}
 	p := who(c)
 	var phase api.Phase
@@ -433,6 +422,19 @@ func runQuery(c echo.Context) (string, error) {
 		return "", err
 	}
 	return vals[0], nil
+}
+
+// storedClass returns class id as stored, once the caller may see it: 404
+// when it is not in the store (a registered class not yet written).
+func (s *Server) storedClass(c echo.Context, id string) (*api.Class, error) {
+	cl, _, err := s.authorizeClass(c, id)
+	if err != nil {
+		return nil, err
+	}
+	if cl == nil {
+		return nil, notFound(id)
+	}
+	return cl, nil
 }
 
 // visibleClassID is the class id of a run or artifact call, once the caller

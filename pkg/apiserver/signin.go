@@ -160,12 +160,9 @@ func (s *Server) issueLinks(c echo.Context) error {
 			return err
 		}
 	}
-	cl, _, err := s.authorizeClass(c, id)
+	cl, err := s.storedClass(c, id)
 	if err != nil {
 		return err
-	}
-	if cl == nil {
-		return notFound(id)
 	}
 	if cl.DesiredPhase != api.PhaseUp || cl.UpSince == nil {
 		return apiError(http.StatusConflict, "not_up",
@@ -181,9 +178,10 @@ func (s *Server) issueLinks(c echo.Context) error {
 	var off []ErrorDetail
 	seen := map[string]bool{}
 	for _, st := range students {
+		if err := api.ValidateID("student id", st); err != nil {
+			return apiError(http.StatusBadRequest, "invalid_id", err.Error())
+		}
 		switch {
-		case api.ValidateID("student id", st) != nil:
-			return apiError(http.StatusBadRequest, "invalid_id", api.ValidateID("student id", st).Error())
 		case seen[st]:
 			return apiError(http.StatusBadRequest, "invalid_students", fmt.Sprintf("student %q is named twice", st))
 		case !slices.Contains(cl.Spec.Students, st):
@@ -253,12 +251,9 @@ func (s *Server) listLinks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, _, err := s.authorizeClass(c, id)
+	cl, err := s.storedClass(c, id)
 	if err != nil {
 		return err
-	}
-	if cl == nil {
-		return notFound(id)
 	}
 	ls, err := s.store.ListLinks(c.Request().Context(), id)
 	if err != nil {
@@ -333,23 +328,25 @@ func (s *Server) signInCheck(c echo.Context) error {
 	if !ok || err != nil {
 		return s.refuse(c, client, refused(refuseBadRequest))
 	}
-	if rest, ok := strings.CutPrefix(u.Path, signInPath); ok {
+	if rest, ok := strings.CutPrefix(u.Path, api.SignInPath); ok {
 		switch {
 		case strings.HasPrefix(rest, "signin/"):
 			return s.redeem(c, client, sec, classID, student, strings.TrimPrefix(rest, "signin/"))
 		case rest == "signout":
 			for _, v := range sessionCookies(r) {
-				if signin.Valid(sec.Key, signin.SessionPrefix, v) {
-					if err := s.store.DeleteSession(ctx, signin.Hash(v)); err != nil {
-						return err
-					}
-					s.signIn.sessions.forget(signin.Hash(v))
+				if !signin.Valid(sec.Key, signin.SessionPrefix, v) {
+					continue
 				}
+				hash := signin.Hash(v)
+				if err := s.store.DeleteSession(ctx, hash); err != nil {
+					return err
+				}
+				s.signIn.sessions.forget(hash)
 			}
 			// Never a 2xx here: Traefik would pass that request on to the
 			// sandbox, and drop the cleared cookie.
 			clearCookie(c)
-			c.Response().Header().Set("Location", "/")
+			h.Set("Location", "/")
 			return c.NoContent(http.StatusSeeOther)
 		}
 		return s.refuse(c, client, refused(refuseBadRequest))
@@ -392,9 +389,6 @@ func (si *signIn) forgetClass(id string) { si.classes.forget(id) }
 // forgetUser likewise, for a user whose subjects or existence changed.
 func (si *signIn) forgetUser(name string) { si.users.forget(name) }
 
-// signInPath is the part of a student's host that is Homeroom's.
-const signInPath = "/.homeroom/"
-
 // checkSession returns "" when value is a live session on the host of
 // classID/student, or why not.
 func (s *Server) checkSession(ctx context.Context, sec store.SignInSecrets, classID, student, value string) (string, error) {
@@ -403,11 +397,7 @@ func (s *Server) checkSession(ctx context.Context, sec store.SignInSecrets, clas
 	}
 	hash := signin.Hash(value)
 	sess, err := s.signIn.sessions.get(hash, func() (*api.SignInSession, error) {
-		x, err := s.store.GetSession(ctx, hash)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		return x, err
+		return orNil(s.store.GetSession(ctx, hash))
 	})
 	switch {
 	case err != nil:
@@ -420,11 +410,7 @@ func (s *Server) checkSession(ctx context.Context, sec store.SignInSecrets, clas
 		return refuseExpired, nil
 	}
 	l, err := s.signIn.links.get(api.LinkID(classID, student, sess.Holder), func() (*api.SignInLink, error) {
-		x, err := s.store.GetLink(ctx, classID, student, sess.Holder)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		return x, err
+		return orNil(s.store.GetLink(ctx, classID, student, sess.Holder))
 	})
 	if err != nil {
 		return "", err
@@ -439,13 +425,7 @@ func (s *Server) checkSession(ctx context.Context, sec store.SignInSecrets, clas
 // was made in, with student on its roster, and a helping holder still
 // teaches it; or why not. cached says whether a second-old view will do.
 func (s *Server) checkStanding(ctx context.Context, classID, student, holder string, upSince time.Time, cached bool) (string, error) {
-	getClass := func() (*api.Class, error) {
-		x, err := s.store.Get(ctx, classID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		return x, err
-	}
+	getClass := func() (*api.Class, error) { return orNil(s.store.Get(ctx, classID)) }
 	var cl *api.Class
 	var err error
 	if cached {
@@ -464,11 +444,7 @@ func (s *Server) checkStanding(ctx context.Context, classID, student, holder str
 		return "", nil
 	}
 	u, err := s.signIn.users.get(holder, func() (*api.User, error) {
-		x, err := s.store.GetUser(ctx, holder)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		return x, err
+		return orNil(s.store.GetUser(ctx, holder))
 	})
 	if err != nil {
 		return "", err
@@ -644,6 +620,15 @@ func (s *Server) pruneSignIns(stop <-chan struct{}) {
 			s.log.Debug("pruned sign-ins", zap.Int("deleted", n))
 		}
 	}
+}
+
+// orNil turns the store's "not found" into a nil value, which the caches
+// keep as "known not to exist".
+func orNil[T any](v *T, err error) (*T, error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return v, err
 }
 
 // ttlCache keeps values for a short time, including "absent" (nil).

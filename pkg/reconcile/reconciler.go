@@ -140,8 +140,12 @@ func (r *Reconciler) now() time.Time {
 // start also says so, and then its class's Up latency goes unobserved.
 func restartingAfterUp(c *api.Class) bool {
 	ready := api.FindCondition(c.Status.Conditions, api.ConditionReady)
-	return ready != nil && ready.Reason == "SandboxesRestarting"
+	return ready != nil && ready.Reason == reasonRestarting
 }
+
+// reasonRestarting is Ready's reason while a sandbox waits out its restart
+// pause.
+const reasonRestarting = "SandboxesRestarting"
 
 // Result says what a pass wants next.
 type Result struct {

@@ -48,11 +48,6 @@ func NetworkCreateOptions(classID string, t *policy.Template, subnet netip.Prefi
 // bridgeICC is the bridge driver's option for traffic between containers.
 const bridgeICC = "com.docker.network.bridge.enable_icc"
 
-// SignInPath is the part of every student's host that belongs to Homeroom,
-// not to the sandbox: links are followed under it, and the sandbox never
-// sees a request for it.
-const SignInPath = "/.homeroom/"
-
 // ForwardAuthResponseHeaders are the headers of the sign-in check's answer
 // that Traefik puts on the request it passes to the sandbox, replacing the
 // browser's: Cookie comes back without Homeroom's session cookie, so a

@@ -80,7 +80,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			st.Phase = api.PhaseProvisioning
 			ready.Reason, ready.Message = "StudentsStarting", describe(running, total)
 			if paused := pausedRestarts(Input{Class: *c, Template: tmpl, Observed: obs, Now: now}); len(paused) > 0 {
-				ready.Reason = "SandboxesRestarting"
+				ready.Reason = reasonRestarting
 				ready.Message += "; " + describePaused(paused)
 			}
 		}
