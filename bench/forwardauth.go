@@ -468,15 +468,7 @@ func (e *faEnv) stop() {
 			}
 		}
 		if e.network != "" {
-			var err error
-			for attempt := 0; attempt < 10; attempt++ {
-				if err = c.NetworkRemove(ctx, e.network); err == nil || dockerx.IsNotFound(err) {
-					err = nil
-					break
-				}
-				sleep(ctx, 500*time.Millisecond)
-			}
-			if err != nil {
+			if err := removeNetwork(ctx, c, e.network, 10); err != nil {
 				fmt.Fprintln(os.Stderr, "bench: forwardauth cleanup:", err)
 			}
 		}

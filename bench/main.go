@@ -599,19 +599,27 @@ func cleanup(ctx context.Context, d *dockerx.Client) (int, error) {
 		n++
 		// Just after hundreds of removals the daemon may still count some of
 		// their endpoints ("has active endpoints"): try again for a while.
-		var err error
-		for attempt := 0; attempt < 20; attempt++ {
-			if err = c.NetworkRemove(ctx, nw.ID); err == nil || dockerx.IsNotFound(err) {
-				err = nil
-				break
-			}
-			sleep(ctx, 500*time.Millisecond)
-		}
-		if err != nil {
+		if err := removeNetwork(ctx, c, nw.ID, 20); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// removeNetwork removes a network, gone already counting as removed, trying
+// up to attempts times half a second apart while the daemon still counts
+// endpoints of containers just removed.
+func removeNetwork(ctx context.Context, c interface {
+	NetworkRemove(context.Context, string) error
+}, id string, attempts int) error {
+	var err error
+	for attempt := 0; attempt < attempts; attempt++ {
+		if err = c.NetworkRemove(ctx, id); err == nil || dockerx.IsNotFound(err) {
+			return nil
+		}
+		sleep(ctx, 500*time.Millisecond)
+	}
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) {
