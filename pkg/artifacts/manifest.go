@@ -24,15 +24,19 @@ const manifestParallel = 8
 // every object it lists was uploaded. A student prefix without a manifest is
 // a collection that did not finish and is ignored by readers.
 type Manifest struct {
-	SchemaVersion int           `json:"schemaVersion"`
-	ClassID       string        `json:"classId"`
-	StudentID     string        `json:"studentId"`
-	RunID         string        `json:"runId"`
-	Template      string        `json:"template"`
-	Image         string        `json:"image"`
-	Container     ContainerInfo `json:"container"`
-	CollectedAt   time.Time     `json:"collectedAt"`
-	Files         []File        `json:"files"`
+	SchemaVersion int    `json:"schemaVersion"`
+	ClassID       string `json:"classId"`
+	// Subject is the class's subject when collected: reads of the run are
+	// authorized against it, not against whatever subject the class id has
+	// later. Empty for an orphan's collection (its class is gone).
+	Subject     string        `json:"subject,omitempty"`
+	StudentID   string        `json:"studentId"`
+	RunID       string        `json:"runId"`
+	Template    string        `json:"template"`
+	Image       string        `json:"image"`
+	Container   ContainerInfo `json:"container"`
+	CollectedAt time.Time     `json:"collectedAt"`
+	Files       []File        `json:"files"`
 	// Logs is the container log at LogsKey(prefix); its Path is relative to
 	// the student prefix ("logs/container.log").
 	Logs    *File     `json:"logs,omitempty"`

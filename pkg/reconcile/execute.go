@@ -349,7 +349,7 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 // collectStudent does the work of collect and returns the bytes uploaded.
 func (e *executor) collectStudent(ctx context.Context, student, name string) (int64, error) {
 	e.mu.Lock()
-	classID, run := e.class.ID, e.class.Status.Run
+	classID, subject, run := e.class.ID, e.class.Spec.Subject, e.class.Status.Run
 	e.mu.Unlock()
 	if run == nil {
 		return 0, errors.New("no Down run recorded")
@@ -365,6 +365,7 @@ func (e *executor) collectStudent(ctx context.Context, student, name string) (in
 	m := artifacts.Manifest{
 		SchemaVersion: 1,
 		ClassID:       classID,
+		Subject:       subject,
 		StudentID:     student,
 		RunID:         run.ID,
 		Template:      info.Config.Labels[api.LabelTemplate],
