@@ -9,6 +9,10 @@ const (
 	LabelStudent    = "homeroom.student"
 	LabelConfigHash = "homeroom.config-hash"
 	LabelTemplate   = "homeroom.template"
+	// LabelCollect records what is collected of the container (its collect
+	// paths and caps) as it was made, so that a template changed while Up
+	// never collects less of it.
+	LabelCollect = "homeroom.collect"
 )
 
 // NetworkName is the class network's name.

@@ -92,6 +92,11 @@ type ArtifactsRef struct {
 	// container is gone.
 	State     string     `json:"state" bson:"state"`
 	RemovedAt *time.Time `json:"removedAt,omitempty" bson:"removedAt,omitempty"`
+	// Truncated: the template's size or file cap left files out.
+	Truncated bool `json:"truncated,omitempty" bson:"truncated,omitempty"`
+	// Incomplete: something the template's rules would have kept was not
+	// collected (the manifest's skipped entries say what and why).
+	Incomplete bool `json:"incomplete,omitempty" bson:"incomplete,omitempty"`
 }
 
 // Checkpoints of a student's collection.

@@ -2,7 +2,12 @@ package artifacts
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -10,16 +15,21 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/homeroom/homeroom/internal/failpoint"
 )
 
 // File is one collected file.
 type File struct {
 	// Path is relative to "/" in the container, e.g. "workspace/notes.txt".
-	Path   string `json:"path"`
-	Key    string `json:"key"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	Path string `json:"path"`
+	// RawPath is the path's exact bytes in base64 when they are not UTF-8;
+	// Path then shows them with U+FFFD for each byte that is not.
+	RawPath string `json:"rawPath,omitempty"`
+	Key     string `json:"key"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
 }
 
 // Object is the stored object this file was uploaded as.
@@ -43,83 +53,213 @@ const (
 	ReasonFIFO        = "fifo"
 	ReasonUnsupported = "unsupported entry type"
 	ReasonSizeCap     = "size cap"
+	ReasonFileCap     = "file cap"
 )
+
+// IsLoss tells the reasons that mean work was not collected although the
+// template's rules would have kept it: a student's outcome is then
+// incomplete. The caps, links and special files are the template's rules,
+// and a collect path missing from the container held nothing.
+func IsLoss(reason string) bool {
+	switch reason {
+	case ReasonSizeCap, ReasonFileCap, ReasonSymlink, ReasonHardlink, ReasonDevice, ReasonFIFO, ReasonMissingPath:
+		return false
+	}
+	// The entry counting unlisted skips is not a reason of its own.
+	var n int
+	if _, err := fmt.Sscanf(reason, moreSkippedFormat, &n); err == nil {
+		return false
+	}
+	return true
+}
 
 // FilesKey is where a file collected at rel (relative to "/") is stored.
 func FilesKey(prefix, rel string) string { return prefix + "files/" + rel }
 
-// UploadTree uploads the regular files of a tar stream as returned by
+// EncodedKey is where a file is stored whose path cannot be a key: a name
+// that is not UTF-8, or a path longer than S3 allows. The manifest maps it
+// back to the path. Nothing a student names is stored under "encoded/".
+func EncodedKey(prefix, rel string) string {
+	sum := sha256.Sum256([]byte(rel))
+	return prefix + "encoded/" + hex.EncodeToString(sum[:])
+}
+
+// fileKey is where the file at rel goes, and the manifest's record of its
+// path: rel itself when it is UTF-8, else rel with the bytes that are not
+// replaced and the exact name in base64.
+func fileKey(prefix, rel string) (key, shown, raw string) {
+	if !utf8.ValidString(rel) {
+		return EncodedKey(prefix, rel), strings.ToValidUTF8(rel, "\uFFFD"), base64.StdEncoding.EncodeToString([]byte(rel))
+	}
+	if key := FilesKey(prefix, rel); checkKey(key) == nil {
+		return key, rel, ""
+	}
+	return EncodedKey(prefix, rel), rel, ""
+}
+
+// UploadTree uploads the regular files of a tar stream with at most maxBytes
+// of them (0: no cap); see uploadTree.
+func (s *Store) UploadTree(ctx context.Context, prefix, collectPath string, tarStream io.Reader, maxBytes int64) ([]File, []Skipped, error) {
+	return uploadTree(ctx, s, prefix, collectPath, tarStream, &budget{bytes: maxBytes})
+}
+
+// budget is what a student's collection may still take, across its collect
+// paths; zero caps are unlimited.
+type budget struct {
+	bytes, usedBytes int64
+	files, usedFiles int
+}
+
+func (b *budget) spent() bool { return b.reason() != "" }
+
+// reason is why nothing more fits, or "".
+func (b *budget) reason() string {
+	switch {
+	case b.files > 0 && b.usedFiles >= b.files:
+		return ReasonFileCap
+	case b.bytes > 0 && b.usedBytes >= b.bytes:
+		return ReasonSizeCap
+	}
+	return ""
+}
+
+// admit reserves a file of size bytes, or says which cap it passes.
+func (b *budget) admit(size int64) string {
+	switch {
+	case b.files > 0 && b.usedFiles >= b.files:
+		return ReasonFileCap
+	case b.bytes > 0 && b.usedBytes+size > b.bytes:
+		return ReasonSizeCap
+	}
+	b.usedFiles++
+	b.usedBytes += size
+	return ""
+}
+
+// smallFileMax is the size up to which a file is read whole and uploaded
+// beside the next ones: a workspace of many small files is bound by round
+// trips, not bytes. Larger files stream one at a time.
+const smallFileMax = 256 << 10
+
+// uploadParallel bounds the small files in flight at once.
+const uploadParallel = 8
+
+// uploadTree uploads the regular files of a tar stream as returned by
 // Docker's CopyFromContainer for collectPath, whose entry names are relative
 // to path.Dir(collectPath). Each file goes to FilesKey(prefix, its path
-// relative to "/"), streamed from the tar reader: memory stays bounded by
-// the part size whatever the files' sizes.
+// relative to "/"), or to EncodedKey when that cannot be a key; large files
+// are streamed from the tar reader, so memory stays bounded whatever the
+// files' sizes.
 //
 // The archive comes from a container the student controlled, so no entry is
 // trusted: entries that are absolute, contain "..", resolve outside
 // collectPath, or are links or special files are skipped and reported;
-// directories are skipped silently (S3 has none). With maxBytes > 0, a file
-// that would take the total beyond maxBytes is skipped with ReasonSizeCap;
-// smaller files after it are still collected. At most 1000 skipped entries
-// are listed (and, past them, the first one skipped for the size cap, so
-// that the manifest always shows the cap was hit); a last entry without a
-// path counts the rest.
+// directories are skipped silently (S3 has none). A file past the budget's
+// byte cap is skipped with ReasonSizeCap (smaller files after it are still
+// collected), and every file past its file cap with ReasonFileCap. At most
+// 1000 skipped entries are listed (past them, the first one of each cap and
+// the first one that is a loss, so that the manifest always shows why it is
+// short); a last entry without a path counts the rest.
 //
 // Keys depend only on the archive, so a retried collection overwrites the
 // same objects. On error, the files uploaded so far are returned with it.
-func (s *Store) UploadTree(ctx context.Context, prefix, collectPath string, tarStream io.Reader, maxBytes int64) (files []File, skipped []Skipped, err error) {
+func uploadTree(ctx context.Context, objs Objects, prefix, collectPath string, tarStream io.Reader, b *budget) (files []File, skipped []Skipped, err error) {
 	root := path.Clean("/" + collectPath)
 	base := path.Dir(root)
-	index := make(map[string]int) // path → position in files, for repeated entries
-	var total, unlisted int64
-	capListed := false
+	index := make(map[string]*File) // path → its entry, for repeated entries
+	var entries []*File             // filled in by the uploads, in archive order
+	var unlisted int64
+	listed := map[string]bool{}
+	// Small files upload in the background; a failure stops the archive.
+	uploads, uctx := errgroup.WithContext(ctx)
+	uploads.SetLimit(uploadParallel)
+	defer func() { uploads.Wait() }()
+	done := func() []File {
+		var out []File
+		for _, f := range entries {
+			if f.SHA256 != "" {
+				out = append(out, *f)
+			}
+		}
+		return out
+	}
+	fail := func(err error) ([]File, []Skipped, error) {
+		if werr := uploads.Wait(); werr != nil && errors.Is(err, context.Canceled) {
+			err = werr // the upload that failed, not the cancellation it caused
+		}
+		return done(), skipped, fmt.Errorf("artifacts: collect %s: %w", collectPath, err)
+	}
 	tr := tar.NewReader(tarStream)
 	for {
-		if err := ctx.Err(); err != nil {
-			return files, skipped, fmt.Errorf("artifacts: collect %s: %w", collectPath, err)
+		if err := uctx.Err(); err != nil {
+			return fail(err)
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			if unlisted > 0 {
-				skipped = append(skipped, Skipped{Reason: fmt.Sprintf(moreSkippedFormat, unlisted)})
-			}
-			return files, skipped, nil
+			break
 		}
 		if err != nil {
-			return files, skipped, fmt.Errorf("artifacts: collect %s: read archive: %w", collectPath, err)
+			return fail(fmt.Errorf("read archive: %w", err))
 		}
 		rel, reason := classifyEntry(hdr, base, root)
 		if reason == "" && hdr.Typeflag == tar.TypeDir {
 			continue
 		}
-		key := FilesKey(prefix, rel)
-		if reason == "" && checkKey(key) != nil {
-			reason = ReasonInvalidName
-		}
-		if reason == "" && maxBytes > 0 && total+hdr.Size > maxBytes {
-			reason = ReasonSizeCap
+		if reason == "" {
+			reason = b.admit(hdr.Size)
 		}
 		if reason != "" {
-			first := reason == ReasonSizeCap && !capListed
+			first := !listed[reason] && (reason == ReasonSizeCap || reason == ReasonFileCap || IsLoss(reason))
 			unlisted += report(&skipped, rel, hdr.Name, reason, first)
-			capListed = capListed || first
+			listed[reason] = listed[reason] || first
 			continue
 		}
-		obj, err := s.PutStream(ctx, key, tr, hdr.Size, contentType(rel))
-		if err != nil {
-			return files, skipped, fmt.Errorf("artifacts: collect %s: %w", collectPath, err)
+		key, shown, raw := fileKey(prefix, rel)
+		f, seen := index[rel]
+		if seen {
+			// A later entry of a tar replaces an earlier one at the same key:
+			// let the earlier upload finish first.
+			if err := uploads.Wait(); err != nil {
+				return fail(err)
+			}
+			uploads, uctx = errgroup.WithContext(ctx)
+			uploads.SetLimit(uploadParallel)
+		} else {
+			f = &File{}
+			index[rel] = f
+			entries = append(entries, f)
 		}
-		failpoint.Hit("file-uploaded")
-		total += obj.Size
-		f := File{Path: rel, Key: key, Size: obj.Size, SHA256: obj.SHA256}
-		if i, ok := index[rel]; ok {
-			// A later entry of a tar replaces an earlier one, and so did the
-			// upload to the same key.
-			files[i] = f
+		*f = File{Path: shown, RawPath: raw, Key: key, Size: hdr.Size}
+		if hdr.Size > smallFileMax {
+			obj, err := objs.PutStream(uctx, key, tr, hdr.Size, contentType(shown))
+			if err != nil {
+				return fail(err)
+			}
+			failpoint.Hit("file-uploaded")
+			f.SHA256 = obj.SHA256
 			continue
 		}
-		index[rel] = len(files)
-		files = append(files, f)
+		data := make([]byte, hdr.Size)
+		if _, err := io.ReadFull(tr, data); err != nil {
+			return fail(fmt.Errorf("read archive: %w", err))
+		}
+		uploads.Go(func() error {
+			obj, err := objs.PutStream(uctx, key, bytes.NewReader(data), int64(len(data)), contentType(shown))
+			if err != nil {
+				return err
+			}
+			failpoint.Hit("file-uploaded")
+			f.SHA256 = obj.SHA256 // f is this upload's own entry
+			return nil
+		})
 	}
+	if err := uploads.Wait(); err != nil {
+		return fail(err)
+	}
+	if unlisted > 0 {
+		skipped = append(skipped, Skipped{Reason: fmt.Sprintf(moreSkippedFormat, unlisted)})
+	}
+	return done(), skipped, nil
 }
 
 // maxSkippedListed bounds the skipped entries a manifest lists: a student
@@ -150,7 +290,7 @@ func report(skipped *[]Skipped, rel, name, reason string, always bool) int64 {
 func classifyEntry(hdr *tar.Header, base, root string) (rel, reason string) {
 	name := hdr.Name
 	switch {
-	case name == "" || !utf8.ValidString(name) || strings.ContainsRune(name, 0):
+	case name == "" || strings.ContainsRune(name, 0):
 		return "", ReasonInvalidName
 	case strings.HasPrefix(name, "/"):
 		return "", ReasonAbsolute

@@ -31,7 +31,7 @@ func TestClassifyEntry(t *testing.T) {
 		{"parent segment that stays inside", "/workspace", "workspace/a/../b", tar.TypeReg, "", ReasonParent},
 		{"absolute", "/workspace", "/etc/passwd", tar.TypeReg, "", ReasonAbsolute},
 		{"absolute inside the collect path", "/workspace", "/workspace/a", tar.TypeReg, "", ReasonAbsolute},
-		{"not UTF-8", "/workspace", "workspace/\xff", tar.TypeReg, "", ReasonInvalidName},
+		{"not UTF-8 is collected (under an encoded key)", "/workspace", "workspace/\xff", tar.TypeReg, "workspace/\xff", ""},
 		{"empty", "/workspace", "", tar.TypeReg, "", ReasonInvalidName},
 		{"symlink", "/workspace", "workspace/l", tar.TypeSymlink, "workspace/l", ReasonSymlink},
 		{"hardlink", "/workspace", "workspace/h", tar.TypeLink, "workspace/h", ReasonHardlink},

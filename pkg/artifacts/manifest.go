@@ -48,6 +48,9 @@ type Manifest struct {
 	// template's size cap: at least one file or collect path was skipped
 	// with ReasonSizeCap.
 	Truncated bool `json:"truncated,omitempty"`
+	// Incomplete says that something the template's rules would have kept
+	// was not collected: a skipped entry has a reason for which IsLoss holds.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 // ContainerInfo is the student container as it was when collected.
@@ -108,6 +111,11 @@ func (m *Manifest) Finish() {
 	if hasSizeCap(m.Skipped) {
 		m.Truncated = true
 	}
+	for _, sk := range m.Skipped {
+		if IsLoss(sk.Reason) {
+			m.Incomplete = true
+		}
+	}
 	if m.Files == nil {
 		m.Files = []File{}
 	}
@@ -115,7 +123,7 @@ func (m *Manifest) Finish() {
 
 // hasSizeCap reports whether the size cap stopped any entry.
 func hasSizeCap(skipped []Skipped) bool {
-	return slices.ContainsFunc(skipped, func(sk Skipped) bool { return sk.Reason == ReasonSizeCap })
+	return slices.ContainsFunc(skipped, func(sk Skipped) bool { return sk.Reason == ReasonSizeCap || sk.Reason == ReasonFileCap })
 }
 
 // skippedCount is how many entries were skipped, including those a bounded

@@ -43,6 +43,9 @@ type Template struct {
 	// CollectMaxMiB caps what is collected of one student on Down (default
 	// 256); files past it are left out and listed in the manifest.
 	CollectMaxMiB int64 `yaml:"collectMaxMiB,omitempty" json:"collectMaxMiB"`
+	// CollectMaxFiles caps how many files are collected of one student
+	// (default 10000): each is an object, and the manifest lists them all.
+	CollectMaxFiles int `yaml:"collectMaxFiles,omitempty" json:"collectMaxFiles"`
 	// Internet gives the class network a route out. It is off unless the
 	// template asks: students then share an internal network that reaches
 	// nothing but their classmates and Traefik.
@@ -98,6 +101,21 @@ func (t *Template) CollectMaxBytes() int64 {
 }
 
 const defaultCollectMaxMiB = 256
+
+// CollectMaxFileCount is the file cap; a nil template gets the default.
+func (t *Template) CollectMaxFileCount() int {
+	if t == nil || t.CollectMaxFiles <= 0 {
+		return defaultCollectMaxFiles
+	}
+	return t.CollectMaxFiles
+}
+
+// defaultCollectMaxFiles keeps a manifest of long paths well under the
+// 64 MiB a reader accepts.
+const defaultCollectMaxFiles = 10000
+
+// maxCollectMaxFiles bounds what a policy may ask for, for the same reason.
+const maxCollectMaxFiles = 50000
 
 // Policy is the parsed policy file.
 type Policy struct {
@@ -251,6 +269,12 @@ func (t *Template) normalize() error {
 	}
 	if t.CollectMaxMiB == 0 {
 		t.CollectMaxMiB = defaultCollectMaxMiB
+	}
+	if t.CollectMaxFiles < 0 || t.CollectMaxFiles > maxCollectMaxFiles {
+		return fmt.Errorf("collectMaxFiles must be between 1 and %d", maxCollectMaxFiles)
+	}
+	if t.CollectMaxFiles == 0 {
+		t.CollectMaxFiles = defaultCollectMaxFiles
 	}
 	if t.MemoryMiB <= 0 {
 		return fmt.Errorf("memoryMiB must be positive")

@@ -8,13 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/homeroom/homeroom/internal/failpoint"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -40,12 +37,10 @@ type Docker interface {
 	Logs(ctx context.Context, id string) (io.ReadCloser, error)
 }
 
-// Artifacts is what collection needs of the object store.
+// Artifacts is what the controller needs of the object store: what the
+// collector writes with, and the run index.
 type Artifacts interface {
-	PutStream(ctx context.Context, key string, r io.Reader, size int64, contentType string) (artifacts.Object, error)
-	UploadTree(ctx context.Context, prefix, collectPath string, tarStream io.Reader, maxBytes int64) ([]artifacts.File, []artifacts.Skipped, error)
-	PutJSON(ctx context.Context, key string, v any) (artifacts.Object, error)
-	Verify(ctx context.Context, objs []artifacts.Object) error
+	artifacts.Objects
 	WriteRunIndex(ctx context.Context, classID, runID string, students []string, startedAt, completedAt time.Time) (*artifacts.RunIndex, error)
 }
 
@@ -356,78 +351,19 @@ func (e *executor) collectStudent(ctx context.Context, student, name string) (in
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
 	defer cancel()
-	d := e.r.docker
-	info, err := d.InspectContainer(ctx, name)
-	if err != nil {
-		return 0, fmt.Errorf("inspect: %w", err)
-	}
-	prefix := api.ArtifactPrefix(classID, run.ID, student)
-	m := artifacts.Manifest{
-		SchemaVersion: 1,
-		ClassID:       classID,
-		Subject:       subject,
-		StudentID:     student,
-		RunID:         run.ID,
-		Template:      info.Config.Labels[api.LabelTemplate],
-		Image:         info.Image,
-		Container:     containerInfo(info),
-	}
-	var objs []artifacts.Object
-
-	logs, err := e.uploadLogs(ctx, info.ID, artifacts.LogsKey(prefix))
+	c := artifacts.Collector{Source: e.r.docker, Objects: e.r.artifacts, Now: e.r.now}
+	res, err := c.Collect(ctx, artifacts.Request{
+		ClassID: classID, Subject: subject, RunID: run.ID, StudentID: student,
+		Container: name, Rules: artifacts.RulesFor(e.tmpl),
+	})
 	if err != nil {
 		return 0, err
 	}
-	m.Logs = &logs
-	objs = append(objs, artifacts.Object{Key: logs.Key, Size: logs.Size, SHA256: logs.SHA256})
-
-	// The cap is per student, across all collect paths.
-	remaining := e.tmpl.CollectMaxBytes()
-	for _, p := range collectPaths(e.tmpl) {
-		if remaining <= 0 {
-			m.Skipped = append(m.Skipped, artifacts.Skipped{Path: strings.TrimPrefix(p, "/"), Reason: artifacts.ReasonSizeCap})
-			continue
-		}
-		rc, err := d.Archive(ctx, info.ID, p)
-		if dockerx.IsNotFound(err) {
-			m.Skipped = append(m.Skipped, artifacts.Skipped{Path: strings.TrimPrefix(p, "/"), Reason: "does not exist in the container"})
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		failpoint.Hit("archive-open-before-upload")
-		files, skipped, err := e.r.artifacts.UploadTree(ctx, prefix, p, rc, remaining)
-		rc.Close()
-		if err != nil {
-			return 0, fmt.Errorf("upload %s: %w", p, err)
-		}
-		for _, f := range files {
-			m.TotalBytes += f.Size
-			remaining -= f.Size
-			objs = append(objs, artifacts.Object{Key: f.Key, Size: f.Size, SHA256: f.SHA256})
-		}
-		m.Files = append(m.Files, files...)
-		m.Skipped = append(m.Skipped, skipped...)
-	}
-	m.CollectedAt = e.r.now()
-	m.Finish()
-	mobj, err := e.r.artifacts.PutJSON(ctx, artifacts.ManifestKey(prefix), m)
-	if err != nil {
-		return 0, fmt.Errorf("manifest: %w", err)
-	}
-	objs = append(objs, mobj)
-	if err := e.r.artifacts.Verify(ctx, objs); err != nil {
-		return 0, fmt.Errorf("verify: %w", err)
-	}
 	failpoint.Hit("verified-before-checkpoint")
-	ref := &api.ArtifactsRef{
-		RunID: run.ID, Prefix: prefix, Manifest: mobj.Key,
-		Files: len(m.Files), Bytes: m.TotalBytes, CollectedAt: m.CollectedAt,
-		ManifestSHA256: mobj.SHA256, State: api.CollectVerified,
-	}
-	e.log.Info("collected", zap.String("studentId", student), zap.Int("files", ref.Files), zap.Int64("bytes", ref.Bytes))
-	return m.TotalBytes + logs.Size, e.checkpoint(ctx, func(st *api.ClassStatus) {
+	ref := res.Ref(api.ArtifactPrefix(classID, run.ID, student))
+	e.log.Info("collected", zap.String("studentId", student), zap.Int("files", ref.Files), zap.Int64("bytes", ref.Bytes),
+		zap.Bool("truncated", ref.Truncated), zap.Bool("incomplete", ref.Incomplete))
+	return res.Uploaded, e.checkpoint(ctx, func(st *api.ClassStatus) {
 		for i := range st.Students {
 			if st.Students[i].ID == student {
 				st.Students[i].Artifacts = ref
@@ -436,55 +372,4 @@ func (e *executor) collectStudent(ctx context.Context, student, name string) (in
 		}
 		st.Students = append(st.Students, api.StudentStatus{ID: student, Container: name, State: "exited", Artifacts: ref})
 	})
-}
-
-func (e *executor) uploadLogs(ctx context.Context, id, key string) (artifacts.File, error) {
-	rc, err := e.r.docker.Logs(ctx, id)
-	if err != nil {
-		return artifacts.File{}, err
-	}
-	defer rc.Close()
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Sandboxes run without a TTY, so the daemon multiplexes stdout and
-		// stderr; both go, interleaved, into one log object.
-		_, err := stdcopy.StdCopy(pw, pw, rc)
-		pw.CloseWithError(err)
-	}()
-	obj, err := e.r.artifacts.PutStream(ctx, key, pr, -1, "text/plain; charset=utf-8")
-	pr.CloseWithError(errors.New("upload ended"))
-	rc.Close()
-	<-done
-	if err != nil {
-		return artifacts.File{}, fmt.Errorf("upload logs: %w", err)
-	}
-	return artifacts.File{Path: artifacts.LogsPath, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256}, nil
-}
-
-func collectPaths(t *policy.Template) []string {
-	if t == nil || len(t.CollectPaths) == 0 {
-		return []string{"/workspace"}
-	}
-	return t.CollectPaths
-}
-
-func containerInfo(info container.InspectResponse) artifacts.ContainerInfo {
-	ci := artifacts.ContainerInfo{ID: info.ID, Name: info.Name}
-	if len(ci.Name) > 0 && ci.Name[0] == '/' {
-		ci.Name = ci.Name[1:]
-	}
-	if s := info.State; s != nil {
-		ci.State = s.Status
-		code := s.ExitCode
-		ci.ExitCode = &code
-		if t, err := time.Parse(time.RFC3339Nano, s.StartedAt); err == nil && !t.IsZero() && t.Year() > 1 {
-			ci.StartedAt = &t
-		}
-		if t, err := time.Parse(time.RFC3339Nano, s.FinishedAt); err == nil && !t.IsZero() && t.Year() > 1 {
-			ci.FinishedAt = &t
-		}
-	}
-	return ci
 }

@@ -690,58 +690,6 @@ func (a *fakeArtifacts) PutStream(_ context.Context, key string, r io.Reader, si
 	return a.store(key, data), nil
 }
 
-// UploadTree stores the regular files of a Docker archive of collectPath,
-// each through PutStream as the real store does.
-func (a *fakeArtifacts) UploadTree(ctx context.Context, prefix, collectPath string, tarStream io.Reader, maxBytes int64) ([]artifacts.File, []artifacts.Skipped, error) {
-	if err := a.record("UploadTree", prefix); err != nil {
-		return nil, nil, err
-	}
-	var (
-		files   []artifacts.File
-		skipped []artifacts.Skipped
-		total   int64
-	)
-	tr := tar.NewReader(tarStream)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return files, skipped, nil
-		}
-		if err != nil {
-			return files, skipped, fmt.Errorf("read archive: %w", err)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		full := path.Join(path.Dir(collectPath), hdr.Name)
-		if !strings.HasPrefix(full, collectPath+"/") {
-			skipped = append(skipped, artifacts.Skipped{Path: hdr.Name, Reason: artifacts.ReasonOutside})
-			continue
-		}
-		rel := strings.TrimPrefix(full, "/")
-		if maxBytes > 0 && total+hdr.Size > maxBytes {
-			skipped = append(skipped, artifacts.Skipped{Path: rel, Reason: artifacts.ReasonSizeCap})
-			continue
-		}
-		obj, err := a.PutStream(ctx, artifacts.FilesKey(prefix, rel), tr, hdr.Size, "")
-		if err != nil {
-			return files, skipped, fmt.Errorf("collect %s: %w", collectPath, err)
-		}
-		total += obj.Size
-		files = append(files, artifacts.File{Path: rel, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256})
-	}
-}
-
-func (a *fakeArtifacts) PutJSON(_ context.Context, key string, v any) (artifacts.Object, error) {
-	if err := a.record("PutJSON", key); err != nil {
-		return artifacts.Object{}, err
-	}
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return artifacts.Object{}, err
-	}
-	return a.store(key, append(data, '\n')), nil
-}
 
 // WriteRunIndex records one index object per run, listing the students
 // whose manifests are stored, as the real store does from the manifests.
@@ -802,6 +750,19 @@ func (a *fakeArtifacts) isVerified(key string) bool {
 }
 
 // count is how many op calls touched the student's objects, of any run.
+// manifests counts the student's manifest writes: one per collection.
+func (a *fakeArtifacts) manifests(student string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, c := range a.calls {
+		if c.op == "PutStream" && strings.Contains(c.key, "/"+student+"/") && strings.HasSuffix(c.key, "/manifest.json") {
+			n++
+		}
+	}
+	return n
+}
+
 func (a *fakeArtifacts) count(op, student string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -1296,9 +1257,9 @@ func TestDownKeepsContainersWhoseWorkDidNotUpload(t *testing.T) {
 
 	// The object store is back: only carol is left to do.
 	e.art.clear()
-	before := map[string][3]int{}
+	before := map[string][2]int{}
 	for _, s := range []string{"alice", "bob", "carol"} {
-		before[s] = [3]int{e.art.count("PutStream", s), e.art.count("UploadTree", s), e.art.count("PutJSON", s)}
+		before[s] = [2]int{e.art.count("PutStream", s), e.art.manifests(s)}
 	}
 	res = e.mustConverge()
 	want := fmt.Sprintf("collect carol (%s)\nremove-container carol (%s)\ndisconnect-traefik (%s)\nremove-network (%s)\ncomplete-run (%s)\n",
@@ -1307,13 +1268,13 @@ func TestDownKeepsContainersWhoseWorkDidNotUpload(t *testing.T) {
 		t.Errorf("plan after the fault cleared:\n%s\nwant:\n%s", got, want)
 	}
 	for _, s := range []string{"alice", "bob"} {
-		now := [3]int{e.art.count("PutStream", s), e.art.count("UploadTree", s), e.art.count("PutJSON", s)}
+		now := [2]int{e.art.count("PutStream", s), e.art.manifests(s)}
 		if now != before[s] {
-			t.Errorf("%s uploaded again: PutStream/UploadTree/PutJSON %v -> %v", s, before[s], now)
+			t.Errorf("%s uploaded again: uploads/manifests %v -> %v", s, before[s], now)
 		}
 	}
-	if n := e.art.count("UploadTree", "carol") - before["carol"][1]; n != 1 {
-		t.Errorf("carol's tree uploaded %d times, want 1", n)
+	if n := e.art.manifests("carol") - before["carol"][1]; n != 1 {
+		t.Errorf("carol's manifest written %d times, want 1", n)
 	}
 	if got := e.docker.classContainers(); len(got) != 0 {
 		t.Errorf("containers left after Down: %v", got)
@@ -1433,7 +1394,7 @@ complete-run (` + runID + `)
 				t.Errorf("plan:\n%s\nwant:\n%s", got, want)
 			}
 			for s, n := range tc.wantCollected {
-				if got := e.art.count("PutJSON", s); got != n {
+				if got := e.art.manifests(s); got != n {
 					t.Errorf("%s collected %d times, want %d", s, got, n)
 				}
 			}

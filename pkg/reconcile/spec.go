@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
 )
@@ -67,6 +68,7 @@ func ContainerSpec(classID, student string, t *policy.Template, domain, forwardA
 	labels := managedLabels(classID)
 	labels[api.LabelStudent] = student
 	labels[api.LabelTemplate] = t.Name
+	labels[api.LabelCollect] = artifacts.RulesFor(t).Label()
 	labels["traefik.enable"] = "true"
 	labels["traefik.docker.network"] = net
 	labels["traefik.http.routers."+router+".rule"] = fmt.Sprintf("Host(`%s`)", api.Host(classID, student, domain))

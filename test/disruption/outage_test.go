@@ -25,8 +25,8 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// gatedArtifacts holds the first upload of a tree until the test opens the
-// gate, so that the test can break something while a Down is surely in
+// gatedArtifacts holds the first upload of a collected file until the test
+// opens the gate, so that the test can break something while a Down is surely in
 // flight.
 type gatedArtifacts struct {
 	*artifacts.Store
@@ -39,14 +39,16 @@ func gated(s *artifacts.Store) *gatedArtifacts {
 	return &gatedArtifacts{Store: s, entered: make(chan struct{}), gate: make(chan struct{})}
 }
 
-func (g *gatedArtifacts) UploadTree(ctx context.Context, prefix, collectPath string, r io.Reader, maxBytes int64) ([]artifacts.File, []artifacts.Skipped, error) {
-	first := false
-	g.once.Do(func() { first = true })
-	if first {
-		close(g.entered)
-		<-g.gate
+func (g *gatedArtifacts) PutStream(ctx context.Context, key string, r io.Reader, size int64, contentType string) (artifacts.Object, error) {
+	if strings.Contains(key, "/files/") {
+		first := false
+		g.once.Do(func() { first = true })
+		if first {
+			close(g.entered)
+			<-g.gate
+		}
 	}
-	return g.Store.UploadTree(ctx, prefix, collectPath, r, maxBytes)
+	return g.Store.PutStream(ctx, key, r, size, contentType)
 }
 
 type world struct {
