@@ -690,7 +690,6 @@ func (a *fakeArtifacts) PutStream(_ context.Context, key string, r io.Reader, si
 	return a.store(key, data), nil
 }
 
-
 // WriteRunIndex records one index object per run, listing the students
 // whose manifests are stored, as the real store does from the manifests.
 func (a *fakeArtifacts) WriteRunIndex(_ context.Context, classID, runID string, students []string, startedAt, completedAt time.Time) (*artifacts.RunIndex, error) {
