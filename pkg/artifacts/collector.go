@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/homeroom/homeroom/internal/failpoint"
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
 )
 
@@ -119,7 +121,7 @@ func (c *Collector) Collect(ctx context.Context, req Request) (*Result, error) {
 			continue
 		}
 		rc, err := c.Source.Archive(ctx, info.ID, p)
-		if isNotFoundErr(err) {
+		if dockerx.IsNotFound(err) {
 			m.Skipped = append(m.Skipped, Skipped{Path: strings.TrimPrefix(p, "/"), Reason: ReasonMissingPath})
 			continue
 		}
@@ -231,13 +233,6 @@ func (c *Collector) uploadLogs(ctx context.Context, id, key string) (File, error
 	return File{Path: LogsPath, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256}, nil
 }
 
-// isNotFoundErr tells a path missing from the container. Docker's client
-// marks it with an interface rather than a type.
-func isNotFoundErr(err error) bool {
-	var nf interface{ NotFound() }
-	return err != nil && errors.As(err, &nf)
-}
-
 func containerInfo(info container.InspectResponse) ContainerInfo {
 	ci := ContainerInfo{ID: info.ID, Name: strings.TrimPrefix(info.Name, "/")}
 	if s := info.State; s != nil {
@@ -285,11 +280,12 @@ func (r Rules) Label() string {
 // made before they were recorded has none (zero Rules).
 func RulesFromLabels(labels map[string]string) Rules {
 	var r Rules
-	if v := labels[api.LabelCollect]; v != "" {
-		if json.Unmarshal([]byte(v), &r) != nil {
-			return Rules{}
-		}
+	if v := labels[api.LabelCollect]; v == "" || json.Unmarshal([]byte(v), &r) != nil {
+		return Rules{}
 	}
+	// Only Homeroom labels its containers, but a path is still a path into
+	// a student's container: keep the clean absolute ones.
+	r.Paths = slices.DeleteFunc(r.Paths, func(p string) bool { return !path.IsAbs(p) || path.Clean(p) != p || p == "/" })
 	return r
 }
 
@@ -306,5 +302,10 @@ func (r Rules) Merge(o Rules) Rules {
 	if len(m.Paths) == 0 {
 		m.Paths = []string{"/workspace"}
 	}
+	// A path inside another is collected with it; collecting it again
+	// would list its files twice.
+	m.Paths = slices.DeleteFunc(m.Paths, func(p string) bool {
+		return slices.ContainsFunc(m.Paths, func(q string) bool { return strings.HasPrefix(p, q+"/") })
+	})
 	return m
 }

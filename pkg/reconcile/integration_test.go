@@ -44,7 +44,7 @@ type rig struct {
 	reg     *prometheus.Registry
 }
 
-func newRig(t *testing.T, pol *policy.Policy) *rig {
+func newRig(t *testing.T, pol *policy.Policy, tune ...func(*reconcile.Options)) *rig {
 	t.Helper()
 	d := testenv.Docker(t)
 	s3 := testenv.StartS3(t)
@@ -59,10 +59,14 @@ func newRig(t *testing.T, pol *policy.Policy) *rig {
 		pol = policy.Default()
 	}
 	r.reg = prometheus.NewRegistry()
-	r.rec = reconcile.New(r.store, d, art, pol, reconcile.Options{
+	opts := reconcile.Options{
 		Domain: "lab.test", TraefikContainer: r.traefik, CollectTimeout: 30 * time.Second,
 		OrphanGrace: orphanGrace, Registerer: r.reg,
-	}, zaptest.NewLogger(t))
+	}
+	for _, f := range tune {
+		f(&opts)
+	}
+	r.rec = reconcile.New(r.store, d, art, pol, opts, zaptest.NewLogger(t))
 	return r
 }
 
