@@ -1,5 +1,10 @@
 package api
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
 // Labels are the only record of ownership: a Docker object without
 // LabelManagedBy=ManagedByValue is never touched, whatever its name.
 const (
@@ -13,6 +18,14 @@ const (
 	// paths and caps) as it was made, so that a template changed while Up
 	// never collects less of it.
 	LabelCollect = "homeroom.collect"
+	// LabelCollectPath is the path inside the sandbox a work volume is
+	// mounted at.
+	LabelCollectPath = "homeroom.collect-path"
+	// LabelRecovering marks the stopped container, never started, that
+	// mounts a student's work volumes to collect them when their sandbox is
+	// gone; its value is the student. It has no LabelStudent, so it is
+	// never taken for the sandbox.
+	LabelRecovering = "homeroom.recovering"
 )
 
 // NetworkName is the class network's name.
@@ -21,6 +34,21 @@ func NetworkName(classID string) string { return "homeroom-" + classID }
 // ContainerName is a student container's name.
 func ContainerName(classID, studentID string) string {
 	return "homeroom-" + classID + "-" + studentID
+}
+
+// VolumeName is the named volume that holds what a student's sandbox keeps
+// at collectPath: it outlives the container, so a sandbox removed by hand
+// and made again finds its work, and it is removed only after that work was
+// collected and verified. The path's hash keeps names short and distinct.
+func VolumeName(classID, studentID, collectPath string) string {
+	sum := sha256.Sum256([]byte(collectPath))
+	return ContainerName(classID, studentID) + "-" + hex.EncodeToString(sum[:4])
+}
+
+// RecoveryName is the container that mounts a student's work volumes to
+// collect them (see LabelRecovering).
+func RecoveryName(classID, studentID string) string {
+	return ContainerName(classID, studentID) + "-recovery"
 }
 
 // Endpoint is the URL Traefik routes to a student's sandbox.

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/prometheus/client_golang/prometheus"
@@ -420,6 +421,43 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 	c.track("container_remove", err)
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListVolumes lists Homeroom's volumes of one class.
+func (c *Client) ListVolumes(ctx context.Context, classID string) ([]*volume.Volume, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	resp, err := c.api.VolumeList(ctx, volume.ListOptions{Filters: managedFilter(classID)})
+	c.track("volume_list", err)
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	return resp.Volumes, nil
+}
+
+// RemoveVolume removes a volume of Homeroom's; one already gone is success.
+// A volume still mounted by a container is refused by the daemon, and the
+// refusal is returned: work is never removed from under its sandbox.
+func (c *Client) RemoveVolume(ctx context.Context, name string) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	v, err := c.api.VolumeInspect(ctx, name)
+	c.track("volume_inspect", err)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect volume %s: %w", name, err)
+	}
+	if !isOurs(v.Labels) {
+		return fmt.Errorf("volume %s is not Homeroom's: left alone", name)
+	}
+	err = c.api.VolumeRemove(ctx, name, false)
+	c.track("volume_remove", err)
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove volume %s: %w", name, err)
 	}
 	return nil
 }

@@ -224,3 +224,56 @@ func TestManySmallFilesStopAtTheFileCap(t *testing.T) {
 		t.Errorf("run index: %+v", st)
 	}
 }
+
+// `docker rm -f` of a sandbox loses no work: while Up the sandbox is made
+// again on its work volume, and at a Down that comes before, the stranded
+// volume is collected; nothing of the class is left afterwards.
+func TestDockerRmDashFLosesNoWork(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	const id = "it-rm-f"
+	r.class(id, api.PhaseUp, "dana", "eli")
+	r.converge(id)
+	r.plant(id, "dana", "/workspace", map[string]string{"before.txt": "written before rm -f"})
+	r.plant(id, "eli", "/workspace", map[string]string{"eli.txt": "eli's work"})
+	rmF := func(student string) {
+		t.Helper()
+		err := r.docker.API().ContainerRemove(ctx, api.ContainerName(id, student), container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil {
+			t.Fatalf("docker rm -f: %v", err)
+		}
+	}
+
+	rmF("dana")
+	r.converge(id) // dana's sandbox again, on her volume
+	rc, err := r.docker.Archive(ctx, api.ContainerName(id, "dana"), "/workspace/before.txt")
+	if err != nil {
+		t.Fatalf("dana's sandbox made again without her work: %v", err)
+	}
+	rc.Close()
+
+	rmF("eli")
+	r.phase(id, api.PhaseDown) // before the controller made eli's again
+	r.converge(id)
+	for student, file := range map[string]string{"dana": "workspace/before.txt", "eli": "workspace/eli.txt"} {
+		m := r.manifest(id, student)
+		f, ok := files(m)[file]
+		if !ok {
+			t.Errorf("%s's %s not collected: %v", student, file, m.Files)
+			continue
+		}
+		if got := r.content(f); !strings.Contains(got, "before") && !strings.Contains(got, "eli") {
+			t.Errorf("%s holds %q", file, got)
+		}
+	}
+	if cs, _ := r.labelled(id); len(cs) != 0 {
+		t.Errorf("containers left after Down: %v", cs)
+	}
+	vs, err := r.docker.ListVolumes(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 0 {
+		t.Errorf("%d volumes left after Down", len(vs))
+	}
+}

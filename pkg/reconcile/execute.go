@@ -24,6 +24,8 @@ import (
 // Docker is what the controller needs of the Docker Engine.
 type Docker interface {
 	observer
+	volumeLister
+	RemoveVolume(ctx context.Context, name string) error
 	EnsureNetwork(ctx context.Context, name string, opts network.CreateOptions) (string, error)
 	UsedSubnets(ctx context.Context) ([]netip.Prefix, error)
 	RemoveNetwork(ctx context.Context, id string) error
@@ -197,7 +199,24 @@ func (e *executor) step(ctx context.Context, a Action) error {
 			return err
 		}
 		failpoint.Hit("container-removed")
+		// Its work volumes go with it: it was collected and verified, or
+		// this step would not run. A crash before they are gone leaves
+		// them for the next Down pass, which sees them stranded.
+		for _, p := range e.obs.Containers[a.Student].Paths {
+			if err := d.RemoveVolume(ctx, api.VolumeName(e.classID(), a.Student, p)); err != nil {
+				return err
+			}
+		}
 		return e.checkpointRemoved(ctx, a.Student)
+	case CollectVolumes:
+		return e.collect(ctx, a.Student, "")
+	case RemoveVolumes:
+		for _, v := range e.obs.Volumes[a.Student] {
+			if err := d.RemoveVolume(ctx, v.Name); err != nil {
+				return err
+			}
+		}
+		return nil
 	case Collect:
 		return e.collect(ctx, a.Student, a.Target)
 	case BeginRun:
@@ -342,6 +361,8 @@ func (e *executor) collect(ctx context.Context, student, name string) error {
 }
 
 // collectStudent does the work of collect and returns the bytes uploaded.
+// With name empty, the student's sandbox is gone and its stranded work
+// volumes are collected through a recovery container.
 func (e *executor) collectStudent(ctx context.Context, student, name string) (int64, error) {
 	e.mu.Lock()
 	classID, subject, run := e.class.ID, e.class.Spec.Subject, e.class.Status.Run
@@ -351,10 +372,19 @@ func (e *executor) collectStudent(ctx context.Context, student, name string) (in
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
 	defer cancel()
+	rules := artifacts.RulesFor(e.tmpl)
+	if name == "" {
+		var err error
+		if name, rules, err = e.recover(ctx, classID, student, rules); err != nil {
+			return 0, err
+		}
+		// The recovery container holds nothing but the volumes' mounts.
+		defer e.r.docker.RemoveContainer(context.WithoutCancel(ctx), name)
+	}
 	c := artifacts.Collector{Source: e.r.docker, Objects: e.r.artifacts, Now: e.r.now}
 	res, err := c.Collect(ctx, artifacts.Request{
 		ClassID: classID, Subject: subject, RunID: run.ID, StudentID: student,
-		Container: name, Rules: artifacts.RulesFor(e.tmpl),
+		Container: name, Rules: rules,
 	})
 	if err != nil {
 		return 0, err
@@ -372,4 +402,22 @@ func (e *executor) collectStudent(ctx context.Context, student, name string) (in
 		}
 		st.Students = append(st.Students, api.StudentStatus{ID: student, Container: name, State: "exited", Artifacts: ref})
 	})
+}
+
+// recover makes the container, never started, through which a student's
+// stranded work volumes are collected, and the rules to collect them by:
+// exactly their paths, with the template's caps.
+func (e *executor) recover(ctx context.Context, classID, student string, rules artifacts.Rules) (string, artifacts.Rules, error) {
+	if e.tmpl == nil {
+		return "", rules, fmt.Errorf("template gone from the policy: no image to mount %s's work volumes in", student)
+	}
+	var paths []string
+	for _, v := range e.obs.Volumes[student] {
+		paths = append(paths, v.CollectPath)
+	}
+	spec := RecoverySpec(classID, student, e.tmpl.Image, e.tmpl.Name, paths)
+	if _, err := e.r.docker.CreateContainer(ctx, spec); err != nil {
+		return "", rules, fmt.Errorf("recovery container: %w", err)
+	}
+	return spec.Name, artifacts.Rules{Paths: paths, MaxBytes: rules.MaxBytes, MaxFiles: rules.MaxFiles}, nil
 }

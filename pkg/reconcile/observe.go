@@ -9,7 +9,9 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
 )
 
 // Observed is what Docker holds for one class, read in one container list, one
@@ -21,6 +23,15 @@ type Observed struct {
 	Containers map[string]ObservedContainer
 	// Traefik is the routing container, nil when it does not exist.
 	Traefik *ObservedTraefik
+	// Volumes are the students' work volumes by student id. They are
+	// listed only for a class going Down (and an orphan), where work whose
+	// sandbox is gone must still be collected; nil otherwise.
+	Volumes map[string][]ObservedVolume
+}
+
+// ObservedVolume is a student's labelled work volume.
+type ObservedVolume struct {
+	Name, Student, CollectPath, Template string
 }
 
 // ObservedNetwork is a labelled class network.
@@ -35,7 +46,11 @@ type ObservedContainer struct {
 	State      string
 	ConfigHash string
 	Template   string
-	Created    int64 // unix seconds
+	// Paths are the collect paths it was made with: its work volumes are
+	// api.VolumeName of each. Empty for a container made before work
+	// volumes were named (its anonymous volumes go with it).
+	Paths   []string
+	Created int64 // unix seconds
 	// StartedAt, FinishedAt and ExitCode describe the last run of a
 	// container that stopped while its class is Up; they are read only for
 	// those, so a converged class costs no inspect.
@@ -69,7 +84,21 @@ func (o Observed) Running() int {
 }
 
 // Empty reports whether nothing of the class is left in Docker.
-func (o Observed) Empty() bool { return o.Network == nil && len(o.Containers) == 0 }
+func (o Observed) Empty() bool {
+	return o.Network == nil && len(o.Containers) == 0 && len(o.Volumes) == 0
+}
+
+// Stranded lists, sorted, the students whose work volumes have no sandbox.
+func (o Observed) Stranded() []string {
+	var out []string
+	for s := range o.Volumes {
+		if _, ok := o.Containers[s]; !ok {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 // observer is the part of Docker observation needs.
 type observer interface {
@@ -112,6 +141,7 @@ func observe(ctx context.Context, d observer, classID, traefikName string) (Obse
 			ID: c.ID, Name: name, Student: student, State: c.State,
 			ConfigHash: c.Labels[api.LabelConfigHash],
 			Template:   c.Labels[api.LabelTemplate], Created: c.Created,
+			Paths: artifacts.RulesFromLabels(c.Labels).Paths,
 		}
 	}
 	if traefikName != "" {
@@ -133,6 +163,32 @@ func observe(ctx context.Context, d observer, classID, traefikName string) (Obse
 		}
 	}
 	return obs, nil
+}
+
+// volumeLister is the part of Docker that lists work volumes.
+type volumeLister interface {
+	ListVolumes(ctx context.Context, classID string) ([]*volume.Volume, error)
+}
+
+// observeVolumes adds the class's work volumes to obs.
+func observeVolumes(ctx context.Context, d volumeLister, classID string, obs *Observed) error {
+	vs, err := d.ListVolumes(ctx, classID)
+	if err != nil {
+		return err
+	}
+	obs.Volumes = map[string][]ObservedVolume{}
+	for _, v := range vs {
+		s, p := v.Labels[api.LabelStudent], v.Labels[api.LabelCollectPath]
+		// Only volumes Homeroom named for a student's collect path.
+		if s == "" || p == "" || v.Name != api.VolumeName(classID, s, p) {
+			continue
+		}
+		obs.Volumes[s] = append(obs.Volumes[s], ObservedVolume{Name: v.Name, Student: s, CollectPath: p, Template: v.Labels[api.LabelTemplate]})
+	}
+	for s := range obs.Volumes {
+		sort.Slice(obs.Volumes[s], func(i, j int) bool { return obs.Volumes[s][i].CollectPath < obs.Volumes[s][j].CollectPath })
+	}
+	return nil
 }
 
 // stampStops reads the last run of each stopped container: when it started

@@ -23,6 +23,9 @@ const DefaultOrphanGrace = 5 * time.Minute
 // Down, it collects before it removes; unlabelled resources are never seen.
 func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Result, error) {
 	obs, err := observe(ctx, r.docker, classID, r.opts.TraefikContainer)
+	if err == nil {
+		err = observeVolumes(ctx, r.docker, classID, &obs)
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("observe: %w", err)
 	}
@@ -51,6 +54,12 @@ func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Resul
 		template = c.Template
 		if oldest == 0 || c.Created < oldest {
 			oldest = c.Created
+		}
+	}
+	for _, s := range obs.Stranded() {
+		students = append(students, s)
+		if template == "" {
+			template = obs.Volumes[s][0].Template
 		}
 	}
 	sort.Strings(students)

@@ -22,6 +22,12 @@ const (
 	StopContainer     Kind = "stop-container"
 	Collect           Kind = "collect"
 	RemoveContainer   Kind = "remove-container"
+	// CollectVolumes collects the work volumes of a student whose sandbox
+	// is gone, through a container that mounts them and never starts.
+	CollectVolumes Kind = "collect-volumes"
+	// RemoveVolumes removes a collected student's work volumes that
+	// outlived their sandbox.
+	RemoveVolumes Kind = "remove-volumes"
 	DisconnectTraefik Kind = "disconnect-traefik"
 	RemoveNetwork     Kind = "remove-network"
 	CompleteRun       Kind = "complete-run"
@@ -168,14 +174,7 @@ func planUp(in Input) Plan {
 // skipping the collection of those already checkpointed in the active run.
 func collectAndRemove(in Input, students []string, active bool) Plan {
 	var p Plan
-	collected := map[string]bool{}
-	if active {
-		for _, st := range in.Class.Status.Students {
-			if st.Artifacts != nil && st.Artifacts.RunID == in.Class.Status.Run.ID {
-				collected[st.ID] = true
-			}
-		}
-	}
+	collected := collectedIn(in, active)
 	for _, s := range students {
 		c := in.Observed.Containers[s]
 		if !collected[s] {
@@ -187,6 +186,34 @@ func collectAndRemove(in Input, students []string, active bool) Plan {
 			p = append(p, Action{Kind: Collect, Student: s, Target: c.Name})
 		}
 		p = append(p, Action{Kind: RemoveContainer, Student: s, Target: c.Name})
+	}
+	return p
+}
+
+// collectedIn lists the students checkpointed in the active run.
+func collectedIn(in Input, active bool) map[string]bool {
+	collected := map[string]bool{}
+	if active {
+		for _, st := range in.Class.Status.Students {
+			if st.Artifacts != nil && st.Artifacts.RunID == in.Class.Status.Run.ID {
+				collected[st.ID] = true
+			}
+		}
+	}
+	return collected
+}
+
+// collectStranded plans the collection and removal of work volumes whose
+// sandbox is gone (removed by hand, or a crash between a sandbox's removal
+// and its volumes').
+func collectStranded(in Input, students []string, active bool) Plan {
+	var p Plan
+	collected := collectedIn(in, active)
+	for _, s := range students {
+		if !collected[s] {
+			p = append(p, Action{Kind: CollectVolumes, Student: s, Target: api.RecoveryName(in.Class.ID, s)})
+		}
+		p = append(p, Action{Kind: RemoveVolumes, Student: s})
 	}
 	return p
 }
@@ -203,7 +230,9 @@ func planDown(in Input) Plan {
 	obs := in.Observed
 	run := in.Class.Status.Run
 	active := run != nil && run.CompletedAt == nil
-	if !active && len(obs.Containers) > 0 {
+	stranded := obs.Stranded()
+	work := len(obs.Containers) > 0 || len(stranded) > 0
+	if !active && work {
 		p = append(p, Action{Kind: BeginRun})
 	}
 	students := make([]string, 0, len(obs.Containers))
@@ -212,13 +241,14 @@ func planDown(in Input) Plan {
 	}
 	sort.Strings(students)
 	p = append(p, collectAndRemove(in, students, active)...)
+	p = append(p, collectStranded(in, stranded, active)...)
 	if obs.Traefik != nil && obs.Traefik.Attached {
 		p = append(p, Action{Kind: DisconnectTraefik, Target: obs.Network.Name})
 	}
 	if obs.Network != nil {
 		p = append(p, Action{Kind: RemoveNetwork, Target: obs.Network.Name})
 	}
-	if active || len(obs.Containers) > 0 {
+	if active || work {
 		p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
 	}
 	return p

@@ -22,7 +22,9 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -98,6 +100,7 @@ type fakeDocker struct {
 	seq        int
 	containers map[string]*fakeContainer // by id
 	networks   map[string]*fakeNetwork   // by id
+	volumes    map[string]*fakeVolume    // by name
 	calls      []string                  // "Op target", in call order
 	// refusedSubnets are taken by something the daemon's network list
 	// does not show; creating a network on one is refused.
@@ -117,6 +120,14 @@ type fakeContainer struct {
 	hostNetwork            bool              // shares the host's network
 	files                  map[string]string // path relative to "/" → content
 	logs                   []logFrame
+	mounts                 map[string]string // target → volume name
+}
+
+// fakeVolume is a named volume. Its files are a container's files under
+// the mount's target, synced when the container is made and removed.
+type fakeVolume struct {
+	labels map[string]string
+	files  map[string]string // path relative to "/" → content
 }
 
 type logFrame struct {
@@ -134,10 +145,11 @@ type fakeNetwork struct {
 var dockerWrites = map[string]bool{
 	"EnsureNetwork": true, "RemoveNetwork": true, "Connect": true, "Disconnect": true,
 	"CreateContainer": true, "StartContainer": true, "StopContainer": true, "RemoveContainer": true,
+	"RemoveVolume": true,
 }
 
 func newFakeDocker() *fakeDocker {
-	return &fakeDocker{containers: map[string]*fakeContainer{}, networks: map[string]*fakeNetwork{}}
+	return &fakeDocker{containers: map[string]*fakeContainer{}, networks: map[string]*fakeNetwork{}, volumes: map[string]*fakeVolume{}}
 }
 
 // work is what a student's sandbox holds when collected.
@@ -406,6 +418,38 @@ func (d *fakeDocker) CreateContainer(_ context.Context, spec dockerx.ContainerSp
 		id: d.nextID("ctr"), name: spec.Name, image: spec.Config.Image, state: container.StateCreated,
 		labels: cloneMap(want), created: int64(d.seq), nets: map[string]bool{},
 		files: work(want[api.LabelStudent]), logs: logsOf(want[api.LabelStudent]),
+		mounts: map[string]string{},
+	}
+	if want[api.LabelStudent] == "" {
+		c.files = map[string]string{} // a recovery container: only its volumes
+	}
+	for _, m := range spec.HostConfig.Mounts {
+		if m.Type != mount.TypeVolume || m.Source == "" {
+			continue
+		}
+		dir := strings.TrimPrefix(m.Target, "/") + "/"
+		c.mounts[m.Target] = m.Source
+		v, ok := d.volumes[m.Source]
+		if !ok {
+			// A new volume: what the student will have written there.
+			v = &fakeVolume{labels: cloneMap(m.VolumeOptions.Labels), files: map[string]string{}}
+			for p, body := range c.files {
+				if strings.HasPrefix(p, dir) {
+					v.files[p] = body
+				}
+			}
+			d.volumes[m.Source] = v
+			continue
+		}
+		// An existing volume: the work it holds, not a fresh workspace.
+		for p := range c.files {
+			if strings.HasPrefix(p, dir) {
+				delete(c.files, p)
+			}
+		}
+		for p, body := range v.files {
+			c.files[p] = body
+		}
 	}
 	if spec.Networking != nil {
 		for name := range spec.Networking.EndpointsConfig {
@@ -466,8 +510,70 @@ func (d *fakeDocker) RemoveContainer(_ context.Context, ref string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for target, name := range c.mounts {
+		if v, ok := d.volumes[name]; ok {
+			dir := strings.TrimPrefix(target, "/") + "/"
+			v.files = map[string]string{}
+			for p, body := range c.files {
+				if strings.HasPrefix(p, dir) {
+					v.files[p] = body
+				}
+			}
+		}
+	}
 	delete(d.containers, c.id)
 	return nil
+}
+
+func (d *fakeDocker) ListVolumes(_ context.Context, classID string) ([]*volume.Volume, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("ListVolumes", classID); err != nil {
+		return nil, err
+	}
+	var out []*volume.Volume
+	for name, v := range d.volumes {
+		if matches(v.labels, classID) {
+			out = append(out, &volume.Volume{Name: name, Labels: cloneMap(v.labels)})
+		}
+	}
+	return out, nil
+}
+
+func (d *fakeDocker) RemoveVolume(_ context.Context, name string) error {
+	d.mu.Lock()
+	err := d.record("RemoveVolume", name)
+	v, hook := d.volumes[name], d.beforeRemove
+	d.mu.Unlock()
+	if err != nil || v == nil {
+		return err
+	}
+	if hook != nil {
+		hook(name, v.labels)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.containers {
+		for _, v := range c.mounts {
+			if v == name {
+				return fmt.Errorf("remove volume %s: volume is in use by %s", name, c.name)
+			}
+		}
+	}
+	delete(d.volumes, name)
+	return nil
+}
+
+// volumeNames lists the volumes left, sorted.
+func (d *fakeDocker) volumeNames() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for name := range d.volumes {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Archive streams a tar named as Docker names it: entries are relative to
@@ -943,6 +1049,9 @@ func newEnv(t *testing.T) *env {
 // remove: when a student container goes, the store must record that
 // student's artifacts for the active run and the manifest must be stored.
 func (e *env) checkSafeToRemove(name string, labels map[string]string) {
+	if labels[api.LabelRecovering] != "" {
+		return // it only mounts volumes, which are checked on their own
+	}
 	student := labels[api.LabelStudent]
 	c, err := e.store.Get(context.Background(), labels[api.LabelClass])
 	ok := err == nil && c.Status.Run != nil && c.Status.Run.CompletedAt == nil

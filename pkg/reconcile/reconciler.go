@@ -279,6 +279,9 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 		return obs, err
 	}
 	if class.DesiredPhase != api.PhaseUp {
+		if err := observeVolumes(ctx, r.docker, class.ID, &obs); err != nil {
+			return obs, err
+		}
 		r.restartMu.Lock()
 		delete(r.restarts, class.ID) // the next Up makes new containers
 		r.restartMu.Unlock()

@@ -124,18 +124,8 @@ func ContainerSpec(classID, student string, t *policy.Template, domain, forwardA
 	}
 	if t.ReadOnlyRootFS {
 		host.Tmpfs = map[string]string{"/tmp": "rw,noexec,nosuid,size=16m"}
-		// Collect paths become anonymous volumes: writable while the root is
-		// not, readable by the archive API (tmpfs is not), and removed with
-		// the container once collected.
-		for _, p := range t.CollectPaths {
-			host.Mounts = append(host.Mounts, mount.Mount{
-				Type: mount.TypeVolume, Target: p,
-				VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{
-					api.LabelManagedBy: api.ManagedByValue, api.LabelClass: classID, api.LabelStudent: student,
-				}},
-			})
-		}
 	}
+	host.Mounts = workMounts(classID, student, t.Name, artifacts.RulesFor(t).Paths)
 	spec := dockerx.ContainerSpec{
 		Name:       name,
 		Config:     cfg,
@@ -146,6 +136,43 @@ func ContainerSpec(classID, student string, t *policy.Template, domain, forwardA
 	}
 	cfg.Labels[api.LabelConfigHash] = configHash(spec)
 	return spec
+}
+
+// workMounts are the student's work volumes, one a collect path: named, so
+// that they outlive the container (a sandbox removed by hand is made again
+// on the same work), writable while the root is not, and readable by the
+// archive API (tmpfs is not). They are removed only once collected.
+func workMounts(classID, student, template string, paths []string) []mount.Mount {
+	var ms []mount.Mount
+	for _, p := range paths {
+		ms = append(ms, mount.Mount{
+			Type: mount.TypeVolume, Source: api.VolumeName(classID, student, p), Target: p,
+			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{
+				api.LabelManagedBy: api.ManagedByValue, api.LabelClass: classID, api.LabelStudent: student,
+				api.LabelCollectPath: p, api.LabelTemplate: template,
+			}},
+		})
+	}
+	return ms
+}
+
+// RecoverySpec is a container that is never started: it mounts the work
+// volumes of a student whose sandbox is gone, so that the archive API can
+// collect them. It is made from the class's image (any local image would
+// do, as nothing runs) and has no network.
+func RecoverySpec(classID, student, image, template string, paths []string) dockerx.ContainerSpec {
+	labels := managedLabels(classID)
+	labels[api.LabelRecovering] = student
+	labels[api.LabelTemplate] = template
+	labels[api.LabelCollect] = artifacts.Rules{Paths: paths}.Label()
+	return dockerx.ContainerSpec{
+		Name:   api.RecoveryName(classID, student),
+		Config: &container.Config{Image: image, Labels: labels, Cmd: []string{"true"}, NetworkDisabled: true},
+		HostConfig: &container.HostConfig{
+			NetworkMode: "none", CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges:true"},
+			ReadonlyRootfs: true, Mounts: workMounts(classID, student, template, paths),
+		},
+	}
 }
 
 // configHash fingerprints what the container was made from, so drift can be

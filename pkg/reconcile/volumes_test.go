@@ -1,0 +1,139 @@
+package reconcile_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+)
+
+// removeByHand is `docker rm -f`: the container goes, its named volumes stay.
+func (d *fakeDocker) removeByHand(t *testing.T, name string) {
+	t.Helper()
+	d.mu.Lock()
+	hook := d.beforeRemove
+	d.beforeRemove = nil
+	d.mu.Unlock()
+	if err := d.RemoveContainer(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.beforeRemove = hook
+	d.calls = nil
+	d.mu.Unlock()
+}
+
+// write puts a file in a student's sandbox, as the student would.
+func (d *fakeDocker) write(name, path, body string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lookup(name).files[path] = body
+}
+
+func (e *env) manifestOf(student string) artifacts.Manifest {
+	e.t.Helper()
+	ref := studentStatus(e.class(), student).Artifacts
+	if ref == nil {
+		e.t.Fatalf("%s not collected", student)
+	}
+	raw, ok := e.art.object(ref.Manifest)
+	if !ok {
+		e.t.Fatalf("%s's manifest not stored", student)
+	}
+	var m artifacts.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+func paths(m artifacts.Manifest) []string {
+	var out []string
+	for _, f := range m.Files {
+		out = append(out, f.Path)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A sandbox removed by hand while Up is made again on the same work volume:
+// what the student wrote before is there, and Down collects it.
+func TestSandboxRemovedByHandIsMadeAgainOnItsWork(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice")
+	e.mustConverge()
+	e.docker.write(cname("alice"), "workspace/essay.txt", "two pages")
+	e.docker.removeByHand(t, cname("alice"))
+
+	e.mustConverge() // drift repair: alice's sandbox again
+	c, ok := e.docker.container(cname("alice"))
+	if !ok || c.files["workspace/essay.txt"] != "two pages" {
+		t.Fatalf("alice's sandbox made again without her essay: %v", c.files)
+	}
+	e.store.edit(classID, func(c *api.Class) { c.DesiredPhase = api.PhaseDown })
+	e.mustConverge()
+	if got := paths(e.manifestOf("alice")); !slices.Contains(got, "workspace/essay.txt") {
+		t.Errorf("collected %v, want the essay", got)
+	}
+	if v := e.docker.volumeNames(); len(v) != 0 {
+		t.Errorf("volumes left after Down: %v", v)
+	}
+}
+
+// A sandbox removed by hand just before Down leaves its work volume
+// stranded: Down collects it through a recovery container, then removes it.
+func TestStrandedWorkIsCollectedAtDown(t *testing.T) {
+	e := newEnv(t)
+	e.bringUp("alice", "bob")
+	e.docker.write(cname("bob"), "workspace/lab.py", "print(42)")
+	e.docker.removeByHand(t, cname("bob"))
+
+	res := e.mustConverge()
+	run := e.class().Status.Run
+	want := "begin-run\nstop-container alice (" + cname("alice") + ")\ncollect alice (" + cname("alice") + ")\nremove-container alice (" + cname("alice") + ")\n" +
+		"collect-volumes bob (" + api.RecoveryName(classID, "bob") + ")\nremove-volumes bob\ndisconnect-traefik (" + netName + ")\nremove-network (" + netName + ")\ncomplete-run\n"
+	if got := res.Plan.String(); got != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	m := e.manifestOf("bob")
+	if got := paths(m); !slices.Contains(got, "workspace/lab.py") || !slices.Contains(got, "workspace/main.py") {
+		t.Errorf("bob's stranded work collected as %v", got)
+	}
+	if m.Template != "sandbox" || m.RunID != run.ID {
+		t.Errorf("bob's manifest: template %q run %q", m.Template, m.RunID)
+	}
+	if v := e.docker.volumeNames(); len(v) != 0 {
+		t.Errorf("volumes left after Down: %v", v)
+	}
+	if _, ok := e.docker.container(api.RecoveryName(classID, "bob")); ok {
+		t.Errorf("the recovery container was left behind")
+	}
+}
+
+// A crash between a sandbox's removal and its volumes' leaves them for the
+// next pass, which removes them without collecting again.
+func TestVolumesLeftByAFailedRemovalAreRemovedNotCollectedAgain(t *testing.T) {
+	e := newEnv(t)
+	e.bringUp("alice")
+	e.docker.fail("RemoveVolume", api.VolumeName(classID, "alice", "/workspace"), 1)
+	if _, err := e.pass(); err == nil {
+		t.Fatal("pass succeeded although the volume could not be removed")
+	}
+	if _, ok := e.docker.container(cname("alice")); ok {
+		t.Fatal("alice's container should be gone already")
+	}
+	manifests := e.art.manifests("alice")
+	res := e.mustConverge()
+	if got, want := res.Plan.String(), "remove-volumes alice\ndisconnect-traefik ("+netName+")\nremove-network ("+netName+")\ncomplete-run ("+e.class().Status.Run.ID+")\n"; got != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	if n := e.art.manifests("alice"); n != manifests {
+		t.Errorf("alice collected again: %d manifests, then %d", manifests, n)
+	}
+	if v := e.docker.volumeNames(); len(v) != 0 {
+		t.Errorf("volumes left: %v", v)
+	}
+}
