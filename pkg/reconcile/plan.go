@@ -14,20 +14,20 @@ import (
 type Kind string
 
 const (
-	CreateNetwork     Kind = "create-network"
-	ConnectTraefik    Kind = "connect-traefik"
-	CreateContainer   Kind = "create-container"
-	StartContainer    Kind = "start-container"
-	BeginRun          Kind = "begin-run"
-	StopContainer     Kind = "stop-container"
-	Collect           Kind = "collect"
-	RemoveContainer   Kind = "remove-container"
+	CreateNetwork   Kind = "create-network"
+	ConnectTraefik  Kind = "connect-traefik"
+	CreateContainer Kind = "create-container"
+	StartContainer  Kind = "start-container"
+	BeginRun        Kind = "begin-run"
+	StopContainer   Kind = "stop-container"
+	Collect         Kind = "collect"
+	RemoveContainer Kind = "remove-container"
 	// CollectVolumes collects the work volumes of a student whose sandbox
 	// is gone, through a container that mounts them and never starts.
 	CollectVolumes Kind = "collect-volumes"
 	// RemoveVolumes removes a collected student's work volumes that
 	// outlived their sandbox.
-	RemoveVolumes Kind = "remove-volumes"
+	RemoveVolumes     Kind = "remove-volumes"
 	DisconnectTraefik Kind = "disconnect-traefik"
 	RemoveNetwork     Kind = "remove-network"
 	CompleteRun       Kind = "complete-run"
