@@ -348,7 +348,7 @@ func TestArtifactsAndRuns(t *testing.T) {
 	e.collected("cs101-a", runB, "alice", map[string]string{"hello.py": "print('final')\n"})
 	e.collected("cs101-a", runB, "bob", map[string]string{"notes.txt": "bob's notes\n"})
 	started := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
-	if _, err := e.art.WriteRunIndex(context.Background(), "cs101-a", runB, []string{"alice", "bob"}, started, started.Add(time.Minute)); err != nil {
+	if _, err := e.art.WriteRunIndex(context.Background(), "cs101-a", runB, []string{"alice", "bob"}, started, started.Add(time.Minute), artifacts.RunInfo{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -59,6 +59,26 @@ type ClassStatus struct {
 	// Run is the Down run in progress or last completed; its id names the
 	// artifact prefix so that a resumed Down writes to the same place.
 	Run *DownRun `json:"run,omitempty" bson:"run,omitempty"`
+	// Autosave is the last autosave of the class while Up: every running
+	// sandbox's work collected, as a run of kind autosave, without
+	// stopping anything.
+	Autosave *Autosave `json:"autosave,omitempty" bson:"autosave,omitempty"`
+}
+
+// Autosave records one autosave run.
+type Autosave struct {
+	RunID       string    `json:"runId" bson:"runId"`
+	StartedAt   time.Time `json:"startedAt" bson:"startedAt"`
+	CompletedAt time.Time `json:"completedAt" bson:"completedAt"`
+	// Collected and Failed count the students; a failed student's work is
+	// in the previous autosave (or none), and the log says why.
+	Collected int `json:"collected" bson:"collected"`
+	Failed    int `json:"failed" bson:"failed"`
+	// Containers are the ids of the sandboxes collected. The autosave
+	// before is deleted only when this one collected every sandbox it had:
+	// one made again since (its work lost with a disk or a daemon) keeps
+	// the earlier autosave, which may be the only copy of that work.
+	Containers []string `json:"containers,omitempty" bson:"containers,omitempty"`
 }
 
 // DownRun records one collection of a class.

@@ -75,7 +75,7 @@ func TestRunsAndArtifactsOfARun(t *testing.T) {
 	e.collected(class, runA, "bob", 2, map[string]string{"hello.py": "bob\n"})
 	started := time.Date(2026, 11, 29, 13, 50, 50, 0, time.UTC)
 	completed := started.Add(2 * time.Minute)
-	if _, err := e.art.WriteRunIndex(context.Background(), class, runA, []string{"alice", "bob", "carol"}, started, completed); err != nil {
+	if _, err := e.art.WriteRunIndex(context.Background(), class, runA, []string{"alice", "bob", "carol"}, started, completed, artifacts.RunInfo{}); err != nil {
 		t.Fatal(err)
 	}
 	// Run B is under way: alice collected, no index yet.

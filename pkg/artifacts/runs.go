@@ -28,12 +28,18 @@ const RunIndexName = "index.json"
 // RunIndex is written when a Down run completes, at RunIndexKey; graders
 // read it first. Its presence marks the run complete.
 type RunIndex struct {
-	SchemaVersion int          `json:"schemaVersion"`
-	ClassID       string       `json:"classId"`
-	RunID         string       `json:"runId"`
-	StartedAt     time.Time    `json:"startedAt"`
-	CompletedAt   time.Time    `json:"completedAt"`
-	Students      []RunStudent `json:"students"`
+	SchemaVersion int    `json:"schemaVersion"`
+	ClassID       string `json:"classId"`
+	RunID         string `json:"runId"`
+	// Subject is the class's subject when the run was made; reads of the
+	// run are authorized against it.
+	Subject string `json:"subject,omitempty"`
+	// Kind is RunKindAutosave for an autosave; a Down's run has none
+	// (indexes written before kinds existed are all Downs).
+	Kind        string       `json:"kind,omitempty"`
+	StartedAt   time.Time    `json:"startedAt"`
+	CompletedAt time.Time    `json:"completedAt"`
+	Students    []RunStudent `json:"students"`
 }
 
 // RunStudent is one student's outcome in a run, taken from their manifest.
@@ -58,13 +64,20 @@ type RunStudent struct {
 // RunIndexKey is where the index of a run is stored.
 func RunIndexKey(classID, runID string) string { return runPrefix(classID, runID) + RunIndexName }
 
+// RunInfo is what a run index records of the run beyond its students.
+type RunInfo struct {
+	Subject string
+	// Kind is RunKindAutosave for an autosave, empty for a Down.
+	Kind string
+}
+
 // WriteRunIndex reads the manifest of each student of the run and writes the
 // index at RunIndexKey. The students are those named (the roster) and any
 // other student with a prefix in the run, such as one removed from the
 // roster while Up and collected all the same; a student without a manifest
 // is listed as OutcomeMissing. Students are sorted by id. Writing again
 // replaces the index with one read afresh, so the call is idempotent.
-func (s *Store) WriteRunIndex(ctx context.Context, classID, runID string, students []string, startedAt, completedAt time.Time) (*RunIndex, error) {
+func (s *Store) WriteRunIndex(ctx context.Context, classID, runID string, students []string, startedAt, completedAt time.Time, info RunInfo) (*RunIndex, error) {
 	if err := checkIDs(classID, students...); err != nil {
 		return nil, err
 	}
@@ -90,6 +103,8 @@ func (s *Store) WriteRunIndex(ctx context.Context, classID, runID string, studen
 		SchemaVersion: RunIndexSchemaVersion,
 		ClassID:       classID,
 		RunID:         runID,
+		Subject:       info.Subject,
+		Kind:          info.Kind,
 		StartedAt:     startedAt.UTC(),
 		CompletedAt:   completedAt.UTC(),
 		Students:      make([]RunStudent, len(ids)),
@@ -143,6 +158,8 @@ func (s *Store) GetRunIndex(ctx context.Context, classID, runID string) (*RunInd
 // RunSummary is one run of a class as listed.
 type RunSummary struct {
 	RunID string `json:"runId"`
+	// Kind is "down" or "autosave", once the run is complete.
+	Kind string `json:"kind,omitempty"`
 	// Students is the number of students in the run's index when complete,
 	// otherwise the number of student prefixes stored so far.
 	Students int `json:"students"`
@@ -178,6 +195,7 @@ func (s *Store) ListRuns(ctx context.Context, classID string) ([]RunSummary, err
 			default:
 				completed := idx.CompletedAt
 				sum.Students, sum.Complete, sum.CompletedAt = len(idx.Students), true, &completed
+				sum.Kind = idx.KindOrDown()
 			}
 		}
 		out[i] = sum

@@ -128,7 +128,7 @@ func TestWriteRunIndex(t *testing.T) {
 		collectAs(t, s, classID, run2, "zoe", nil, 0)
 
 		roster := []string{"carol", "bob", "alice", "erin", "alice"}
-		idx, err := s.WriteRunIndex(ctx, classID, run1, roster, started, completed)
+		idx, err := s.WriteRunIndex(ctx, classID, run1, roster, started, completed, artifacts.RunInfo{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestWriteRunIndex(t *testing.T) {
 
 		// Again, once bob's collection finished: the same key, updated.
 		collectAs(t, s, classID, run1, "bob", nil, 0, file("workspace/x", []byte("x")))
-		idx, err = s.WriteRunIndex(ctx, classID, run1, roster, started, completed)
+		idx, err = s.WriteRunIndex(ctx, classID, run1, roster, started, completed, artifacts.RunInfo{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +214,7 @@ func TestWriteRunIndex(t *testing.T) {
 		for _, bad := range []struct{ class, run, student string }{
 			{"../x", run1, "alice"}, {classID, "../x", "alice"}, {classID, "a/b", "alice"}, {classID, run1, "Alice"},
 		} {
-			if _, err := s.WriteRunIndex(ctx, bad.class, bad.run, []string{bad.student}, started, completed); err == nil {
+			if _, err := s.WriteRunIndex(ctx, bad.class, bad.run, []string{bad.student}, started, completed, artifacts.RunInfo{}); err == nil {
 				t.Errorf("WriteRunIndex(%q, %q, [%q]): no error", bad.class, bad.run, bad.student)
 			}
 		}
@@ -236,7 +236,7 @@ func TestListRunsRunFileAndListRun(t *testing.T) {
 		}
 		started := time.Date(2026, 11, 29, 13, 45, 1, 0, time.UTC)
 		completed := started.Add(time.Minute)
-		if _, err := s.WriteRunIndex(ctx, classID, run1, []string{"alice", "bob", "carol"}, started, completed); err != nil {
+		if _, err := s.WriteRunIndex(ctx, classID, run1, []string{"alice", "bob", "carol"}, started, completed, artifacts.RunInfo{}); err != nil {
 			t.Fatal(err)
 		}
 

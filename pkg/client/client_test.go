@@ -230,7 +230,7 @@ func TestArtifactsAndRuns(t *testing.T) {
 	collected(t, art, "cs101-a", runA, "alice", map[string]string{"hello.py": "draft\n"})
 	collected(t, art, "cs101-a", runB, "alice", map[string]string{"hello.py": "final\n", "dir/a b.txt": "spaced\n"})
 	started := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
-	if _, err := art.WriteRunIndex(ctx, "cs101-a", runB, []string{"alice"}, started, started.Add(time.Minute)); err != nil {
+	if _, err := art.WriteRunIndex(ctx, "cs101-a", runB, []string{"alice"}, started, started.Add(time.Minute), artifacts.RunInfo{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 	"sync"
 
 	"github.com/homeroom/homeroom/pkg/api"
@@ -46,6 +47,10 @@ type Template struct {
 	// CollectMaxFiles caps how many files are collected of one student
 	// (default 10000): each is an object, and the manifest lists them all.
 	CollectMaxFiles int `yaml:"collectMaxFiles,omitempty" json:"collectMaxFiles"`
+	// AutosaveMinutes is how often the work of a class that is Up is
+	// collected as an autosave (default 10): a lost host, disk or daemon
+	// costs at most that much work.
+	AutosaveMinutes int `yaml:"autosaveMinutes,omitempty" json:"autosaveMinutes"`
 	// Internet gives the class network a route out. It is off unless the
 	// template asks: students then share an internal network that reaches
 	// nothing but their classmates and Traefik.
@@ -113,6 +118,17 @@ func (t *Template) CollectMaxFileCount() int {
 // defaultCollectMaxFiles keeps a manifest of long paths well under the
 // 64 MiB a reader accepts.
 const defaultCollectMaxFiles = 10000
+
+// AutosaveInterval is how often a class's work is autosaved while Up; a nil
+// template gets the default.
+func (t *Template) AutosaveInterval() time.Duration {
+	if t == nil || t.AutosaveMinutes <= 0 {
+		return defaultAutosaveMinutes * time.Minute
+	}
+	return time.Duration(t.AutosaveMinutes) * time.Minute
+}
+
+const defaultAutosaveMinutes = 10
 
 // maxCollectMaxFiles bounds what a policy may ask for, for the same reason.
 const maxCollectMaxFiles = 50000
@@ -275,6 +291,12 @@ func (t *Template) normalize() error {
 	}
 	if t.CollectMaxFiles == 0 {
 		t.CollectMaxFiles = defaultCollectMaxFiles
+	}
+	if t.AutosaveMinutes < 0 || t.AutosaveMinutes > 24*60 {
+		return fmt.Errorf("autosaveMinutes must be between 1 and %d", 24*60)
+	}
+	if t.AutosaveMinutes == 0 {
+		t.AutosaveMinutes = defaultAutosaveMinutes
 	}
 	if t.MemoryMiB <= 0 {
 		return fmt.Errorf("memoryMiB must be positive")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,7 +44,8 @@ type Docker interface {
 // collector writes with, and the run index.
 type Artifacts interface {
 	artifacts.Objects
-	WriteRunIndex(ctx context.Context, classID, runID string, students []string, startedAt, completedAt time.Time) (*artifacts.RunIndex, error)
+	WriteRunIndex(ctx context.Context, classID, runID string, students []string, startedAt, completedAt time.Time, info artifacts.RunInfo) (*artifacts.RunIndex, error)
+	DeleteAutosave(ctx context.Context, classID, runID string) error
 }
 
 // executor runs a plan. It makes no decisions: every step was chosen by the
@@ -155,7 +157,8 @@ func (e *executor) stage(ctx context.Context, steps []Action) error {
 
 // usesDocker tells the steps that call the daemon, which take a slot of the
 // global limit, from those that only write the store or the object store.
-func usesDocker(k Kind) bool { return k != BeginRun && k != CompleteRun }
+// An autosave takes a slot per student it collects, not one for them all.
+func usesDocker(k Kind) bool { return k != BeginRun && k != CompleteRun && k != Autosave }
 
 func (e *executor) step(ctx context.Context, a Action) error {
 	if usesDocker(a.Kind) {
@@ -208,6 +211,8 @@ func (e *executor) step(ctx context.Context, a Action) error {
 			}
 		}
 		return e.checkpointRemoved(ctx, a.Student)
+	case Autosave:
+		return e.autosave(ctx)
 	case CollectVolumes:
 		return e.collect(ctx, a.Student, "")
 	case RemoveVolumes:
@@ -230,7 +235,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		failpoint.Hit("before-complete-run")
 		now := e.r.now()
 		e.mu.Lock()
-		run, classID, students := e.class.Status.Run, e.class.ID, e.class.Spec.Students
+		run, classID, subject, students := e.class.Status.Run, e.class.ID, e.class.Spec.Subject, e.class.Spec.Students
 		if e.class.DesiredPhase == api.PhaseUp && run != nil {
 			// A run that ends while the class is Up collected only some
 			// students (leavers, or those reached before an Up interrupted
@@ -246,7 +251,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		if run != nil && run.CompletedAt == nil {
 			// The index is written before the run is recorded complete, so a
 			// complete run always has one; rewriting it after a crash is harmless.
-			if _, err := e.r.artifacts.WriteRunIndex(ctx, classID, run.ID, students, run.StartedAt, now); err != nil {
+			if _, err := e.r.artifacts.WriteRunIndex(ctx, classID, run.ID, students, run.StartedAt, now, artifacts.RunInfo{Subject: subject}); err != nil {
 				return fmt.Errorf("run index: %w", err)
 			}
 		}
@@ -420,4 +425,94 @@ func (e *executor) recover(ctx context.Context, classID, student string, rules a
 		return "", rules, fmt.Errorf("recovery container: %w", err)
 	}
 	return spec.Name, artifacts.Rules{Paths: paths, MaxBytes: rules.MaxBytes, MaxFiles: rules.MaxFiles}, nil
+}
+
+// autosave collects every running sandbox of the class, without stopping
+// it, into a new run of kind autosave, records it in status, and then
+// deletes the autosave it supersedes. A student whose collection fails is
+// listed as missing in the run's index; the autosave fails only when no
+// student could be collected, and is then retried like any failed step.
+func (e *executor) autosave(ctx context.Context) error {
+	start := e.r.now()
+	runID := newRunID(start)
+	e.mu.Lock()
+	classID, subject, prev := e.class.ID, e.class.Spec.Subject, e.class.Status.Autosave
+	roster := e.class.Spec.Students
+	e.mu.Unlock()
+	var students []string
+	for _, s := range roster {
+		if c, ok := e.obs.Containers[s]; ok && c.State == "running" {
+			students = append(students, s)
+		}
+	}
+	var (
+		g      errgroup.Group
+		mu     sync.Mutex
+		failed []error
+		saved  []string // container ids
+	)
+	g.SetLimit(e.r.opts.Parallel)
+	for _, s := range students {
+		g.Go(func() error {
+			if err := e.r.slots.acquire(ctx); err != nil {
+				return err
+			}
+			defer e.r.slots.release()
+			cctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
+			defer cancel()
+			c := artifacts.Collector{Source: e.r.docker, Objects: e.r.artifacts, Now: e.r.now}
+			_, err := c.Collect(cctx, artifacts.Request{
+				ClassID: classID, Subject: subject, RunID: runID, StudentID: s,
+				Container: e.obs.Containers[s].Name, Rules: artifacts.RulesFor(e.tmpl),
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				e.log.Warn("autosave of a student failed", zap.String("studentId", s), zap.Error(err))
+				failed = append(failed, fmt.Errorf("%s: %w", s, err))
+				return nil
+			}
+			saved = append(saved, e.obs.Containers[s].ID)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(students) > 0 && len(failed) == len(students) {
+		e.r.metrics.autosaves.WithLabelValues("failure").Inc()
+		return fmt.Errorf("no student could be autosaved: %w", errors.Join(failed...))
+	}
+	done := e.r.now()
+	if _, err := e.r.artifacts.WriteRunIndex(ctx, classID, runID, students, start, done, artifacts.RunInfo{Subject: subject, Kind: artifacts.RunKindAutosave}); err != nil {
+		return fmt.Errorf("autosave index: %w", err)
+	}
+	slices.Sort(saved)
+	rec := &api.Autosave{RunID: runID, StartedAt: start, CompletedAt: done, Collected: len(saved), Failed: len(failed), Containers: saved}
+	if err := e.checkpoint(ctx, func(st *api.ClassStatus) { st.Autosave = rec }); err != nil {
+		return err
+	}
+	e.r.metrics.autosaves.WithLabelValues("success").Inc()
+	e.log.Info("autosaved", zap.String("runId", runID), zap.Int("collected", rec.Collected), zap.Int("failed", rec.Failed))
+	if prev != nil && prev.RunID != runID && supersedes(rec, prev) {
+		// Only once the new one is recorded; a failure leaves an extra
+		// autosave behind, never none.
+		if err := e.r.artifacts.DeleteAutosave(ctx, classID, prev.RunID); err != nil {
+			e.log.Warn("the superseded autosave could not be deleted", zap.String("runId", prev.RunID), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// supersedes tells whether an autosave holds at least what the one before
+// held: every sandbox that one collected, collected again. A sandbox made
+// again in between is a new container, and its earlier work survives only
+// in the earlier autosave.
+func supersedes(next, prev *api.Autosave) bool {
+	for _, id := range prev.Containers {
+		if _, found := slices.BinarySearch(next.Containers, id); !found {
+			return false
+		}
+	}
+	return true
 }

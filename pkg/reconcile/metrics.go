@@ -11,6 +11,7 @@ type metrics struct {
 	orphansReaped   prometheus.Counter
 	upDuration      prometheus.Histogram
 	collects        *prometheus.CounterVec
+	autosaves       *prometheus.CounterVec
 	collectBytes    prometheus.Counter
 	collectDuration prometheus.Histogram
 	driftRepairs    prometheus.Counter
@@ -33,6 +34,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		collects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homeroom_collect_total", Help: "Collections of one student's work, by outcome (success: verified in the object store).",
 		}, []string{"outcome"}),
+		autosaves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homeroom_autosaves_total",
+			Help: "Autosaves of Up classes by result; a failure is one in which no student could be collected.",
+		}, []string{"result"}),
 		collectBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "homeroom_collect_bytes_total", Help: "Bytes of files and logs uploaded by verified collections.",
 		}),
@@ -52,11 +57,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.collects.WithLabelValues("success")
 	m.collects.WithLabelValues("failure")
+	m.autosaves.WithLabelValues("success")
+	m.autosaves.WithLabelValues("failure")
 	for _, l := range policy.Limits() {
 		m.quotaRejections.WithLabelValues(l)
 	}
 	if reg != nil {
-		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.collectBytes,
+		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.autosaves, m.collectBytes,
 			m.collectDuration, m.driftRepairs, m.restarts, m.quotaRejections)
 	}
 	return m

@@ -27,7 +27,10 @@ const (
 	CollectVolumes Kind = "collect-volumes"
 	// RemoveVolumes removes a collected student's work volumes that
 	// outlived their sandbox.
-	RemoveVolumes     Kind = "remove-volumes"
+	RemoveVolumes Kind = "remove-volumes"
+	// Autosave collects every running sandbox of an Up class as a run of
+	// kind autosave, stopping nothing.
+	Autosave          Kind = "autosave"
 	DisconnectTraefik Kind = "disconnect-traefik"
 	RemoveNetwork     Kind = "remove-network"
 	CompleteRun       Kind = "complete-run"
@@ -64,6 +67,17 @@ func (p Plan) String() string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// count is how many steps of kind k the plan has.
+func (p Plan) count(k Kind) int {
+	n := 0
+	for _, a := range p {
+		if a.Kind == k {
+			n++
+		}
+	}
+	return n
 }
 
 // creates reports whether the plan makes new sandboxes, which needs quota.
@@ -161,6 +175,9 @@ func planUp(in Input) Plan {
 		}
 	}
 	p = append(p, collectAndRemove(in, leavers, active)...)
+	if due := AutosaveDue(in); !due.IsZero() && !in.Now.Before(due) && in.Observed.Running() > 0 {
+		p = append(p, Action{Kind: Autosave})
+	}
 	if active || len(leavers) > 0 {
 		// A Down interrupted by an Up is over, and so is the collection of
 		// leavers: the next Down must start a new run, or students
@@ -252,6 +269,21 @@ func planDown(in Input) Plan {
 		p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
 	}
 	return p
+}
+
+// AutosaveDue is when an Up class's next autosave is due: its template's
+// interval after the Up, or after the last autosave if that came later.
+// Zero when the class is not Up or has no template.
+func AutosaveDue(in Input) time.Time {
+	c := in.Class
+	if c.DesiredPhase != api.PhaseUp || in.Template == nil || c.UpSince == nil {
+		return time.Time{}
+	}
+	base := *c.UpSince
+	if a := c.Status.Autosave; a != nil && a.StartedAt.After(base) {
+		base = a.StartedAt
+	}
+	return base.Add(in.Template.AutosaveInterval())
 }
 
 // describe is used in conditions: "3 of 5 students running".

@@ -798,12 +798,12 @@ func (a *fakeArtifacts) PutStream(_ context.Context, key string, r io.Reader, si
 
 // WriteRunIndex records one index object per run, listing the students
 // whose manifests are stored, as the real store does from the manifests.
-func (a *fakeArtifacts) WriteRunIndex(_ context.Context, classID, runID string, students []string, startedAt, completedAt time.Time) (*artifacts.RunIndex, error) {
+func (a *fakeArtifacts) WriteRunIndex(_ context.Context, classID, runID string, students []string, startedAt, completedAt time.Time, info artifacts.RunInfo) (*artifacts.RunIndex, error) {
 	key := artifacts.RunIndexKey(classID, runID)
 	if err := a.record("WriteRunIndex", key); err != nil {
 		return nil, err
 	}
-	idx := &artifacts.RunIndex{SchemaVersion: 1, ClassID: classID, RunID: runID, StartedAt: startedAt, CompletedAt: completedAt}
+	idx := &artifacts.RunIndex{SchemaVersion: 1, ClassID: classID, RunID: runID, Subject: info.Subject, Kind: info.Kind, StartedAt: startedAt, CompletedAt: completedAt}
 	for _, s := range students {
 		outcome := artifacts.OutcomeMissing
 		if _, ok := a.object(artifacts.ManifestKey(api.ArtifactPrefix(classID, runID, s))); ok {
@@ -814,6 +814,28 @@ func (a *fakeArtifacts) WriteRunIndex(_ context.Context, classID, runID string, 
 	b, _ := json.Marshal(idx)
 	a.store(key, b)
 	return idx, nil
+}
+
+// DeleteAutosave deletes a run's objects, refusing any run that is not an
+// autosave as the real store does.
+func (a *fakeArtifacts) DeleteAutosave(_ context.Context, classID, runID string) error {
+	key := artifacts.RunIndexKey(classID, runID)
+	if err := a.record("DeleteAutosave", key); err != nil {
+		return err
+	}
+	raw, ok := a.object(key)
+	var idx artifacts.RunIndex
+	if !ok || json.Unmarshal(raw, &idx) != nil || idx.Kind != artifacts.RunKindAutosave {
+		return fmt.Errorf("run %s is not an autosave", runID)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k := range a.objects {
+		if strings.HasPrefix(k, "classes/"+classID+"/"+runID+"/") {
+			delete(a.objects, k)
+		}
+	}
+	return nil
 }
 
 func (a *fakeArtifacts) Verify(_ context.Context, objs []artifacts.Object) error {

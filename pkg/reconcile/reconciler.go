@@ -218,8 +218,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	// new Up.
 	wasUp := class.Status.Phase == api.PhaseUp || restartingAfterUp(class)
 	if class.DesiredPhase == api.PhaseUp && wasUp {
-		// Anything to do for a class that was Up is a repair of drift.
-		r.metrics.driftRepairs.Add(float64(len(plan)))
+		// Anything to do for a class that was Up is a repair of drift,
+		// but for its autosave.
+		r.metrics.driftRepairs.Add(float64(len(plan) - plan.count(Autosave)))
 	}
 	var execErr error
 	if len(plan) > 0 {
@@ -261,6 +262,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	res.Converged = execErr == nil && len(PlanFor(after)) == 0
 	if exp := class.ExpiresAt(); exp != nil {
 		res.RequeueAfter = max(exp.Sub(r.now()), time.Millisecond)
+	}
+	if due := AutosaveDue(after); !due.IsZero() {
+		if in := max(due.Sub(r.now()), time.Millisecond); res.RequeueAfter == 0 || in < res.RequeueAfter {
+			res.RequeueAfter = in
+		}
 	}
 	if next := NextRestart(after); !next.IsZero() {
 		if in := max(next.Sub(r.now()), time.Millisecond); res.RequeueAfter == 0 || in < res.RequeueAfter {

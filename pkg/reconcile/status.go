@@ -20,6 +20,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		ObservedGeneration: c.Generation,
 		Conditions:         append([]api.Condition(nil), prev.Conditions...),
 		Run:                prev.Run,
+		Autosave:           prev.Autosave,
 	}
 	if obs.Network != nil {
 		st.Network = obs.Network.Name
