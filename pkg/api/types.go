@@ -95,6 +95,9 @@ type StudentStatus struct {
 	State     string        `json:"state" bson:"state"`
 	Endpoint  string        `json:"endpoint,omitempty" bson:"endpoint,omitempty"`
 	Artifacts *ArtifactsRef `json:"artifacts,omitempty" bson:"artifacts,omitempty"`
+	// WorkspaceBytes is what the student's work volumes held when last
+	// measured (about every resync); absent until then.
+	WorkspaceBytes *int64 `json:"workspaceBytes,omitempty" bson:"workspaceBytes,omitempty"`
 }
 
 // ArtifactsRef points at a student's collected work of one run.
@@ -155,6 +158,11 @@ const (
 	// ConditionTemplateCurrent is False while running sandboxes were made
 	// from an older version of the class's template.
 	ConditionTemplateCurrent = "TemplateCurrent"
+	// ConditionWorkspaceFull is True while a student's work volumes hold
+	// more than the template's workspaceMiB; that sandbox is stopped after
+	// an autosave and stays stopped until the cap is raised or the class
+	// goes Down.
+	ConditionWorkspaceFull = "WorkspaceFull"
 )
 
 // FindCondition returns the condition of type t, or nil.

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +90,7 @@ func StartEmbedded(ctx context.Context, dir, listenAddr string, log *zap.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: embedded store backend: %w", err)
 	}
-	faker := gofakes3.New(fixedBackend{backend}, gofakes3.WithLogger(fakeS3Log{log}))
+	faker := gofakes3.New(fixedBackend{backend, afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(abs, "buckets"))}, gofakes3.WithLogger(fakeS3Log{log}))
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", listenAddr)
 	if err != nil {
@@ -190,8 +192,39 @@ func (l fakeS3Log) Print(level gofakes3.LogLevel, v ...any) {
 //     metadata that breaks reads and listings: it is deleted. A PUT that fails
 //     before reading its body (missing bucket, failed condition) has not
 //     touched the object.
+//   - deleting an object leaves its directories, which listings then show
+//     as prefixes: a deleted autosave would still be listed as a run. A
+//     delete removes the directories it empties.
 type fixedBackend struct {
 	*s3afero.MultiBucketBackend
+	buckets afero.Fs // the backend's buckets directory
+}
+
+func (b fixedBackend) DeleteObject(bucket, key string) (gofakes3.ObjectDeleteResult, error) {
+	res, err := b.MultiBucketBackend.DeleteObject(bucket, key)
+	if err == nil {
+		b.prune(bucket, key)
+	}
+	return res, err
+}
+
+func (b fixedBackend) DeleteMulti(bucket string, keys ...string) (gofakes3.MultiDeleteResult, error) {
+	res, err := b.MultiBucketBackend.DeleteMulti(bucket, keys...)
+	for _, d := range res.Deleted {
+		b.prune(bucket, d.Key)
+	}
+	return res, err
+}
+
+// prune removes the directories of key up to its bucket that are empty; a
+// directory that is not stops it.
+func (b fixedBackend) prune(bucket, key string) {
+	root := path.Clean(bucket)
+	for dir := path.Dir(path.Join(bucket, key)); dir != root && strings.HasPrefix(dir, root+"/"); dir = path.Dir(dir) {
+		if b.buckets.Remove(filepath.FromSlash(dir)) != nil {
+			return
+		}
+	}
 }
 
 func (b fixedBackend) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, conditions *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {

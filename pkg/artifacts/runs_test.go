@@ -245,7 +245,7 @@ func TestListRunsRunFileAndListRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []artifacts.RunSummary{
-			{RunID: run1, Students: 3, Complete: true, CompletedAt: &completed},
+			{RunID: run1, Kind: artifacts.RunKindDown, Students: 3, Complete: true, CompletedAt: &completed},
 			{RunID: run2, Students: 2},
 		}
 		if got, w := mustJSON(t, runs), mustJSON(t, want); got != w {

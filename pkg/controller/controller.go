@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -22,6 +23,13 @@ import (
 // Reconciler runs one pass for a class.
 type Reconciler interface {
 	Reconcile(ctx context.Context, classID string) (reconcile.Result, error)
+}
+
+// WorkspaceMeasurer measures students' work volumes, seldom: the
+// reconciler keeps the sizes for its passes and returns the classes whose
+// sizes changed.
+type WorkspaceMeasurer interface {
+	MeasureWorkspaces(ctx context.Context) ([]string, error)
 }
 
 // Lister tells which classes exist and their versions, cheaply.
@@ -88,6 +96,8 @@ type Controller struct {
 	// backoff instead of in a loop that feeds itself.
 	mu      sync.Mutex
 	retryAt map[string]time.Time
+
+	measuring atomic.Bool // a workspace measurement is in flight
 }
 
 // New builds a controller; reg receives its metrics (nil: none).
@@ -280,6 +290,7 @@ func (c *Controller) poll(ctx context.Context) {
 			seen = versions
 			if resync {
 				c.enqueueOrphans(ctx, versions)
+				c.measureWorkspaces(ctx)
 			}
 		}
 		select {
@@ -391,4 +402,28 @@ func (c *Controller) enqueueAll(ctx context.Context) {
 	for id := range versions {
 		c.queue.Add(id)
 	}
+}
+
+// measureWorkspaces measures the students' work volumes in the background
+// (the daemon can take seconds to answer) and enqueues the classes whose
+// sizes changed; a measurement still running when the next resync comes
+// is not started again.
+func (c *Controller) measureWorkspaces(ctx context.Context) {
+	m, ok := c.rec.(WorkspaceMeasurer)
+	if !ok || !c.measuring.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.measuring.Store(false)
+		changed, err := m.MeasureWorkspaces(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("measure workspaces", zap.Error(err))
+			}
+			return
+		}
+		for _, id := range changed {
+			c.queue.Add(id)
+		}
+	}()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -435,6 +436,26 @@ func (c *Client) ListVolumes(ctx context.Context, classID string) ([]*volume.Vol
 		return nil, fmt.Errorf("list volumes: %w", err)
 	}
 	return resp.Volumes, nil
+}
+
+// VolumeSizes measures Homeroom's volumes through the daemon's disk usage
+// report: each one's labels and size in bytes (-1 where the daemon cannot
+// tell). The daemon walks every volume to answer, so call it seldom.
+func (c *Client) VolumeSizes(ctx context.Context) ([]*volume.Volume, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	du, err := c.api.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.VolumeObject}})
+	c.track("disk_usage", err)
+	if err != nil {
+		return nil, fmt.Errorf("disk usage: %w", err)
+	}
+	var out []*volume.Volume
+	for _, v := range du.Volumes {
+		if v != nil && isOurs(v.Labels) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // RemoveVolume removes a volume of Homeroom's; one already gone is success.

@@ -51,6 +51,11 @@ type Template struct {
 	// collected as an autosave (default 10): a lost host, disk or daemon
 	// costs at most that much work.
 	AutosaveMinutes int `yaml:"autosaveMinutes,omitempty" json:"autosaveMinutes"`
+	// WorkspaceMiB caps what one student's work volumes may hold (default
+	// 1024). Docker's local volumes on overlay2 cannot enforce a size, so
+	// Homeroom measures them: a sandbox past its cap is autosaved, then
+	// stopped, and reported.
+	WorkspaceMiB int64 `yaml:"workspaceMiB,omitempty" json:"workspaceMiB"`
 	// Internet gives the class network a route out. It is off unless the
 	// template asks: students then share an internal network that reaches
 	// nothing but their classmates and Traefik.
@@ -129,6 +134,17 @@ func (t *Template) AutosaveInterval() time.Duration {
 }
 
 const defaultAutosaveMinutes = 10
+
+// WorkspaceBytes is the cap on a student's work volumes; a nil template
+// gets the default.
+func (t *Template) WorkspaceBytes() int64 {
+	if t == nil || t.WorkspaceMiB <= 0 {
+		return defaultWorkspaceMiB << 20
+	}
+	return t.WorkspaceMiB << 20
+}
+
+const defaultWorkspaceMiB = 1024
 
 // maxCollectMaxFiles bounds what a policy may ask for, for the same reason.
 const maxCollectMaxFiles = 50000
@@ -297,6 +313,12 @@ func (t *Template) normalize() error {
 	}
 	if t.AutosaveMinutes == 0 {
 		t.AutosaveMinutes = defaultAutosaveMinutes
+	}
+	if t.WorkspaceMiB < 0 {
+		return fmt.Errorf("workspaceMiB must not be negative")
+	}
+	if t.WorkspaceMiB == 0 {
+		t.WorkspaceMiB = defaultWorkspaceMiB
 	}
 	if t.MemoryMiB <= 0 {
 		return fmt.Errorf("memoryMiB must be positive")

@@ -1,7 +1,9 @@
 package reconcile_test
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/reconcile"
+	"go.uber.org/zap/zaptest"
 )
 
 func (e *env) runIndex(runID string) (artifacts.RunIndex, bool) {
@@ -161,5 +165,60 @@ func TestAutosaveKeepsTheOneBeforeWhenASandboxWasMadeAgain(t *testing.T) {
 	}
 	if _, ok := e.runIndex(first.RunID); !ok {
 		t.Error("the kept autosave was deleted later")
+	}
+}
+
+// A sandbox whose work volumes pass the template's workspaceMiB is
+// autosaved, then stopped, reported, and not started again.
+func TestFullWorkspaceIsSavedThenStopped(t *testing.T) {
+	e := newEnv(t)
+	pol, err := policy.Parse([]byte(`templates:
+  - {name: sandbox, image: homeroom/sandbox:dev, port: 8080, collectPaths: [/workspace], memoryMiB: 128, cpus: 0.5, pids: 64, readOnlyRootFS: true, workspaceMiB: 1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rec = reconcile.New(e.store, e.docker, e.art, pol, reconcile.Options{
+		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second, Now: e.now,
+	}, zaptest.NewLogger(t))
+	e.putClass(api.PhaseUp, "alice", "bob")
+	up := e.now()
+	e.store.edit(classID, func(c *api.Class) { c.UpSince = &up })
+	e.mustConverge()
+	e.docker.write(cname("bob"), "workspace/huge.bin", strings.Repeat("x", 2<<20))
+
+	changed, err := e.rec.MeasureWorkspaces(context.Background())
+	if err != nil || !slices.Contains(changed, classID) {
+		t.Fatalf("measure: %v, changed %v", err, changed)
+	}
+	res := e.mustConverge()
+	if got, want := res.Plan.String(), "autosave\nstop-container bob ("+cname("bob")+")\n"; got != want {
+		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	c := e.class()
+	if cd := cond(c, api.ConditionWorkspaceFull); cd.Status != "True" || !strings.Contains(cd.Message, "bob (2 MiB)") || strings.Contains(cd.Message, "alice") {
+		t.Errorf("WorkspaceFull = %+v", cd)
+	}
+	if b := studentStatus(c, "bob").WorkspaceBytes; b == nil || *b < 2<<20 {
+		t.Errorf("bob's workspaceBytes = %v", b)
+	}
+	a := c.Status.Autosave
+	if a == nil {
+		t.Fatal("no autosave before the stop")
+	}
+	if _, ok := e.art.object(artifacts.FilesKey(api.ArtifactPrefix(classID, a.RunID, "bob"), "workspace/huge.bin")); !ok {
+		t.Error("bob's work was not saved before his sandbox was stopped")
+	}
+	if bob, _ := e.docker.container(cname("bob")); bob.state != "exited" {
+		t.Errorf("bob's sandbox is %s", bob.state)
+	}
+	if alice, _ := e.docker.container(cname("alice")); alice.state != "running" {
+		t.Errorf("alice's sandbox is %s", alice.state)
+	}
+	// Long after any restart pause, bob's sandbox stays stopped.
+	e.advance(time.Hour)
+	e.store.edit(classID, func(c *api.Class) { c.Status.Autosave.StartedAt = e.now() })
+	if res := e.mustConverge(); len(res.Plan) != 0 {
+		t.Errorf("a full sandbox was acted on again:\n%s", res.Plan)
 	}
 }

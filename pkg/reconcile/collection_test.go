@@ -277,3 +277,75 @@ func TestDockerRmDashFLosesNoWork(t *testing.T) {
 		t.Errorf("%d volumes left after Down", len(vs))
 	}
 }
+
+// A workspace past the template's workspaceMiB, on this daemon's storage
+// (overlay2 on ext4: no volume size limit), is measured, reported,
+// autosaved and stopped; a classmate within the cap runs on.
+func TestWorkspacePastItsCapIsSavedAndStopped(t *testing.T) {
+	pol, err := policy.Parse([]byte(`templates:
+  - {name: sandbox, image: homeroom/sandbox:dev, port: 8080, user: "65534:65534", collectPaths: [/workspace], memoryMiB: 128, cpus: 0.5, pids: 64, readOnlyRootFS: true, workspaceMiB: 1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, pol)
+	ctx := context.Background()
+	const id = "it-ws-cap"
+	r.class(id, api.PhaseUp, "fay", "gus")
+	r.converge(id)
+	r.plant(id, "gus", "/workspace", map[string]string{"dataset.csv": strings.Repeat("1,2,3\n", 400000)}) // 2.4 MB
+	r.plant(id, "fay", "/workspace", map[string]string{"small.txt": "fits"})
+	// The class's UpSince makes autosaves due later; only the cap acts now.
+	if _, err := r.rec.MeasureWorkspaces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.converge(id)
+	c := r.get(id)
+	if cd := condition(c, api.ConditionWorkspaceFull); cd.Status != "True" || !strings.Contains(cd.Message, "gus") || strings.Contains(cd.Message, "fay") {
+		t.Errorf("WorkspaceFull = %+v", cd)
+	}
+	waitState(t, r.docker, api.ContainerName(id, "gus"), "exited")
+	if info, err := r.docker.InspectContainer(ctx, api.ContainerName(id, "fay")); err != nil || !info.State.Running {
+		t.Errorf("fay's sandbox stopped too: %v", err)
+	}
+	if c.Status.Autosave == nil {
+		t.Fatal("no autosave before gus's sandbox was stopped")
+	}
+	m, err := r.art.GetManifest(ctx, id, c.Status.Autosave.RunID, "gus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := files(m)["workspace/dataset.csv"]; !ok || f.Size != 2400000 {
+		t.Errorf("gus's dataset in the autosave: %+v", m.Files)
+	}
+	if got := r.gauge("homeroom_workspace_bytes", id, "gus"); got < 2400000 {
+		t.Errorf("homeroom_workspace_bytes for gus = %v", got)
+	}
+	// Another pass leaves it stopped.
+	r.converge(id)
+	waitState(t, r.docker, api.ContainerName(id, "gus"), "exited")
+}
+
+// gauge reads the gauge of one class and student from the registry.
+func (r *rig) gauge(name, class, student string) float64 {
+	r.t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["class"] == class && labels["student"] == student {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}

@@ -26,6 +26,7 @@ import (
 type Docker interface {
 	observer
 	volumeLister
+	volumeSizer
 	RemoveVolume(ctx context.Context, name string) error
 	EnsureNetwork(ctx context.Context, name string, opts network.CreateOptions) (string, error)
 	UsedSubnets(ctx context.Context) ([]netip.Prefix, error)

@@ -12,6 +12,7 @@ type metrics struct {
 	upDuration      prometheus.Histogram
 	collects        *prometheus.CounterVec
 	autosaves       *prometheus.CounterVec
+	workspaceBytes  *prometheus.GaugeVec
 	collectBytes    prometheus.Counter
 	collectDuration prometheus.Histogram
 	driftRepairs    prometheus.Counter
@@ -34,6 +35,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		collects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homeroom_collect_total", Help: "Collections of one student's work, by outcome (success: verified in the object store).",
 		}, []string{"outcome"}),
+		workspaceBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "homeroom_workspace_bytes",
+			Help: "Bytes a student's work volumes held at the last measurement (every resync).",
+		}, []string{"class", "student"}),
 		autosaves: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homeroom_autosaves_total",
 			Help: "Autosaves of Up classes by result; a failure is one in which no student could be collected.",
@@ -63,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.quotaRejections.WithLabelValues(l)
 	}
 	if reg != nil {
-		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.autosaves, m.collectBytes,
+		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.autosaves, m.workspaceBytes, m.collectBytes,
 			m.collectDuration, m.driftRepairs, m.restarts, m.quotaRejections)
 	}
 	return m

@@ -27,6 +27,9 @@ type Observed struct {
 	// listed only for a class going Down (and an orphan), where work whose
 	// sandbox is gone must still be collected; nil otherwise.
 	Volumes map[string][]ObservedVolume
+	// Workspaces are the bytes each student's work volumes held at the
+	// last measurement (see Reconciler.MeasureWorkspaces); nil before one.
+	Workspaces map[string]int64
 }
 
 // ObservedVolume is a student's labelled work volume.

@@ -158,6 +158,7 @@ func planUp(in Input) Plan {
 		if obs.Traefik != nil && !obs.Traefik.HostNetwork && (obs.Network == nil || !obs.Traefik.Attached) {
 			p = append(p, Action{Kind: ConnectTraefik, Target: net})
 		}
+		full := FullWorkspaces(in)
 		for _, s := range in.Class.Spec.Students {
 			c, ok := obs.Containers[s]
 			switch {
@@ -167,7 +168,7 @@ func planUp(in Input) Plan {
 					Action{Kind: CreateContainer, Student: s, Target: name},
 					Action{Kind: StartContainer, Student: s, Target: name})
 			case c.State == "created" || c.State == "exited" || c.State == "dead":
-				if c.restartPaused(in.Now) {
+				if c.restartPaused(in.Now) || full[s] {
 					continue
 				}
 				p = append(p, Action{Kind: StartContainer, Student: s, Target: c.Name})
@@ -175,9 +176,18 @@ func planUp(in Input) Plan {
 		}
 	}
 	p = append(p, collectAndRemove(in, leavers, active)...)
-	if due := AutosaveDue(in); !due.IsZero() && !in.Now.Before(due) && in.Observed.Running() > 0 {
+	// A sandbox past its workspace cap is saved, then stopped: the autosave
+	// comes first, and a failed one stops the pass before any stop.
+	var stops Plan
+	for _, s := range sortedKeys(FullWorkspaces(in)) {
+		if c, ok := obs.Containers[s]; ok && (c.State == "running" || c.State == "paused" || c.State == "restarting") {
+			stops = append(stops, Action{Kind: StopContainer, Student: s, Target: c.Name})
+		}
+	}
+	if due := AutosaveDue(in); len(stops) > 0 || (!due.IsZero() && !in.Now.Before(due) && in.Observed.Running() > 0) {
 		p = append(p, Action{Kind: Autosave})
 	}
+	p = append(p, stops...)
 	if active || len(leavers) > 0 {
 		// A Down interrupted by an Up is over, and so is the collection of
 		// leavers: the next Down must start a new run, or students
@@ -269,6 +279,30 @@ func planDown(in Input) Plan {
 		p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
 	}
 	return p
+}
+
+// FullWorkspaces lists the students of an Up class whose work volumes hold
+// more than the template's cap at the last measurement.
+func FullWorkspaces(in Input) map[string]bool {
+	if in.Class.DesiredPhase != api.PhaseUp || in.Template == nil {
+		return nil
+	}
+	full := map[string]bool{}
+	for _, s := range in.Class.Spec.Students {
+		if b, ok := in.Observed.Workspaces[s]; ok && b > in.Template.WorkspaceBytes() {
+			full[s] = true
+		}
+	}
+	return full
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // AutosaveDue is when an Up class's next autosave is due: its template's

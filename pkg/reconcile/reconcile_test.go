@@ -564,6 +564,39 @@ func (d *fakeDocker) RemoveVolume(_ context.Context, name string) error {
 	return nil
 }
 
+// VolumeSizes measures each volume by the files of the container that
+// mounts it (the fake's live view), or by its own when none does.
+func (d *fakeDocker) VolumeSizes(_ context.Context) ([]*volume.Volume, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("VolumeSizes", ""); err != nil {
+		return nil, err
+	}
+	var out []*volume.Volume
+	for name, v := range d.volumes {
+		files := v.files
+		for _, c := range d.containers {
+			for target, vn := range c.mounts {
+				if vn == name {
+					files = map[string]string{}
+					dir := strings.TrimPrefix(target, "/") + "/"
+					for p, body := range c.files {
+						if strings.HasPrefix(p, dir) {
+							files[p] = body
+						}
+					}
+				}
+			}
+		}
+		var size int64
+		for _, body := range files {
+			size += int64(len(body))
+		}
+		out = append(out, &volume.Volume{Name: name, Labels: cloneMap(v.labels), UsageData: &volume.UsageData{Size: size, RefCount: 1}})
+	}
+	return out, nil
+}
+
 // volumeNames lists the volumes left, sorted.
 func (d *fakeDocker) volumeNames() []string {
 	d.mu.Lock()

@@ -76,6 +76,9 @@ type Reconciler struct {
 	restartMu sync.Mutex
 	restarts  map[string]map[string]int // class id → container id → Observed.Restarts
 
+	wsMu       sync.Mutex
+	workspaces map[string]map[string]int64 // class id → student → bytes; nil until measured
+
 	// slots holds GlobalParallel: every Docker step of every pass takes
 	// one, whichever worker runs it.
 	slots *slots
@@ -284,6 +287,7 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 	if err != nil {
 		return obs, err
 	}
+	obs.Workspaces = r.workspacesOf(class.ID)
 	if class.DesiredPhase != api.PhaseUp {
 		if err := observeVolumes(ctx, r.docker, class.ID, &obs); err != nil {
 			return obs, err

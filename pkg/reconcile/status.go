@@ -88,6 +88,15 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		st.Conditions = api.SetCondition(st.Conditions, routing(obs, tmpl, opts, now))
 		if tmpl != nil {
 			st.Conditions = api.SetCondition(st.Conditions, templateCurrent(c, tmpl, obs, opts, now))
+			if obs.Workspaces != nil {
+				// Until the first measurement, the last report stands.
+				st.Conditions = api.SetCondition(st.Conditions, workspaceFull(c, tmpl, obs, now))
+			}
+		}
+		for i := range st.Students {
+			if b, ok := obs.Workspaces[st.Students[i].ID]; ok {
+				st.Students[i].WorkspaceBytes = &b
+			}
 		}
 	default:
 		seen := map[string]bool{}
@@ -109,7 +118,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			}
 		} else {
 			st.Phase = api.PhaseCollecting
-			left := len(obs.Containers)
+			left := len(obs.Containers) + len(obs.Stranded())
 			ready.Reason, ready.Message = "Collecting", fmt.Sprintf("%d containers left to collect and remove", left)
 			if c.DownReason == api.ReasonTTLExpired {
 				ready.Reason = api.ReasonTTLExpired
@@ -118,6 +127,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		// Routing and template versions mean nothing for a class that is down.
 		st.Conditions = removeCondition(st.Conditions, api.ConditionRouting)
 		st.Conditions = removeCondition(st.Conditions, api.ConditionTemplateCurrent)
+		st.Conditions = removeCondition(st.Conditions, api.ConditionWorkspaceFull)
 	}
 	st.Conditions = api.SetCondition(st.Conditions, ready)
 
@@ -127,6 +137,23 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 	}
 	st.Conditions = api.SetCondition(st.Conditions, synced)
 	return st
+}
+
+// workspaceFull reports the students whose work volumes passed the
+// template's cap at the last measurement.
+func workspaceFull(c *api.Class, tmpl *policy.Template, obs Observed, now time.Time) api.Condition {
+	cond := api.Condition{Type: api.ConditionWorkspaceFull, Status: "False", Reason: "WithinLimit", LastTransitionTime: now,
+		Message: fmt.Sprintf("every workspace is within %d MiB", tmpl.WorkspaceBytes()>>20)}
+	var over []string
+	for _, s := range sortedKeys(FullWorkspaces(Input{Class: *c, Template: tmpl, Observed: obs})) {
+		over = append(over, fmt.Sprintf("%s (%d MiB)", s, obs.Workspaces[s]>>20))
+	}
+	if len(over) > 0 {
+		cond.Status, cond.Reason = "True", "WorkspaceFull"
+		cond.Message = fmt.Sprintf("over the %d MiB workspace cap, autosaved and stopped until the cap is raised or the class goes Down: %s",
+			tmpl.WorkspaceBytes()>>20, strings.Join(over, ", "))
+	}
+	return cond
 }
 
 // templateCurrent tells whether running sandboxes were made from the
