@@ -51,3 +51,27 @@ func TestDeleteAutosave(t *testing.T) {
 		}
 	})
 }
+
+// A student whose collection lost something the template's rules would
+// have kept is incomplete in the run index, not collected.
+func TestRunIndexTellsIncompleteStudents(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *artifacts.Store) {
+		ctx := testContext(t)
+		const class, run = "cs101-b", "20261130T120000Z-dddddd"
+		m := collectAs(t, s, class, run, "mallory", nil, 0, file("workspace/ok.txt", []byte("ok")), file("/etc/evil", []byte("x")))
+		if !m.Incomplete {
+			t.Fatalf("manifest not incomplete: %+v", m.Skipped)
+		}
+		collectAs(t, s, class, run, "nina", nil, 0, file("workspace/ok.txt", []byte("ok")), special('2', "workspace/l", "ok.txt"))
+		idx, err := s.WriteRunIndex(ctx, class, run, []string{"mallory", "nina", "olga"}, time.Now(), time.Now(), artifacts.RunInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"mallory": artifacts.OutcomeIncomplete, "nina": artifacts.OutcomeCollected, "olga": artifacts.OutcomeMissing}
+		for _, st := range idx.Students {
+			if st.Outcome != want[st.StudentID] {
+				t.Errorf("%s: outcome %q, want %q", st.StudentID, st.Outcome, want[st.StudentID])
+			}
+		}
+	})
+}

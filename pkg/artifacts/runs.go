@@ -19,6 +19,9 @@ const (
 	OutcomeCollected = "collected"
 	// OutcomeMissing: there is no manifest of the run for the student.
 	OutcomeMissing = "missing"
+	// OutcomeIncomplete: the manifest is stored, but something the
+	// template's rules would have kept was not collected (see IsLoss).
+	OutcomeIncomplete = "incomplete"
 )
 
 // RunIndexName is the run index's name under the run prefix. It cannot be
@@ -45,7 +48,7 @@ type RunIndex struct {
 // RunStudent is one student's outcome in a run, taken from their manifest.
 type RunStudent struct {
 	StudentID string `json:"studentId"`
-	// Outcome is OutcomeCollected or OutcomeMissing.
+	// Outcome is OutcomeCollected, OutcomeIncomplete or OutcomeMissing.
 	Outcome string `json:"outcome"`
 	// Manifest is the manifest's key when collected.
 	Manifest string `json:"manifest,omitempty"`
@@ -126,6 +129,9 @@ func (s *Store) WriteRunIndex(ctx context.Context, classID, runID string, studen
 			// Manifests stored without Finish may lack the flag.
 			st.Truncated = m.Truncated || hasSizeCap(m.Skipped)
 			st.Skipped = skippedCount(m.Skipped)
+			if m.Incomplete || slices.ContainsFunc(m.Skipped, func(sk Skipped) bool { return IsLoss(sk.Reason) }) {
+				st.Outcome = OutcomeIncomplete
+			}
 		}
 		idx.Students[i] = st
 		return nil
