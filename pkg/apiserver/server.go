@@ -187,6 +187,9 @@ type Server struct {
 	signIn                      *signIn
 	stopPrune                   chan struct{}
 	pruneDone                   chan struct{}
+
+	// archives counts downloads of whole runs by format and outcome.
+	archives *prometheus.CounterVec
 }
 
 // New builds the API. adminToken is the bootstrap admin token; reg and
@@ -218,6 +221,7 @@ func New(s Store, a Artifacts, p *policy.Policy, adminToken string, log *zap.Log
 	if reg != nil {
 		reg.MustRegister(srv.requests, srv.quotaRejections, waits)
 	}
+	srv.archives = newArchiveCounter(reg)
 	srv.tokenLimits = newLimiters(o.rate, o.burst, nil)
 	srv.authFailLimits = newLimiters(o.authFailRate, o.authFailBurst, nil)
 	srv.watch = newWatcher(s, o.poll, o.waitsPerCaller, log, waits)
@@ -293,6 +297,7 @@ func (s *Server) Handler() http.Handler {
 	v1.POST("/classes/:id/down", s.phase(api.PhaseDown))
 	v1.GET("/classes/:id/runs", s.listRuns)
 	v1.GET("/classes/:id/runs/:run", s.getRun)
+	v1.GET("/classes/:id/runs/:run/archive", s.getRunArchive)
 	v1.GET("/classes/:id/artifacts", s.listArtifacts)
 	v1.GET("/classes/:id/artifacts/:student/*", s.getArtifact)
 	v1.GET("/classes/:id/links", s.listLinks)
