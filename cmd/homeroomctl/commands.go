@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -378,21 +379,45 @@ func (a *app) artifactsCmd() *cobra.Command {
 	}
 	ls.Flags().StringVar(&run, "run", "", "only this run (see: homeroomctl runs CLASS)")
 
-	var getRun, outFile string
+	var getRun, outFile, format string
+	var all, force bool
 	get := &cobra.Command{
-		Use:   "get CLASS STUDENT PATH",
-		Short: "Fetch one collected file (of the latest run, or of --run)",
+		Use:   "get CLASS STUDENT PATH | get CLASS --all",
+		Short: "Fetch one collected file, or with --all a whole run as one archive",
 		Long: `Fetch one collected file of a student, of the latest run or of --run, to stdout
 or to the file named by -O. PATH is as "artifacts ls" shows it, e.g.
 files/workspace/hello.py or logs/container.log.
 
+With --all, fetch a whole completed run as one archive: the latest completed run,
+or --run. It holds the run's index.json and, for each student collected,
+<student>/manifest.json, <student>/files/… and <student>/logs/container.log.
+--format is zip (the default) or tar.gz. The archive goes to -O FILE (- for
+stdout), by default <class>-<run>.zip (or .tar.gz) in the current directory. An
+existing file is left alone unless --force. The download goes to a temporary
+file beside it, renamed only once it arrived whole: a download that is
+interrupted or cut off by the server leaves no file behind.
+
 ` + exitCodeHelp,
-		Args:              cobra.ExactArgs(3),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if all {
+				if len(args) != 1 {
+					return withCode(exitUsage, fmt.Errorf("--all takes the class alone, not %d arguments", len(args)))
+				}
+				return nil
+			}
+			if format != "" || force {
+				return withCode(exitUsage, errors.New("--format and --force go with --all"))
+			}
+			return cobra.ExactArgs(3)(cmd, args)
+		},
 		ValidArgsFunction: a.completeClasses,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
+			}
+			if all {
+				return a.downloadRun(cmd.Context(), c, args[0], getRun, format, outFile, force)
 			}
 			body, err := c.GetArtifact(cmd.Context(), args[0], args[1], args[2], getRun)
 			if err != nil {
@@ -406,8 +431,14 @@ files/workspace/hello.py or logs/container.log.
 			return writeFileAtomic(outFile, body)
 		},
 	}
-	get.Flags().StringVar(&getRun, "run", "", "the run to fetch from (default: the latest)")
-	get.Flags().StringVarP(&outFile, "output-file", "O", "", "write to this file instead of stdout")
+	get.Flags().StringVar(&getRun, "run", "", "the run to fetch from (default: the latest; with --all the latest completed)")
+	get.Flags().StringVarP(&outFile, "output-file", "O", "", "write to this file instead of stdout (with --all: default <class>-<run>.zip, - for stdout)")
+	get.Flags().BoolVar(&all, "all", false, "fetch every student's files of the run as one archive")
+	get.Flags().StringVar(&format, "format", "", "with --all: zip (default) or tar.gz")
+	get.Flags().BoolVar(&force, "force", false, "with --all: overwrite an existing file")
+	get.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{client.ArchiveZip, client.ArchiveTarGz}, cobra.ShellCompDirectiveNoFileComp
+	})
 	cmd.AddCommand(ls, get)
 	return cmd
 }
@@ -415,21 +446,57 @@ files/workspace/hello.py or logs/container.log.
 // writeFileAtomic writes r to path through a temporary file in the same
 // directory, so that a failed download leaves no partial file behind.
 func writeFileAtomic(path string, r io.Reader) error {
+	return writeFileVia(path, true, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	})
+}
+
+// writeFileVia has fill write a temporary file in path's directory and
+// gives it path's name only if fill succeeded, so that a failed or
+// interrupted download leaves no partial file behind. Unless replace, a
+// file already at path is kept, and that is an error.
+func writeFileVia(path string, replace bool, fill func(io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	_, err = io.Copy(f, r)
+	tmp := f.Name()
+	err = fill(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
 	if err != nil {
-		os.Remove(f.Name())
+		os.Remove(tmp)
+		return err
 	}
+	if replace {
+		if err := os.Rename(tmp, path); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		return nil
+	}
+	// A link is made only where no file is: nothing written meanwhile at
+	// path is replaced.
+	err = os.Link(tmp, path)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		err = existsError(path)
+	case err != nil:
+		// A file system without hard links.
+		if _, serr := os.Lstat(path); serr == nil {
+			err = existsError(path)
+		} else if err = os.Rename(tmp, path); err == nil {
+			return nil
+		}
+	}
+	os.Remove(tmp)
 	return err
+}
+
+func existsError(path string) error {
+	return withCode(exitUsage, fmt.Errorf("%s exists; --force overwrites it", path))
 }
 
 func (a *app) runsCmd() *cobra.Command {

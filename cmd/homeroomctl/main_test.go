@@ -2,10 +2,13 @@ package main
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -384,6 +387,126 @@ func TestArtifactsAndRuns(t *testing.T) {
 	}
 
 	e.run("runs", "cs101-a").want(t, exitOK, "RUN", runA, runB, "true")
+}
+
+// unzipped reads a zip archive's entries; an archive that is not whole is
+// an error.
+func unzipped(b []byte) (map[string]string, error) {
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]string{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+		got[f.Name] = string(data)
+	}
+	return got, nil
+}
+
+// artifacts get --all: the latest completed run by default, into
+// <class>-<run>.zip; an existing file is kept unless --force; a download
+// the server cuts off leaves no file, not even a temporary one.
+func TestArtifactsGetAll(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	e.run("artifacts", "get", "cs101-a", "--all").want(t, exitRefused, "no completed run")
+
+	e.collected("cs101-a", runA, "alice", map[string]string{"hello.py": "print('draft')\n"})
+	e.collected("cs101-a", runA, "bob", map[string]string{"notes.txt": "bob's notes\n"})
+	started := time.Date(2026, 11, 29, 13, 50, 50, 0, time.UTC)
+	if _, err := e.art.WriteRunIndex(context.Background(), "cs101-a", runA, []string{"alice", "bob"}, started, started.Add(time.Minute), artifacts.RunInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	// Run B is under way: the latest completed run is A.
+	e.collected("cs101-a", runB, "alice", map[string]string{"hello.py": "print('final')\n"})
+
+	name := "cs101-a-" + runA + ".zip"
+	e.run("artifacts", "get", "cs101-a", "--all").want(t, exitOK, name)
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := unzipped(b)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if got["alice/files/workspace/hello.py"] != "print('draft')\n" || got["bob/files/workspace/notes.txt"] != "bob's notes\n" ||
+		got["bob/logs/container.log"] != "bob ran\n" || !strings.Contains(got["index.json"], runA) || got["alice/manifest.json"] == "" {
+		t.Errorf("%s holds %v", name, got)
+	}
+
+	// Kept unless --force.
+	os.WriteFile(name, []byte("mine"), 0o600)
+	e.run("artifacts", "get", "cs101-a", "--all").want(t, exitUsage, name+" exists", "--force")
+	if b, _ := os.ReadFile(name); string(b) != "mine" {
+		t.Errorf("the existing file was changed: %q", b)
+	}
+	e.run("artifacts", "get", "cs101-a", "--all", "--force", "-o", "json").want(t, exitOK, `"runId": "`+runA+`"`, `"file": "`+name+`"`)
+	if b, _ := os.ReadFile(name); string(b) == "mine" {
+		t.Error("--force did not replace the file")
+	}
+
+	// tar.gz to a file named, and to stdout.
+	out := filepath.Join(t.TempDir(), "run.tgz")
+	e.run("artifacts", "get", "cs101-a", "--all", "--run", runA, "--format", "tar.gz", "-O", out).want(t, exitOK, out)
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+	if len(names) != 7 || names[0] != "index.json" {
+		t.Errorf("tar.gz entries %v", names)
+	}
+	r := e.run("artifacts", "get", "cs101-a", "--all", "-O", "-")
+	r.want(t, exitOK)
+	if got, err := unzipped([]byte(r.out)); err != nil || len(got) != 7 {
+		t.Errorf("to stdout: %v, %d entries", err, len(got))
+	}
+
+	// Refusals.
+	e.run("artifacts", "get", "cs101-a", "--all", "--run", runB).want(t, exitRefused, "run_incomplete")
+	e.run("artifacts", "get", "cs101-a", "--all", "--run", "20270101T000000Z-000000", "-O", "x.zip").want(t, exitRefused, "404")
+	e.run("artifacts", "get", "cs101-a", "--all", "--format", "rar").want(t, exitUsage, "rar")
+	e.run("artifacts", "get", "cs101-a", "alice", "--all").want(t, exitUsage, "--all takes the class alone")
+	e.run("artifacts", "get", "cs101-a", "alice", "files/workspace/hello.py", "--format", "zip").want(t, exitUsage, "go with --all")
+
+	// An object changed after its manifest was written: the server cuts the
+	// download off, and nothing is left in the directory.
+	key := artifacts.FilesKey(api.ArtifactPrefix("cs101-a", runA, "bob"), "workspace/notes.txt")
+	if _, err := e.art.PutStream(context.Background(), key, strings.NewReader("tampered\n"), -1, ""); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	e.run("artifacts", "get", "cs101-a", "--all", "-O", filepath.Join(empty, "run.zip")).want(t, exitServer, "cut off")
+	if left, _ := os.ReadDir(empty); len(left) != 0 {
+		t.Errorf("a download cut off left %v", left)
+	}
 }
 
 func TestConfigPrecedence(t *testing.T) {

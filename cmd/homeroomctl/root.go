@@ -68,7 +68,7 @@ func exitCode(err error) int {
 	}
 	var ue *url.Error
 	var ne net.Error
-	if errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, client.ErrCutOff) {
 		return exitServer
 	}
 	return exitUsage

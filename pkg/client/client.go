@@ -1,8 +1,8 @@
 // Package client is a small typed HTTP client for Homeroom's API
-// (/api/v1): classes, templates, artifacts and runs, students' sign-in
-// links, and the school's records. Every call has a timeout; a refusal
-// comes back as an *Error carrying the HTTP status and the API's error
-// code.
+// (/api/v1): classes, templates, artifacts and runs (a run whole as one
+// archive too), students' sign-in links, and the school's records. Every
+// call has a timeout; a refusal comes back as an *Error carrying the HTTP
+// status and the API's error code.
 package client
 
 import (
@@ -40,8 +40,8 @@ type Option func(*Client)
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
 
 // WithTimeout sets the per-call timeout (DefaultTimeout otherwise). For
-// GetArtifact it bounds getting the response headers; reading the body is
-// bounded by the caller's context.
+// GetArtifact and DownloadRun it bounds getting the response headers;
+// reading the body is bounded by the caller's context.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
 // New returns a client for the apiserver at baseURL (e.g.
@@ -235,6 +235,83 @@ func (c *Client) GetArtifact(ctx context.Context, class, student, path, run stri
 	return resp.Body, nil
 }
 
+// Formats of a run's archive (DownloadRun).
+const (
+	ArchiveZip   = "zip"
+	ArchiveTarGz = "tar.gz"
+)
+
+// archiveTypes are the Content-Types the server answers each format with.
+var archiveTypes = map[string]string{ArchiveZip: "application/zip", ArchiveTarGz: "application/gzip"}
+
+// ArchiveExt is the file name extension of an archive format: ".zip" or
+// ".tar.gz".
+func ArchiveExt(format string) string { return "." + format }
+
+// DownloadRun streams the archive of a completed run into w and returns
+// the bytes written: format is ArchiveZip (also for "") or ArchiveTarGz. It
+// holds the run's index.json, and for each collected student
+// <student>/manifest.json, <student>/files/… and
+// <student>/logs/container.log. A run whose Down has not completed is a
+// 409 run_incomplete. The client's timeout bounds the wait for the
+// response; the body is read under ctx alone. The server cuts a download
+// off when an object does not match its manifest or the artifact store
+// fails in the middle: that is an error here, and what w got is then not a
+// whole archive. Write to a temporary file and keep it only on success.
+func (c *Client) DownloadRun(ctx context.Context, class, run, format string, w io.Writer) (int64, error) {
+	if format == "" {
+		format = ArchiveZip
+	}
+	ct, ok := archiveTypes[format]
+	if !ok {
+		return 0, fmt.Errorf("archive format %q: want %s or %s", format, ArchiveZip, ArchiveTarGz)
+	}
+	p := classPath(class) + "/runs/" + url.PathEscape(run) + "/archive"
+	resp, err := c.doStreamAccept(ctx, http.MethodGet, p, url.Values{"format": {format}}, ct)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// The server hung up before its answer began: it cut off an
+		// archive whose first bytes had not left it yet.
+		return 0, fmt.Errorf("run %s of %s: %w before it began: %w", run, class, ErrCutOff, err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if got, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";"); got != ct {
+		return 0, fmt.Errorf("GET %s: answered with %q, not %s", p, got, ct)
+	}
+	body := &readErrors{r: resp.Body}
+	n, err := io.Copy(w, body)
+	switch {
+	case err == nil:
+		return n, nil
+	case body.err == nil:
+		return n, fmt.Errorf("write the archive of run %s of %s: %w", run, class, err)
+	case ctx.Err() != nil:
+		return n, fmt.Errorf("download of run %s of %s stopped after %d bytes: %w", run, class, n, ctx.Err())
+	}
+	return n, fmt.Errorf("run %s of %s: %w after %d bytes: %w", run, class, ErrCutOff, n, body.err)
+}
+
+// ErrCutOff is wrapped by DownloadRun's error when the answer ended before
+// the archive did: the server found an object that did not match its
+// manifest, or lost the artifact store, or the connection broke.
+var ErrCutOff = errors.New("the download was cut off")
+
+// readErrors remembers the error of a read, to tell it from a write's.
+type readErrors struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrors) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
 // Roster is a registered class: its subject and official roster.
 type Roster = api.Roster
 
@@ -412,9 +489,14 @@ func (c *Client) doJSONAs(ctx context.Context, method, path string, q url.Values
 // doStream waits for the response headers at most the client's timeout,
 // then leaves the body to ctx.
 func (c *Client) doStream(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
+	return c.doStreamAccept(ctx, method, path, q, "application/json")
+}
+
+// doStreamAccept is doStream asking for the media type accept.
+func (c *Client) doStreamAccept(ctx context.Context, method, path string, q url.Values, accept string) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	timer := time.AfterFunc(c.timeout, cancel)
-	resp, err := c.send(ctx, method, path, q, nil)
+	resp, err := c.sendAccept(ctx, method, path, q, nil, "application/json", accept)
 	if !timer.Stop() {
 		// The timeout fired: whatever came back is cut off.
 		if err == nil {
@@ -448,6 +530,11 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 
 // sendAs sends body as contentType and turns a 4xx or 5xx into an *Error.
 func (c *Client) sendAs(ctx context.Context, method, path string, q url.Values, body []byte, contentType string) (*http.Response, error) {
+	return c.sendAccept(ctx, method, path, q, body, contentType, "application/json")
+}
+
+// sendAccept is sendAs asking for the media type accept.
+func (c *Client) sendAccept(ctx context.Context, method, path string, q url.Values, body []byte, contentType, accept string) (*http.Response, error) {
 	target := c.base.String() + path
 	if len(q) > 0 {
 		target += "?" + q.Encode()
@@ -466,7 +553,7 @@ func (c *Client) sendAs(ctx context.Context, method, path string, q url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -281,6 +283,107 @@ func TestArtifactsAndRuns(t *testing.T) {
 	runs, err := c.ListRuns(ctx, "cs101-a")
 	if err != nil || len(runs) != 2 || runs[0].RunID != runA || runs[1].RunID != runB || !runs[1].Complete || runs[1].CompletedAt == nil {
 		t.Fatalf("runs: %v %+v", err, runs)
+	}
+}
+
+// A completed run comes whole as a zip or a tar.gz; a run under way is
+// refused; a download the server cuts off is an error.
+func TestDownloadRun(t *testing.T) {
+	url, _, art := newServer(t)
+	c := newClient(t, url, adminToken)
+	ctx := context.Background()
+	collected(t, art, "cs101-a", runA, "alice", map[string]string{"hello.py": "final\n", "dir/a b.txt": "spaced\n"})
+	collected(t, art, "cs101-a", runA, "bob", map[string]string{"notes.txt": "bob\n"})
+	started := time.Date(2026, 11, 29, 13, 50, 50, 0, time.UTC)
+	if _, err := art.WriteRunIndex(ctx, "cs101-a", runA, []string{"alice", "bob", "carol"}, started, started.Add(time.Minute), artifacts.RunInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"alice/files/workspace/hello.py":    "final\n",
+		"alice/files/workspace/dir/a b.txt": "spaced\n",
+		"alice/logs/container.log":          "alice ran\n",
+		"bob/files/workspace/notes.txt":     "bob\n",
+		"bob/logs/container.log":            "bob ran\n",
+	}
+	for _, format := range []string{"", client.ArchiveZip, client.ArchiveTarGz} {
+		var buf bytes.Buffer
+		n, err := c.DownloadRun(ctx, "cs101-a", runA, format, &buf)
+		if err != nil || n != int64(buf.Len()) || n == 0 {
+			t.Fatalf("format %q: %d bytes (%d written): %v", format, n, buf.Len(), err)
+		}
+		got := map[string]string{}
+		if format == client.ArchiveTarGz {
+			gz, err := gzip.NewReader(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := tar.NewReader(gz)
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(tr)
+				got[h.Name] = string(b)
+			}
+		} else {
+			zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+			if err != nil {
+				t.Fatalf("format %q: %v", format, err)
+			}
+			for _, f := range zr.File {
+				rc, err := f.Open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[f.Name] = string(b)
+			}
+		}
+		for name, body := range want {
+			if got[name] != body {
+				t.Errorf("format %q: %s is %q, want %q", format, name, got[name], body)
+			}
+		}
+		if !strings.Contains(got["index.json"], `"carol"`) || !strings.Contains(got["bob/manifest.json"], `"studentId": "bob"`) || len(got) != len(want)+3 {
+			t.Errorf("format %q: %d entries, index %q", format, len(got), got["index.json"])
+		}
+	}
+
+	// A run under way has no index yet.
+	collected(t, art, "cs101-a", runB, "alice", map[string]string{"hello.py": "more\n"})
+	_, err := c.DownloadRun(ctx, "cs101-a", runB, "", io.Discard)
+	apiError(t, err, http.StatusConflict, "run_incomplete")
+	_, err = c.DownloadRun(ctx, "cs101-a", "20270101T000000Z-000000", "", io.Discard)
+	apiError(t, err, http.StatusNotFound, "not_found")
+	if _, err := c.DownloadRun(ctx, "cs101-a", runA, "rar", io.Discard); err == nil || !strings.Contains(err.Error(), "rar") {
+		t.Errorf("format rar: %v", err)
+	}
+
+	// The server cuts the download off in the middle, as it does when an
+	// object does not match its manifest.
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("format") != "zip" || r.Header.Get("Accept") != "application/zip" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/zip")
+		w.Write(bytes.Repeat([]byte("PK"), 10000))
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	defer cut.Close()
+	var buf bytes.Buffer
+	n, err := newClient(t, cut.URL, adminToken).DownloadRun(ctx, "cs101-a", runA, "zip", &buf)
+	if !errors.Is(err, client.ErrCutOff) || n != 20000 || buf.Len() != 20000 {
+		t.Errorf("a download cut off: %d bytes, %v", n, err)
 	}
 }
 
