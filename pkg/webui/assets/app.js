@@ -508,7 +508,7 @@ function renderClass(cl, files, signal, update, redraw) {
   const links = cl.desiredPhase === "Up" ? linkControls(cl, signal, redraw) : null;
   main.replaceChildren(main.querySelector("h1"), actions, h("div", { class: "card" }, facts, bar), probList || "",
     h("h2", {}, "Students"), links ? links.toolbar : "", studentsTable(cl, files, signal, links),
-    files.runs.length > 1 ? runPicker(files) : "");
+    files.runs.length > 1 ? runPicker(files) : "", files.runs.length ? runsList(cl, files, signal, redraw) : "");
   for (const sid of open) main.querySelector(`tr[data-student="${CSS.escape(sid)}"] details`)?.setAttribute("open", "");
   if (focused) {
     const el = [...main.querySelectorAll("button, a, select, summary, input")].find((e) => keyOf(e) === focused);
@@ -528,6 +528,29 @@ function runPicker(files) {
     files.runs.slice().reverse().map((r) => h("option", { value: r.runId, selected: r.runId === files.run },
       `Collected ${when(r.completedAt) || "(incomplete) " + r.runId}` + (r.complete ? "" : " — incomplete"))));
   return h("div", { class: "stack" }, h("label", { for: "run" }, "Files of the collection"), sel);
+}
+
+// downloading holds "<class>/<run>" of the collections being downloaded
+// as one archive, so that a redraw keeps their buttons busy.
+const downloading = new Set();
+
+// runsList lists the class's collections, newest first, each complete one
+// with a button that downloads every student's files of it as one zip.
+function runsList(cl, files, signal, redraw) {
+  return h("section", { "aria-labelledby": "runs-title" },
+    h("h2", { id: "runs-title" }, "Collections"),
+    h("ul", { class: "runs", id: "runs" }, files.runs.slice().reverse().map((r) => {
+      const what = r.complete ? `Collected ${when(r.completedAt)}` : `Collection ${r.runId}`;
+      const busy = downloading.has(cl.id + "/" + r.runId);
+      return h("li", { "data-run": r.runId },
+        h("span", {}, what),
+        h("span", { class: "muted" }, `${r.students} student${r.students === 1 ? "" : "s"}`),
+        r.complete ?
+          h("button", { type: "button", class: "link", id: "download-" + r.runId, disabled: busy,
+            "aria-label": `Download all files of the collection of ${when(r.completedAt)} as one zip`,
+            onclick: () => downloadRun(cl.id, r.runId, signal, redraw) }, busy ? "Downloading…" : "Download all (zip)") :
+          h("span", { class: "muted" }, "not complete yet"));
+    })));
 }
 
 function studentsTable(cl, files, signal, links) {
@@ -865,15 +888,45 @@ async function download(classId, f, signal) {
   const path = f.path.split("/").map(encodeURIComponent).join("/");
   try {
     const blob = await api("GET", `/api/v1/classes/${encodeURIComponent(classId)}/artifacts/${encodeURIComponent(f.student)}/${path}?run=${encodeURIComponent(f.runId)}`, { signal, blob: true });
-    const url = URL.createObjectURL(blob);
-    const a = h("a", { href: url, download: `${f.student}-${f.path.split("/").pop()}` });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    saveBlob(blob, `${f.student}-${f.path.split("/").pop()}`);
   } catch (ex) {
     if (ex.name !== "AbortError") show("error", "The file could not be downloaded: " + ex.message);
   }
+}
+
+// downloadRun fetches a whole collection as one zip, as download does one
+// file. The server breaks the download off if a file is not what was
+// collected; nothing is saved then.
+async function downloadRun(classId, runId, signal, redraw) {
+  const key = classId + "/" + runId;
+  downloading.add(key);
+  redraw();
+  try {
+    const blob = await api("GET", `/api/v1/classes/${encodeURIComponent(classId)}/runs/${encodeURIComponent(runId)}/archive?format=zip`, { signal, blob: true });
+    saveBlob(blob, `${classId}-${runId}.zip`);
+  } catch (ex) {
+    if (ex.name === "AbortError") return;
+    show("error", "The collection could not be downloaded: " +
+      (ex instanceof APIError ? ex.message : "the download broke off before the end, and nothing was saved. Try again; if it happens again, tell your administrator."));
+  } finally {
+    downloading.delete(key);
+    if (!signal.aborted) {
+      // The busy button could not keep the focus: give it back.
+      const lost = !document.activeElement || document.activeElement === document.body;
+      redraw();
+      if (lost) document.getElementById("download-" + runId)?.focus();
+    }
+  }
+}
+
+// saveBlob hands a blob to the browser as a file named name.
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
 // ---------- forms ----------
