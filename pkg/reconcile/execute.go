@@ -195,7 +195,17 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		_, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth))
 		return err
 	case StartContainer:
-		return d.StartContainer(ctx, a.Target)
+		err := d.StartContainer(ctx, a.Target)
+		e.r.noteStart(e.classID(), a.Target, err)
+		return err
+	case ReplaceContainer:
+		// Not RemoveContainer's step: the work volumes stay, and the
+		// student is not checkpointed as removed.
+		if err := d.RemoveContainer(ctx, a.Target); err != nil {
+			return err
+		}
+		_, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth))
+		return err
 	case StopContainer:
 		return d.StopContainer(ctx, a.Target, e.r.opts.StopGraceSeconds)
 	case RemoveContainer:

@@ -59,6 +59,9 @@ type ObservedContainer struct {
 	// those, so a converged class costs no inspect.
 	StartedAt, FinishedAt time.Time
 	ExitCode              int
+	// StartRefused: the daemon refused this controller's last start of it
+	// because containerd still holds a task for it (see ErrTaskExists).
+	StartRefused bool
 	// Restarts counts this controller's restarts of it in a row after runs
 	// shorter than StableRun; each doubles the pause before the next.
 	Restarts int

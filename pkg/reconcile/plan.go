@@ -28,6 +28,9 @@ const (
 	// RemoveVolumes removes a collected student's work volumes that
 	// outlived their sandbox.
 	RemoveVolumes Kind = "remove-volumes"
+	// ReplaceContainer removes a sandbox the daemon refuses to start and
+	// makes it again, keeping its work volumes.
+	ReplaceContainer Kind = "replace-container"
 	// Autosave collects every running sandbox of an Up class as a run of
 	// kind autosave, stopping nothing.
 	Autosave          Kind = "autosave"
@@ -169,6 +172,14 @@ func planUp(in Input) Plan {
 					Action{Kind: StartContainer, Student: s, Target: name})
 			case c.State == "created" || c.State == "exited" || c.State == "dead":
 				if c.restartPaused(in.Now) || full[s] {
+					continue
+				}
+				if c.StartRefused && len(c.Paths) > 0 {
+					// Its work is on named volumes, which a new container
+					// finds again: replacing it loses nothing.
+					p = append(p,
+						Action{Kind: ReplaceContainer, Student: s, Target: c.Name},
+						Action{Kind: StartContainer, Student: s, Target: c.Name})
 					continue
 				}
 				p = append(p, Action{Kind: StartContainer, Student: s, Target: c.Name})

@@ -121,6 +121,7 @@ type fakeContainer struct {
 	files                  map[string]string // path relative to "/" → content
 	logs                   []logFrame
 	mounts                 map[string]string // target → volume name
+	taskKept               bool              // containerd kept a task: every start is refused
 }
 
 // fakeVolume is a named volume. Its files are a container's files under
@@ -475,6 +476,10 @@ func (d *fakeDocker) StartContainer(_ context.Context, ref string) error {
 	if c == nil {
 		return notFound("container", ref)
 	}
+	if c.taskKept {
+		// What the daemon answers once containerd kept a task for it.
+		return fmt.Errorf("start container %s: Error response from daemon: failed to create task for container: task %s: already exists", c.name, c.id)
+	}
 	c.state = container.StateRunning
 	return nil
 }
@@ -498,15 +503,16 @@ func (d *fakeDocker) RemoveContainer(_ context.Context, ref string) error {
 	hook := d.beforeRemove
 	var name string
 	var labels map[string]string
+	var kept bool // its work is on named volumes, which outlive it
 	if c != nil {
-		name, labels = c.name, cloneMap(c.labels)
+		name, labels, kept = c.name, cloneMap(c.labels), len(c.mounts) > 0
 	}
 	d.mu.Unlock()
 	if err != nil || c == nil {
 		return err
 	}
-	if hook != nil {
-		hook(name, labels)
+	if hook != nil && !kept {
+		hook(name, labels) // the volumes' removal is checked on its own
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +76,11 @@ type Reconciler struct {
 
 	restartMu sync.Mutex
 	restarts  map[string]map[string]int // class id → container id → Observed.Restarts
+
+	// refused holds, by container name, the sandboxes whose last start the
+	// daemon refused with containerd's "task already exists".
+	refusedMu sync.Mutex
+	refused   map[string]bool
 
 	wsMu       sync.Mutex
 	workspaces map[string]map[string]int64 // class id → student → bytes; nil until measured
@@ -288,6 +294,12 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 		return obs, err
 	}
 	obs.Workspaces = r.workspacesOf(class.ID)
+	r.refusedMu.Lock()
+	for s, c := range obs.Containers {
+		c.StartRefused = r.refused[c.Name]
+		obs.Containers[s] = c
+	}
+	r.refusedMu.Unlock()
 	if class.DesiredPhase != api.PhaseUp {
 		if err := observeVolumes(ctx, r.docker, class.ID, &obs); err != nil {
 			return obs, err
@@ -320,6 +332,30 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 		delete(r.restarts, class.ID)
 	}
 	return obs, nil
+}
+
+// ErrTaskExists is how the daemon refuses to start a container for which
+// containerd kept a task, e.g. one started while the daemon shut down
+// ("...: task <id>: already exists"). Only a containerd restart clears it,
+// so the sandbox is replaced instead, on the same work volumes.
+const ErrTaskExists = "already exists"
+
+// noteStart remembers whether the daemon refused a sandbox's start for a
+// task containerd kept, which the next pass repairs by replacing it.
+func (r *Reconciler) noteStart(classID, name string, err error) {
+	refused := err != nil && strings.Contains(err.Error(), "task") && strings.Contains(err.Error(), ErrTaskExists)
+	r.refusedMu.Lock()
+	defer r.refusedMu.Unlock()
+	if r.refused == nil {
+		r.refused = map[string]bool{}
+	}
+	if refused {
+		r.refused[name] = true
+		r.log.Warn("the daemon refused to start a sandbox for a task containerd kept; it will be made again on its work volumes",
+			zap.String("classId", classID), zap.String("container", name))
+	} else {
+		delete(r.refused, name)
+	}
 }
 
 // countRestarts notes the stopped sandboxes the plan started again.

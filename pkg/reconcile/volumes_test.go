@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/homeroom/homeroom/pkg/api"
@@ -135,5 +136,38 @@ func TestVolumesLeftByAFailedRemovalAreRemovedNotCollectedAgain(t *testing.T) {
 	}
 	if v := e.docker.volumeNames(); len(v) != 0 {
 		t.Errorf("volumes left: %v", v)
+	}
+}
+
+// A sandbox the daemon will not start again, because containerd kept a task
+// for it, is replaced on the same work volumes: the student's work stays.
+func TestSandboxWithAKeptTaskIsReplacedOnItsWork(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice")
+	e.mustConverge()
+	e.docker.write(cname("alice"), "workspace/thesis.md", "chapter one")
+	old, _ := e.docker.container(cname("alice"))
+	e.docker.mu.Lock()
+	c := e.docker.lookup(cname("alice"))
+	c.state, c.taskKept = "exited", true
+	e.docker.mu.Unlock()
+
+	if _, err := e.pass(); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("first start: %v", err)
+	}
+	res := e.mustConverge()
+	want := "replace-container alice (" + cname("alice") + ")\nstart-container alice (" + cname("alice") + ")\n"
+	if got := res.Plan.String(); got != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	now, ok := e.docker.container(cname("alice"))
+	if !ok || now.id == old.id || now.state != "running" {
+		t.Fatalf("alice's sandbox: present %v, id %s (was %s), state %s", ok, now.id, old.id, now.state)
+	}
+	if now.files["workspace/thesis.md"] != "chapter one" {
+		t.Errorf("alice's work lost in the replacement: %v", now.files)
+	}
+	if ref := studentStatus(e.class(), "alice").Artifacts; ref != nil {
+		t.Errorf("a replacement checkpointed alice as collected: %+v", ref)
 	}
 }
