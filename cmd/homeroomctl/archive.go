@@ -9,6 +9,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/client"
 )
 
@@ -28,7 +29,8 @@ func (a *app) downloadRun(ctx context.Context, c *client.Client, class, run, for
 			return err
 		}
 		for _, r := range slices.Backward(runs) {
-			if r.Complete {
+			// Graders want the last Down's run, not an autosave since.
+			if r.Complete && r.Kind != artifacts.RunKindAutosave {
 				run = r.RunID
 				break
 			}

@@ -519,13 +519,16 @@ func (a *app) runsCmd() *cobra.Command {
 				return a.printJSON(map[string]any{"items": nonNil(runs)})
 			}
 			tw := a.table()
-			fmt.Fprintln(tw, "RUN\tSTUDENTS\tCOMPLETE\tCOMPLETED")
+			fmt.Fprintln(tw, "RUN\tKIND\tSTUDENTS\tCOMPLETE\tCOMPLETED")
 			for _, r := range runs {
-				done := "-"
+				done, kind := "-", r.Kind
 				if r.CompletedAt != nil {
 					done = r.CompletedAt.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%t\t%s\n", r.RunID, r.Students, r.Complete, done)
+				if kind == "" {
+					kind = "-" // still collecting
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%t\t%s\n", r.RunID, kind, r.Students, r.Complete, done)
 			}
 			return tw.Flush()
 		},

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -242,8 +243,8 @@ func (s *Server) writeRunArchive(ctx context.Context, aw archiveWriter, id, run 
 		return err
 	}
 	for _, st := range idx.Students {
-		if st.Outcome != artifacts.OutcomeCollected {
-			continue
+		if st.Outcome == artifacts.OutcomeMissing {
+			continue // collected and incomplete students both have their work
 		}
 		if err := api.ValidateID("student", st.StudentID); err != nil {
 			return fmt.Errorf("run index: %w", err)
@@ -264,10 +265,19 @@ func (s *Server) writeRunArchive(ctx context.Context, aw archiveWriter, id, run 
 			return err
 		}
 		for _, f := range m.Files {
-			if !cleanRelative(f.Path) || !strings.HasPrefix(f.Key, prefix) {
-				return fmt.Errorf("manifest %s lists %q at %s", artifacts.ManifestKey(prefix), f.Path, f.Key)
+			name := f.Path
+			if f.RawPath != "" {
+				// A name that is not UTF-8 goes into the archive as it was.
+				raw, err := base64.StdEncoding.DecodeString(f.RawPath)
+				if err != nil {
+					return fmt.Errorf("manifest %s: rawPath of %q: %w", artifacts.ManifestKey(prefix), f.Path, err)
+				}
+				name = string(raw)
 			}
-			if err := s.putObject(ctx, aw, st.StudentID+"/files/"+f.Path, f.Object(), when); err != nil {
+			if !cleanRelative(name) || !strings.HasPrefix(f.Key, prefix) {
+				return fmt.Errorf("manifest %s lists %q at %s", artifacts.ManifestKey(prefix), name, f.Key)
+			}
+			if err := s.putObject(ctx, aw, st.StudentID+"/files/"+name, f.Object(), when); err != nil {
 				return err
 			}
 		}

@@ -620,3 +620,55 @@ func TestArchiveDownloadButton(t *testing.T) {
 		t.Errorf("a download that broke off saved %v", entries)
 	}
 }
+
+// A student whose collection is incomplete is in the archive with what was
+// collected, and a file whose name is not UTF-8 keeps its exact name.
+func TestArchiveKeepsIncompleteStudentsAndRawNames(t *testing.T) {
+	e, _ := newS3Env(t)
+	e.school()
+	const class = "cs-raw"
+	ctx := context.Background()
+	latin1 := "workspace/r\xe9sum\xe9.txt"
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range map[string]string{"workspace/r\xe9sum\xe9.txt": "latin-1", "workspace/ok.txt": "ok", "/etc/evil": "x"} {
+		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))})
+		io.WriteString(tw, body)
+	}
+	tw.Close()
+	m := &artifacts.Manifest{ClassID: class, Subject: "cs101", StudentID: "mallory", RunID: runA, Template: "sandbox"}
+	fs, skipped, err := e.art.UploadTree(ctx, m.Prefix(), "/workspace", &buf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Files, m.Skipped = fs, skipped
+	if _, err := e.art.PutManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	e.completeRun(nil, class, runA, []string{"mallory"})
+	if idx, err := e.art.GetRunIndex(ctx, class, runA); err != nil || idx.Students[0].Outcome != artifacts.OutcomeIncomplete {
+		t.Fatalf("index: %+v, %v", idx, err)
+	}
+	for _, format := range []string{"zip", "tar.gz"} {
+		d := e.download(token, "/api/v1/classes/"+class+"/runs/"+runA+"/archive?format="+format)
+		if d.err != nil || d.code != http.StatusOK {
+			t.Fatalf("%s: %d %v %.300s", format, d.code, d.err, d.body)
+		}
+		_, got, err := unpack(format, d.body)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if string(got["mallory/files/"+latin1]) != "latin-1" || string(got["mallory/files/workspace/ok.txt"]) != "ok" {
+			t.Errorf("%s: the incomplete student's files: %q", format, keysOf(got))
+		}
+	}
+}
+
+func keysOf(a archived) []string {
+	var out []string
+	for k := range a {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

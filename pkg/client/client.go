@@ -130,7 +130,9 @@ type Artifact struct {
 
 // Run summarizes one Down run of a class.
 type Run struct {
-	RunID       string     `json:"runId"`
+	RunID string `json:"runId"`
+	// Kind is "down" or "autosave" once the run is complete.
+	Kind        string     `json:"kind,omitempty"`
 	Students    int        `json:"students"`
 	Complete    bool       `json:"complete"`
 	CompletedAt *time.Time `json:"completedAt,omitempty"`

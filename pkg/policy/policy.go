@@ -14,8 +14,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 	"sync"
+	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"gopkg.in/yaml.v3"

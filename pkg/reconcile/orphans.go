@@ -21,6 +21,10 @@ const DefaultOrphanGrace = 5 * time.Minute
 // reconcileOrphan collects and removes what Docker still holds of a class
 // that is gone from the store, once the grace period has passed. Like any
 // Down, it collects before it removes; unlabelled resources are never seen.
+//
+// The grace counts from the first sighting recorded in the store, not in
+// memory, so that a controller restarting more often than the grace still
+// reaps. Without that time nothing is reaped: the pass fails and is retried.
 func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Result, error) {
 	obs, err := observe(ctx, r.docker, classID, r.opts.TraefikContainer)
 	if err == nil {
@@ -29,20 +33,21 @@ func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Resul
 	if err != nil {
 		return Result{}, fmt.Errorf("observe: %w", err)
 	}
-	r.orphanMu.Lock()
 	if obs.Empty() {
-		delete(r.orphanSince, classID)
-		r.orphanMu.Unlock()
+		// Nothing left: a later orphan of the same id waits a grace of its own.
+		if err := r.store.ForgetOrphan(ctx, classID); err != nil {
+			return Result{}, fmt.Errorf("orphan grace: %w", err)
+		}
 		return Result{Converged: true}, nil
 	}
-	since, ok := r.orphanSince[classID]
-	if !ok {
-		since = r.now()
-		r.orphanSince[classID] = since
+	now := r.now()
+	since, err := r.store.OrphanSince(ctx, classID, now)
+	if err != nil {
+		return Result{}, fmt.Errorf("orphan grace: %w", err)
 	}
-	r.orphanMu.Unlock()
-	if wait := r.opts.OrphanGrace - r.now().Sub(since); wait > 0 {
-		r.log.Info("orphaned resources: waiting out the grace period", zap.String("classId", classID), zap.Duration("left", wait))
+	if wait := r.opts.OrphanGrace - now.Sub(since); wait > 0 {
+		r.log.Info("orphaned resources: waiting out the grace period", zap.String("classId", classID),
+			zap.Time("since", since), zap.Duration("left", wait))
 		return Result{Converged: true, RequeueAfter: wait}, nil
 	}
 
@@ -78,10 +83,20 @@ func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Resul
 		return Result{Plan: plan}, classify(err)
 	}
 	r.metrics.orphansReaped.Add(float64(len(students)))
-	r.orphanMu.Lock()
-	delete(r.orphanSince, classID)
-	r.orphanMu.Unlock()
+	if err := r.store.ForgetOrphan(ctx, classID); err != nil {
+		// Reaped all the same: the retry finds nothing and forgets again.
+		return Result{Plan: plan}, fmt.Errorf("orphan grace: %w", err)
+	}
 	return Result{Converged: true, Plan: plan}, nil
+}
+
+// forgetOrphan drops any orphan sighting of a class that is in the store
+// (it came back, or was never gone), so that if it is orphaned again its
+// grace starts over. A failure only leaves the sighting for the next pass.
+func (r *Reconciler) forgetOrphan(ctx context.Context, log *zap.Logger, classID string) {
+	if err := r.store.ForgetOrphan(ctx, classID); err != nil {
+		log.Warn("forget orphan sighting", zap.Error(err))
+	}
 }
 
 // orphanRunID is the same on every attempt for the same containers, so that

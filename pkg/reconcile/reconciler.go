@@ -30,6 +30,12 @@ type Store interface {
 	List(ctx context.Context) ([]api.Class, error)
 	UpdateStatus(ctx context.Context, id string, version int64, st api.ClassStatus) (*api.Class, error)
 	Expire(ctx context.Context, id string, upSince time.Time) (*api.Class, error)
+	// OrphanSince records that class id, gone from the store, was seen
+	// with resources left at t, unless a sighting is recorded already, and
+	// returns the first: the orphan grace period survives restarts.
+	OrphanSince(ctx context.Context, id string, t time.Time) (time.Time, error)
+	// ForgetOrphan removes the sighting of class id, if any.
+	ForgetOrphan(ctx context.Context, id string) error
 }
 
 // Options tune a Reconciler.
@@ -70,9 +76,6 @@ type Reconciler struct {
 	metrics   *metrics
 	subnetMu  sync.Mutex // one class network allocation at a time
 	admitMu   sync.Mutex // one quota admission at a time
-
-	orphanMu    sync.Mutex
-	orphanSince map[string]time.Time // class id → when first seen orphaned
 
 	restartMu sync.Mutex
 	restarts  map[string]map[string]int // class id → container id → Observed.Restarts
@@ -128,10 +131,9 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 		opts.Domain = "lab.localhost"
 	}
 	r := &Reconciler{store: s, docker: d, artifacts: a, policy: p, opts: opts, log: log,
-		metrics:     newMetrics(opts.Registerer),
-		slots:       newSlots(opts.GlobalParallel, opts.Registerer),
-		orphanSince: map[string]time.Time{},
-		restarts:    map[string]map[string]int{},
+		metrics:  newMetrics(opts.Registerer),
+		slots:    newSlots(opts.GlobalParallel, opts.Registerer),
+		restarts: map[string]map[string]int{},
 	}
 	return r
 }
@@ -183,6 +185,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	if err != nil {
 		return Result{}, fmt.Errorf("read class: %w", err)
 	}
+	r.forgetOrphan(ctx, log, classID)
 	if exp := class.ExpiresAt(); exp != nil && !r.now().Before(*exp) {
 		expired, err := r.store.Expire(ctx, classID, *class.UpSince)
 		switch {
