@@ -540,7 +540,8 @@ function runsList(cl, files, signal, redraw) {
   return h("section", { "aria-labelledby": "runs-title" },
     h("h2", { id: "runs-title" }, "Collections"),
     h("ul", { class: "runs", id: "runs" }, files.runs.slice().reverse().map((r) => {
-      const what = r.complete ? `Collected ${when(r.completedAt)}` : `Collection ${r.runId}`;
+      const what = !r.complete ? `Collection ${r.runId}` :
+        r.kind === "autosave" ? `Autosaved ${when(r.completedAt)}` : `Collected ${when(r.completedAt)}`;
       const busy = downloading.has(cl.id + "/" + r.runId);
       return h("li", { "data-run": r.runId },
         h("span", {}, what),
@@ -574,11 +575,18 @@ function studentsTable(cl, files, signal, links) {
             "aria-label": `Download ${f.path.replace(/^files\//, "")} of ${sid}`,
             onclick: () => download(cl.id, f, signal) }, "Download")))));
     const state = s.state || "unknown";
+    // What the student's last collection could not take: never silent.
+    const a = s.artifacts;
+    const warn = a && a.incomplete ? h("span", { class: "warn", "data-collect": "incomplete",
+      title: "Some files could not be collected; the manifest's skipped entries say which and why." }, "incomplete") :
+      a && a.truncated ? h("span", { class: "warn", "data-collect": "truncated",
+        title: "The template's size or file cap left files out; the manifest lists them." }, "truncated") : null;
+    const size = s.workspaceBytes != null ? h("span", { class: "muted", "data-workspace": String(s.workspaceBytes) }, " " + bytes(s.workspaceBytes)) : null;
     return h("tr", { "data-student": sid },
       h("td", { "data-label": "Student" }, sid),
-      h("td", { "data-label": "Sandbox" }, h("span", { class: "state-" + state, "data-state": state }, state)),
+      h("td", { "data-label": "Sandbox" }, h("span", { class: "state-" + state, "data-state": state }, state), size),
       links ? h("td", { "data-label": "Sign-in link" }, cl.spec.students.includes(sid) ? links.cell(sid, s.endpoint) : h("span", { class: "muted" }, "taken off the class")) : null,
-      h("td", { "data-label": "Collected" }, fileList));
+      h("td", { "data-label": "Collected" }, fileList, warn ? " " : null, warn));
   });
   return h("table", { id: "students" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Sandbox"),
