@@ -86,7 +86,21 @@ func TestAutosaveOutlivesALostMachine(t *testing.T) {
 		}
 	}
 	sys.Start(t)
-	waitFor("Up again, on empty sandboxes", 2*time.Minute, up)
+	// The status from before the loss still says Up: wait for the
+	// sandboxes themselves, made again (empty) by the restarted controller.
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, s := range students {
+		for {
+			info, err := d.InspectContainer(ctx, api.ContainerName(id, s))
+			if err == nil && info.State != nil && info.State.Running {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's sandbox was not made again: %v", s, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 
 	var runs struct{ Items []artifacts.RunSummary }
 	if code := sys.Call(t, admin, "GET", "/api/v1/classes/"+id+"/runs", nil, &runs); code != http.StatusOK {
