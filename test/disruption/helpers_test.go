@@ -89,8 +89,12 @@ func checkCollected(t *testing.T, d *dockerx.Client, art *artifacts.Store, c *ap
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cs)+len(ns) != 0 {
-		t.Errorf("left after Down: %d containers, %d networks", len(cs), len(ns))
+	vs, err := d.ListVolumes(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs)+len(ns)+len(vs) != 0 {
+		t.Errorf("left after Down: %d containers, %d networks, %d work volumes", len(cs), len(ns), len(vs))
 	}
 	if c.Status.Run == nil || c.Status.Run.CompletedAt == nil {
 		t.Fatalf("no completed run in status: %+v", c.Status.Run)
