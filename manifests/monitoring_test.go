@@ -67,6 +67,9 @@ var homeroomMetrics = map[string]metricKind{
 	"homeroom_orphans_reaped_total":       counter,
 	"homeroom_drift_repairs_total":        counter,
 	"homeroom_sandbox_restarts_total":     counter,
+	"homeroom_autosaves_total":            counter,
+	"homeroom_workspace_bytes":            gauge,
+	"homeroom_leaked_networks":            gauge,
 	"homeroom_leader":                     gauge,
 	"homeroom_docker_calls_total":         counter,
 	// both binaries
@@ -76,6 +79,7 @@ var homeroomMetrics = map[string]metricKind{
 	"homeroom_signins_total":                counter,
 	"homeroom_signin_refusals_total":        counter,
 	"homeroom_forwardauth_duration_seconds": histogram,
+	"homeroom_run_archives_total":           counter,
 }
 
 // The alerts operators rely on (issue 7, README "Monitoring").
@@ -88,6 +92,7 @@ var requiredAlerts = []string{
 	"HomeroomCollectFailures",
 	"HomeroomSandboxesCrashLooping",
 	"HomeroomReconcileErrorsRising",
+	"HomeroomNetworksLeaked",
 	"HomeroomSignInRefusalsBurst",
 }
 

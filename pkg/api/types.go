@@ -163,6 +163,9 @@ const (
 	// an autosave and stays stopped until the cap is raised or the class
 	// goes Down.
 	ConditionWorkspaceFull = "WorkspaceFull"
+	// ConditionNetworkLeaked is True on a Down class whose network the
+	// Docker daemon refuses to remove although nothing is on it.
+	ConditionNetworkLeaked = "NetworkLeaked"
 )
 
 // FindCondition returns the condition of type t, or nil.

@@ -190,7 +190,9 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		return d.Disconnect(ctx, e.network, e.obs.Traefik.ID)
 	case RemoveNetwork:
 		failpoint.Hit("before-network-remove")
-		return d.RemoveNetwork(ctx, e.network)
+		err := d.RemoveNetwork(ctx, e.network)
+		e.r.noteNetworkRemoval(e.network, a.Target, err)
+		return err
 	case CreateContainer:
 		_, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth))
 		return err

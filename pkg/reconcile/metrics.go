@@ -13,6 +13,7 @@ type metrics struct {
 	collects        *prometheus.CounterVec
 	autosaves       *prometheus.CounterVec
 	workspaceBytes  *prometheus.GaugeVec
+	leakedNetworks  prometheus.Gauge
 	collectBytes    prometheus.Counter
 	collectDuration prometheus.Histogram
 	driftRepairs    prometheus.Counter
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		collects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homeroom_collect_total", Help: "Collections of one student's work, by outcome (success: verified in the object store).",
 		}, []string{"outcome"}),
+		leakedNetworks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "homeroom_leaked_networks",
+			Help: "Class networks the daemon refuses to remove (\"has active endpoints\") with no container on them; a daemon restart clears them.",
+		}),
 		workspaceBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "homeroom_workspace_bytes",
 			Help: "Bytes a student's work volumes held at the last measurement (every resync).",
@@ -68,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.quotaRejections.WithLabelValues(l)
 	}
 	if reg != nil {
-		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.autosaves, m.workspaceBytes, m.collectBytes,
+		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.autosaves, m.workspaceBytes, m.leakedNetworks, m.collectBytes,
 			m.collectDuration, m.driftRepairs, m.restarts, m.quotaRejections)
 	}
 	return m

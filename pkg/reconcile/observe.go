@@ -40,6 +40,10 @@ type ObservedVolume struct {
 // ObservedNetwork is a labelled class network.
 type ObservedNetwork struct {
 	ID, Name string
+	// Leaked: the daemon refused this controller's last removal of it with
+	// "has active endpoints" although no container was on it
+	// (dockerx.ErrNetworkLeaked).
+	Leaked bool
 }
 
 // ObservedContainer is a labelled student container.
@@ -92,6 +96,12 @@ func (o Observed) Running() int {
 // Empty reports whether nothing of the class is left in Docker.
 func (o Observed) Empty() bool {
 	return o.Network == nil && len(o.Containers) == 0 && len(o.Volumes) == 0
+}
+
+// OnlyLeakedNetwork tells a class of which nothing is left but a network
+// the daemon will not remove: it is Down, and the removal is retried.
+func (o Observed) OnlyLeakedNetwork() bool {
+	return o.Network != nil && o.Network.Leaked && len(o.Containers) == 0 && len(o.Stranded()) == 0
 }
 
 // Stranded lists, sorted, the students whose work volumes have no sandbox.

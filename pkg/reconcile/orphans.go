@@ -30,6 +30,7 @@ func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Resul
 	if err == nil {
 		err = observeVolumes(ctx, r.docker, classID, &obs)
 	}
+	r.markLeaked(&obs)
 	if err != nil {
 		return Result{}, fmt.Errorf("observe: %w", err)
 	}

@@ -283,10 +283,20 @@ func planDown(in Input) Plan {
 	if obs.Traefik != nil && obs.Traefik.Attached {
 		p = append(p, Action{Kind: DisconnectTraefik, Target: obs.Network.Name})
 	}
+	complete := active || work
+	if obs.Network != nil && obs.Network.Leaked && len(obs.Containers) == 0 {
+		// The daemon keeps refusing this network although nothing is on
+		// it: the run is complete without it, and its removal is retried
+		// last, so that it never holds the class.
+		if complete {
+			p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
+		}
+		return append(p, Action{Kind: RemoveNetwork, Target: obs.Network.Name})
+	}
 	if obs.Network != nil {
 		p = append(p, Action{Kind: RemoveNetwork, Target: obs.Network.Name})
 	}
-	if active || work {
+	if complete {
 		p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
 	}
 	return p

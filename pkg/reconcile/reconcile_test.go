@@ -137,6 +137,9 @@ type logFrame struct {
 }
 
 type fakeNetwork struct {
+	// leaked: the daemon counts endpoints of containers long gone, and
+	// refuses every removal (until it is restarted).
+	leaked   bool
 	id, name string
 	labels   map[string]string
 	opts     network.CreateOptions
@@ -361,6 +364,10 @@ func (d *fakeDocker) RemoveNetwork(_ context.Context, ref string) error {
 	}
 	if n == nil {
 		return nil
+	}
+	if n.leaked {
+		// As dockerx tells it, having found no container on it.
+		return fmt.Errorf("remove network %s: %w: network %s id %s has active endpoints", n.name, dockerx.ErrNetworkLeaked, n.name, n.id)
 	}
 	for _, c := range d.containers {
 		if c.nets[n.id] {

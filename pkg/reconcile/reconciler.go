@@ -85,6 +85,11 @@ type Reconciler struct {
 	refusedMu sync.Mutex
 	refused   map[string]bool
 
+	// leaked holds, by network id, the class networks the daemon refuses
+	// to remove for endpoints of containers that no longer exist.
+	leakedMu sync.Mutex
+	leaked   map[string]string // id → name
+
 	wsMu       sync.Mutex
 	workspaces map[string]map[string]int64 // class id → student → bytes; nil until measured
 
@@ -297,6 +302,7 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 		return obs, err
 	}
 	obs.Workspaces = r.workspacesOf(class.ID)
+	r.markLeaked(&obs)
 	r.refusedMu.Lock()
 	for s, c := range obs.Containers {
 		c.StartRefused = r.refused[c.Name]
@@ -335,6 +341,45 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 		delete(r.restarts, class.ID)
 	}
 	return obs, nil
+}
+
+// noteNetworkRemoval remembers a class network the daemon refuses to remove
+// with no container on it (dockerx.ErrNetworkLeaked), and forgets it once
+// removed. The count is exported as homeroom_leaked_networks.
+func (r *Reconciler) noteNetworkRemoval(id, name string, err error) {
+	r.leakedMu.Lock()
+	defer r.leakedMu.Unlock()
+	if r.leaked == nil {
+		r.leaked = map[string]string{}
+	}
+	switch {
+	case err == nil:
+		delete(r.leaked, id)
+	case errors.Is(err, dockerx.ErrNetworkLeaked):
+		if _, known := r.leaked[id]; !known {
+			r.log.Warn("the daemon refuses to remove a class network with no container on it; the class is Down without it, and the removal is retried (a daemon restart clears it)",
+				zap.String("network", name), zap.Error(err))
+		}
+		r.leaked[id] = name
+	}
+	r.metrics.leakedNetworks.Set(float64(len(r.leaked)))
+}
+
+// LeakedNetworks is how many class networks the daemon refuses to remove.
+func (r *Reconciler) LeakedNetworks() int {
+	r.leakedMu.Lock()
+	defer r.leakedMu.Unlock()
+	return len(r.leaked)
+}
+
+// markLeaked marks the class network if the daemon refused to remove it.
+func (r *Reconciler) markLeaked(obs *Observed) {
+	if obs.Network == nil {
+		return
+	}
+	r.leakedMu.Lock()
+	defer r.leakedMu.Unlock()
+	_, obs.Network.Leaked = r.leaked[obs.Network.ID]
 }
 
 // ErrTaskExists is how the daemon refuses to start a container for which

@@ -86,6 +86,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			}
 		}
 		st.Conditions = api.SetCondition(st.Conditions, routing(obs, tmpl, opts, now))
+		st.Conditions = removeCondition(st.Conditions, api.ConditionNetworkLeaked)
 		if tmpl != nil {
 			st.Conditions = api.SetCondition(st.Conditions, templateCurrent(c, tmpl, obs, opts, now))
 			if obs.Workspaces != nil {
@@ -110,7 +111,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			}
 		}
 		runActive := st.Run != nil && st.Run.CompletedAt == nil
-		if obs.Empty() && !runActive {
+		if (obs.Empty() || obs.OnlyLeakedNetwork()) && !runActive {
 			st.Phase = api.PhaseDown
 			ready.Reason, ready.Message = "ClassDown", ""
 			if c.DownReason == api.ReasonTTLExpired {
@@ -128,6 +129,15 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		st.Conditions = removeCondition(st.Conditions, api.ConditionRouting)
 		st.Conditions = removeCondition(st.Conditions, api.ConditionTemplateCurrent)
 		st.Conditions = removeCondition(st.Conditions, api.ConditionWorkspaceFull)
+		if obs.OnlyLeakedNetwork() {
+			st.Conditions = api.SetCondition(st.Conditions, api.Condition{Type: api.ConditionNetworkLeaked, Status: "True",
+				Reason: "ActiveEndpoints", LastTransitionTime: now,
+				Message: fmt.Sprintf("the Docker daemon refuses to remove network %s (\"has active endpoints\") although no container is on it; "+
+					"a restart of the Docker daemon clears it. The class is Down and can be deleted; Homeroom keeps retrying the removal "+
+					"and does not give its subnet to another class while the network exists", obs.Network.Name)})
+		} else {
+			st.Conditions = removeCondition(st.Conditions, api.ConditionNetworkLeaked)
+		}
 	}
 	st.Conditions = api.SetCondition(st.Conditions, ready)
 

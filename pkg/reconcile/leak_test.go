@@ -1,0 +1,66 @@
+package reconcile_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/homeroom/homeroom/pkg/api"
+)
+
+// A network the daemon refuses to remove with nothing on it ("has active
+// endpoints", cleared only by a daemon restart) does not hold the class:
+// it is Down with its run complete, says why, and the removal is retried
+// until it succeeds.
+func TestLeakedNetworkDoesNotHoldTheClass(t *testing.T) {
+	e := newEnv(t)
+	e.bringUp("alice", "bob")
+	e.docker.mu.Lock()
+	e.docker.lookupNetwork(netName).leaked = true
+	e.docker.mu.Unlock()
+
+	if _, err := e.pass(); err == nil || !strings.Contains(err.Error(), "active endpoints") {
+		t.Fatalf("first Down pass: %v", err)
+	}
+	// Known as leaked now: the run completes without it, the network is
+	// tried again last.
+	res, err := e.pass()
+	if err == nil {
+		t.Fatal("a leaked network's removal succeeded")
+	}
+	c := e.class()
+	if got, want := res.Plan.String(), "complete-run ("+c.Status.Run.ID+")\nremove-network ("+netName+")\n"; got != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	if c.Status.Phase != api.PhaseDown || c.Status.Run == nil || c.Status.Run.CompletedAt == nil {
+		t.Fatalf("phase %s, run %+v; want Down with the run complete", c.Status.Phase, c.Status.Run)
+	}
+	if cd := cond(c, api.ConditionNetworkLeaked); cd.Status != "True" || !strings.Contains(cd.Message, netName) || !strings.Contains(cd.Message, "restart of the Docker daemon") {
+		t.Errorf("NetworkLeaked = %+v", cd)
+	}
+	for _, s := range []string{"alice", "bob"} {
+		e.checkCollected(t, c, s)
+	}
+	if got := e.rec.LeakedNetworks(); got != 1 {
+		t.Errorf("leaked networks = %d", got)
+	}
+	// Retries go on without a new run.
+	if res, _ := e.pass(); res.Plan.String() != "remove-network ("+netName+")\n" {
+		t.Errorf("retry plan:\n%s", res.Plan)
+	}
+
+	// The daemon is restarted: the removal goes through, the report ends.
+	e.docker.mu.Lock()
+	e.docker.lookupNetwork(netName).leaked = false
+	e.docker.mu.Unlock()
+	e.mustConverge()
+	c = e.class()
+	if _, ok := e.docker.network(netName); ok {
+		t.Error("network still there")
+	}
+	if cd := cond(c, api.ConditionNetworkLeaked); cd.Type != "" {
+		t.Errorf("NetworkLeaked after the removal: %+v", cd)
+	}
+	if got := e.rec.LeakedNetworks(); got != 0 {
+		t.Errorf("leaked networks = %d after the removal", got)
+	}
+}
