@@ -32,6 +32,14 @@ type WorkspaceMeasurer interface {
 	MeasureWorkspaces(ctx context.Context) ([]string, error)
 }
 
+// ChangeCounter counts the class writes the controller must act on. A
+// store that has one is read every ChangeInterval, cheaply, and a change
+// starts a full poll at once: without change streams (FerretDB) that is how
+// a teacher's Up reaches the controller in a fraction of a second.
+type ChangeCounter interface {
+	Changes(ctx context.Context) (int64, error)
+}
+
 // Lister tells which classes exist and their versions, cheaply.
 type Lister interface {
 	Versions(ctx context.Context) (map[string]int64, error)
@@ -61,6 +69,9 @@ type ClassFinder interface {
 type Options struct {
 	Workers        int
 	PollInterval   time.Duration
+	// ChangeInterval is how often the store's change count is read, when
+	// the lister has one (default 100 ms).
+	ChangeInterval time.Duration
 	ResyncInterval time.Duration
 	RetryBase      time.Duration
 	RetryMax       time.Duration
@@ -107,6 +118,9 @@ func New(rec Reconciler, lister Lister, ev EventSource, opts Options, log *zap.L
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
+	}
+	if opts.ChangeInterval <= 0 {
+		opts.ChangeInterval = 100 * time.Millisecond
 	}
 	if opts.ResyncInterval <= 0 {
 		opts.ResyncInterval = 30 * time.Second
@@ -258,12 +272,23 @@ func (c *Controller) backingOff(id string) bool {
 }
 
 // poll enqueues classes whose version changed; every ResyncInterval it
-// enqueues all of them, so drift nobody announced is still repaired.
+// enqueues all of them, so drift nobody announced is still repaired. Where
+// the store counts its changes, the count is read every ChangeInterval and
+// a change polls at once; the full poll every PollInterval stays, so a
+// change the count missed is still seen.
 func (c *Controller) poll(ctx context.Context) {
 	seen := map[string]int64{}
 	lastResync := time.Time{}
 	t := time.NewTicker(c.opts.PollInterval)
 	defer t.Stop()
+	var fast <-chan time.Time
+	counter, counts := c.lister.(ChangeCounter)
+	lastCount := int64(-1)
+	if counts {
+		ft := time.NewTicker(c.opts.ChangeInterval)
+		defer ft.Stop()
+		fast = ft.C
+	}
 	for {
 		versions, err := c.lister.Versions(ctx)
 		if err != nil {
@@ -293,10 +318,24 @@ func (c *Controller) poll(ctx context.Context) {
 				c.measureWorkspaces(ctx)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				break wait
+			case <-fast:
+				n, err := counter.Changes(ctx)
+				if err != nil || n == lastCount {
+					continue
+				}
+				first := lastCount < 0
+				lastCount = n
+				if !first {
+					break wait
+				}
+			}
 		}
 	}
 }

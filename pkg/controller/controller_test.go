@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,5 +226,39 @@ func TestHintsDoNotBypassBackoff(t *testing.T) {
 	}
 	if n := rec.count("busy") - first; n > 0 {
 		t.Errorf("%d passes of a failing class within its 1 s backoff", n)
+	}
+}
+
+// countingLister is a store that counts its class writes.
+type countingLister struct {
+	fakeLister
+	n atomic.Int64
+}
+
+func (l *countingLister) Changes(context.Context) (int64, error) { return l.n.Load(), nil }
+
+// A change the store counts is polled at once, long before the next full
+// poll (an hour away here): a teacher's Up does not wait for it.
+func TestCountedChangesArePolledAtOnce(t *testing.T) {
+	rec := newFakeReconciler()
+	l := &countingLister{fakeLister: fakeLister{versions: map[string]int64{"a": 1}}}
+	ctl := controller.New(rec, l, nil, controller.Options{
+		Workers: 1, PollInterval: time.Hour, ChangeInterval: 5 * time.Millisecond, ResyncInterval: 2 * time.Hour,
+	}, zaptest.NewLogger(t), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "reconciled at start", func() bool { return rec.count("a") == 1 })
+
+	l.set("a", 2)
+	l.n.Add(1)
+	eventually(t, "a counted change reconciled", func() bool { return rec.count("a") == 2 })
+
+	// A change without a count waits for the full poll.
+	l.set("a", 3)
+	time.Sleep(50 * time.Millisecond)
+	if n := rec.count("a"); n != 2 {
+		t.Errorf("an uncounted change was polled before the full poll: %d passes", n)
 	}
 }

@@ -294,6 +294,7 @@ func (s *Store) PutSpecIf(ctx context.Context, id string, spec api.ClassSpec, ch
 		_, err = s.coll.InsertOne(ictx, c)
 		cancel()
 		if err == nil {
+			s.bumpChanges(ctx)
 			s.record(ctx, api.AuditEntry{Action: api.AuditClassCreate, Target: "class/" + id, ClassID: id,
 				Subjects: []string{spec.Subject}, To: api.ClassState(c)})
 			return c, true, nil
@@ -475,6 +476,7 @@ func (s *Store) replace(ctx context.Context, id string, version int64, c *api.Cl
 	if err != nil {
 		return nil, fmt.Errorf("write class %q: %w", id, err)
 	}
+	s.bumpChanges(ctx)
 	return &written, nil
 }
 
@@ -533,6 +535,7 @@ func (s *Store) Delete(ctx context.Context, id string, check func(*api.Class) er
 			return fmt.Errorf("delete class %q: %w", id, err)
 		}
 		if res.DeletedCount == 1 {
+			s.bumpChanges(ctx)
 			s.record(ctx, api.AuditEntry{Action: api.AuditClassDelete, Target: "class/" + id, ClassID: id,
 				Subjects: []string{c.Spec.Subject}, From: api.ClassState(c)})
 			return nil
