@@ -38,8 +38,10 @@ versitygw:
 promtool:
 	@scripts/ensure-promtool.sh >/dev/null
 
+# internal/failpoint has files only builds with -tags failpoints compile.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags failpoints ./internal/failpoint
 
 # Debian's Chromium, for the browser tests of the teacher pages (test/browser).
 chromium:
@@ -48,6 +50,7 @@ chromium:
 # Integration packages share one Docker daemon: -p 1 runs packages one at a time.
 test: images traefik versitygw promtool chromium vet
 	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) HOMEROOM_PROMTOOL=$$(scripts/ensure-promtool.sh) $(GO) test -race -count=1 -p 1 -timeout 30m ./...
+	$(GO) test -race -count=1 -tags failpoints ./internal/failpoint
 	$(MAKE) fuzz
 
 # A brief fuzz run over request decoding and validation; `go test` alone runs
@@ -58,6 +61,7 @@ fuzz:
 
 test-unit:
 	$(GO) test -race -count=1 -short ./...
+	$(GO) test -race -count=1 -short -tags failpoints ./internal/failpoint
 
 # Up and Down of classes of 10, 50 and 100 against the daemon's own limit,
 # plus the controller's memory with 500 containers and its idle CPU, and the

@@ -1,9 +1,5 @@
-// Package failpoint lets crash tests stop the controller at a named point of
-// its work, the way kill -9 or the OOM killer would. It is inert unless
-// HOMEROOM_FAILPOINT names a point ("name" or "name:N"); then the process
-// SIGKILLs itself the Nth time (default: the first) that point is reached.
-// Proving that a Down survives a crash anywhere needs crashes at exact
-// places, which no timing can give reliably.
+//go:build failpoints
+
 package failpoint
 
 import (
@@ -15,8 +11,8 @@ import (
 	"syscall"
 )
 
-// Env names the variable that arms a failpoint.
-const Env = "HOMEROOM_FAILPOINT"
+// Enabled reports whether this build has failpoints.
+const Enabled = true
 
 var (
 	armed string
@@ -25,17 +21,20 @@ var (
 )
 
 func init() {
-	v := os.Getenv(Env)
-	if v == "" {
-		return
-	}
-	name, n, found := strings.Cut(v, ":")
-	armed = name
+	armed, after = parse(os.Getenv(Env))
+}
+
+// parse splits "name" or "name:N" into the point and the hit that kills; a
+// missing or invalid N is 1.
+func parse(v string) (name string, n int64) {
+	name, count, found := strings.Cut(v, ":")
+	n = 1
 	if found {
-		if c, err := strconv.ParseInt(n, 10, 64); err == nil && c > 0 {
-			after = c
+		if c, err := strconv.ParseInt(count, 10, 64); err == nil && c > 0 {
+			n = c
 		}
 	}
+	return name, n
 }
 
 // Hit kills the process if name is the armed point and this is its Nth hit.
@@ -46,7 +45,7 @@ func Hit(name string) {
 	if hits.Add(1) != after {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "failpoint %s reached: killing the process\n", name)
+	fmt.Fprintf(os.Stderr, killMessage, name)
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {} // the signal is on its way; do nothing more
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,18 +13,29 @@ import (
 )
 
 // BuildBinaries builds Homeroom's commands (e.g. "apiserver", "controller")
-// into a temporary directory and returns it.
+// into a temporary directory and returns it. They are built as for
+// production: without failpoints.
 func BuildBinaries(t testing.TB, names ...string) string {
+	t.Helper()
+	return BuildBinariesWithTags(t, nil, names...)
+}
+
+// BuildBinariesWithTags is BuildBinaries with build tags, e.g. "failpoints"
+// for a controller that HOMEROOM_FAILPOINT can kill (internal/failpoint).
+func BuildBinariesWithTags(t testing.TB, tags []string, names ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	args := []string{"build", "-o", dir + "/"}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
 	for _, n := range names {
 		args = append(args, "github.com/homeroom/homeroom/cmd/"+n)
 	}
 	cmd := exec.Command("go", args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %v: %v\n%s", names, err, out)
+		t.Fatalf("build %v with tags %v: %v\n%s", names, tags, err, out)
 	}
 	return dir
 }

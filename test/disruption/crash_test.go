@@ -20,7 +20,8 @@ import (
 func TestDownSurvivesControllerKills(t *testing.T) {
 	d := testenv.Docker(t)
 	ctx := context.Background()
-	bin := filepath.Join(testenv.BuildBinaries(t, "controller"), "controller")
+	// Only a build with failpoints can be killed at them.
+	bin := filepath.Join(testenv.BuildBinariesWithTags(t, []string{"failpoints"}, "controller"), "controller")
 	uri, db := testenv.StoreURI(t)
 	st := testenv.OpenStore(t, uri, db)
 	s3 := testenv.StartS3(t)
