@@ -19,17 +19,26 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// classFile is what apply reads: one class per YAML document or JSON value.
+// classFile is what apply reads: one class per YAML document or JSON value,
+// either flat (the spec's fields beside the id) or as get -o yaml|json
+// prints it (the spec under spec, with the class's resourceVersion and the
+// read-only fields, which apply ignores).
 type classFile struct {
-	ID         string   `yaml:"id" json:"id"`
-	Subject    string   `yaml:"subject" json:"subject"`
-	Template   string   `yaml:"template" json:"template"`
-	Students   []string `yaml:"students" json:"students"`
-	TTLSeconds int64    `yaml:"ttlSeconds" json:"ttlSeconds"`
+	ID         string    `yaml:"id" json:"id"`
+	Subject    string    `yaml:"subject" json:"subject"`
+	Template   string    `yaml:"template" json:"template"`
+	Students   []string  `yaml:"students" json:"students"`
+	TTLSeconds int64     `yaml:"ttlSeconds" json:"ttlSeconds"`
+	Spec       *specFile `yaml:"spec" json:"spec"`
+	// ResourceVersion, as get printed it, makes apply write only over the
+	// class at that version (If-Match), unless --force.
+	ResourceVersion int64 `yaml:"resourceVersion" json:"resourceVersion"`
+	classReadOnly   `yaml:",inline"`
 }
 
 func (a *app) applyCmd() *cobra.Command {
 	var file string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Create or replace classes from a YAML or JSON file",
@@ -41,6 +50,15 @@ Each YAML document (or the JSON object, or each element of a JSON array) is one 
   template: sandbox
   students: [alice, bob, carol]
   ttlSeconds: 7200
+
+What get CLASS -o yaml (or -o json) prints can be edited and applied as it is:
+the spec is taken from spec, and the status and the other fields the server
+keeps (desiredPhase, generation, createdAt, …) are ignored. A class in the file
+with a resourceVersion, as get prints it, is written only if nobody changed
+the class since (any write moves resourceVersion on, the controller's status
+too); otherwise the server writes nothing and apply stops (exit 2) saying so.
+Get it again and make your change to that, or use --force to overwrite
+whatever the class is now. Without a resourceVersion the last write wins.
 
 Applying a spec does not change the class's desired phase: use up and down.
 
@@ -64,8 +82,17 @@ Applying a spec does not change the class's desired phase: use up and down.
 			}
 			var applied []*client.Class
 			for _, cf := range classes {
-				cl, created, err := c.PutClass(cmd.Context(), cf.ID, client.ClassSpec{
-					Subject: cf.Subject, Template: cf.Template, Students: cf.Students, TTLSeconds: cf.TTLSeconds})
+				spec, _ := cf.classSpec() // checked by parseClasses
+				var cl *client.Class
+				var created bool
+				if cf.ResourceVersion > 0 && !force {
+					cl, err = c.PutClassIfVersion(cmd.Context(), cf.ID, spec, cf.ResourceVersion)
+					if client.IsPreconditionFailed(err) {
+						return staleClass(file, cf, err)
+					}
+				} else {
+					cl, created, err = c.PutClass(cmd.Context(), cf.ID, spec)
+				}
 				if err != nil {
 					return fmt.Errorf("class %s: %w", cf.ID, err)
 				}
@@ -89,6 +116,7 @@ Applying a spec does not change the class's desired phase: use up and down.
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "the class file, YAML or JSON; - for stdin")
 	cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
+	cmd.Flags().BoolVar(&force, "force", false, "ignore the file's resourceVersion: overwrite the class whatever it is now")
 	return cmd
 }
 
@@ -161,6 +189,12 @@ func parseClasses(raw []byte) ([]classFile, error) {
 		if cf.ID == "" {
 			return nil, fmt.Errorf("class %d has no id", i+1)
 		}
+		if _, err := cf.classSpec(); err != nil {
+			return nil, fmt.Errorf("class %s: %w", cf.ID, err)
+		}
+		if cf.ResourceVersion < 0 {
+			return nil, fmt.Errorf("class %s: resourceVersion %d: a class's resourceVersion is positive", cf.ID, cf.ResourceVersion)
+		}
 	}
 	return out, nil
 }
@@ -219,11 +253,16 @@ func (a *app) downCmd() *cobra.Command { return a.phaseCmd(api.PhaseDown) }
 
 func (a *app) getCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:               "get CLASS",
-		Short:             "Show one class: spec, phase, conditions and students",
-		Long:              "Show one class: spec, phase, conditions and students.\n\n" + exitCodeHelp,
+		Use:   "get CLASS",
+		Short: "Show one class: spec, phase, conditions and students",
+		Long: `Show one class: spec, phase, conditions and students; the whole class as the
+API gives it with -o json or -o yaml. That output can be edited and given back
+to apply -f, which writes it only if the class is still at its resourceVersion.
+
+` + exitCodeHelp,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeClasses,
+		Annotations:       map[string]string{outputsAnnotation: "table,json,yaml"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -235,6 +274,9 @@ func (a *app) getCmd() *cobra.Command {
 			}
 			if a.json() {
 				return a.printJSON(cl)
+			}
+			if a.output == "yaml" {
+				return a.printYAML(cl)
 			}
 			a.printClasses([]client.Class{*cl})
 			tw := a.table()

@@ -138,7 +138,7 @@ $XDG_CONFIG_HOME/homeroom/config.yaml or ~/.config/homeroom/config.yaml):
 	pf.StringVar(&a.serverFlag, "server", "", "apiserver URL (env "+envServer+"; default "+defaultURL+")")
 	pf.StringVar(&a.tokenFlag, "token", "", "bearer token (env "+envToken+")")
 	pf.StringVar(&a.configFlag, "config", "", "config file with server: and token: (default $XDG_CONFIG_HOME/homeroom/config.yaml)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (links: csv too)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (links: csv too; get: yaml too)")
 	pf.DurationVar(&a.callTimeout, "request-timeout", client.DefaultTimeout, "timeout of each API call")
 	pf.DurationVar(&a.pollInterval, "poll-interval", time.Second, "how often --wait asks for the class")
 	pf.MarkHidden("poll-interval")

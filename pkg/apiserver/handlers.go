@@ -106,6 +106,7 @@ func (s *Server) getClass(c echo.Context) error {
 		return err
 	}
 	if wait <= 0 || cl.Version != version {
+		setClassETag(c, cl)
 		return c.JSON(http.StatusOK, cl)
 	}
 
@@ -126,6 +127,7 @@ func (s *Server) getClass(c echo.Context) error {
 	if cl, err = s.storedClass(c, id); err != nil {
 		return err
 	}
+	setClassETag(c, cl)
 	return c.JSON(http.StatusOK, cl)
 }
 
@@ -267,6 +269,10 @@ func (s *Server) putClass(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	p := who(c)
+	version, conditional, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
 	cl, r, err := s.lookupClass(ctx, id)
 	if err != nil {
 		return err
@@ -275,6 +281,10 @@ func (s *Server) putClass(c echo.Context) error {
 	// that the answer does not depend on what the caller may not see.
 	if !visible(p, cl, r) {
 		return forbiddenClass(id)
+	}
+	// A stale If-Match is refused before anything else about the write.
+	if err := checkIfMatch(c, id, cl, version, conditional); err != nil {
+		return err
 	}
 	body, err := readBody(c)
 	if err != nil {
@@ -290,8 +300,18 @@ func (s *Server) putClass(c echo.Context) error {
 	if err := s.admitSpec(ctx, id, cl, spec); err != nil {
 		return err
 	}
-	written, created, err := s.store.PutSpecIf(ctx, id, spec, owns(p, id))
+	check := owns(p, id)
+	if conditional {
+		// Checked again on the version that is written over: a write made
+		// since the early check above makes this one 412, never lost.
+		check = store.AllOf(check, store.IfVersion(id, version))
+	}
+	written, created, err := s.store.PutSpecIf(ctx, id, spec, check)
 	s.signIn.forgetClass(id)
+	var pe *store.PreconditionError
+	if errors.As(err, &pe) {
+		return preconditionFailed(c, pe)
+	}
 	if err != nil {
 		return storeError(err, id)
 	}
@@ -300,6 +320,7 @@ func (s *Server) putClass(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 	}
+	setClassETag(c, written)
 	return c.JSON(status, written)
 }
 

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,6 +70,9 @@ type Error struct {
 	// Details lists what was wrong piece by piece where the server says:
 	// the bad lines of a roster file, the students off a roster.
 	Details []ErrorDetail
+	// ETag is the answer's ETag header: for a 412 precondition_failed, the
+	// class's current version (see CurrentVersion).
+	ETag string
 }
 
 // ErrorDetail is one item of an error's details.
@@ -159,17 +163,62 @@ func (c *Client) GetClass(ctx context.Context, id string) (*Class, error) {
 }
 
 // PutClass creates or replaces a class's spec; created reports a 201.
+// Whatever the class is at, this write wins over it: to write only over the
+// class as you read it, use PutClassIfVersion.
 func (c *Client) PutClass(ctx context.Context, id string, spec ClassSpec) (cl *Class, created bool, err error) {
+	return c.putClass(ctx, id, spec, nil)
+}
+
+// AnyVersion, given to PutClassIfVersion, asks only that the class exists
+// (If-Match: *).
+const AnyVersion int64 = -1
+
+// PutClassIfVersion replaces a class's spec only if the class is still at
+// resourceVersion version (sent as If-Match), as a GetClass gave it, so that
+// a change someone else made since is never overwritten; AnyVersion only
+// asks that the class exists. Otherwise the server writes nothing and
+// answers 412: IsPreconditionFailed reports it, CurrentVersion says what the
+// class is at now. It never creates a class.
+func (c *Client) PutClassIfVersion(ctx context.Context, id string, spec ClassSpec, version int64) (*Class, error) {
+	im := "*"
+	if version != AnyVersion {
+		im = `"` + strconv.FormatInt(version, 10) + `"`
+	}
+	cl, _, err := c.putClass(ctx, id, spec, http.Header{"If-Match": {im}})
+	return cl, err
+}
+
+// IsPreconditionFailed reports whether err is the server's 412: an
+// If-Match that did not hold, so nothing was written.
+func IsPreconditionFailed(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusPreconditionFailed
+}
+
+// CurrentVersion is the class's resourceVersion a 412 from
+// PutClassIfVersion names (its ETag); false when err is no such answer or
+// the class does not exist.
+func CurrentVersion(err error) (int64, bool) {
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusPreconditionFailed {
+		return 0, false
+	}
+	v, perr := strconv.ParseInt(strings.Trim(e.ETag, `"`), 10, 64)
+	return v, perr == nil && v > 0
+}
+
+func (c *Client) putClass(ctx context.Context, id string, spec ClassSpec, hdr http.Header) (cl *Class, created bool, err error) {
 	body, err := json.Marshal(spec)
 	if err != nil {
 		return nil, false, err
 	}
 	var out Class
-	resp, err := c.do(ctx, http.MethodPut, classPath(id), nil, body)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.sendHeader(ctx, http.MethodPut, classPath(id), nil, body, "application/json", "application/json", hdr)
 	if err != nil {
 		return nil, false, err
 	}
-	defer resp.cancel()
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return nil, false, fmt.Errorf("decode class: %w", err)
@@ -537,6 +586,11 @@ func (c *Client) sendAs(ctx context.Context, method, path string, q url.Values, 
 
 // sendAccept is sendAs asking for the media type accept.
 func (c *Client) sendAccept(ctx context.Context, method, path string, q url.Values, body []byte, contentType, accept string) (*http.Response, error) {
+	return c.sendHeader(ctx, method, path, q, body, contentType, accept, nil)
+}
+
+// sendHeader is sendAccept with the headers of hdr added.
+func (c *Client) sendHeader(ctx context.Context, method, path string, q url.Values, body []byte, contentType, accept string, hdr http.Header) (*http.Response, error) {
 	target := c.base.String() + path
 	if len(q) > 0 {
 		target += "?" + q.Encode()
@@ -556,6 +610,11 @@ func (c *Client) sendAccept(ctx context.Context, method, path string, q url.Valu
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", accept)
+	for k, vs := range hdr {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
@@ -576,7 +635,7 @@ func decodeError(resp *http.Response) error {
 			Details []ErrorDetail `json:"details"`
 		} `json:"error"`
 	}
-	e := &Error{Status: resp.StatusCode}
+	e := &Error{Status: resp.StatusCode, ETag: resp.Header.Get("ETag")}
 	if json.Unmarshal(b, &env) == nil && (env.Error.Code != "" || env.Error.Message != "") {
 		e.Code, e.Message, e.Details = env.Error.Code, env.Error.Message, env.Error.Details
 	} else {

@@ -1136,13 +1136,47 @@ async function classFormPage(id, signal) {
     }
     const spec = { subject, template: templateSelect.value, students };
     if (ttlSeconds > 0) spec.ttlSeconds = ttlSeconds;
-    await api("PUT", "/api/v1/classes/" + encodeURIComponent(cid), { body: spec, signal });
+    if (!editing) await api("PUT", "/api/v1/classes/" + encodeURIComponent(cid), { body: spec, signal });
+    else if (!(await saveIfUnchanged(cid, spec, cl.resourceVersion, signal))) {
+      // Someone changed the class since this form loaded it: nothing was
+      // saved. Reloading shows the class as it is now.
+      formErr.replaceChildren(
+        "This class was changed since you opened this form (by someone else, or by Homeroom as it updated the class's status), so nothing was saved. Reload to see the class as it is now, then make your change again. ",
+        h("button", { type: "button", class: "secondary", id: "reload-class", onclick: () => route() }, "Reload"));
+      formErr.querySelector("button").focus();
+      return;
+    }
     show("ok", editing ? `Class ${cid} was saved.` : `Class ${cid} was created. Bring it up when the lesson starts.`);
     location.hash = "#/classes/" + cid;
   }));
   const datalist = h("datalist", { id: "subject-list" }, subjectNames.map((s) => h("option", { value: s })));
   page(editing ? `Edit ${id}` : "New class", form, datalist);
   if (editing) lookupRoster(); else idInput.focus();
+}
+
+// saveIfUnchanged writes an edited class's spec only if the class is still
+// at version, the resourceVersion the form was loaded with (If-Match), so
+// that nobody's change made since is overwritten. It returns false when the
+// server refused because the class changed (412; nothing was written), and
+// throws an APIError, as api does, for any other refusal.
+async function saveIfUnchanged(id, spec, version, signal) {
+  const headers = { Accept: "application/json", "Content-Type": "application/json", "If-Match": `"${version}"` };
+  if (session.token) headers.Authorization = "Bearer " + session.token;
+  let resp;
+  try {
+    resp = await fetch("/api/v1/classes/" + encodeURIComponent(id), { method: "PUT", headers, signal, body: JSON.stringify(spec) });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new APIError(0, "unreachable", "Homeroom's server could not be reached. Check the connection and try again; nothing was changed.");
+  }
+  if (resp.ok) return true;
+  if (resp.status === 412) return false;
+  let e = {};
+  try { e = (await resp.json()).error || {}; } catch { /* not JSON */ }
+  if (resp.status === 401) signOut("Your sign-in is no longer valid (the token was revoked or has expired). Sign in again.");
+  const err = new APIError(resp.status, e.code || "", plainWords(resp.status, e.message || "", e.code || ""));
+  err.details = e.details || [];
+  throw err;
 }
 
 // ---------- the school's records (admins) ----------
