@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -82,6 +83,11 @@ type Config struct {
 	// multipart parts and would store the chunk signatures in the object, so
 	// the embedded server needs it; its integrity is still checked by Verify.
 	UnsignedPayload bool
+
+	// NoChecksums sends no SHA-256 checksum with uploads, so that Verify
+	// reads every object back. Homeroom finds out at start whether the
+	// server supports S3's additional checksums; this forces the fallback.
+	NoChecksums bool
 }
 
 func (c Config) withDefaults() Config {
@@ -108,6 +114,10 @@ type Store struct {
 	client *minio.Client
 	bucket string
 	cfg    Config
+	// checksums: each upload carries its SHA-256, which the server checks
+	// as it stores the bytes and keeps, so Verify compares it instead of
+	// reading the object back.
+	checksums bool
 }
 
 // New connects to the object store and makes sure the bucket exists, so that
@@ -125,20 +135,66 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.PartSize < minPartSize {
 		return nil, fmt.Errorf("artifacts: part size %d is below S3's minimum of %d", cfg.PartSize, minPartSize)
 	}
-	client, err := minio.New(host, &minio.Options{
-		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:    secure,
-		Transport: newTransport(secure),
-		Region:    cfg.Region,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("artifacts: client for %s: %w", cfg.Endpoint, err)
+	client := func(trailers bool) (*minio.Client, error) {
+		c, err := minio.New(host, &minio.Options{
+			Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+			Secure:    secure,
+			Transport: newTransport(secure),
+			Region:    cfg.Region,
+			// A stream's checksum is known only after its last byte: it
+			// goes in a trailer, which not every server reads.
+			TrailingHeaders: trailers,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("artifacts: client for %s: %w", cfg.Endpoint, err)
+		}
+		return c, nil
 	}
-	s := &Store{client: client, bucket: cfg.Bucket, cfg: cfg}
+	plain, err := client(false)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{client: plain, bucket: cfg.Bucket, cfg: cfg}
 	if err := s.EnsureBucket(ctx); err != nil {
 		return nil, err
 	}
+	if !cfg.NoChecksums {
+		trailing, err := client(true)
+		if err != nil {
+			return nil, err
+		}
+		if probeChecksums(ctx, trailing, cfg) {
+			s.client, s.checksums = trailing, true
+		}
+	}
 	return s, nil
+}
+
+// Checksums tells whether uploads carry a SHA-256 the server checks and
+// keeps (else Verify reads objects back).
+func (s *Store) Checksums() bool { return s.checksums }
+
+// checksumProbeKey is where probeChecksums writes; no student prefix can
+// be it.
+const checksumProbeKey = "homeroom/checksum-probe"
+
+// probeChecksums uploads a small object with its SHA-256 and reads the
+// checksum the server kept: only a server that keeps the exact full-object
+// SHA-256 can vouch for uploads. Any failure means no.
+func probeChecksums(ctx context.Context, c *minio.Client, cfg Config) bool {
+	ctx, cancel := context.WithTimeout(ctx, cfg.OpTimeout)
+	defer cancel()
+	data := []byte("homeroom checks that this server keeps SHA-256 checksums\n")
+	sum := sha256.Sum256(data)
+	_, err := c.PutObject(ctx, cfg.Bucket, checksumProbeKey, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{
+		Checksum: minio.ChecksumSHA256, DisableContentSha256: true, ContentType: "text/plain",
+	})
+	if err != nil {
+		return false
+	}
+	defer c.RemoveObject(context.WithoutCancel(ctx), cfg.Bucket, checksumProbeKey, minio.RemoveObjectOptions{})
+	info, err := c.StatObject(ctx, cfg.Bucket, checksumProbeKey, minio.StatObjectOptions{Checksum: true})
+	return err == nil && info.ChecksumSHA256 == base64.StdEncoding.EncodeToString(sum[:])
 }
 
 func parseEndpoint(endpoint string, secure bool) (host string, isSecure bool, err error) {
