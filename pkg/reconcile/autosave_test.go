@@ -27,15 +27,22 @@ func (e *env) runIndex(runID string) (artifacts.RunIndex, bool) {
 	return idx, ok
 }
 
-// While a class is Up its work is collected every autosaveMinutes, without
-// stopping anything, as a run of kind autosave; only the latest is kept.
-func TestAutosaveWhileUp(t *testing.T) {
-	e := newEnv(t)
-	e.putClass(api.PhaseUp, "alice", "bob")
+// upNow brings the class Up at the clock's time, which stands still from
+// then on: autosaves fall due as the test advances it.
+func (e *env) upNow(students ...string) {
+	e.t.Helper()
+	e.putClass(api.PhaseUp, students...)
 	e.frozen.Store(true)
 	up := e.now()
 	e.store.edit(classID, func(c *api.Class) { c.UpSince = &up })
 	e.mustConverge()
+}
+
+// While a class is Up its work is collected every autosaveMinutes, without
+// stopping anything, as a run of kind autosave; only the latest is kept.
+func TestAutosaveWhileUp(t *testing.T) {
+	e := newEnv(t)
+	e.upNow("alice", "bob")
 	interval := policy.Default().Templates[0].AutosaveInterval()
 
 	e.advance(interval - time.Second)
@@ -110,11 +117,7 @@ func TestAutosaveWhileUp(t *testing.T) {
 // nothing is recorded, and the pass is retried.
 func TestAutosaveThatSavesNobodyFails(t *testing.T) {
 	e := newEnv(t)
-	e.putClass(api.PhaseUp, "alice")
-	e.frozen.Store(true)
-	up := e.now()
-	e.store.edit(classID, func(c *api.Class) { c.UpSince = &up })
-	e.mustConverge()
+	e.upNow("alice")
 	e.advance(policy.Default().Templates[0].AutosaveInterval())
 	e.art.fail("PutStream", "", -1)
 	if _, err := e.pass(); err == nil {
@@ -132,11 +135,7 @@ func TestAutosaveThatSavesNobodyFails(t *testing.T) {
 // have lost its work: the autosave before, perhaps its only copy, is kept.
 func TestAutosaveKeepsTheOneBeforeWhenASandboxWasMadeAgain(t *testing.T) {
 	e := newEnv(t)
-	e.putClass(api.PhaseUp, "alice", "bob")
-	e.frozen.Store(true)
-	up := e.now()
-	e.store.edit(classID, func(c *api.Class) { c.UpSince = &up })
-	e.mustConverge()
+	e.upNow("alice", "bob")
 	interval := policy.Default().Templates[0].AutosaveInterval()
 	e.advance(interval)
 	e.mustConverge()
