@@ -379,6 +379,9 @@ func rawContainerSpec(classID, student string, t *policy.Template, forwardAuth s
 	delete(s.Config.Labels, api.LabelManagedBy)
 	s.Config.Labels[benchLabel] = "raw"
 	for i := range s.HostConfig.Mounts {
+		// Anonymous, so that the raw removal takes them with the
+		// containers (docker rm -v), as a baseline would.
+		s.HostConfig.Mounts[i].Source = ""
 		if v := s.HostConfig.Mounts[i].VolumeOptions; v != nil {
 			delete(v.Labels, api.LabelManagedBy)
 			v.Labels[benchLabel] = "raw"
