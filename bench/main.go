@@ -52,6 +52,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
@@ -648,6 +649,19 @@ func cleanup(ctx context.Context, d *dockerx.Client) (int, error) {
 	}
 	if err := g.Wait(); err != nil {
 		return n, err
+	}
+	// The work volumes of the bench's classes that a killed run left.
+	vs, err := c.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", api.LabelClass))})
+	if err != nil {
+		return n, err
+	}
+	for _, v := range vs.Volumes {
+		if v != nil && ours(v.Labels) {
+			n++
+			if err := c.VolumeRemove(ctx, v.Name, true); err != nil && !dockerx.IsNotFound(err) {
+				return n, err
+			}
+		}
 	}
 	ns, err := c.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", api.LabelClass))})
 	if err != nil {
