@@ -27,8 +27,9 @@ images: build docker
 traefik: docker
 	@scripts/ensure-traefik.sh
 
-run: images traefik
-	scripts/run.sh
+# The apiserver runs versitygw as its embedded artifact store.
+run: images traefik versitygw
+	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) scripts/run.sh
 
 versitygw:
 	@scripts/ensure-versitygw.sh >/dev/null

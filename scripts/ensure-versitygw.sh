@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds versitygw, the S3 server the integration tests run against, once per
-# machine: the binary is cached in $HOMEROOM_CACHE (default /var/cache/homeroom)
-# and rebuilt only when missing. Prints the binary's path.
+# Builds versitygw, the S3 server the apiserver runs as its embedded artifact
+# store and the integration tests run against, once per machine: the binary is
+# cached in $HOMEROOM_CACHE (default /var/cache/homeroom) and rebuilt only when
+# missing. Prints the binary's path (for HOMEROOM_VERSITYGW). Keep the version
+# in step with internal/versitygw.Version.
 set -euo pipefail
 
 version=v1.8.0

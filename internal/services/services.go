@@ -4,6 +4,7 @@ package services
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -23,10 +24,14 @@ func OpenStore(ctx context.Context, cfg config.Config, wait time.Duration, log *
 	}))
 }
 
-// OpenArtifacts connects to the configured artifact store, retrying like OpenStore.
+// OpenArtifacts connects to the configured artifact store, retrying like
+// OpenStore (the embedded store's keys, too, may not be written yet).
 func OpenArtifacts(ctx context.Context, cfg config.Config, wait time.Duration, log *zap.Logger) (*artifacts.Store, error) {
-	acfg := ArtifactsConfig(cfg)
 	return backoff.Retry(ctx, func() (*artifacts.Store, error) {
+		acfg, err := ArtifactsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
 		return artifacts.New(ctx, acfg)
 	}, backoff.WithMaxElapsedTime(wait), backoff.WithNotify(func(err error, d time.Duration) {
 		log.Info("artifact store not reachable yet; retrying", zap.Error(err), zap.Duration("in", d))
@@ -34,13 +39,18 @@ func OpenArtifacts(ctx context.Context, cfg config.Config, wait time.Duration, l
 }
 
 // ArtifactsConfig is the client configuration for the configured artifact
-// store, or for the embedded one the apiserver runs when none is configured.
-func ArtifactsConfig(cfg config.Config) artifacts.Config {
+// store, or for the embedded one the apiserver runs when none is configured,
+// with the keys it generated into <data dir>/artifacts.credentials.
+func ArtifactsConfig(cfg config.Config) (artifacts.Config, error) {
 	endpoint, access, secret, secure := cfg.S3()
+	if cfg.S3Endpoint == "" {
+		var err error
+		access, secret, err = artifacts.LoadEmbeddedCredentials(filepath.Join(cfg.DataDir, "artifacts"))
+		if err != nil {
+			return artifacts.Config{}, err
+		}
+	}
 	return artifacts.Config{
 		Endpoint: endpoint, AccessKey: access, SecretKey: secret, Bucket: cfg.S3Bucket, Secure: secure,
-		// The embedded server is plain HTTP on loopback and cannot check
-		// payload signatures of streamed parts.
-		UnsignedPayload: cfg.S3Endpoint == "",
-	}
+	}, nil
 }

@@ -3,19 +3,11 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
-	"errors"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
-
+	"github.com/homeroom/homeroom/internal/versitygw"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 )
 
@@ -47,47 +39,26 @@ type S3Server struct {
 	accessKey, secretKey string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
+	proc *versitygw.Process
 }
 
 // StartS3 starts a versitygw for the test; it is stopped in the test's cleanup.
 func StartS3(t testing.TB) *S3Server {
 	t.Helper()
-	bin := versitygwBinary()
-	if bin == "" {
-		Unavailable(t, "versitygw binary (set HOMEROOM_VERSITYGW, or install it at /var/cache/homeroom/bin/versitygw or on PATH)")
+	bin, err := versitygw.Binary()
+	if err != nil {
+		Unavailable(t, "versitygw binary (set HOMEROOM_VERSITYGW, or install it at /var/cache/homeroom/versitygw-"+versitygw.Version+"/versitygw or on PATH)")
 	}
 	s := &S3Server{t: t, bin: bin, addr: FreeAddr(t), dir: t.TempDir(),
 		accessKey: "test-" + rand.Text()[:12], secretKey: rand.Text()}
 	// The posix backend keeps object metadata in extended attributes; where
 	// the temporary directory cannot hold them, use its sidecar directory.
-	if !s3DirHasXattrs(s.dir) {
+	if !versitygw.DirHasXattrs(s.dir) {
 		s.sidecar = t.TempDir()
 	}
 	t.Cleanup(s.Stop)
 	s.Start()
 	return s
-}
-
-func versitygwBinary() string {
-	if p := os.Getenv("HOMEROOM_VERSITYGW"); p != "" {
-		return p
-	}
-	// Where scripts/ensure-versitygw.sh caches its build.
-	cache := os.Getenv("HOMEROOM_CACHE")
-	if cache == "" {
-		cache = "/var/cache/homeroom"
-	}
-	cached := filepath.Join(cache, "versitygw-v1.8.0", "versitygw")
-	if fi, err := os.Stat(cached); err == nil && !fi.IsDir() {
-		return cached
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	return ""
 }
 
 // Config is a client configuration for the server.
@@ -111,35 +82,17 @@ func (s *S3Server) Start() {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return
 	}
-	// --quiet: no line per request in the output kept for failure reports.
-	args := []string{"--port", s.addr, "--quiet", "posix"}
-	if s.sidecar != "" {
-		args = append(args, "--sidecar", s.sidecar)
+	proc, err := versitygw.Start(context.Background(), versitygw.Options{
+		Binary: s.bin, Addr: s.addr, Dir: s.dir, Sidecar: s.sidecar,
+		AccessKey: s.accessKey, SecretKey: s.secretKey, StartTimeout: s3StartTimeout,
+	})
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	args = append(args, s.dir)
-	cmd := exec.Command(s.bin, args...)
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.accessKey, "ROOT_SECRET_KEY="+s.secretKey)
-	out := &syncBuffer{}
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.SysProcAttr = s3ProcAttr()
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start versitygw: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	if err := s.waitReady(done); err != nil {
-		cmd.Process.Kill()
-		<-done
-		s.t.Fatalf("versitygw %v did not come up: %v\n%s", args, err, out.String())
-	}
-	s.cmd, s.out, s.done = cmd, out, done
+	s.proc = proc
 }
 
 // Stop stops the server, politely first, and waits until it has exited.
@@ -147,61 +100,22 @@ func (s *S3Server) Start() {
 func (s *S3Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(s3StopTimeout):
-		s.t.Logf("versitygw did not exit %s after SIGTERM; killing it", s3StopTimeout)
-		s.cmd.Process.Kill()
-		<-s.done
-	}
+	s.proc.Stop(s3StopTimeout)
 	if s.t.Failed() {
-		s.t.Logf("versitygw output:\n%s", s.out.String())
+		s.t.Logf("versitygw output:\n%s", s.proc.Output())
 	}
-	s.cmd = nil
+	s.proc = nil
 }
 
-// waitReady waits until the server answers a request signed with its keys.
-func (s *S3Server) waitReady(exited <-chan struct{}) error {
-	client, err := minio.New(s.addr, &minio.Options{
-		Creds:      credentials.NewStaticV4(s.accessKey, s.secretKey, ""),
-		MaxRetries: 1,
-	})
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(s3StartTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("process exited")
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := client.BucketExists(ctx, s3Bucket)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if code := minio.ToErrorResponse(err).Code; code != "" {
-			return fmt.Errorf("another server answers on %s: %w", s.addr, err)
-		}
-		lastErr = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.Join(errors.New("timed out"), lastErr)
-}
-
-// Output is what the server printed since it was last started.
+// Output is what the server printed since it was last started (its end).
 func (s *S3Server) Output() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.out == nil {
+	if s.proc == nil {
 		return ""
 	}
-	return s.out.String()
+	return s.proc.Output()
 }

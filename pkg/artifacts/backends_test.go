@@ -2,6 +2,7 @@ package artifacts_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/internal/versitygw"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 )
 
@@ -21,8 +23,11 @@ type backend struct {
 	start func(t *testing.T) artifacts.Config
 }
 
+// backends is the embedded store, as the apiserver runs it: versitygw
+// started by StartEmbedded with its generated keys. The tests' own S3
+// servers (testenv.StartS3) run the same versitygw through the same code
+// (internal/versitygw), so the suite runs once.
 var backends = []backend{
-	{"versitygw", func(t *testing.T) artifacts.Config { return testenv.S3(t) }},
 	{"embedded", func(t *testing.T) artifacts.Config { return startEmbedded(t, t.TempDir()).Config("homeroom-artifacts") }},
 }
 
@@ -50,6 +55,9 @@ func newStore(t testing.TB, cfg artifacts.Config) *artifacts.Store {
 func startEmbedded(t testing.TB, dir string) *artifacts.Embedded {
 	t.Helper()
 	e, err := artifacts.StartEmbedded(testContext(t), dir, "127.0.0.1:0", zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+	if errors.Is(err, versitygw.ErrNotFound) {
+		testenv.Unavailable(t, "versitygw binary (scripts/ensure-versitygw.sh)")
+	}
 	if err != nil {
 		t.Fatalf("StartEmbedded: %v", err)
 	}
