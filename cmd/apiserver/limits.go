@@ -52,8 +52,8 @@ func apiConfigFromEnv() (apiConfig, error) {
 func (c *apiConfig) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.rate, "rate-limit", c.rate, "requests a second each token may make on average; 0 turns limiting off (HOMEROOM_RATE_LIMIT)")
 	fs.IntVar(&c.burst, "rate-burst", c.burst, "requests a token may make at once (HOMEROOM_RATE_BURST)")
-	fs.Float64Var(&c.authFailRate, "auth-failure-limit", c.authFailRate, "requests a second without a valid token from one address; 0 turns it off (HOMEROOM_AUTH_FAILURE_LIMIT)")
-	fs.IntVar(&c.authFailBurst, "auth-failure-burst", c.authFailBurst, "requests without a valid token one address may make at once (HOMEROOM_AUTH_FAILURE_BURST)")
+	fs.Float64Var(&c.authFailRate, "auth-failure-limit", c.authFailRate, "requests a second without a valid token from one client address (see -trusted-proxies); 0 turns it off (HOMEROOM_AUTH_FAILURE_LIMIT)")
+	fs.IntVar(&c.authFailBurst, "auth-failure-burst", c.authFailBurst, "requests without a valid token one client address may make at once (HOMEROOM_AUTH_FAILURE_BURST)")
 	fs.DurationVar(&c.maxWait, "max-wait", c.maxWait, "longest ?wait= of a long poll (HOMEROOM_MAX_WAIT)")
 	fs.BoolVar(&c.requireRegistration, "require-registration", c.requireRegistration, "admins too write and bring Up only registered classes (HOMEROOM_REQUIRE_REGISTRATION)")
 }

@@ -41,6 +41,8 @@ func run(ctx context.Context) error {
 	cfg := config.FromEnv()
 	flag.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on (HOMEROOM_LISTEN)")
 	flag.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where embedded services keep data (HOMEROOM_DATA_DIR)")
+	flag.StringVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies,
+		"comma-separated CIDRs and IPs of proxies whose X-Forwarded-For names the client; empty: the connection's peer is the client (HOMEROOM_TRUSTED_PROXIES)")
 	cfg.CommonFlags(flag.CommandLine)
 	acfg, err := apiConfigFromEnv()
 	if err != nil {
@@ -51,6 +53,10 @@ func run(ctx context.Context) error {
 	if err := acfg.check(); err != nil {
 		return err
 	}
+	proxies, err := cfg.TrustedProxyNets()
+	if err != nil {
+		return err
+	}
 
 	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
@@ -58,7 +64,8 @@ func run(ctx context.Context) error {
 	}
 	log.Info("api limits", zap.Float64("ratePerToken", acfg.rate), zap.Int("burst", acfg.burst),
 		zap.Float64("authFailureRate", acfg.authFailRate), zap.Int("authFailureBurst", acfg.authFailBurst),
-		zap.Duration("maxWait", acfg.maxWait), zap.Bool("requireRegistration", acfg.requireRegistration))
+		zap.Duration("maxWait", acfg.maxWait), zap.Bool("requireRegistration", acfg.requireRegistration),
+		zap.Stringers("trustedProxies", proxies))
 	defer log.Sync()
 	pol, err := policy.Load(cfg.PolicyPath)
 	if err != nil {
@@ -113,7 +120,7 @@ func run(ctx context.Context) error {
 	if _, err := st.SignInSecrets(ctx); err != nil {
 		return err
 	}
-	api := apiserver.New(st, art, pol, token, log, reg, reg, append(acfg.options(), apiserver.WithDomain(cfg.Domain))...)
+	api := apiserver.New(st, art, pol, token, log, reg, reg, append(acfg.options(), apiserver.WithDomain(cfg.Domain), apiserver.WithTrustedProxies(proxies))...)
 	srv := &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           api.Handler(),

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -86,20 +87,19 @@ func (s *Server) resolve(ctx context.Context, tok string) (*principal, error) {
 }
 
 // authenticate lets the open paths through and requires a valid token
-// everywhere else: 401 without one. Each token has its own rate limit (429
-// and Retry-After past it); requests without a valid token are limited per
-// client address before the token is even looked up, so that guessing costs
-// the store nothing. The principal goes into the echo context, and as the
-// audit trail's actor into the request's context.
+// everywhere else: 401 without one. The token is checked first, so a valid
+// token is never refused for what others did: each token has its own rate
+// limit (429 and Retry-After past it). Requests without a valid token count
+// against their client address (see clientIP); past that limit they are
+// 429 with Retry-After instead of 401, while valid tokens from the same
+// address go on. A malformed token costs the store nothing; a well-formed
+// one costs one lookup by its id. The principal goes into the echo
+// context, and as the audit trail's actor into the request's context.
 func (s *Server) authenticate(open ...string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if p := c.Request().URL.Path; slices.Contains(open, p) || strings.HasPrefix(p, uiPrefix) || strings.HasPrefix(p, config.SignInCheckPath) {
 				return next(c)
-			}
-			ip := "ip:" + c.RealIP()
-			if blocked, d := s.authFailLimits.exhausted(ip); blocked {
-				return tooMany(d, "too many requests without a valid token from this address")
 			}
 			var p *principal
 			if tok, ok := bearer(c); ok {
@@ -109,9 +109,7 @@ func (s *Server) authenticate(open ...string) echo.MiddlewareFunc {
 				}
 			}
 			if p == nil {
-				s.authFailLimits.allow(ip)
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="homeroom"`)
-				return apiError(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+				return s.refuseUnauthenticated(c)
 			}
 			if ok, d := s.tokenLimits.allow(p.limitKey()); !ok {
 				return tooMany(d, "rate limit of this token exceeded")
@@ -124,6 +122,44 @@ func (s *Server) authenticate(open ...string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// refuseUnauthenticated answers a request without a valid token: 401, or
+// 429 once its client address is past the limit on such requests. Refused
+// requests take nothing from the bucket, so a client that waits as told
+// gets its next try.
+func (s *Server) refuseUnauthenticated(c echo.Context) error {
+	if ok, d := s.authFailLimits.allow("ip:" + c.RealIP()); !ok {
+		return tooMany(d, "too many requests without a valid token from this address")
+	}
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="homeroom"`)
+	return apiError(http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+}
+
+// WithTrustedProxies names the proxies (HOMEROOM_TRUSTED_PROXIES) whose
+// X-Forwarded-For is believed for the client address that the limit on
+// requests without a valid token goes by: the address is the right-most
+// one in X-Forwarded-For that none of them holds. Without any, the client
+// address is the connection's peer and X-Forwarded-For is ignored.
+func WithTrustedProxies(nets []*net.IPNet) Option {
+	return func(o *options) { o.trustedProxies = nets }
+}
+
+// clientIP is the echo IP extractor for the client address: the
+// connection's peer when no proxy is trusted (X-Forwarded-For and X-Real-IP
+// ignored), else the right-most address of X-Forwarded-For (followed by the
+// peer) that no trusted proxy holds. Only the ranges given are trusted:
+// echo's default trust of loopback, link-local and private addresses is
+// turned off, since a student's laptop on the school's network has one.
+func clientIP(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 func tooMany(d time.Duration, msg string) error {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -122,6 +123,7 @@ type options struct {
 	maxWait, poll                         time.Duration
 	waitsPerCaller                        int
 	requireRegistration                   bool
+	trustedProxies                        []*net.IPNet
 }
 
 // Option configures a Server.
@@ -253,9 +255,11 @@ func (s *Server) Handler() http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	// The address the connection came from: X-Forwarded-For and X-Real-IP
-	// are the client's to forge, and they key the limit on failed logins.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The client's address keys the limit on requests without a valid
+	// token: the connection's peer, or behind trusted proxies what they say
+	// in X-Forwarded-For. Anyone else's X-Forwarded-For and X-Real-IP are
+	// the client's to forge.
+	e.IPExtractor = clientIP(s.opts.trustedProxies)
 	e.HTTPErrorHandler = s.errorHandler
 	e.Pre(middleware.Recover(), s.checkFirst)
 	e.Use(middleware.Recover())

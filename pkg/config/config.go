@@ -39,6 +39,11 @@ type Config struct {
 	SignInCheckURL string
 	LogLevel       string
 	LogFormat      string
+	// TrustedProxies (apiserver only) is HOMEROOM_TRUSTED_PROXIES as given:
+	// the proxies whose X-Forwarded-For names the client, as a
+	// comma-separated list of CIDRs and IPs. Empty: none, the client is
+	// the connection's peer. Read it with TrustedProxyNets.
+	TrustedProxies string
 	// SubnetPool and SubnetBits size class networks (controller only).
 	SubnetPool string
 	SubnetBits int
@@ -66,6 +71,7 @@ func FromEnv() Config {
 		Traefik:          env("HOMEROOM_TRAEFIK_CONTAINER", "homeroom-traefik"),
 		Domain:           env("HOMEROOM_DOMAIN", "lab.localhost"),
 		SignInCheckURL:   os.Getenv("HOMEROOM_SIGNIN_CHECK_URL"),
+		TrustedProxies:   os.Getenv("HOMEROOM_TRUSTED_PROXIES"),
 		LogLevel:         env("HOMEROOM_LOG_LEVEL", "info"),
 		LogFormat:        os.Getenv("HOMEROOM_LOG_FORMAT"),
 		SubnetPool:       env("HOMEROOM_SUBNET_POOL", "10.200.0.0/15"),
@@ -110,6 +116,53 @@ func (c Config) ForwardAuthAddress(secret string) string {
 		base = "http://" + net.JoinHostPort(host, port)
 	}
 	return strings.TrimSuffix(base, "/") + SignInCheckPath + secret
+}
+
+// TrustedProxyNets parses TrustedProxies; a value that does not parse is an
+// error naming HOMEROOM_TRUSTED_PROXIES, for the apiserver to refuse to
+// start with.
+func (c Config) TrustedProxyNets() ([]*net.IPNet, error) {
+	nets, err := ParseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies %q (HOMEROOM_TRUSTED_PROXIES, -trusted-proxies): %w", c.TrustedProxies, err)
+	}
+	return nets, nil
+}
+
+// ParseTrustedProxies parses a comma-separated list of CIDRs (10.0.0.0/8,
+// fd00::/8) and single IPs (127.0.0.1, ::1, taken as /32 and /128); spaces
+// around entries are ignored. An empty list is nil: no proxy is trusted.
+// Host names, empty entries, prefix lengths out of range (10.0.0.0/33) and
+// anything else that is not an address are refused.
+func ParseTrustedProxies(s string) ([]*net.IPNet, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var nets []*net.IPNet
+	for i, entry := range strings.Split(s, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			return nil, fmt.Errorf("entry %d is empty; give CIDRs or IPs separated by commas", i+1)
+		}
+		if strings.Contains(entry, "/") {
+			_, n, err := net.ParseCIDR(entry)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR (e.g. 10.0.0.0/8) or an IP", entry)
+			}
+			nets = append(nets, n)
+			continue
+		}
+		ip := net.ParseIP(entry)
+		if ip == nil {
+			return nil, fmt.Errorf("%q is not an IP or a CIDR (host names are not accepted)", entry)
+		}
+		bits := 8 * net.IPv6len
+		if v4 := ip.To4(); v4 != nil {
+			ip, bits = v4, 8*net.IPv4len
+		}
+		nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+	}
+	return nets, nil
 }
 
 // SignInCheckPath is where the apiserver answers Traefik's sign-in checks,
