@@ -53,6 +53,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+	"github.com/homeroom/homeroom/internal/versitygw"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
@@ -83,6 +84,9 @@ type options struct {
 	// pairs is how many times each size is measured, Homeroom and its
 	// baselines in turn, so that the machine's noise falls on both.
 	pairs int
+	// embeddedPairs measure the class of 100 again with the apiserver's
+	// own object store.
+	embeddedPairs int
 	// only is the part to run: "classes", "forwardauth", or "" for both.
 	only string
 	fa   faOptions
@@ -110,6 +114,7 @@ func run(ctx context.Context) error {
 	ctlArgs := flag.String("controller-args", "", "extra controller flags, space separated (e.g. \"-parallel=8\")")
 	flag.BoolVar(&o.keep, "keep-logs", false, "keep the processes' logs and data directory")
 	flag.IntVar(&o.pairs, "pairs", 3, "measurements of each size, each a baseline then Homeroom; targets are judged on the median ratio")
+	flag.IntVar(&o.embeddedPairs, "embedded-pairs", 3, "pairs of the class of 100 measured again with the apiserver's own object store (0: skip)")
 	flag.StringVar(&o.only, "only", "", "run only this part: classes (Up, Down, scale) or forwardauth (the sign-in check's cost)")
 	flag.IntVar(&o.fa.rate, "fa-rate", 200, "forwardauth: requests a second, with and without the sign-in check")
 	flag.DurationVar(&o.fa.duration, "fa-duration", 30*time.Second, "forwardauth: time each case is measured, split over the pairs")
@@ -185,11 +190,11 @@ func run(ctx context.Context) error {
 		}
 	}
 
-	sys, err := startSystem(ctx, o)
+	sys, err := startSystem(ctx, o, false)
 	if err != nil {
 		return err
 	}
-	defer sys.stop()
+	defer func() { sys.stop() }()
 	b := &bench{o: o, d: d, tmpl: tmpl, sys: sys, payload: make([]byte, o.fileBytes)}
 	rand.Read(b.payload)
 
@@ -200,7 +205,7 @@ func run(ctx context.Context) error {
 	var rows []row
 	for _, n := range o.sizes {
 		for pair := 1; pair <= o.pairs; pair++ {
-			r, err := b.measure(ctx, n, pair)
+			r, err := b.measure(ctx, n, pair, pair == 1)
 			if err != nil {
 				return fmt.Errorf("N=%d, pair %d: %w", n, pair, err)
 			}
@@ -217,6 +222,29 @@ func run(ctx context.Context) error {
 	}
 	final := sys.controller.proc()
 	sys.stop()
+	if o.embeddedPairs > 0 && slices.Contains(o.sizes, 100) {
+		// The same Down of 100 with the apiserver's own object store, as
+		// make run has it; one system at a time, or each controller would
+		// take the other's classes for orphans.
+		if _, err := cleanup(ctx, d); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
+		}
+		if sys, err = startSystem(ctx, o, true); err != nil {
+			return fmt.Errorf("embedded store: %w", err)
+		}
+		b.sys = sys
+		for pair := 1; pair <= o.embeddedPairs; pair++ {
+			r, err := b.measure(ctx, 100, pair, false)
+			if err != nil {
+				return fmt.Errorf("N=100 with the embedded store, pair %d: %w", pair, err)
+			}
+			r.embedded = true
+			rows = append(rows, r)
+			fmt.Fprintf(os.Stderr, "N=100 embedded store, pair %d of %d done at %s: Down %.2f×\n", pair, o.embeddedPairs,
+				time.Since(begin).Round(time.Second), ratio(r.homeDown, r.limitDown))
+		}
+		sys.stop()
+	}
 	// The cleanup is part of the run's time: it is what the daemon is busy
 	// with before anything else can use it.
 	if _, err := cleanup(ctx, d); err != nil {
@@ -277,6 +305,7 @@ type bench struct {
 // row is one class size's measurements; durations are zero when not taken.
 type row struct {
 	n, pair                          int
+	embedded                         bool // the apiserver's own object store
 	seqUp, limitUp, homeUp           time.Duration
 	limitDown, homeDown              time.Duration
 	upCPU, downCPU                   float64 // controller CPU seconds during Homeroom's Up and Down
@@ -286,14 +315,14 @@ type row struct {
 }
 
 // measure takes one pair for a class size: the baselines, then Homeroom.
-// The sequential Up, which is no target's baseline, is measured in the
-// first pair only, and so are the Docker calls a pass.
-func (b *bench) measure(ctx context.Context, n, pair int) (row, error) {
+// With extras it also measures the sequential Up, which is no target's
+// baseline, and (for the largest size) the Docker calls a pass.
+func (b *bench) measure(ctx context.Context, n, pair int, extras bool) (row, error) {
 	r := row{n: n, pair: pair, callsPerPass: -1}
 	var err error
 	settle := func() { sleep(ctx, 2*time.Second) } // the daemon finishes removals in the background
 
-	if pair == 1 {
+	if extras {
 		if r.seqUp, err = b.rawUp(ctx, fmt.Sprintf("%sseq-%d", classPrefix, n), n, 1); err != nil {
 			return r, fmt.Errorf("sequential: %w", err)
 		}
@@ -326,7 +355,7 @@ func (b *bench) measure(ctx context.Context, n, pair int) (row, error) {
 		return r, fmt.Errorf("Homeroom Up: %w", err)
 	}
 	r.upCPU = b.sys.controller.proc().cpu - cpu0
-	if n == maxSize(b.o.sizes) && pair == 1 {
+	if n == maxSize(b.o.sizes) && extras {
 		if err := b.callsPerPass(ctx, id, &r); err != nil {
 			return r, err
 		}
@@ -740,6 +769,9 @@ func report(w io.Writer, machine string, o options, rows []row, sc *scaleResult,
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "Up (s)\tN\tpair\tHomeroom\tsequential\tdaemon limit\tHomeroom/limit\tsequential/Homeroom\tcontroller CPU s\t")
 	for _, r := range rows {
+		if r.embedded {
+			continue // the Up does not touch the object store
+		}
 		seq, seqRatio := "-", "-"
 		if r.seqUp > 0 {
 			seq, seqRatio = fmt.Sprintf("%.2f", r.seqUp.Seconds()), fmt.Sprintf("%.2f×", ratio(r.seqUp, r.homeUp))
@@ -750,9 +782,9 @@ func report(w io.Writer, machine string, o options, rows []row, sc *scaleResult,
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "Down (s), %d KiB a sandbox\tN\tpair\tHomeroom\tcopy-then-remove\tHomeroom/copy-then-remove\tcontroller CPU s\tcontroller peak RSS MiB\t\n", o.fileBytes>>10)
+	fmt.Fprintf(tw, "Down (s), %d KiB a sandbox\tN\tobject store\tpair\tHomeroom\tcopy-then-remove\tHomeroom/copy-then-remove\tcontroller CPU s\tcontroller peak RSS MiB\t\n", o.fileBytes>>10)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "\t%d\t%d\t%.2f\t%.2f\t%.2f×\t%.2f\t%.1f\t\n", r.n, r.pair, r.homeDown.Seconds(), r.limitDown.Seconds(),
+		fmt.Fprintf(tw, "\t%d\t%s\t%d\t%.2f\t%.2f\t%.2f×\t%.2f\t%.1f\t\n", r.n, storeName(r.embedded), r.pair, r.homeDown.Seconds(), r.limitDown.Seconds(),
 			ratio(r.homeDown, r.limitDown), r.downCPU, float64(r.hwmKiB)/1024)
 	}
 	tw.Flush()
@@ -766,15 +798,24 @@ func report(w io.Writer, machine string, o options, rows []row, sc *scaleResult,
 	fmt.Fprintln(w)
 
 	up, down := map[int]spread{}, map[int]spread{}
+	var downEmbedded *spread
 	for _, n := range o.sizes {
-		var u, d []float64
+		var u, d, de []float64
 		for _, r := range rows {
-			if r.n == n {
+			switch {
+			case r.n == n && r.embedded:
+				de = append(de, ratio(r.homeDown, r.limitDown))
+			case r.n == n:
 				u, d = append(u, ratio(r.homeUp, r.limitUp)), append(d, ratio(r.homeDown, r.limitDown))
 			}
 		}
 		up[n], down[n] = spreadOf(u), spreadOf(d)
 		fmt.Fprintf(w, "N=%d over %d pairs: Up %s of the daemon's limit, Down %s of copy-then-remove\n", n, len(u), up[n], down[n])
+		if len(de) > 0 {
+			s := spreadOf(de)
+			downEmbedded = &s
+			fmt.Fprintf(w, "N=%d over %d pairs, the apiserver's own object store: Down %s of copy-then-remove\n", n, len(de), s)
+		}
 	}
 	fmt.Fprintln(w)
 
@@ -820,7 +861,10 @@ func report(w io.Writer, machine string, o options, rows []row, sc *scaleResult,
 		}
 	}
 	if s, ok := down[100]; ok {
-		checkRatio(s, 1.3, "Down of 100, of copy-then-remove,")
+		checkRatio(s, 1.3, "Down of 100 with a separate S3 server, of copy-then-remove,")
+		if downEmbedded != nil {
+			checkRatio(*downEmbedded, 1.3, "Down of 100 with the apiserver's own object store, of copy-then-remove,")
+		}
 	} else {
 		fmt.Fprintln(w, "  ----  Down of 100: not measured (-sizes has no 100)")
 	}
@@ -837,6 +881,13 @@ func report(w io.Writer, machine string, o options, rows []row, sc *scaleResult,
 		check(sc.idleCPU/sc.idle.Seconds() < 0.01, "idle CPU near zero (under 1%% of one core): %.2f%%", 100*sc.idleCPU/sc.idle.Seconds())
 	}
 	check(total < 15*time.Minute, "the whole bench under 15 minutes: %s", total.Round(time.Second))
+}
+
+func storeName(embedded bool) string {
+	if embedded {
+		return "embedded"
+	}
+	return "separate"
 }
 
 // spread is the median of some ratios and their range.
@@ -868,38 +919,44 @@ func ratio(a, b time.Duration) float64 {
 
 // system is the Homeroom processes under test and the S3 server they use.
 type system struct {
-	dir        string
-	keep       bool
-	s3         *process
+	dir  string
+	keep bool
+	// embedded: the apiserver runs its own object store (a versitygw of
+	// its own); else s3 is a separate versitygw.
+	embedded   bool
+	s3         *versitygw.Process
 	apiserver  *process
 	controller *process
 	api        *apiClient
 	once       sync.Once
 }
 
-func startSystem(ctx context.Context, o options) (*system, error) {
+// startSystem starts the apiserver and the controller, with a separate S3
+// server or, embedded, the apiserver's own.
+func startSystem(ctx context.Context, o options, embedded bool) (*system, error) {
 	dir, err := os.MkdirTemp("", "homeroom-bench-")
 	if err != nil {
 		return nil, err
 	}
-	s := &system{dir: dir, keep: o.keep}
+	s := &system{dir: dir, keep: o.keep, embedded: embedded}
 	ok := false
 	defer func() {
 		if !ok {
 			s.stop()
 		}
 	}()
-	bucketDir, sidecar := filepath.Join(dir, "objects"), filepath.Join(dir, "metadata")
-	os.MkdirAll(bucketDir, 0o755)
-	os.MkdirAll(sidecar, 0o755)
-	s3Addr, access, secret := freeAddr(), "bench", strings.ToLower(rand.Text())
-	s.s3, err = startProcess(dir, "versitygw", o.versitygw, []string{"ROOT_ACCESS_KEY=" + access, "ROOT_SECRET_KEY=" + secret},
-		"--port", s3Addr, "--quiet", "posix", "--sidecar", sidecar, bucketDir)
-	if err != nil {
-		return nil, fmt.Errorf("versitygw (run scripts/ensure-versitygw.sh): %w", err)
-	}
-	if err := waitTCP(ctx, s.s3, s3Addr, 30*time.Second); err != nil {
-		return nil, fmt.Errorf("versitygw: %w\n%s", err, s.s3.tail())
+	s3Env := []string{"HOMEROOM_S3_ENDPOINT=", "HOMEROOM_VERSITYGW=" + o.versitygw}
+	if !embedded {
+		bucketDir, sidecar := filepath.Join(dir, "objects"), filepath.Join(dir, "metadata")
+		os.MkdirAll(bucketDir, 0o755)
+		os.MkdirAll(sidecar, 0o755)
+		s3Addr, access, secret := freeAddr(), "bench", strings.ToLower(rand.Text())
+		if s.s3, err = versitygw.Start(ctx, versitygw.Options{Binary: o.versitygw, Addr: s3Addr, Dir: bucketDir, Sidecar: sidecar,
+			AccessKey: access, SecretKey: secret}); err != nil {
+			return nil, fmt.Errorf("%w (run scripts/ensure-versitygw.sh)", err)
+		}
+		s3Env = []string{"HOMEROOM_S3_ENDPOINT=" + s3Addr, "HOMEROOM_S3_ACCESS_KEY=" + access, "HOMEROOM_S3_SECRET_KEY=" + secret,
+			"HOMEROOM_S3_BUCKET=homeroom", "HOMEROOM_S3_SECURE=false"}
 	}
 
 	pol := filepath.Join(dir, "policy.yaml")
@@ -915,8 +972,6 @@ func startSystem(ctx context.Context, o options) (*system, error) {
 		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + freeAddr(),
 		"HOMEROOM_EMBEDDED_S3_ADDR=" + freeAddr(),
 		"HOMEROOM_MONGO_URI=",
-		"HOMEROOM_S3_ENDPOINT=" + s3Addr, "HOMEROOM_S3_ACCESS_KEY=" + access, "HOMEROOM_S3_SECRET_KEY=" + secret,
-		"HOMEROOM_S3_BUCKET=homeroom", "HOMEROOM_S3_SECURE=false",
 		"HOMEROOM_ADMIN_TOKEN=" + token,
 		"HOMEROOM_POLICY=" + pol,
 		"HOMEROOM_DOMAIN=" + domain,
@@ -925,6 +980,7 @@ func startSystem(ctx context.Context, o options) (*system, error) {
 		// The bench polls the API several times a second for several classes.
 		"HOMEROOM_RATE_LIMIT=1000", "HOMEROOM_RATE_BURST=1000",
 	}
+	env = append(env, s3Env...)
 	if s.apiserver, err = startProcess(dir, "apiserver", filepath.Join(o.bin, "apiserver"), env); err != nil {
 		return nil, err
 	}
@@ -968,10 +1024,13 @@ defaults:
 // apiserver serves), then the apiserver and the S3 server.
 func (s *system) stop() {
 	s.once.Do(func() {
-		for _, p := range []*process{s.controller, s.apiserver, s.s3} {
+		for _, p := range []*process{s.controller, s.apiserver} {
 			if p != nil {
 				p.stop()
 			}
+		}
+		if s.s3 != nil {
+			s.s3.Stop(10 * time.Second)
 		}
 		if s.keep {
 			fmt.Fprintln(os.Stderr, "logs and data kept in", s.dir)
@@ -1110,23 +1169,6 @@ func freeAddr() string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func waitTCP(ctx context.Context, p *process, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		select {
-		case <-p.done:
-			return errors.New("exited")
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		sleep(ctx, 50*time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer within %s", addr, timeout)
 }
 
 func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
