@@ -78,10 +78,9 @@ type Config struct {
 	// TransferTimeout bounds one object's transfer overall.
 	TransferTimeout time.Duration
 
-	// UnsignedPayload sends UNSIGNED-PAYLOAD instead of streaming (aws-chunked)
-	// signatures on plain HTTP. gofakes3 does not decode aws-chunked bodies of
-	// multipart parts and would store the chunk signatures in the object, so
-	// the embedded server needs it; its integrity is still checked by Verify.
+	// UnsignedPayload sends UNSIGNED-PAYLOAD instead of a signed payload on
+	// plain HTTP, for servers that cannot decode aws-chunked bodies; the
+	// bytes are still checked by the upload's checksum or by Verify.
 	UnsignedPayload bool
 
 	// NoChecksums sends no SHA-256 checksum with uploads, so that Verify
@@ -269,8 +268,8 @@ func (s *Store) EnsureBucket(ctx context.Context) error {
 	case "BucketAlreadyOwnedByYou":
 		return nil
 	case "BucketAlreadyExists":
-		// Another process won the race, or the server (gofakes3) does not
-		// tell owners apart: success only if we can use the bucket.
+		// Another process won the race, or the server does not tell
+		// owners apart: success only if we can use the bucket.
 		if ok, herr := s.client.BucketExists(ctx, s.bucket); herr == nil && ok {
 			return nil
 		}
@@ -407,7 +406,7 @@ func (s *Store) listDir(ctx context.Context, prefix string) (keys, dirs []string
 	defer cancel()
 	for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix}) {
 		if obj.Err != nil {
-			// gofakes3's file backend answers a delimited listing of a prefix
+			// Some file-backed servers answer a delimited listing of a prefix
 			// that does not exist with NoSuchBucket; that is an empty listing
 			// if the bucket is there.
 			if errorResponse(obj.Err).Code == "NoSuchBucket" {

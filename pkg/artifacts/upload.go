@@ -65,8 +65,7 @@ func (s *Store) PutStream(ctx context.Context, key string, r io.Reader, size int
 	if size < 0 {
 		// Most streams of unknown size (container logs) are small: send
 		// those in one PUT rather than a multipart upload of one part, which
-		// also keeps empty ones working on servers that refuse empty parts
-		// (gofakes3).
+		// also keeps empty ones working on servers that refuse empty parts.
 		head := make([]byte, min(smallStreamMax, int(s.cfg.PartSize)))
 		n, err := io.ReadFull(src, head)
 		switch err {
