@@ -74,19 +74,6 @@ func (l *limiters) allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
-// exhausted reports whether key's bucket is empty, without taking from it,
-// and how long until it is not.
-func (l *limiters) exhausted(key string) (bool, time.Duration) {
-	if !l.enabled() {
-		return false, 0
-	}
-	t := l.now()
-	tokens := l.bucket(key, t).TokensAt(t)
-	if tokens >= 1 {
-		return false, 0
-	}
-	return true, time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
-}
 
 // retryAfter is d in whole seconds, rounded up, at least 1: what the
 // Retry-After header can say.
