@@ -120,12 +120,12 @@ func TestTeacherCannotReachAnotherTeachersClass(t *testing.T) {
 	// bob's class, Up, with collected work.
 	e.okAs(s.bob, 201, "PUT", "/api/v1/classes/bio-a", `{"subject": "bio", "template": "sandbox", "students": ["ed"]}`)
 	e.okAs(s.bob, 202, "POST", "/api/v1/classes/bio-a/up", "")
-	e.collected("bio-a", runA, "ed", 0, map[string]string{"cells.txt": "mitosis\n"})
+	e.collectedUnder("bio", "bio-a", runA, "ed", map[string]string{"cells.txt": "mitosis\n"})
 	// A bio class an admin made without registering it.
 	e.ok(201, "PUT", "/api/v1/classes/bio-x", `{"subject": "bio", "template": "sandbox", "students": ["zz"]}`)
 	// A registered bio class not in the store (never created, or deleted).
 	e.ok(201, "PUT", "/api/v1/rosters/bio-gone", `{"subject": "bio", "students": ["ed"]}`)
-	e.collected("bio-gone", runA, "ed", 0, map[string]string{"old.txt": "old\n"})
+	e.collectedUnder("bio", "bio-gone", runA, "ed", map[string]string{"old.txt": "old\n"})
 
 	before := e.world()
 	var classRoutes int

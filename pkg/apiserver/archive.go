@@ -92,12 +92,16 @@ func newArchiveCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 // cuts the connection, so that a client never takes a truncated archive
 // for a whole one.
 func (s *Server) getRunArchive(c echo.Context) error {
-	id, err := s.visibleClassID(c)
+	id, seen, err := s.artifactClass(c)
 	if err != nil {
 		return err
 	}
 	run := c.Param("run")
 	if err := validRunID(run); err != nil {
+		return err
+	}
+	notFound := apiError(http.StatusNotFound, "not_found", fmt.Sprintf("class %q has no run %q", id, run))
+	if err := s.authorizeRun(c, id, run, seen, notFound); err != nil {
 		return err
 	}
 	format, err := negotiateArchive(c)

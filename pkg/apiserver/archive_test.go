@@ -117,7 +117,7 @@ func (e *env) stored(key string) []byte {
 func (e *env) completeRun(want archived, class, run string, roster []string) {
 	e.t.Helper()
 	started := time.Date(2026, 11, 29, 13, 50, 50, 0, time.UTC)
-	if _, err := e.art.WriteRunIndex(context.Background(), class, run, roster, started, started.Add(3*time.Minute), artifacts.RunInfo{}); err != nil {
+	if _, err := e.art.WriteRunIndex(context.Background(), class, run, roster, started, started.Add(3*time.Minute), artifacts.RunInfo{Subject: "cs101"}); err != nil {
 		e.t.Fatal(err)
 	}
 	if want != nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -458,33 +459,81 @@ func (s *Server) storedClass(c echo.Context, id string) (*api.Class, error) {
 	return cl, nil
 }
 
-// visibleClassID is the class id of a run or artifact call, once the caller
-// may see that class. Artifacts outlive their class, so only the id matters.
-func (s *Server) visibleClassID(c echo.Context) (string, error) {
-	id, err := classID(c)
+// artifactClass is the class id of a run or artifact read, and whether the
+// caller may see that class as it is now (by its stored or registered
+// subject). Runs outlive their class and keep the subject they were
+// collected under: a read is decided by the run's subject (see readableRuns
+// and authorizeRun), not by the class's.
+func (s *Server) artifactClass(c echo.Context) (id string, seen bool, err error) {
+	if id, err = classID(c); err != nil {
+		return "", false, err
+	}
+	cl, r, err := s.lookupClass(c.Request().Context(), id)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	if _, _, err := s.authorizeClass(c, id); err != nil {
-		return "", err
+	return id, visible(who(c), cl, r), nil
+}
+
+// readableRuns lists the runs of class id the caller may read: an admin
+// every run, a teacher those recorded under one of their subjects (a run
+// without a recorded subject is an admin's only). A caller who may not see
+// the class and may read none of its runs gets the class's 403, so that a
+// class of other subjects reads like one that does not exist.
+func (s *Server) readableRuns(c echo.Context, id string, seen bool) ([]artifacts.RunSummary, error) {
+	runs, err := s.artifacts.ListRuns(c.Request().Context(), id)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
 	}
-	return id, nil
+	p := who(c)
+	readable := make([]artifacts.RunSummary, 0, len(runs))
+	for _, r := range runs {
+		if p.teaches(r.Subject) {
+			readable = append(readable, r)
+		}
+	}
+	if !seen && len(readable) == 0 {
+		return nil, forbiddenClass(id)
+	}
+	return readable, nil
+}
+
+// authorizeRun refuses a read of one run of class id that the caller may
+// not make: a teacher reads a run only if it is recorded under one of their
+// subjects. A refused run reads like a run that does not exist: notFound
+// when the caller may see the class, the class's 403 otherwise.
+func (s *Server) authorizeRun(c echo.Context, id, run string, seen bool, notFound error) error {
+	p := who(c)
+	if p.admin() {
+		return nil
+	}
+	subject, err := s.artifacts.RunSubject(c.Request().Context(), id, run)
+	if err != nil && !errors.Is(err, artifacts.ErrNotFound) {
+		return fmt.Errorf("run subject: %w", err)
+	}
+	if err == nil && p.teaches(subject) {
+		return nil
+	}
+	if seen {
+		return notFound
+	}
+	return forbiddenClass(id)
 }
 
 func (s *Server) listRuns(c echo.Context) error {
-	id, err := s.visibleClassID(c)
+	id, seen, err := s.artifactClass(c)
 	if err != nil {
 		return err
 	}
-	runs, err := s.artifacts.ListRuns(c.Request().Context(), id)
+	runs, err := s.readableRuns(c, id, seen)
 	if err != nil {
-		return fmt.Errorf("list runs: %w", err)
+		return err
 	}
 	return writeList(c, runs)
 }
 
 func (s *Server) getRun(c echo.Context) error {
-	id, err := s.visibleClassID(c)
+	id, seen, err := s.artifactClass(c)
 	if err != nil {
 		return err
 	}
@@ -492,19 +541,27 @@ func (s *Server) getRun(c echo.Context) error {
 	if err := validRunID(run); err != nil {
 		return err
 	}
+	notFound := apiError(http.StatusNotFound, "not_found",
+		fmt.Sprintf("run %q of class %q has no index: unknown, or its Down has not completed", run, id))
+	if err := s.authorizeRun(c, id, run, seen, notFound); err != nil {
+		return err
+	}
 	idx, err := s.artifacts.GetRunIndex(c.Request().Context(), id, run)
 	if errors.Is(err, artifacts.ErrNotFound) {
-		return apiError(http.StatusNotFound, "not_found",
-			fmt.Sprintf("run %q of class %q has no index: unknown, or its Down has not completed", run, id))
+		return notFound
 	}
 	if err != nil {
 		return fmt.Errorf("get run index: %w", err)
+	}
+	if !who(c).teaches(idx.Subject) {
+		// Indexed since authorizeRun looked, under another subject.
+		return s.authorizeRun(c, id, run, seen, notFound)
 	}
 	return c.JSON(http.StatusOK, idx)
 }
 
 func (s *Server) listArtifacts(c echo.Context) error {
-	id, err := s.visibleClassID(c)
+	id, seen, err := s.artifactClass(c)
 	if err != nil {
 		return err
 	}
@@ -512,13 +569,26 @@ func (s *Server) listArtifacts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx := c.Request().Context()
 	var items []artifacts.Item
 	if run == "" {
-		items, err = s.artifacts.ListClass(c.Request().Context(), id)
+		var runs []artifacts.RunSummary
+		if runs, err = s.readableRuns(c, id, seen); err != nil {
+			return err
+		}
+		if items, err = s.artifacts.ListClass(ctx, id); err == nil && !who(c).admin() {
+			items = slices.DeleteFunc(items, func(it artifacts.Item) bool {
+				return !slices.ContainsFunc(runs, func(r artifacts.RunSummary) bool { return r.RunID == it.RunID })
+			})
+		}
 	} else {
-		items, err = s.artifacts.ListRun(c.Request().Context(), id, run)
+		notFound := apiError(http.StatusNotFound, "not_found", fmt.Sprintf("class %q has no run %q", id, run))
+		if err := s.authorizeRun(c, id, run, seen, notFound); err != nil {
+			return err
+		}
+		items, err = s.artifacts.ListRun(ctx, id, run)
 		if errors.Is(err, artifacts.ErrNotFound) {
-			return apiError(http.StatusNotFound, "not_found", fmt.Sprintf("class %q has no run %q", id, run))
+			return notFound
 		}
 	}
 	if err != nil {
@@ -528,7 +598,7 @@ func (s *Server) listArtifacts(c echo.Context) error {
 }
 
 func (s *Server) getArtifact(c echo.Context) error {
-	id, err := s.visibleClassID(c)
+	id, seen, err := s.artifactClass(c)
 	if err != nil {
 		return err
 	}
@@ -553,19 +623,35 @@ func (s *Server) getArtifact(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	msg := fmt.Sprintf("no artifact %q for student %q of class %q", rel, student, id)
+	if run != "" {
+		msg += fmt.Sprintf(" in run %q", run)
+	}
+	notFound := apiError(http.StatusNotFound, "not_found", msg)
 	ctx := c.Request().Context()
 	var item artifacts.Item
-	if run == "" {
-		item, err = s.artifacts.LatestFile(ctx, id, student, rel)
-	} else {
+	switch {
+	case run != "":
+		if err := s.authorizeRun(c, id, run, seen, notFound); err != nil {
+			return err
+		}
 		item, err = s.artifacts.RunFile(ctx, id, run, student, rel)
+	case who(c).admin():
+		item, err = s.artifacts.LatestFile(ctx, id, student, rel)
+	default:
+		// The latest of the runs the teacher may read.
+		runs, rerr := s.readableRuns(c, id, seen)
+		if rerr != nil {
+			return rerr
+		}
+		ids := make([]string, len(runs))
+		for i, r := range runs {
+			ids[i] = r.RunID
+		}
+		item, err = s.artifacts.LatestFileIn(ctx, id, student, rel, ids)
 	}
 	if errors.Is(err, artifacts.ErrNotFound) {
-		msg := fmt.Sprintf("no artifact %q for student %q of class %q", rel, student, id)
-		if run != "" {
-			msg += fmt.Sprintf(" in run %q", run)
-		}
-		return apiError(http.StatusNotFound, "not_found", msg)
+		return notFound
 	}
 	if err != nil {
 		return fmt.Errorf("find artifact: %w", err)

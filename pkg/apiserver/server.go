@@ -91,7 +91,9 @@ type Artifacts interface {
 	ListRun(ctx context.Context, classID, runID string) ([]artifacts.Item, error)
 	ListRuns(ctx context.Context, classID string) ([]artifacts.RunSummary, error)
 	GetRunIndex(ctx context.Context, classID, runID string) (*artifacts.RunIndex, error)
+	RunSubject(ctx context.Context, classID, runID string) (string, error)
 	LatestFile(ctx context.Context, classID, studentID, relPath string) (artifacts.Item, error)
+	LatestFileIn(ctx context.Context, classID, studentID, relPath string, runs []string) (artifacts.Item, error)
 	RunFile(ctx context.Context, classID, runID, studentID, relPath string) (artifacts.Item, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
 	Ping(ctx context.Context) error

@@ -325,7 +325,22 @@ func (s *Store) LatestFile(ctx context.Context, classID, studentID, relPath stri
 	if err != nil {
 		return Item{}, err
 	}
+	return s.LatestFileIn(ctx, classID, studentID, relPath, runs)
+}
+
+// LatestFileIn is LatestFile among the given runs of the class only, such
+// as those a caller may read: the latest of them (run ids sort by time)
+// with a manifest for the student decides.
+func (s *Store) LatestFileIn(ctx context.Context, classID, studentID, relPath string, runs []string) (Item, error) {
+	if err := checkIDs(classID, studentID); err != nil {
+		return Item{}, err
+	}
+	runs = slices.Clone(runs)
+	slices.Sort(runs)
 	for _, run := range slices.Backward(runs) {
+		if err := checkSegment("run", run); err != nil {
+			return Item{}, err
+		}
 		m, err := s.GetManifest(ctx, classID, run, studentID)
 		if errors.Is(err, ErrNotFound) {
 			continue

@@ -164,6 +164,8 @@ func (s *Store) GetRunIndex(ctx context.Context, classID, runID string) (*RunInd
 // RunSummary is one run of a class as listed.
 type RunSummary struct {
 	RunID string `json:"runId"`
+	// Subject is the run's, as RunSubject says.
+	Subject string `json:"subject,omitempty"`
 	// Kind is "down" or "autosave", once the run is complete.
 	Kind string `json:"kind,omitempty"`
 	// Students is the number of students in the run's index when complete,
@@ -200,8 +202,14 @@ func (s *Store) ListRuns(ctx context.Context, classID string) ([]RunSummary, err
 				return err
 			default:
 				completed := idx.CompletedAt
+				sum.Subject = idx.Subject
 				sum.Students, sum.Complete, sum.CompletedAt = len(idx.Students), true, &completed
 				sum.Kind = idx.KindOrDown()
+			}
+		}
+		if !sum.Complete {
+			if sum.Subject, err = s.manifestsSubject(ctx, classID, runs[i], dirs); err != nil {
+				return err
 			}
 		}
 		out[i] = sum
@@ -211,4 +219,70 @@ func (s *Store) ListRuns(ctx context.Context, classID string) ([]RunSummary, err
 		return nil, fmt.Errorf("artifacts: list runs of class %s: %w", classID, err)
 	}
 	return out, nil
+}
+
+// RunSubject is the subject a run was recorded under, which decides who may
+// read it: its index's, or for a run without an index yet (still
+// collecting), the subject its stored manifests agree on. It is "" when
+// nothing records one (a run indexed before subjects were recorded, an
+// orphan's collection, manifests that disagree), and wraps ErrNotFound when
+// nothing is stored under the run.
+func (s *Store) RunSubject(ctx context.Context, classID, runID string) (string, error) {
+	if err := checkIDs(classID); err != nil {
+		return "", err
+	}
+	if err := checkSegment("run", runID); err != nil {
+		return "", err
+	}
+	keys, dirs, err := s.listDir(ctx, runPrefix(classID, runID))
+	if err != nil {
+		return "", err
+	}
+	if len(keys) == 0 && len(dirs) == 0 {
+		return "", fmt.Errorf("artifacts: run %s of class %s: %w", runID, classID, ErrNotFound)
+	}
+	if slices.Contains(keys, RunIndexKey(classID, runID)) {
+		idx, err := s.GetRunIndex(ctx, classID, runID)
+		if err == nil {
+			return idx.Subject, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", err
+		}
+		// Deleted between the listing and the read: the manifests decide.
+	}
+	return s.manifestsSubject(ctx, classID, runID, dirs)
+}
+
+// manifestsSubject is the subject the manifests under a run's student
+// prefixes (dirs, as listed) agree on, or "" when none has one or they
+// disagree (the class's subject was changed while the run collected).
+func (s *Store) manifestsSubject(ctx context.Context, classID, runID string, dirs []string) (string, error) {
+	subjects := make([]string, len(dirs))
+	found := make([]bool, len(dirs))
+	err := parallel(ctx, len(dirs), func(i int) error {
+		m, err := s.GetManifest(ctx, classID, runID, lastSegment(dirs[i]))
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil // still collecting
+		case err != nil:
+			return err
+		}
+		subjects[i], found[i] = m.Subject, true
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("artifacts: subject of run %s of class %s: %w", runID, classID, err)
+	}
+	subject, first := "", true
+	for i, ok := range found {
+		switch {
+		case !ok:
+		case first:
+			subject, first = subjects[i], false
+		case subjects[i] != subject:
+			return "", nil
+		}
+	}
+	return subject, nil
 }
