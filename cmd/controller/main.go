@@ -50,6 +50,8 @@ func run(ctx context.Context) error {
 	profiling := flag.Bool("pprof", os.Getenv("HOMEROOM_PPROF") == "true", "serve net/http/pprof under /debug/pprof/ on the listen address (HOMEROOM_PPROF=true)")
 	resync := flag.Duration("resync", 30*time.Second, "period of the full resync")
 	poll := flag.Duration("poll", time.Second, "period of store polling")
+	changeInterval := flag.Duration("change-interval", 100*time.Millisecond,
+		"period of reading the store's count of class writes between polls: how soon a change is noticed, for a little CPU")
 	leaseTTL := flag.Duration("lease-ttl", 15*time.Second, "how long the leader's lease lasts unrenewed: a stopped leader is replaced within it")
 	hostname, _ := os.Hostname()
 	id := flag.String("id", fmt.Sprintf("%s-%d", hostname, os.Getpid()), "this controller's name in the lease")
@@ -109,7 +111,7 @@ func run(ctx context.Context) error {
 	elector := controller.NewElector(st, "homeroom-controller", *id, *leaseTTL, log, reg)
 	ctl := controller.New(rec, st, docker, controller.Options{
 		Elector: elector,
-		Workers: *workers, PollInterval: *poll, ResyncInterval: *resync, Router: cfg.Traefik,
+		Workers: *workers, PollInterval: *poll, ChangeInterval: *changeInterval, ResyncInterval: *resync, Router: cfg.Traefik,
 	}, log, reg)
 
 	mux := newMux(reg, map[string]func(context.Context) error{"store": st.Ping, "docker": docker.Ping, "artifacts": art.Ping}, *profiling)
