@@ -8,6 +8,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/dockerx"
 )
@@ -55,6 +56,12 @@ func CleanupClass(t testing.TB, d *dockerx.Client, classID string) {
 		ns, _ := d.API().NetworkList(ctx, network.ListOptions{Filters: f})
 		for _, n := range ns {
 			d.API().NetworkRemove(ctx, n.ID)
+		}
+		// Work volumes outlive their containers by design; a test's must
+		// not outlive the test.
+		vs, _ := d.API().VolumeList(ctx, volume.ListOptions{Filters: f})
+		for _, v := range vs.Volumes {
+			d.API().VolumeRemove(ctx, v.Name, true)
 		}
 	}
 	clean()
