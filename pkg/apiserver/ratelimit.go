@@ -74,7 +74,6 @@ func (l *limiters) allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
-
 // retryAfter is d in whole seconds, rounded up, at least 1: what the
 // Retry-After header can say.
 func retryAfter(d time.Duration) int {

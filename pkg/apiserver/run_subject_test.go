@@ -1,8 +1,6 @@
 package apiserver_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"net/http"
 	"slices"
@@ -20,30 +18,7 @@ import (
 // orphan's).
 func (e *env) collectedUnder(subject, class, run, student string, files map[string]string) {
 	e.t.Helper()
-	ctx := context.Background()
-	var buf bytes.Buffer
-	w := tar.NewWriter(&buf)
-	for name, body := range files {
-		if err := w.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "workspace/" + name, Size: int64(len(body)), Mode: 0o644}); err != nil {
-			e.t.Fatal(err)
-		}
-		w.Write([]byte(body))
-	}
-	w.Close()
-	exit := 0
-	m := &artifacts.Manifest{ClassID: class, Subject: subject, StudentID: student, RunID: run, Template: "sandbox",
-		Container: artifacts.ContainerInfo{Name: api.ContainerName(class, student), State: "exited", ExitCode: &exit}}
-	fs, skipped, err := e.art.UploadTree(ctx, m.Prefix(), "/workspace", &buf, 0)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	m.Files, m.Skipped = fs, skipped
-	if m.Logs, err = e.art.UploadLogs(ctx, m.Prefix(), strings.NewReader(student+" ran\n"), -1); err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.art.PutManifest(ctx, m); err != nil {
-		e.t.Fatal(err)
-	}
+	e.collectedWith(subject, class, run, student, 0, files)
 }
 
 // indexed writes a run's index as the controller does when the run

@@ -26,6 +26,13 @@ const (
 // /workspace.
 func (e *env) collected(class, run, student string, exitCode int, files map[string]string) {
 	e.t.Helper()
+	e.collectedWith("", class, run, student, exitCode, files)
+}
+
+// collectedWith is collected with the subject the manifest records (empty,
+// as before subjects were recorded).
+func (e *env) collectedWith(subject, class, run, student string, exitCode int, files map[string]string) {
+	e.t.Helper()
 	ctx := context.Background()
 	var buf bytes.Buffer
 	w := tar.NewWriter(&buf)
@@ -36,7 +43,7 @@ func (e *env) collected(class, run, student string, exitCode int, files map[stri
 		w.Write([]byte(body))
 	}
 	w.Close()
-	m := &artifacts.Manifest{ClassID: class, StudentID: student, RunID: run, Template: "sandbox",
+	m := &artifacts.Manifest{ClassID: class, Subject: subject, StudentID: student, RunID: run, Template: "sandbox",
 		Container: artifacts.ContainerInfo{Name: api.ContainerName(class, student), State: "exited", ExitCode: &exitCode}}
 	fs, skipped, err := e.art.UploadTree(ctx, m.Prefix(), "/workspace", &buf, 0)
 	if err != nil {

@@ -108,7 +108,7 @@ func (c *Collector) Collect(ctx context.Context, req Request) (*Result, error) {
 		Image:     info.Image,
 		Container: containerInfo(info),
 	}
-	logs, err := c.uploadLogs(ctx, info.ID, LogsKey(prefix))
+	logs, err := c.uploadLogs(ctx, info.ID, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func writeList[T any](w io.Writer, items []T) error {
 	return err
 }
 
-func (c *Collector) uploadLogs(ctx context.Context, id, key string) (File, error) {
+func (c *Collector) uploadLogs(ctx context.Context, id, prefix string) (File, error) {
 	rc, err := c.Source.Logs(ctx, id)
 	if err != nil {
 		return File{}, fmt.Errorf("logs: %w", err)
@@ -223,14 +223,14 @@ func (c *Collector) uploadLogs(ctx context.Context, id, key string) (File, error
 		_, err := stdcopy.StdCopy(pw, pw, rc)
 		pw.CloseWithError(err)
 	}()
-	obj, err := c.Objects.PutStream(ctx, key, pr, -1, "text/plain; charset=utf-8")
+	f, err := putLogs(ctx, c.Objects, prefix, pr, -1)
 	pr.CloseWithError(errors.New("upload ended"))
 	rc.Close()
 	<-done
 	if err != nil {
 		return File{}, fmt.Errorf("upload logs: %w", err)
 	}
-	return File{Path: LogsPath, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256}, nil
+	return f, nil
 }
 
 func containerInfo(info container.InspectResponse) ContainerInfo {

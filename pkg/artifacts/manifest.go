@@ -89,11 +89,20 @@ func (m *Manifest) Objects() []Object {
 
 // UploadLogs streams a container log (size -1 if unknown) to LogsKey(prefix).
 func (s *Store) UploadLogs(ctx context.Context, prefix string, r io.Reader, size int64) (*File, error) {
-	obj, err := s.PutStream(ctx, LogsKey(prefix), r, size, "text/plain; charset=utf-8")
+	f, err := putLogs(ctx, s, prefix, r, size)
 	if err != nil {
 		return nil, err
 	}
-	return &File{Path: LogsPath, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256}, nil
+	return &f, nil
+}
+
+// putLogs stores a log at LogsKey(prefix), as the manifest lists it.
+func putLogs(ctx context.Context, objs Objects, prefix string, r io.Reader, size int64) (File, error) {
+	obj, err := objs.PutStream(ctx, LogsKey(prefix), r, size, "text/plain; charset=utf-8")
+	if err != nil {
+		return File{}, err
+	}
+	return File{Path: LogsPath, Key: obj.Key, Size: obj.Size, SHA256: obj.SHA256}, nil
 }
 
 // Finish completes a manifest before it is stored: it sets SchemaVersion,

@@ -67,8 +67,8 @@ type ClassFinder interface {
 
 // Options tune the loop.
 type Options struct {
-	Workers        int
-	PollInterval   time.Duration
+	Workers      int
+	PollInterval time.Duration
 	// ChangeInterval is how often the store's change count is read, when
 	// the lister has one (default 100 ms).
 	ChangeInterval time.Duration

@@ -399,8 +399,7 @@ func (e *executor) collectStudent(ctx context.Context, student, name string) (in
 		// The recovery container holds nothing but the volumes' mounts.
 		defer e.r.docker.RemoveContainer(context.WithoutCancel(ctx), name)
 	}
-	c := artifacts.Collector{Source: e.r.docker, Objects: e.r.artifacts, Now: e.r.now}
-	res, err := c.Collect(ctx, artifacts.Request{
+	res, err := e.r.collector.Collect(ctx, artifacts.Request{
 		ClassID: classID, Subject: subject, RunID: run.ID, StudentID: student,
 		Container: name, Rules: rules,
 	})
@@ -473,8 +472,7 @@ func (e *executor) autosave(ctx context.Context) error {
 			defer e.r.slots.release()
 			cctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
 			defer cancel()
-			c := artifacts.Collector{Source: e.r.docker, Objects: e.r.artifacts, Now: e.r.now}
-			_, err := c.Collect(cctx, artifacts.Request{
+			_, err := e.r.collector.Collect(cctx, artifacts.Request{
 				ClassID: classID, Subject: subject, RunID: runID, StudentID: s,
 				Container: e.obs.Containers[s].Name, Rules: artifacts.RulesFor(e.tmpl),
 			})

@@ -153,6 +153,7 @@ func planUp(in Input) Plan {
 	if len(leavers) > 0 && !active {
 		p = append(p, Action{Kind: BeginRun})
 	}
+	full := FullWorkspaces(in)
 	if in.Template != nil {
 		net := api.NetworkName(in.Class.ID)
 		if obs.Network == nil {
@@ -161,7 +162,6 @@ func planUp(in Input) Plan {
 		if obs.Traefik != nil && !obs.Traefik.HostNetwork && (obs.Network == nil || !obs.Traefik.Attached) {
 			p = append(p, Action{Kind: ConnectTraefik, Target: net})
 		}
-		full := FullWorkspaces(in)
 		for _, s := range in.Class.Spec.Students {
 			c, ok := obs.Containers[s]
 			switch {
@@ -190,7 +190,7 @@ func planUp(in Input) Plan {
 	// A sandbox past its workspace cap is saved, then stopped: the autosave
 	// comes first, and a failed one stops the pass before any stop.
 	var stops Plan
-	for _, s := range sortedKeys(FullWorkspaces(in)) {
+	for _, s := range sortedKeys(full) {
 		if c, ok := obs.Containers[s]; ok && (c.State == "running" || c.State == "paused" || c.State == "restarting") {
 			stops = append(stops, Action{Kind: StopContainer, Student: s, Target: c.Name})
 		}

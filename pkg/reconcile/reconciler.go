@@ -16,6 +16,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/store"
@@ -70,6 +71,7 @@ type Reconciler struct {
 	store     Store
 	docker    Docker
 	artifacts Artifacts
+	collector artifacts.Collector // over docker and artifacts: the one way to collect
 	policy    *policy.Policy
 	opts      Options
 	log       *zap.Logger
@@ -140,6 +142,7 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 		slots:    newSlots(opts.GlobalParallel, opts.Registerer),
 		restarts: map[string]map[string]int{},
 	}
+	r.collector = artifacts.Collector{Source: d, Objects: a, Now: r.now}
 	return r
 }
 
