@@ -63,6 +63,7 @@ var homeroomMetrics = map[string]metricKind{
 	"homeroom_collect_total":              counter,
 	"homeroom_collect_bytes_total":        counter,
 	"homeroom_collect_duration_seconds":   histogram,
+	"homeroom_step_duration_seconds":      histogram,
 	"homeroom_ttl_expiries_total":         counter,
 	"homeroom_orphans_reaped_total":       counter,
 	"homeroom_drift_repairs_total":        counter,

@@ -143,12 +143,14 @@ func TestMetricsMove(t *testing.T) {
 		"homeroom_collect_total":            exactly(2),
 		"homeroom_collect_bytes_total":      atLeast(1),
 		"homeroom_collect_duration_seconds": exactly(2),
+		"homeroom_step_duration_seconds":    exactly(2),
 		"homeroom_classes":                  exactly(1),
 		"homeroom_docker_calls_total":       atLeast(2),
 	}, map[string]map[string]string{
-		"homeroom_collect_total":      {"outcome": "success"},
-		"homeroom_classes":            {"desired": "Down", "phase": "Down"},
-		"homeroom_docker_calls_total": {"operation": "container_remove"},
+		"homeroom_collect_total":         {"outcome": "success"},
+		"homeroom_step_duration_seconds": {"step": "collect"},
+		"homeroom_classes":               {"desired": "Down", "phase": "Down"},
+		"homeroom_docker_calls_total":    {"operation": "container_remove"},
 	})
 
 	// The whole set is exposed in the text format Prometheus scrapes.

@@ -177,6 +177,12 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		log = log.With(zap.String("studentId", a.Student))
 	}
 	log.Debug("step")
+	start := time.Now()
+	defer func() {
+		took := time.Since(start)
+		e.r.metrics.stepDuration.WithLabelValues(string(a.Kind)).Observe(took.Seconds())
+		log.Debug("step done", zap.Duration("took", took))
+	}()
 	switch a.Kind {
 	case CreateNetwork:
 		id, err := e.r.createNetwork(ctx, e.classID(), a.Target, e.tmpl)

@@ -16,6 +16,7 @@ type metrics struct {
 	leakedNetworks  prometheus.Gauge
 	collectBytes    prometheus.Counter
 	collectDuration prometheus.Histogram
+	stepDuration    *prometheus.HistogramVec
 	driftRepairs    prometheus.Counter
 	restarts        prometheus.Counter
 	quotaRejections *prometheus.CounterVec
@@ -55,6 +56,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "homeroom_collect_duration_seconds", Help: "Time to collect, upload and verify one student's work.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
 		}),
+		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "homeroom_step_duration_seconds",
+			Help:    "Time one step of a plan took once it had its slot (a stop, a collection, a removal with its volumes …), by step kind: where an Up or a Down spends its time.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"step"}),
 		driftRepairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "homeroom_drift_repairs_total", Help: "Steps taken to repair a class that was already Up (a container removed or stopped by hand, Traefik detached).",
 		}),
@@ -74,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.autosaves, m.workspaceBytes, m.leakedNetworks, m.collectBytes,
-			m.collectDuration, m.driftRepairs, m.restarts, m.quotaRejections)
+			m.collectDuration, m.stepDuration, m.driftRepairs, m.restarts, m.quotaRejections)
 	}
 	return m
 }
