@@ -3,7 +3,10 @@
 // scripts/ensure-promtool.sh). Prometheus 3.x is tagged v0.3xx.y as a module.
 module github.com/homeroom/homeroom/tools/promtool
 
-go 1.26.8
+// Not 1.26.0 as in Homeroom's own go.mod: prometheus v0.316.0 asks for 1.26.7.
+go 1.26.7
+
+toolchain go1.26.8
 
 require github.com/prometheus/prometheus v0.316.0
 

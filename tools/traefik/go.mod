@@ -3,7 +3,9 @@
 // scripts/ensure-traefik.sh). The replace and exclude lines are Traefik's own.
 module github.com/homeroom/homeroom/tools/traefik
 
-go 1.26.8
+go 1.26.0
+
+toolchain go1.26.8
 
 require github.com/traefik/traefik/v3 v3.6.12
 
