@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/homeroom/homeroom/pkg/api"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // TestGetApplyRoundTrip: what get -o yaml|json prints is applied as it is,

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/homeroom/homeroom/pkg/client"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // specFile is a class's spec under spec, as get -o yaml|json prints it.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/homeroom/homeroom/pkg/client"
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Exit codes scripts can rely on.

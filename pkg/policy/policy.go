@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 //go:embed default.yaml

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/homeroom/homeroom/pkg/api"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Quota bounds what one subject may have Up at once. In a subject's entry a
