@@ -23,7 +23,8 @@ images: build docker
 	DOCKER_BUILDKIT=0 docker build -q -t $(SANDBOX_IMAGE) $(BIN)/image-sandbox >/dev/null
 	@echo "built $(SANDBOX_IMAGE)"
 
-# Traefik is built from source once per machine (about 5 minutes the first time).
+# Traefik is pulled where a registry answers, else built from source once per
+# machine (about 5 minutes the first time).
 traefik: docker
 	@scripts/ensure-traefik.sh
 

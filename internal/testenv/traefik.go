@@ -11,7 +11,8 @@ import (
 	"github.com/homeroom/homeroom/pkg/dockerx"
 )
 
-// TraefikImage is built by scripts/ensure-traefik.sh (part of make test).
+// TraefikImage is pulled or built by scripts/ensure-traefik.sh (part of make
+// test); either kind takes the same flags.
 const TraefikImage = "homeroom/traefik:v3.6.12"
 
 // Traefik is a real Traefik container with the Docker provider, as Homeroom
