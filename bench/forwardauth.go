@@ -179,12 +179,11 @@ func startFAEnv(ctx context.Context, o options, d *dockerx.Client, tmpl *policy.
 		}
 	}()
 
-	cfg := config.Config{Listen: freeAddr(), EmbeddedMongo: freeAddr(), Database: "homeroom"}
+	cfg := config.Config{Listen: freeAddr(), DataDir: filepath.Join(dir, "data"), Database: "homeroom"}
 	token := rand.Text()
 	env := []string{
-		"HOMEROOM_DATA_DIR=" + filepath.Join(dir, "data"),
+		"HOMEROOM_DATA_DIR=" + cfg.DataDir,
 		"HOMEROOM_LISTEN=" + cfg.Listen,
-		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + cfg.EmbeddedMongo,
 		"HOMEROOM_EMBEDDED_S3_ADDR=" + freeAddr(),
 		"HOMEROOM_MONGO_URI=", "HOMEROOM_MONGO_DATABASE=" + cfg.Database, "HOMEROOM_S3_ENDPOINT=",
 		"HOMEROOM_ADMIN_TOKEN=" + token, "HOMEROOM_POLICY=", "HOMEROOM_DOMAIN=" + domain,
@@ -200,7 +199,11 @@ func startFAEnv(ctx context.Context, o options, d *dockerx.Client, tmpl *policy.
 
 	// The check's address holds a secret of the installation's, kept in the
 	// store: the controller reads it the same way.
-	st, err := store.Open(ctx, cfg.StoreURI(), cfg.Database, nil)
+	uri, err := cfg.StoreURI()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, uri, cfg.Database, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,7 @@ func TestEmbeddedArtifactStore(t *testing.T) {
 	listen, s3 := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	env := []string{
 		"HOMEROOM_DATA_DIR=" + data, "HOMEROOM_LISTEN=" + listen,
-		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + testenv.FreeAddr(t), "HOMEROOM_EMBEDDED_S3_ADDR=" + s3,
+		"HOMEROOM_EMBEDDED_S3_ADDR=" + s3,
 		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
 	}
 	start := func() (*testenv.Process, []int) {

@@ -1,6 +1,7 @@
 // Command apiserver serves Homeroom's HTTP API. With no external store or
 // artifact store configured it runs both embedded, under the data dir, and
-// serves them on loopback for the controller.
+// serves them to the controller: the store on a Unix socket in the data dir,
+// the artifact store on loopback.
 package main
 
 import (
@@ -15,13 +16,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/homeroom/homeroom/internal/embeddedstore"
 	"github.com/homeroom/homeroom/internal/logging"
 	"github.com/homeroom/homeroom/internal/services"
+	"github.com/homeroom/homeroom/internal/versitygw"
 	"github.com/homeroom/homeroom/pkg/apiserver"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/config"
 	"github.com/homeroom/homeroom/pkg/policy"
-	"github.com/homeroom/homeroom/pkg/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -57,6 +59,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A store setting that cannot work stops the start before anything is
+	// made in the data dir.
+	if _, err := cfg.StoreURI(); err != nil {
+		return err
+	}
 
 	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
@@ -72,21 +79,33 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	if cfg.MongoURI == "" || cfg.S3Endpoint == "" {
+		// The data dir holds secrets (the artifact store's keys), and the
+		// store's socket is made in it before it is narrowed to 0600: no
+		// one else may enter it.
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data dir (HOMEROOM_DATA_DIR): %w", err)
+		}
+		if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+			log.Warn("data dir could not be made private", zap.String("dir", cfg.DataDir), zap.Error(err))
+		}
+	}
 	if cfg.MongoURI == "" {
-		emb, err := store.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "store"), cfg.EmbeddedMongo, log)
+		sock, err := cfg.EmbeddedStoreSocket()
 		if err != nil {
-			return fmt.Errorf("embedded store: %w", err)
+			return err
+		}
+		emb, err := embeddedstore.Start(ctx, filepath.Join(cfg.DataDir, "store"), sock, log)
+		if err != nil {
+			return fmt.Errorf("%w (under HOMEROOM_DATA_DIR %s)", err, cfg.DataDir)
 		}
 		defer emb.Stop()
-		log.Info("embedded store serving", zap.String("uri", emb.URI))
+		log.Info("embedded store serving", zap.String("socket", sock))
 	}
 	if cfg.S3Endpoint == "" {
 		// versitygw, a child process on loopback, with keys generated into
-		// <data dir>/artifacts.credentials: the data dir holds secrets.
-		if err := os.Chmod(cfg.DataDir, 0o700); err != nil && !errors.Is(err, os.ErrNotExist) {
-			log.Warn("data dir could not be made private", zap.String("dir", cfg.DataDir), zap.Error(err))
-		}
-		emb, err := artifacts.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "artifacts"), cfg.EmbeddedS3, log.Named("s3"))
+		// <data dir>/artifacts.credentials.
+		emb, err := versitygw.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "artifacts"), cfg.EmbeddedS3, log.Named("s3"))
 		if err != nil {
 			return fmt.Errorf("embedded artifact store: %w", err)
 		}

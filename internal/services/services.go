@@ -15,10 +15,15 @@ import (
 )
 
 // OpenStore connects to the configured store, retrying until wait elapses:
-// at start the embedded store may still be coming up in the apiserver.
+// at start the embedded store may still be coming up in the apiserver. A
+// configuration that names no usable store fails at once.
 func OpenStore(ctx context.Context, cfg config.Config, wait time.Duration, log *zap.Logger) (*store.Store, error) {
+	uri, err := cfg.StoreURI()
+	if err != nil {
+		return nil, err
+	}
 	return backoff.Retry(ctx, func() (*store.Store, error) {
-		return store.Open(ctx, cfg.StoreURI(), cfg.Database, log)
+		return store.Open(ctx, uri, cfg.Database, log)
 	}, backoff.WithMaxElapsedTime(wait), backoff.WithNotify(func(err error, d time.Duration) {
 		log.Info("store not reachable yet; retrying", zap.Error(err), zap.Duration("in", d))
 	}))

@@ -90,6 +90,9 @@ func StartProcess(t testing.TB, bin string, env []string, args ...string) *Proce
 	return p
 }
 
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Output is what the process printed so far.
 func (p *Process) Output() string { return p.out.String() }
 

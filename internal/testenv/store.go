@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/homeroom/homeroom/internal/embeddedstore"
 	"github.com/homeroom/homeroom/pkg/store"
 )
 
@@ -45,14 +47,15 @@ func StoreURI(t testing.TB) (uri, database string) {
 	return StartStore(t).URI, store.DefaultDatabase
 }
 
-// StartStore starts an embedded FerretDB for the test and stops it when the
-// test ends. Port 0 lets the kernel pick a port while listening, so unlike
-// FreeAddr there is no window in which another test can take it.
-func StartStore(t testing.TB) *store.Embedded {
+// StartStore starts an embedded FerretDB for the test, laid out as the
+// apiserver lays out its data dir (the store in store/, the socket beside it
+// as store.sock), and stops it when the test ends.
+func StartStore(t testing.TB) *embeddedstore.Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	e, err := store.StartEmbedded(ctx, t.TempDir(), "127.0.0.1:0", storeLogger(t))
+	data := t.TempDir()
+	e, err := embeddedstore.Start(ctx, filepath.Join(data, "store"), filepath.Join(data, "store.sock"), storeLogger(t))
 	if err != nil {
 		t.Fatalf("start embedded store: %v", err)
 	}

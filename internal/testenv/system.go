@@ -38,7 +38,6 @@ func StartSystem(t testing.TB, traefik string, extraEnv ...string) *System {
 		"HOMEROOM_DATA_DIR=" + data,
 		"HOMEROOM_LISTEN=" + listen,
 		"HOMEROOM_CONTROLLER_LISTEN=" + ctlListen,
-		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + FreeAddr(t),
 		"HOMEROOM_EMBEDDED_S3_ADDR=" + FreeAddr(t),
 		"HOMEROOM_TRAEFIK_CONTAINER=" + traefik,
 		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",

@@ -3,8 +3,10 @@
 // finding the binary, starting it on an address with a pair of keys, waiting
 // until it answers a request signed with them, and stopping it.
 //
-// The apiserver's embedded artifact store (pkg/artifacts) and the tests'
-// S3 servers (internal/testenv) both start it here.
+// The apiserver's embedded artifact store (Embedded, supervised here) and
+// the tests' S3 servers (internal/testenv) both start it here. The
+// controller only reads the keys, through pkg/artifacts, and does not link
+// this package.
 package versitygw
 
 import (

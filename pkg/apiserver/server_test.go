@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/internal/versitygw"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/apiserver"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -54,7 +55,7 @@ func newEnvWrapped(t *testing.T, pol *policy.Policy, wrap func(*store.Store) api
 	t.Helper()
 	uri, db := testenv.StoreURI(t)
 	st := testenv.OpenStore(t, uri, db)
-	emb, err := artifacts.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
+	emb, err := versitygw.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

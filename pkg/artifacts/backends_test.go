@@ -52,9 +52,9 @@ func newStore(t testing.TB, cfg artifacts.Config) *artifacts.Store {
 	return s
 }
 
-func startEmbedded(t testing.TB, dir string) *artifacts.Embedded {
+func startEmbedded(t testing.TB, dir string) *versitygw.Embedded {
 	t.Helper()
-	e, err := artifacts.StartEmbedded(testContext(t), dir, "127.0.0.1:0", zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+	e, err := versitygw.StartEmbedded(testContext(t), dir, "127.0.0.1:0", zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
 	if errors.Is(err, versitygw.ErrNotFound) {
 		testenv.Unavailable(t, "versitygw binary (scripts/ensure-versitygw.sh)")
 	}
@@ -65,7 +65,7 @@ func startEmbedded(t testing.TB, dir string) *artifacts.Embedded {
 	return e
 }
 
-func stopEmbedded(t testing.TB, e *artifacts.Embedded) {
+func stopEmbedded(t testing.TB, e *versitygw.Embedded) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.Stop(ctx); err != nil {

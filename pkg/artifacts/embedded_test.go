@@ -66,7 +66,7 @@ func TestEmbeddedPersistsAcrossRestart(t *testing.T) {
 
 func TestEmbeddedRefusesNonLoopback(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:9000"} {
-		if e, err := artifacts.StartEmbedded(testContext(t), t.TempDir(), addr, zap.NewNop()); err == nil {
+		if e, err := versitygw.StartEmbedded(testContext(t), t.TempDir(), addr, zap.NewNop()); err == nil {
 			stopEmbedded(t, e)
 			t.Errorf("StartEmbedded(%q): no error", addr)
 		}
@@ -251,7 +251,7 @@ func TestEmbeddedServesOldLayout(t *testing.T) {
 
 func TestEmbeddedWithoutBinary(t *testing.T) {
 	t.Setenv(versitygw.EnvBinary, filepath.Join(t.TempDir(), "versitygw"))
-	e, err := artifacts.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
+	e, err := versitygw.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
 	if err == nil {
 		stopEmbedded(t, e)
 		t.Fatal("StartEmbedded without a versitygw binary: no error")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/internal/versitygw"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/apiserver"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -34,7 +35,7 @@ func newServer(t *testing.T) (url string, st *store.Store, art *artifacts.Store)
 	t.Helper()
 	uri, db := testenv.StoreURI(t)
 	st = testenv.OpenStore(t, uri, db)
-	emb, err := artifacts.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
+	emb, err := versitygw.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -47,10 +48,14 @@ type Config struct {
 	// SubnetPool and SubnetBits size class networks (controller only).
 	SubnetPool string
 	SubnetBits int
-	// The embedded store and artifact server: run by the apiserver when no
-	// external ones are configured, and found there by the controller.
-	EmbeddedMongo string
-	EmbeddedS3    string
+	// The embedded artifact server's address: run by the apiserver when no
+	// external one is configured, and found there by the controller. The
+	// embedded store has no address: see EmbeddedStoreSocket.
+	EmbeddedS3 string
+
+	// embeddedMongoAddr is HOMEROOM_EMBEDDED_MONGO_ADDR, which is no longer
+	// read; kept only to refuse it (see EmbeddedStoreSocket).
+	embeddedMongoAddr string
 }
 
 // FromEnv reads the environment, with API.md's defaults.
@@ -76,8 +81,9 @@ func FromEnv() Config {
 		LogFormat:        os.Getenv("HOMEROOM_LOG_FORMAT"),
 		SubnetPool:       env("HOMEROOM_SUBNET_POOL", "10.200.0.0/15"),
 		SubnetBits:       envInt("HOMEROOM_SUBNET_BITS", 23),
-		EmbeddedMongo:    env("HOMEROOM_EMBEDDED_MONGO_ADDR", "127.0.0.1:27018"),
 		EmbeddedS3:       env("HOMEROOM_EMBEDDED_S3_ADDR", "127.0.0.1:9100"),
+
+		embeddedMongoAddr: os.Getenv("HOMEROOM_EMBEDDED_MONGO_ADDR"),
 	}
 }
 
@@ -169,12 +175,48 @@ func ParseTrustedProxies(s string) ([]*net.IPNet, error) {
 // followed by the installation's secret.
 const SignInCheckPath = "/signin/check/"
 
-// StoreURI is the MongoDB URI to use: the configured one or the embedded one.
-func (c Config) StoreURI() string {
-	if c.MongoURI != "" {
-		return c.MongoURI
+// maxSocketPath is the longest path a Unix socket may have: the kernel's
+// sockaddr_un holds 108 bytes, the last a NUL.
+const maxSocketPath = 107
+
+// EmbeddedStoreSocket is the Unix socket the apiserver serves its embedded
+// store on and the controller connects to: <data dir>/store.sock, as an
+// absolute path, so that both find it whatever their working directory.
+// A path too long for a socket or with a colon, or a set
+// HOMEROOM_EMBEDDED_MONGO_ADDR (the store listened on TCP before), is an
+// error to stop at start with.
+func (c Config) EmbeddedStoreSocket() (string, error) {
+	dir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return "", fmt.Errorf("data dir %q (HOMEROOM_DATA_DIR): %w", c.DataDir, err)
 	}
-	return "mongodb://" + c.EmbeddedMongo + "/"
+	sock := filepath.Join(dir, "store.sock")
+	if c.embeddedMongoAddr != "" {
+		return "", fmt.Errorf("HOMEROOM_EMBEDDED_MONGO_ADDR=%s is no longer read: the embedded store now listens only on the Unix socket %s (<HOMEROOM_DATA_DIR>/store.sock), which no other user can connect to; unset it, and use HOMEROOM_MONGO_URI for a MongoDB of your own", c.embeddedMongoAddr, sock)
+	}
+	if len(sock) > maxSocketPath {
+		return "", fmt.Errorf("the embedded store's socket %s is %d bytes, longer than the %d a Unix socket's path may have: choose a shorter HOMEROOM_DATA_DIR", sock, len(sock), maxSocketPath)
+	}
+	// The driver splits a host at its colon before it sees a socket.
+	if strings.Contains(sock, ":") {
+		return "", fmt.Errorf("the embedded store's socket %s: the MongoDB driver cannot connect to a path with a colon; choose another HOMEROOM_DATA_DIR", sock)
+	}
+	return sock, nil
+}
+
+// StoreURI is the MongoDB URI to use: HOMEROOM_MONGO_URI, or the embedded
+// store's socket. The driver takes a host ending in "sock" for a socket's
+// path, decoded with url.QueryUnescape: url.QueryEscape is its inverse (with
+// url.PathEscape a "+" in the path would come back as a space).
+func (c Config) StoreURI() (string, error) {
+	if c.MongoURI != "" {
+		return c.MongoURI, nil
+	}
+	sock, err := c.EmbeddedStoreSocket()
+	if err != nil {
+		return "", err
+	}
+	return "mongodb://" + url.QueryEscape(sock), nil
 }
 
 // S3 returns the artifact endpoint and keys: configured or embedded. The

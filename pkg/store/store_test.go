@@ -4,17 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
@@ -580,121 +575,6 @@ func TestConcurrentCreate(t *testing.T) {
 	}
 }
 
-// TestEmbeddedRestartKeepsData stops the server and starts another on the
-// same directory, as a restart of Homeroom does.
-func TestEmbeddedRestartKeepsData(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	ctx := t.Context()
-
-	start := func() (*store.Embedded, *store.Store) {
-		t.Helper()
-		e, err := store.StartEmbedded(ctx, dir, "127.0.0.1:0", zap.NewNop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := store.Open(ctx, e.URI, "", zap.NewNop())
-		if err != nil {
-			_ = e.Stop()
-			t.Fatal(err)
-		}
-		return e, s
-	}
-	stop := func(e *store.Embedded, s *store.Store) {
-		t.Helper()
-		if err := s.Close(ctx); err != nil {
-			t.Error(err)
-		}
-		if err := e.Stop(); err != nil {
-			t.Error(err)
-		}
-	}
-
-	e, s := start()
-	c := mustCreate(t, s, "c")
-	c, err := s.UpdateStatus(ctx, "c", c.Version, api.ClassStatus{Phase: api.PhaseUp, Network: "n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop(e, s)
-
-	e, s = start()
-	defer stop(e, s)
-	mustGetEqual(t, s, c)
-	if _, err := s.SetDesiredPhase(ctx, "c", api.PhaseUp); err != nil {
-		t.Errorf("write after restart: %v", err)
-	}
-}
-
-func TestStartEmbeddedOnFixedAddress(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	ctx := t.Context()
-
-	// A taken address is an error, and the failed start leaves nothing
-	// open that would keep the next start from using the directory.
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	if e, err := store.StartEmbedded(ctx, dir, taken.Addr().String(), zap.NewNop()); err == nil {
-		_ = e.Stop()
-		t.Fatalf("StartEmbedded on a taken address %s succeeded", taken.Addr())
-	}
-
-	addr := testenv.FreeAddr(t)
-	e, err := store.StartEmbedded(ctx, dir, addr, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Stop()
-	if want := "mongodb://" + addr + "/"; e.URI != want {
-		t.Errorf("URI = %q, want %q", e.URI, want)
-	}
-	s, err := store.Open(ctx, e.URI, "", zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
-	mustCreate(t, s, "c")
-}
-
-// TestEmbeddedLifecycleIsQuiet keeps FerretDB's routine chatter out of
-// operators' logs: a whole lifecycle, client disconnect included (FerretDB
-// v1 warns about the driver's endSessions), must log no warning.
-func TestEmbeddedLifecycleIsQuiet(t *testing.T) {
-	t.Parallel()
-	core, logs := observer.New(zapcore.WarnLevel)
-	log := zap.New(core)
-	ctx := t.Context()
-
-	e, err := store.StartEmbedded(ctx, t.TempDir(), "127.0.0.1:0", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := store.Open(ctx, e.URI, "", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := mustCreate(t, s, "c")
-	if _, err := s.UpdateStatus(ctx, "c", c.Version+1, api.ClassStatus{}); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("UpdateStatus with a wrong version: %v", err)
-	}
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Stop(); err != nil {
-		t.Errorf("second Stop: %v", err)
-	}
-	for _, l := range logs.All() {
-		t.Errorf("logged %s %q %v", l.Level, l.Message, l.ContextMap())
-	}
-}
-
 // TestOpenFailsWithoutServer: a URI that points at something that is not a
 // MongoDB server makes Open fail instead of hanging the binary at start. The
 // port is held by a listener that hangs up on every connection for the whole
@@ -723,17 +603,4 @@ func TestOpenFailsWithoutServer(t *testing.T) {
 		t.Fatal("Open against a server that hangs up succeeded")
 	}
 	t.Logf("Open failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
-}
-
-// TestStartEmbeddedRejectsUnusableDir: FerretDB would otherwise start and
-// then fail on the first write, or write somewhere else.
-func TestStartEmbeddedRejectsUnusableDir(t *testing.T) {
-	t.Parallel()
-	for _, name := range []string{"100%", "what?", "no#1"} {
-		e, err := store.StartEmbedded(t.Context(), filepath.Join(t.TempDir(), name), "127.0.0.1:0", nil)
-		if err == nil {
-			_ = e.Stop()
-			t.Errorf("StartEmbedded in %q succeeded", name)
-		}
-	}
 }

@@ -71,7 +71,6 @@ func env(t *testing.T, extra ...string) []string {
 	return append([]string{
 		"HOMEROOM_DATA_DIR=" + data,
 		"HOMEROOM_LISTEN=" + listen,
-		"HOMEROOM_EMBEDDED_MONGO_ADDR=" + testenv.FreeAddr(t),
 		"HOMEROOM_EMBEDDED_S3_ADDR=" + testenv.FreeAddr(t),
 		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
 		"HOMEROOM_RATE_LIMIT=", "HOMEROOM_RATE_BURST=",

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/homeroom/homeroom/internal/embeddedstore"
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -321,9 +323,9 @@ func TestUpClassesComeBackAfterDockerRestart(t *testing.T) {
 // While the store is unreachable the controller keeps running, waits, and
 // removes nothing; when the store is back it carries on.
 func TestStoreOutage(t *testing.T) {
-	dir, addr := t.TempDir(), testenv.FreeAddr(t)
-	start := func() *store.Embedded {
-		e, err := store.StartEmbedded(context.Background(), dir, addr, nil)
+	dir := t.TempDir()
+	start := func() *embeddedstore.Server {
+		e, err := embeddedstore.Start(context.Background(), filepath.Join(dir, "store"), filepath.Join(dir, "store.sock"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

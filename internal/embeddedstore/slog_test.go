@@ -1,4 +1,4 @@
-package store
+package embeddedstore
 
 import (
 	"log/slog"

@@ -1,4 +1,4 @@
-package artifacts
+package versitygw
 
 import (
 	"context"
@@ -16,18 +16,19 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapio"
 
-	"github.com/homeroom/homeroom/internal/versitygw"
+	"github.com/homeroom/homeroom/pkg/artifacts"
 )
 
-// Embedded is the artifact store a Homeroom without an object store runs:
+// Embedded is the artifact store an apiserver without an object store runs:
 // versitygw, a real S3 server, serving dir with its posix backend, as a
 // child process of this one, so that artifacts are kept under the data dir
 // through the same minio-go code path as with any other S3 server.
 //
 //   - It listens on loopback only and checks SigV4 signatures: requests
 //     signed with other keys, and unsigned ones, are refused. Its keys are
-//     generated once into dir's credentials file (EmbeddedCredentialsFile,
-//     mode 0600), where the controller reads them too.
+//     generated once into dir's credentials file
+//     (artifacts.EmbeddedCredentialsFile, mode 0600), where the controller
+//     reads them too.
 //   - Objects are files under dir/buckets/<bucket>/<key>, their metadata in
 //     extended attributes (or under dir/sidecar where the filesystem has
 //     none). That is where the file backend of Homeroom releases before
@@ -37,7 +38,7 @@ import (
 //     same address, with backoff; Stop stops it, and on Linux the kernel
 //     kills it if this process dies without stopping it.
 //
-// The binary is found by versitygw.Binary: $HOMEROOM_VERSITYGW, next to the
+// The binary is found by Binary: $HOMEROOM_VERSITYGW, next to the
 // running executable, scripts/ensure-versitygw.sh's cache, or PATH.
 type Embedded struct {
 	// Endpoint is the host:port it serves (plain HTTP).
@@ -46,14 +47,14 @@ type Embedded struct {
 	SecretKey string
 
 	log      *zap.Logger
-	opts     versitygw.Options
+	opts     Options
 	runCtx   context.Context // ends on Stop: no start after that
 	cancel   context.CancelFunc
 	stopping chan struct{}
 	finished chan struct{} // closed when supervise returns
 
 	mu   sync.Mutex
-	proc *versitygw.Process
+	proc *Process
 
 	stopOnce sync.Once
 }
@@ -66,65 +67,37 @@ const (
 	restartReset = time.Minute
 )
 
-// EmbeddedCredentialsFile is where StartEmbedded keeps the keys of the
-// store it serves from dir: beside dir, as dir + ".credentials" (for the
-// apiserver, <data dir>/artifacts.credentials).
-func EmbeddedCredentialsFile(dir string) string {
-	return filepath.Clean(dir) + ".credentials"
-}
-
-type embeddedCredentials struct {
-	AccessKey string `json:"accessKey"`
-	SecretKey string `json:"secretKey"`
-}
-
-// LoadEmbeddedCredentials reads the keys of the embedded store serving dir,
-// for a client of it (the controller). It fails while the store has never
-// been started.
-func LoadEmbeddedCredentials(dir string) (accessKey, secretKey string, err error) {
-	path := EmbeddedCredentialsFile(dir)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", "", fmt.Errorf("artifacts: embedded store credentials (written by the apiserver on its first start): %w", err)
-	}
-	var c embeddedCredentials
-	if err := json.Unmarshal(b, &c); err != nil || c.AccessKey == "" || c.SecretKey == "" {
-		return "", "", fmt.Errorf("artifacts: embedded store credentials %s: not a JSON object with accessKey and secretKey", path)
-	}
-	return c.AccessKey, c.SecretKey, nil
-}
-
 // loadOrCreateCredentials reads the credentials file, or makes it with new
 // random keys if it does not exist yet. A file readable by others is made
 // private again.
-func loadOrCreateCredentials(path string, log *zap.Logger) (embeddedCredentials, error) {
+func loadOrCreateCredentials(path string, log *zap.Logger) (artifacts.EmbeddedCredentials, error) {
 	dir := filepath.Dir(path)
 	for range 2 {
 		b, err := os.ReadFile(path)
 		if err == nil {
-			var c embeddedCredentials
-			if err := json.Unmarshal(b, &c); err != nil || c.AccessKey == "" || c.SecretKey == "" {
-				return c, fmt.Errorf("artifacts: embedded store credentials %s: not a JSON object with accessKey and secretKey; remove it to make new ones", path)
+			c, err := artifacts.ParseEmbeddedCredentials(b)
+			if err != nil {
+				return c, fmt.Errorf("embedded artifact store credentials %s: %w; remove it to make new ones", path, err)
 			}
 			if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 				log.Warn("embedded store credentials were readable by others; made private", zap.String("file", path), zap.Stringer("mode", fi.Mode().Perm()))
 				if err := os.Chmod(path, 0o600); err != nil {
-					return c, fmt.Errorf("artifacts: embedded store credentials: %w", err)
+					return c, fmt.Errorf("embedded artifact store credentials: %w", err)
 				}
 			}
 			return c, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return embeddedCredentials{}, fmt.Errorf("artifacts: embedded store credentials: %w", err)
+			return artifacts.EmbeddedCredentials{}, fmt.Errorf("embedded artifact store credentials: %w", err)
 		}
-		c := embeddedCredentials{AccessKey: "homeroom-" + rand.Text()[:12], SecretKey: rand.Text() + rand.Text()}
+		c := artifacts.EmbeddedCredentials{AccessKey: "homeroom-" + rand.Text()[:12], SecretKey: rand.Text() + rand.Text()}
 		b, _ = json.Marshal(c)
 		// Written whole under another name, then linked into place: a
 		// reader never sees half a file, and of two processes starting at
 		// once one makes the keys and both use them.
 		tmp, err := os.CreateTemp(dir, ".artifacts-credentials-*")
 		if err != nil {
-			return c, fmt.Errorf("artifacts: embedded store credentials: %w", err)
+			return c, fmt.Errorf("embedded artifact store credentials: %w", err)
 		}
 		_, werr := tmp.Write(append(b, '\n'))
 		if werr == nil {
@@ -140,10 +113,10 @@ func loadOrCreateCredentials(path string, log *zap.Logger) (embeddedCredentials,
 			return c, nil
 		}
 		if !errors.Is(werr, fs.ErrExist) {
-			return c, fmt.Errorf("artifacts: embedded store credentials: %w", werr)
+			return c, fmt.Errorf("embedded artifact store credentials: %w", werr)
 		}
 	}
-	return embeddedCredentials{}, fmt.Errorf("artifacts: embedded store credentials %s: could not be read or made", path)
+	return artifacts.EmbeddedCredentials{}, fmt.Errorf("embedded artifact store credentials %s: could not be read or made", path)
 }
 
 // StartEmbedded starts versitygw serving dir (created 0700 if missing, as is
@@ -157,31 +130,31 @@ func StartEmbedded(ctx context.Context, dir, listenAddr string, log *zap.Logger)
 	if err := requireLoopback(listenAddr); err != nil {
 		return nil, err
 	}
-	bin, err := versitygw.Binary()
+	bin, err := Binary()
 	if err != nil {
-		return nil, fmt.Errorf("artifacts: embedded store: %w; or configure an S3 store with HOMEROOM_S3_ENDPOINT", err)
+		return nil, fmt.Errorf("embedded artifact store: %w; or configure an S3 store with HOMEROOM_S3_ENDPOINT", err)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("artifacts: embedded store dir %q: %w", dir, err)
+		return nil, fmt.Errorf("embedded artifact store dir %q: %w", dir, err)
 	}
 	root := filepath.Join(abs, "buckets")
 	for _, d := range []string{filepath.Dir(abs), abs, root} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("artifacts: embedded store dir: %w", err)
+			return nil, fmt.Errorf("embedded artifact store dir: %w", err)
 		}
 	}
 	if err := os.Chmod(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("artifacts: embedded store dir: %w", err)
+		return nil, fmt.Errorf("embedded artifact store dir: %w", err)
 	}
 	sidecar := ""
-	if !versitygw.DirHasXattrs(root) {
+	if !DirHasXattrs(root) {
 		sidecar = filepath.Join(abs, "sidecar")
 		if err := os.MkdirAll(sidecar, 0o700); err != nil {
-			return nil, fmt.Errorf("artifacts: embedded store dir: %w", err)
+			return nil, fmt.Errorf("embedded artifact store dir: %w", err)
 		}
 	}
-	creds, err := loadOrCreateCredentials(EmbeddedCredentialsFile(abs), log)
+	creds, err := loadOrCreateCredentials(artifacts.EmbeddedCredentialsFile(abs), log)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +169,7 @@ func StartEmbedded(ctx context.Context, dir, listenAddr string, log *zap.Logger)
 		AccessKey: creds.AccessKey,
 		SecretKey: creds.SecretKey,
 		log:       log,
-		opts: versitygw.Options{
+		opts: Options{
 			Binary: bin, Addr: addr, Dir: root, Sidecar: sidecar,
 			AccessKey: creds.AccessKey, SecretKey: creds.SecretKey, Private: true,
 			Output: &zapio.Writer{Log: log.Named("versitygw"), Level: zap.DebugLevel},
@@ -216,11 +189,11 @@ func StartEmbedded(ctx context.Context, dir, listenAddr string, log *zap.Logger)
 		}
 		stopStart()
 	}()
-	proc, err := versitygw.Start(startCtx, e.opts)
+	proc, err := Start(startCtx, e.opts)
 	stopStart()
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("artifacts: embedded store: %w", err)
+		return nil, fmt.Errorf("embedded artifact store: %w", err)
 	}
 	e.proc = proc
 	go e.supervise(proc)
@@ -233,21 +206,21 @@ func StartEmbedded(ctx context.Context, dir, listenAddr string, log *zap.Logger)
 func resolvePort(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("artifacts: embedded store address %q: %w", addr, err)
+		return "", fmt.Errorf("embedded artifact store address %q: %w", addr, err)
 	}
 	if port != "0" {
 		return addr, nil
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
-		return "", fmt.Errorf("artifacts: embedded store address %q: %w", addr, err)
+		return "", fmt.Errorf("embedded artifact store address %q: %w", addr, err)
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
 }
 
 // supervise starts the server again whenever it exits until Stop.
-func (e *Embedded) supervise(proc *versitygw.Process) {
+func (e *Embedded) supervise(proc *Process) {
 	defer close(e.finished)
 	delay := restartFirst
 	started := time.Now()
@@ -270,7 +243,7 @@ func (e *Embedded) supervise(proc *versitygw.Process) {
 			case <-time.After(delay):
 			}
 			delay = min(2*delay, restartMax)
-			next, err := versitygw.Start(e.runCtx, e.opts)
+			next, err := Start(e.runCtx, e.opts)
 			if err == nil {
 				proc, started = next, time.Now()
 				e.mu.Lock()
@@ -297,8 +270,8 @@ func (e *Embedded) Pid() int {
 }
 
 // Config is a client configuration for this server.
-func (e *Embedded) Config(bucket string) Config {
-	return Config{
+func (e *Embedded) Config(bucket string) artifacts.Config {
+	return artifacts.Config{
 		Endpoint:  e.Endpoint,
 		AccessKey: e.AccessKey,
 		SecretKey: e.SecretKey,
@@ -330,7 +303,7 @@ func (e *Embedded) Stop(ctx context.Context) error {
 func requireLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("artifacts: embedded store address %q: %w", addr, err)
+		return fmt.Errorf("embedded artifact store address %q: %w", addr, err)
 	}
 	if host == "localhost" {
 		return nil
@@ -338,5 +311,5 @@ func requireLoopback(addr string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("artifacts: embedded store address %q: must be loopback", addr)
+	return fmt.Errorf("embedded artifact store address %q: must be loopback", addr)
 }
