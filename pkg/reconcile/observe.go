@@ -125,7 +125,11 @@ type observer interface {
 
 // observe reads the class's objects by label. A resource without Homeroom's
 // labels is invisible here, and so can never be planned against.
-func observe(ctx context.Context, d observer, classID, traefikName string) (Observed, error) {
+//
+// Traefik is inspected when the class is wanted Up (to connect it) or has a
+// network (to disconnect it before the network goes): a Down class with
+// neither, the common case, costs one call less a pass.
+func observe(ctx context.Context, d observer, classID, traefikName string, wantUp bool) (Observed, error) {
 	obs := Observed{Containers: map[string]ObservedContainer{}}
 	nets, err := d.ListNetworks(ctx, classID)
 	if err != nil {
@@ -160,7 +164,7 @@ func observe(ctx context.Context, d observer, classID, traefikName string) (Obse
 			Paths: artifacts.RulesFromLabels(c.Labels).Paths,
 		}
 	}
-	if traefikName != "" {
+	if traefikName != "" && (wantUp || obs.Network != nil) {
 		t, err := d.InspectContainer(ctx, traefikName)
 		switch {
 		case err == nil:

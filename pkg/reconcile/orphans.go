@@ -26,7 +26,7 @@ const DefaultOrphanGrace = 5 * time.Minute
 // memory, so that a controller restarting more often than the grace still
 // reaps. Without that time nothing is reaped: the pass fails and is retried.
 func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Result, error) {
-	obs, err := observe(ctx, r.docker, classID, r.opts.TraefikContainer)
+	obs, err := observe(ctx, r.docker, classID, r.opts.TraefikContainer, false)
 	if err == nil {
 		err = observeVolumes(ctx, r.docker, classID, &obs)
 	}

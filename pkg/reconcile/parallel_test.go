@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,6 +55,30 @@ func TestConvergedPassCostsConstantDockerCalls(t *testing.T) {
 	}
 	if !slices.Equal(perPass[5], perPass[50]) {
 		t.Errorf("a converged pass depends on the class's size: 5 students %q, 50 students %q", perPass[5], perPass[50])
+	}
+}
+
+// A class that is Down and has nothing left costs three calls a pass too:
+// its network, containers and work volumes, listed by label. Traefik is
+// only inspected for a class that is wanted Up or still has a network.
+func TestConvergedDownPassCostsThreeDockerCalls(t *testing.T) {
+	e := newEnv(t)
+	e.bringUp(roster(5)...)
+	e.mustConverge()
+	if got := e.class().Status.Phase; got != api.PhaseDown {
+		t.Fatalf("phase %s after Down", got)
+	}
+	e.docker.mu.Lock()
+	before := len(e.docker.calls)
+	e.docker.mu.Unlock()
+	if res := e.mustConverge(); len(res.Plan) != 0 {
+		t.Fatalf("plan for a class that is Down: %s", res.Plan)
+	}
+	e.docker.mu.Lock()
+	calls := slices.Clone(e.docker.calls[before:])
+	e.docker.mu.Unlock()
+	if len(calls) > 3 || slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "InspectContainer") }) {
+		t.Errorf("a pass over a class that is Down made %d Docker calls, want at most 3 and no inspect: %q", len(calls), calls)
 	}
 }
 
