@@ -95,6 +95,8 @@ type Reconciler struct {
 	wsMu       sync.Mutex
 	workspaces map[string]map[string]int64 // class id → student → bytes; nil until measured
 
+	hashes specHashes // of the specs sandboxes would be made from now
+
 	// slots holds GlobalParallel: every Docker step of every pass takes
 	// one, whichever worker runs it.
 	slots *slots
@@ -275,7 +277,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	err = r.writeStatus(ctx, class, func(st *api.ClassStatus) {
 		c := planned
 		c.Status = *st
-		*st = buildStatus(&c, tmpl, obs, execErr, r.opts, r.now())
+		*st = buildStatus(&c, tmpl, obs, execErr, r.opts, &r.hashes, r.now())
 	})
 	if err != nil && execErr == nil {
 		return res, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"sync"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
@@ -173,6 +174,47 @@ func RecoverySpec(classID, student, image, template string, paths []string) dock
 			ReadonlyRootfs: true, Mounts: workMounts(classID, student, template, paths),
 		},
 	}
+}
+
+// specHashes remembers the config hash of each student's container spec as
+// the template, domain and sign-in address are now. Every pass over an Up
+// class compares every sandbox's hash with it (TemplateCurrent), and building
+// and hashing a spec is most of an idle resync's CPU; the inputs change only
+// when the policy or the controller's flags do, which makes a new key.
+type specHashes struct {
+	mu sync.Mutex
+	m  map[specKey]string
+}
+
+type specKey struct {
+	classID, student, domain, forwardAuth string
+	tmpl                                  *policy.Template
+}
+
+// maxSpecHashes bounds the memory: past it the cache starts again, which
+// only costs the hashes' recomputation.
+const maxSpecHashes = 20_000
+
+// of returns ContainerSpec(…)'s config hash; a nil cache computes it.
+func (h *specHashes) of(classID, student string, t *policy.Template, domain, forwardAuth string) string {
+	if h == nil {
+		return ContainerSpec(classID, student, t, domain, forwardAuth).Config.Labels[api.LabelConfigHash]
+	}
+	k := specKey{classID: classID, student: student, domain: domain, forwardAuth: forwardAuth, tmpl: t}
+	h.mu.Lock()
+	v, ok := h.m[k]
+	h.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = ContainerSpec(classID, student, t, domain, forwardAuth).Config.Labels[api.LabelConfigHash]
+	h.mu.Lock()
+	if h.m == nil || len(h.m) >= maxSpecHashes {
+		h.m = map[specKey]string{}
+	}
+	h.m[k] = v
+	h.mu.Unlock()
+	return v
 }
 
 // configHash fingerprints what the container was made from, so drift can be

@@ -14,7 +14,7 @@ import (
 
 // buildStatus derives the status from the desired state, what Docker holds
 // after the pass, and how the pass ended. It is pure, like the planner.
-func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr error, opts Options, now time.Time) api.ClassStatus {
+func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr error, opts Options, hashes *specHashes, now time.Time) api.ClassStatus {
 	prev := c.Status
 	st := api.ClassStatus{
 		ObservedGeneration: c.Generation,
@@ -88,7 +88,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		st.Conditions = api.SetCondition(st.Conditions, routing(obs, tmpl, opts, now))
 		st.Conditions = removeCondition(st.Conditions, api.ConditionNetworkLeaked)
 		if tmpl != nil {
-			st.Conditions = api.SetCondition(st.Conditions, templateCurrent(c, tmpl, obs, opts, now))
+			st.Conditions = api.SetCondition(st.Conditions, templateCurrent(c, tmpl, obs, opts, hashes, now))
 			if obs.Workspaces != nil {
 				// Until the first measurement, the last report stands.
 				st.Conditions = api.SetCondition(st.Conditions, workspaceFull(c, tmpl, obs, now))
@@ -169,12 +169,12 @@ func workspaceFull(c *api.Class, tmpl *policy.Template, obs Observed, now time.T
 // templateCurrent tells whether running sandboxes were made from the
 // template as it is now. A changed template never replaces running work: it
 // applies to the containers of the next Up.
-func templateCurrent(c *api.Class, tmpl *policy.Template, obs Observed, opts Options, now time.Time) api.Condition {
+func templateCurrent(c *api.Class, tmpl *policy.Template, obs Observed, opts Options, hashes *specHashes, now time.Time) api.Condition {
 	cond := api.Condition{Type: api.ConditionTemplateCurrent, Status: "True", Reason: "UpToDate", LastTransitionTime: now}
 	stale := 0
 	for _, s := range c.Spec.Students {
 		oc, ok := obs.Containers[s]
-		if ok && oc.ConfigHash != ContainerSpec(c.ID, s, tmpl, opts.Domain, opts.ForwardAuth).Config.Labels[api.LabelConfigHash] {
+		if ok && oc.ConfigHash != hashes.of(c.ID, s, tmpl, opts.Domain, opts.ForwardAuth) {
 			stale++
 		}
 	}
