@@ -1,7 +1,7 @@
 package main
 
 import (
-	"flag"
+	"io"
 	"testing"
 	"time"
 
@@ -9,44 +9,42 @@ import (
 )
 
 func TestAPIConfig(t *testing.T) {
-	c, err := apiConfigFromEnv()
-	if err != nil || c.rate != apiserver.DefaultRate || c.burst != apiserver.DefaultBurst || c.maxWait != apiserver.DefaultMaxWait || c.requireRegistration || c.check() != nil {
+	_, c, err := loadConfig(nil, vars(nil), io.Discard)
+	if err != nil || c.rate != apiserver.DefaultRate || c.burst != apiserver.DefaultBurst || c.maxWait != apiserver.DefaultMaxWait || c.requireRegistration {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 
-	t.Setenv("HOMEROOM_RATE_LIMIT", "0.5")
-	t.Setenv("HOMEROOM_RATE_BURST", "3")
-	t.Setenv("HOMEROOM_MAX_WAIT", "30s")
-	t.Setenv("HOMEROOM_REQUIRE_REGISTRATION", "true")
-	c, err = apiConfigFromEnv()
+	env := vars(map[string]string{
+		"HOMEROOM_RATE_LIMIT": "0.5", "HOMEROOM_RATE_BURST": "3", "HOMEROOM_MAX_WAIT": "30s", "HOMEROOM_REQUIRE_REGISTRATION": "true",
+	})
+	_, c, err = loadConfig(nil, env, io.Discard)
 	if err != nil || c.rate != 0.5 || c.burst != 3 || c.maxWait != 30*time.Second || !c.requireRegistration {
 		t.Errorf("from the environment: %+v %v", c, err)
 	}
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	c.flags(fs)
-	if err := fs.Parse([]string{"-rate-limit=0", "-max-wait=2m"}); err != nil || c.rate != 0 || c.maxWait != 2*time.Minute || c.check() != nil {
+	_, c, err = loadConfig([]string{"-rate-limit=0", "-max-wait=2m"}, env, io.Discard)
+	if err != nil || c.rate != 0 || c.burst != 3 || c.maxWait != 2*time.Minute {
 		t.Errorf("flags over the environment: %+v %v", c, err)
 	}
 	if len(c.options()) != 4 {
 		t.Error("options")
 	}
 
-	for k, v := range map[string]string{"HOMEROOM_RATE_LIMIT": "fast", "HOMEROOM_MAX_WAIT": "60", "HOMEROOM_REQUIRE_REGISTRATION": "maybe"} {
-		t.Run(k, func(t *testing.T) {
-			t.Setenv(k, v)
-			if _, err := apiConfigFromEnv(); err == nil {
-				t.Errorf("%s=%s was accepted", k, v)
-			}
-		})
-	}
-	for _, bad := range []apiConfig{
-		{rate: -1, burst: 1, maxWait: time.Minute},
-		{rate: 1, burst: 0, maxWait: time.Minute},
-		{rate: 1, burst: 1, maxWait: time.Hour},
-		{rate: 1, burst: 1, maxWait: 0},
+	for _, bad := range []map[string]string{
+		{"HOMEROOM_RATE_LIMIT": "fast"},
+		{"HOMEROOM_RATE_LIMIT": "-1"},
+		{"HOMEROOM_MAX_WAIT": "60"},
+		{"HOMEROOM_MAX_WAIT": "1h"},
+		{"HOMEROOM_MAX_WAIT": "0s"},
+		{"HOMEROOM_REQUIRE_REGISTRATION": "maybe"},
+		{"HOMEROOM_RATE_BURST": "0"},
+		{"HOMEROOM_AUTH_FAILURE_BURST": "0"},
 	} {
-		if bad.check() == nil {
-			t.Errorf("%+v passed the check", bad)
+		if _, c, err := loadConfig(nil, vars(bad), io.Discard); err == nil {
+			t.Errorf("%v was accepted: %+v", bad, c)
 		}
+	}
+	// Without a limit, no burst is needed.
+	if _, _, err := loadConfig(nil, vars(map[string]string{"HOMEROOM_RATE_LIMIT": "0", "HOMEROOM_RATE_BURST": "0"}), io.Discard); err != nil {
+		t.Errorf("no limit, no burst: %v", err)
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/homeroom/homeroom/internal/versitygw"
 	"github.com/homeroom/homeroom/pkg/apiserver"
 	"github.com/homeroom/homeroom/pkg/artifacts"
-	"github.com/homeroom/homeroom/pkg/config"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -40,19 +39,11 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	cfg := config.FromEnv()
-	flag.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on (HOMEROOM_LISTEN)")
-	flag.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where embedded services keep data (HOMEROOM_DATA_DIR)")
-	flag.StringVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies,
-		"comma-separated CIDRs and IPs of proxies whose X-Forwarded-For names the client; empty: the connection's peer is the client (HOMEROOM_TRUSTED_PROXIES)")
-	cfg.CommonFlags(flag.CommandLine)
-	acfg, err := apiConfigFromEnv()
-	if err != nil {
-		return err
+	cfg, acfg, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
 	}
-	acfg.flags(flag.CommandLine)
-	flag.Parse()
-	if err := acfg.check(); err != nil {
+	if err != nil {
 		return err
 	}
 	proxies, err := cfg.TrustedProxyNets()
@@ -105,7 +96,7 @@ func run(ctx context.Context) error {
 	if cfg.S3Endpoint == "" {
 		// versitygw, a child process on loopback, with keys generated into
 		// <data dir>/artifacts.credentials.
-		emb, err := versitygw.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "artifacts"), cfg.EmbeddedS3, log.Named("s3"))
+		emb, err := versitygw.StartEmbeddedAt(ctx, acfg.versitygw, filepath.Join(cfg.DataDir, "artifacts"), cfg.EmbeddedS3, log.Named("s3"))
 		if err != nil {
 			return fmt.Errorf("embedded artifact store: %w", err)
 		}

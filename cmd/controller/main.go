@@ -9,16 +9,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/homeroom/homeroom/internal/logging"
 	"github.com/homeroom/homeroom/internal/services"
-	"github.com/homeroom/homeroom/pkg/config"
 	"github.com/homeroom/homeroom/pkg/controller"
 	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
@@ -40,27 +37,12 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	cfg := config.FromEnv()
-	flag.StringVar(&cfg.ControllerListen, "listen", cfg.ControllerListen, "address for /metrics, /healthz and /readyz (HOMEROOM_CONTROLLER_LISTEN)")
-	cfg.CommonFlags(flag.CommandLine)
-	workers := flag.Int("workers", 4, "classes reconciled at once")
-	parallel := flag.Int("parallel", envInt("HOMEROOM_PARALLEL", reconcile.DefaultParallel), "students of one class worked on at once (HOMEROOM_PARALLEL)")
-	globalParallel := flag.Int("global-parallel", envInt("HOMEROOM_GLOBAL_PARALLEL", reconcile.DefaultGlobalParallel),
-		"Docker steps in flight across all classes; more wait their turn (HOMEROOM_GLOBAL_PARALLEL)")
-	profiling := flag.Bool("pprof", os.Getenv("HOMEROOM_PPROF") == "true", "serve net/http/pprof under /debug/pprof/ on the listen address (HOMEROOM_PPROF=true)")
-	resync := flag.Duration("resync", 30*time.Second, "period of the full resync")
-	poll := flag.Duration("poll", time.Second, "period of store polling")
-	changeInterval := flag.Duration("change-interval", 100*time.Millisecond,
-		"period of reading the store's count of class writes between polls: how soon a change is noticed, for a little CPU")
-	leaseTTL := flag.Duration("lease-ttl", 15*time.Second, "how long the leader's lease lasts unrenewed: a stopped leader is replaced within it")
-	hostname, _ := os.Hostname()
-	id := flag.String("id", fmt.Sprintf("%s-%d", hostname, os.Getpid()), "this controller's name in the lease")
-	orphanGrace := flag.Duration("orphan-grace", reconcile.DefaultOrphanGrace, "how long resources of a class gone from the store are left before they are collected and removed")
-	flag.StringVar(&cfg.SubnetPool, "subnet-pool", cfg.SubnetPool, "address pool class networks take their subnets from (HOMEROOM_SUBNET_POOL)")
-	flag.IntVar(&cfg.SubnetBits, "subnet-bits", cfg.SubnetBits, "prefix length of one class network's subnet (HOMEROOM_SUBNET_BITS)")
-	flag.Parse()
-	if *parallel <= 0 || *globalParallel <= 0 {
-		return fmt.Errorf("-parallel %d, -global-parallel %d: want both above 0", *parallel, *globalParallel)
+	cfg, o, err := loadConfig(os.Args[1:], os.LookupEnv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 
 	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
@@ -90,9 +72,9 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("%w: is dockerd running?", err)
 	}
 
-	pool, err := netip.ParsePrefix(cfg.SubnetPool)
-	if err != nil || !pool.Addr().Is4() || cfg.SubnetBits < pool.Bits() || cfg.SubnetBits > 28 {
-		return fmt.Errorf("subnet pool %q with /%d subnets: want an IPv4 prefix and a prefix length between its own and 28", cfg.SubnetPool, cfg.SubnetBits)
+	pool, err := cfg.CheckSubnets() // checked by loadConfig already
+	if err != nil {
+		return err
 	}
 
 	// Made by whichever of the apiserver and the controller starts first.
@@ -105,16 +87,16 @@ func run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		docker.Metrics(), controller.NewStateCollector(st, docker))
 	rec := reconcile.New(st, docker, art, pol, reconcile.Options{
-		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, ForwardAuth: cfg.ForwardAuthAddress(secrets.ForwardAuth), Parallel: *parallel, GlobalParallel: *globalParallel, Registerer: reg,
-		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: *orphanGrace,
+		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, ForwardAuth: cfg.ForwardAuthAddress(secrets.ForwardAuth), Parallel: o.parallel, GlobalParallel: o.globalParallel, Registerer: reg,
+		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: o.orphanGrace,
 	}, log)
-	elector := controller.NewElector(st, "homeroom-controller", *id, *leaseTTL, log, reg)
+	elector := controller.NewElector(st, "homeroom-controller", o.id, o.leaseTTL, log, reg)
 	ctl := controller.New(rec, st, docker, controller.Options{
 		Elector: elector,
-		Workers: *workers, PollInterval: *poll, ChangeInterval: *changeInterval, ResyncInterval: *resync, Router: cfg.Traefik,
+		Workers: o.workers, PollInterval: o.poll, ChangeInterval: o.changeInterval, ResyncInterval: o.resync, Router: cfg.Traefik,
 	}, log, reg)
 
-	mux := newMux(reg, map[string]func(context.Context) error{"store": st.Ping, "docker": docker.Ping, "artifacts": art.Ping}, *profiling)
+	mux := newMux(reg, map[string]func(context.Context) error{"store": st.Ping, "docker": docker.Ping, "artifacts": art.Ping}, o.pprof)
 	srv := &http.Server{Addr: cfg.ControllerListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -153,11 +135,4 @@ func newMux(reg prometheus.Gatherer, ready map[string]func(context.Context) erro
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
 }

@@ -124,13 +124,18 @@ func loadOrCreateCredentials(path string, log *zap.Logger) (artifacts.EmbeddedCr
 // port 0 picks a free port, reported in Endpoint. It returns once the
 // server answers requests signed with its keys.
 func StartEmbedded(ctx context.Context, dir, listenAddr string, log *zap.Logger) (*Embedded, error) {
+	return StartEmbeddedAt(ctx, os.Getenv(EnvBinary), dir, listenAddr, log)
+}
+
+// StartEmbeddedAt is StartEmbedded running the binary BinaryAt(bin) finds.
+func StartEmbeddedAt(ctx context.Context, bin, dir, listenAddr string, log *zap.Logger) (*Embedded, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	if err := requireLoopback(listenAddr); err != nil {
 		return nil, err
 	}
-	bin, err := Binary()
+	bin, err := BinaryAt(bin)
 	if err != nil {
 		return nil, fmt.Errorf("embedded artifact store: %w; or configure an S3 store with HOMEROOM_S3_ENDPOINT", err)
 	}

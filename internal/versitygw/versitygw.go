@@ -42,11 +42,17 @@ var ErrNotFound = errors.New("versitygw binary not found: build it with scripts/
 // scripts/ensure-versitygw.sh caches its build ($HOMEROOM_CACHE, default
 // /var/cache/homeroom), else on PATH.
 func Binary() (string, error) {
-	if p := os.Getenv(EnvBinary); p != "" {
-		if isFile(p) {
-			return p, nil
+	return BinaryAt(os.Getenv(EnvBinary))
+}
+
+// BinaryAt is Binary with path in place of $HOMEROOM_VERSITYGW: the
+// apiserver's -versitygw, which that variable also sets.
+func BinaryAt(path string) (string, error) {
+	if path != "" {
+		if isFile(path) {
+			return path, nil
 		}
-		return "", fmt.Errorf("versitygw binary %s (%s) does not exist: build it with scripts/ensure-versitygw.sh", p, EnvBinary)
+		return "", fmt.Errorf("versitygw binary %s (%s, -versitygw) does not exist: build it with scripts/ensure-versitygw.sh", path, EnvBinary)
 	}
 	if exe, err := os.Executable(); err == nil {
 		if p := filepath.Join(filepath.Dir(exe), "versitygw"); isFile(p) {

@@ -1,19 +1,19 @@
-// Package config reads Homeroom's configuration from the environment, the
-// contract in API.md; the binaries' flags mirror it.
+// Package config reads Homeroom's configuration: every setting of the two
+// binaries is a flag and an environment variable (the variables are the
+// contract in API.md), read one way by Parse, which refuses a bad value
+// from either (settings.go).
 package config
 
 import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 )
 
@@ -56,56 +56,6 @@ type Config struct {
 	// embeddedMongoAddr is HOMEROOM_EMBEDDED_MONGO_ADDR, which is no longer
 	// read; kept only to refuse it (see EmbeddedStoreSocket).
 	embeddedMongoAddr string
-}
-
-// FromEnv reads the environment, with API.md's defaults.
-func FromEnv() Config {
-	return Config{
-		Listen:           env("HOMEROOM_LISTEN", "127.0.0.1:8080"),
-		ControllerListen: env("HOMEROOM_CONTROLLER_LISTEN", "127.0.0.1:8081"),
-		DataDir:          env("HOMEROOM_DATA_DIR", "./data"),
-		MongoURI:         os.Getenv("HOMEROOM_MONGO_URI"),
-		Database:         env("HOMEROOM_MONGO_DATABASE", "homeroom"),
-		S3Endpoint:       os.Getenv("HOMEROOM_S3_ENDPOINT"),
-		S3Access:         os.Getenv("HOMEROOM_S3_ACCESS_KEY"),
-		S3Secret:         os.Getenv("HOMEROOM_S3_SECRET_KEY"),
-		S3Bucket:         env("HOMEROOM_S3_BUCKET", "homeroom"),
-		S3Secure:         os.Getenv("HOMEROOM_S3_SECURE") == "true",
-		AdminToken:       os.Getenv("HOMEROOM_ADMIN_TOKEN"),
-		PolicyPath:       os.Getenv("HOMEROOM_POLICY"),
-		Traefik:          env("HOMEROOM_TRAEFIK_CONTAINER", "homeroom-traefik"),
-		Domain:           env("HOMEROOM_DOMAIN", "lab.localhost"),
-		SignInCheckURL:   os.Getenv("HOMEROOM_SIGNIN_CHECK_URL"),
-		TrustedProxies:   os.Getenv("HOMEROOM_TRUSTED_PROXIES"),
-		LogLevel:         env("HOMEROOM_LOG_LEVEL", "info"),
-		LogFormat:        os.Getenv("HOMEROOM_LOG_FORMAT"),
-		SubnetPool:       env("HOMEROOM_SUBNET_POOL", "10.200.0.0/15"),
-		SubnetBits:       envInt("HOMEROOM_SUBNET_BITS", 23),
-		EmbeddedS3:       env("HOMEROOM_EMBEDDED_S3_ADDR", "127.0.0.1:9100"),
-
-		embeddedMongoAddr: os.Getenv("HOMEROOM_EMBEDDED_MONGO_ADDR"),
-	}
-}
-
-// CommonFlags lets both binaries' flags override what they share.
-func (c *Config) CommonFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.PolicyPath, "policy", c.PolicyPath, "policy file (HOMEROOM_POLICY; empty: built-in)")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (HOMEROOM_LOG_LEVEL)")
-	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json (default) or console (HOMEROOM_LOG_FORMAT)")
-}
-
-func envInt(k string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
-		return v
-	}
-	return def
-}
-
-func env(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // ForwardAuthAddress is the address Traefik calls to check a request to a

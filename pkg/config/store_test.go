@@ -41,7 +41,7 @@ func TestStoreURIEmbedded(t *testing.T) {
 func TestStoreURIConfigured(t *testing.T) {
 	const mongo = "mongodb://mongo:27017"
 	t.Setenv("HOMEROOM_MONGO_URI", mongo)
-	if uri, err := FromEnv().StoreURI(); uri != mongo || err != nil {
+	if uri, err := fromEnv(t).StoreURI(); uri != mongo || err != nil {
 		t.Errorf("StoreURI = %q, %v; want %s", uri, err, mongo)
 	}
 }
@@ -51,7 +51,7 @@ func TestStoreURIRefusals(t *testing.T) {
 		t.Setenv("HOMEROOM_MONGO_URI", "")
 		t.Setenv("HOMEROOM_DATA_DIR", "/var/lib/homeroom")
 		t.Setenv("HOMEROOM_EMBEDDED_MONGO_ADDR", "127.0.0.1:27018")
-		_, err := FromEnv().StoreURI()
+		_, err := fromEnv(t).StoreURI()
 		if err == nil {
 			t.Fatal("no error")
 		}
