@@ -4,6 +4,8 @@
 package testenv
 
 import (
+	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"testing"
@@ -21,16 +23,28 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	t.Skipf("service unavailable: "+format, args...)
 }
 
-// FreeAddr returns a loopback address with a port nobody listens on now.
+// FreeAddr returns a loopback address with a port nobody listens on now,
+// for a process the test starts to listen on later.
+//
+// The port is drawn below the kernel's ephemeral range (32768 and up here),
+// which is where a port asked for with ":0" comes from and also where every
+// outgoing connection's local port comes from: a port from there can be
+// taken by some client's connection before the process binds it ("address
+// already in use"). Below that range only listeners take ports.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for range 100 {
+		port := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken; draw again
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	t.Fatal("free port: 100 draws between 20000 and 32000 were all taken")
+	return ""
 }
 
 func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }
