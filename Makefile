@@ -5,7 +5,7 @@ SANDBOX_IMAGE ?= homeroom/sandbox:dev
 GOFLAGS_BUILD := -trimpath
 FUZZTIME ?= 30s
 
-.PHONY: all build images traefik run test test-unit fuzz docker versitygw promtool vet clean bench chromium
+.PHONY: all build images notebook traefik run test test-unit fuzz docker versitygw promtool vet clean bench chromium
 
 all: build
 
@@ -22,6 +22,13 @@ images: build docker
 	cp $(BIN)/sandbox images/sandbox/Dockerfile $(BIN)/image-sandbox/
 	DOCKER_BUILDKIT=0 docker build -q -t $(SANDBOX_IMAGE) $(BIN)/image-sandbox >/dev/null
 	@echo "built $(SANDBOX_IMAGE)"
+	@scripts/ensure-notebook.sh
+
+# The notebook template's image, homeroom/notebook:<images/notebook/VERSION>,
+# from Debian's packages: its root file system is built once per machine (a few
+# minutes) and cached in /var/cache/homeroom; later it is only imported again.
+notebook: docker
+	@scripts/ensure-notebook.sh
 
 # Traefik is pulled where a registry answers, else built from source once per
 # machine (about 5 minutes the first time).
