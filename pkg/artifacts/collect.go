@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -54,6 +55,9 @@ const (
 	ReasonUnsupported = "unsupported entry type"
 	ReasonSizeCap     = "size cap"
 	ReasonFileCap     = "file cap"
+	// ReasonExcluded is a directory the template's rules leave out (a
+	// cache such as __pycache__); it is listed once, what it holds not at all.
+	ReasonExcluded = "excluded by the template"
 )
 
 // IsLoss tells the reasons that mean work was not collected although the
@@ -62,7 +66,7 @@ const (
 // and a collect path missing from the container held nothing.
 func IsLoss(reason string) bool {
 	switch reason {
-	case ReasonSizeCap, ReasonFileCap, ReasonSymlink, ReasonHardlink, ReasonDevice, ReasonFIFO, ReasonMissingPath:
+	case ReasonSizeCap, ReasonFileCap, ReasonSymlink, ReasonHardlink, ReasonDevice, ReasonFIFO, ReasonMissingPath, ReasonExcluded:
 		return false
 	}
 	// The entry counting unlisted skips is not a reason of its own.
@@ -100,7 +104,7 @@ func fileKey(prefix, rel string) (key, shown, raw string) {
 // UploadTree uploads the regular files of a tar stream with at most maxBytes
 // of them (0: no cap); see uploadTree.
 func (s *Store) UploadTree(ctx context.Context, prefix, collectPath string, tarStream io.Reader, maxBytes int64) ([]File, []Skipped, error) {
-	return uploadTree(ctx, s, prefix, collectPath, tarStream, &budget{bytes: maxBytes})
+	return uploadTree(ctx, s, prefix, collectPath, tarStream, &budget{bytes: maxBytes}, nil)
 }
 
 // budget is what a student's collection may still take, across its collect
@@ -161,9 +165,13 @@ const uploadParallel = 8
 // the first one that is a loss, so that the manifest always shows why it is
 // short); a last entry without a path counts the rest.
 //
+// A directory below collectPath named in excludeDirs is listed once with
+// ReasonExcluded, and nothing inside it is uploaded, listed or counted
+// against the caps.
+//
 // Keys depend only on the archive, so a retried collection overwrites the
 // same objects. On error, the files uploaded so far are returned with it.
-func uploadTree(ctx context.Context, objs Objects, prefix, collectPath string, tarStream io.Reader, b *budget) (files []File, skipped []Skipped, err error) {
+func uploadTree(ctx context.Context, objs Objects, prefix, collectPath string, tarStream io.Reader, b *budget, excludeDirs []string) (files []File, skipped []Skipped, err error) {
 	root := path.Clean("/" + collectPath)
 	base := path.Dir(root)
 	index := make(map[string]*File) // path → its entry, for repeated entries
@@ -202,6 +210,17 @@ func uploadTree(ctx context.Context, objs Objects, prefix, collectPath string, t
 			return fail(fmt.Errorf("read archive: %w", err))
 		}
 		rel, reason := classifyEntry(hdr, base, root)
+		// Whatever an excluded directory holds is left out, links and
+		// special files too: the template asked for none of it.
+		if rel != "" {
+			switch excluded(rel, root, excludeDirs, hdr.Typeflag == tar.TypeDir) {
+			case excludedDir:
+				unlisted += report(&skipped, rel, hdr.Name, ReasonExcluded, false)
+				continue
+			case insideExcluded:
+				continue
+			}
+		}
 		if reason == "" && hdr.Typeflag == tar.TypeDir {
 			continue
 		}
@@ -327,6 +346,42 @@ func classifyEntry(hdr *tar.Header, base, root string) (rel, reason string) {
 		return rel, ReasonFIFO
 	}
 	return rel, ReasonUnsupported
+}
+
+// exclusion is where an entry stands to the excluded directories.
+type exclusion int
+
+const (
+	notExcluded    exclusion = iota
+	excludedDir              // the entry is an excluded directory
+	insideExcluded           // the entry is below one
+)
+
+// excluded places the entry at rel (relative to "/") against the directory
+// names excludeDirs: only the segments below the collect path root count,
+// so a collect path may itself be named like one. A file with an excluded
+// directory's name is not excluded.
+func excluded(rel, root string, excludeDirs []string, isDir bool) exclusion {
+	if len(excludeDirs) == 0 {
+		return notExcluded
+	}
+	below, ok := strings.CutPrefix("/"+rel, strings.TrimSuffix(root, "/")+"/")
+	if !ok {
+		return notExcluded
+	}
+	segs := strings.Split(strings.TrimSuffix(below, "/"), "/")
+	for i, seg := range segs {
+		if !slices.Contains(excludeDirs, seg) {
+			continue
+		}
+		if i < len(segs)-1 {
+			return insideExcluded
+		}
+		if isDir {
+			return excludedDir
+		}
+	}
+	return notExcluded
 }
 
 func hasParentSegment(p string) bool {

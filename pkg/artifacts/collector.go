@@ -129,7 +129,7 @@ func (c *Collector) Collect(ctx context.Context, req Request) (*Result, error) {
 			return nil, fmt.Errorf("archive %s: %w", p, err)
 		}
 		failpoint.Hit("archive-open-before-upload")
-		files, skipped, err := uploadTree(ctx, c.Objects, prefix, p, rc, budget)
+		files, skipped, err := uploadTree(ctx, c.Objects, prefix, p, rc, budget, rules.ExcludeDirs)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("upload %s: %w", p, err)
@@ -249,12 +249,18 @@ func containerInfo(info container.InspectResponse) ContainerInfo {
 	return ci
 }
 
-// Rules are what is collected of one student: the collect paths and the
-// caps. A container records the rules it was made with in a label.
+// Rules are what is collected of one student: the collect paths, the
+// directories left out of them, and the caps. A container records the rules
+// it was made with in a label.
 type Rules struct {
 	Paths    []string `json:"paths"`
 	MaxBytes int64    `json:"maxBytes"`
 	MaxFiles int      `json:"maxFiles"`
+	// ExcludeDirs are names of directories, at any depth below a collect
+	// path, that are not collected (caches such as __pycache__). Omitted
+	// when empty, so that the label, and with it the config hash, of a
+	// container whose template excludes nothing stays what it was.
+	ExcludeDirs []string `json:"excludeDirs,omitempty"`
 }
 
 // RulesFor is a template's rules; a nil template (one removed from the
@@ -263,6 +269,9 @@ func RulesFor(t *policy.Template) Rules {
 	r := Rules{Paths: []string{"/workspace"}, MaxBytes: t.CollectMaxBytes(), MaxFiles: t.CollectMaxFileCount()}
 	if t != nil && len(t.CollectPaths) > 0 {
 		r.Paths = slices.Clone(t.CollectPaths)
+	}
+	if t != nil && len(t.CollectExcludeDirs) > 0 {
+		r.ExcludeDirs = slices.Clone(t.CollectExcludeDirs)
 	}
 	return r
 }
@@ -286,14 +295,24 @@ func RulesFromLabels(labels map[string]string) Rules {
 	// Only Homeroom labels its containers, but a path is still a path into
 	// a student's container: keep the clean absolute ones.
 	r.Paths = slices.DeleteFunc(r.Paths, func(p string) bool { return !path.IsAbs(p) || path.Clean(p) != p || p == "/" })
+	r.ExcludeDirs = slices.DeleteFunc(r.ExcludeDirs, func(name string) bool { return policy.CheckDirName(name) != nil })
+	if len(r.ExcludeDirs) == 0 {
+		r.ExcludeDirs = nil
+	}
 	return r
 }
 
-// Merge is what collects the most of both: every path of either, and the
-// larger of each cap. A template changed while Up therefore never reduces
-// what is collected of containers made before the change.
+// Merge is what collects the most of both: every path of either, the
+// larger of each cap, and only the directories both exclude. A template
+// changed while Up therefore never reduces what is collected of containers
+// made before the change.
 func (r Rules) Merge(o Rules) Rules {
 	m := Rules{Paths: slices.Clone(r.Paths), MaxBytes: max(r.MaxBytes, o.MaxBytes), MaxFiles: max(r.MaxFiles, o.MaxFiles)}
+	for _, d := range r.ExcludeDirs {
+		if slices.Contains(o.ExcludeDirs, d) && !slices.Contains(m.ExcludeDirs, d) {
+			m.ExcludeDirs = append(m.ExcludeDirs, d)
+		}
+	}
 	for _, p := range o.Paths {
 		if !slices.Contains(m.Paths, p) {
 			m.Paths = append(m.Paths, p)

@@ -106,3 +106,38 @@ func TestFinishMarksLossIncomplete(t *testing.T) {
 		}
 	}
 }
+
+// The notebook's exclusions travel in the container's label; a template
+// that excludes nothing writes the label it always did, so containers made
+// before exclusions existed keep their config hash.
+func TestRulesExcludeDirsLabel(t *testing.T) {
+	nb, _ := policy.Default().Template("notebook")
+	r := artifacts.RulesFor(nb)
+	if !slices.Equal(r.ExcludeDirs, []string{".ipynb_checkpoints", "__pycache__"}) {
+		t.Errorf("notebook rules exclude %v", r.ExcludeDirs)
+	}
+	got := artifacts.RulesFromLabels(map[string]string{api.LabelCollect: r.Label()})
+	if !reflect.DeepEqual(got, r) {
+		t.Errorf("round trip %+v, want %+v", got, r)
+	}
+	sb, _ := policy.Default().Template("sandbox")
+	if l := artifacts.RulesFor(sb).Label(); l != `{"paths":["/workspace"],"maxBytes":268435456,"maxFiles":10000}` {
+		t.Errorf("sandbox label %s", l)
+	}
+	bad := artifacts.RulesFromLabels(map[string]string{api.LabelCollect: `{"paths":["/w"],"excludeDirs":["a/b","..","","ok"]}`})
+	if !slices.Equal(bad.ExcludeDirs, []string{"ok"}) {
+		t.Errorf("a label's exclusions that are not directory names: kept %q", bad.ExcludeDirs)
+	}
+}
+
+// Merging keeps only what both exclude: neither side collects less.
+func TestRulesMergeExcludesOnlyWhatBothExclude(t *testing.T) {
+	a := artifacts.Rules{Paths: []string{"/w"}, ExcludeDirs: []string{"__pycache__", ".ipynb_checkpoints"}}
+	b := artifacts.Rules{Paths: []string{"/w"}, ExcludeDirs: []string{".ipynb_checkpoints", "node_modules"}}
+	if got := a.Merge(b).ExcludeDirs; !slices.Equal(got, []string{".ipynb_checkpoints"}) {
+		t.Errorf("merged exclusions %v", got)
+	}
+	if got := a.Merge(artifacts.Rules{}).ExcludeDirs; got != nil {
+		t.Errorf("merged with rules that exclude nothing: %v", got)
+	}
+}

@@ -41,6 +41,10 @@ type Template struct {
 	// ReadOnlyRootFS keeps the image read-only; the collect paths are then
 	// volumes, since the archive API cannot read tmpfs.
 	ReadOnlyRootFS bool `yaml:"readOnlyRootFS" json:"readOnlyRootFS"`
+	// CollectExcludeDirs names directories, at any depth below a collect
+	// path, that are not collected: caches the tools make beside the work
+	// (.ipynb_checkpoints, __pycache__) that would fill every run.
+	CollectExcludeDirs []string `yaml:"collectExcludeDirs,omitempty" json:"collectExcludeDirs,omitempty"`
 	// CollectMaxMiB caps what is collected of one student on Down (default
 	// 256); files past it are left out and listed in the manifest.
 	CollectMaxMiB int64 `yaml:"collectMaxMiB,omitempty" json:"collectMaxMiB"`
@@ -296,6 +300,14 @@ func (t *Template) normalize() error {
 			return fmt.Errorf("collect path %q must be a clean absolute directory other than /", c)
 		}
 	}
+	if len(t.CollectExcludeDirs) > maxCollectExcludeDirs {
+		return fmt.Errorf("collectExcludeDirs names %d directories, at most %d", len(t.CollectExcludeDirs), maxCollectExcludeDirs)
+	}
+	for _, d := range t.CollectExcludeDirs {
+		if err := CheckDirName(d); err != nil {
+			return fmt.Errorf("collectExcludeDirs: %w", err)
+		}
+	}
 	if t.CollectMaxMiB < 0 {
 		return fmt.Errorf("collectMaxMiB must not be negative")
 	}
@@ -328,6 +340,24 @@ func (t *Template) normalize() error {
 	}
 	if t.PIDs <= 0 {
 		return fmt.Errorf("pids must be positive")
+	}
+	return nil
+}
+
+// maxCollectExcludeDirs bounds the list, which every container carries in
+// a label.
+const maxCollectExcludeDirs = 32
+
+// CheckDirName accepts the name of one directory, such as __pycache__: not a
+// path, since a directory of that name is left out wherever it is.
+func CheckDirName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("%q is not a directory name", name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("%q is not a directory name: a name, not a path, is left out at any depth", name)
+	case len(name) > 255:
+		return fmt.Errorf("directory name %.20q… is longer than 255 bytes", name)
 	}
 	return nil
 }
