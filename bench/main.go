@@ -9,10 +9,12 @@
 //     API to status Up with every student running, and from the Down request
 //     to status Down with every student's work collected (each sandbox holds
 //     a file written through its PUT /files endpoint);
-//   - the sequential loop: the class network, then each container created
-//     and started in turn;
+//   - with -sequential, the seed's loop: the class network, then each
+//     container created and started in turn;
 //   - the daemon's limit: the same creates and starts sent at once, and for
-//     Down every workspace copied out and its container removed, all at once.
+//     Down every workspace copied out and its container removed, all at once;
+//   - for the class of 100, Homeroom's Down with the apiserver's own object
+//     store (as make run has it) as well, against the same pair's baseline.
 //
 // Before those it measures what the students' sign-in check costs a request:
 // through a real Traefik to a real sandbox, with and without Traefik's
@@ -87,6 +89,8 @@ type options struct {
 	// embeddedPairs measure the class of 100 again with the apiserver's
 	// own object store.
 	embeddedPairs int
+	// sequential also times the seed's loop, each container in turn.
+	sequential bool
 	// only is the part to run: "classes", "forwardauth", or "" for both.
 	only string
 	fa   faOptions
@@ -114,7 +118,8 @@ func run(ctx context.Context) error {
 	ctlArgs := flag.String("controller-args", "", "extra controller flags, space separated (e.g. \"-parallel=8\")")
 	flag.BoolVar(&o.keep, "keep-logs", false, "keep the processes' logs and data directory")
 	flag.IntVar(&o.pairs, "pairs", 3, "measurements of each size, each a baseline then Homeroom; targets are judged on the median ratio")
-	flag.IntVar(&o.embeddedPairs, "embedded-pairs", 3, "pairs of the class of 100 measured again with the apiserver's own object store (0: skip)")
+	flag.IntVar(&o.embeddedPairs, "embedded-pairs", 3, "of those pairs of the class of 100, how many also measure a Homeroom Down with the apiserver's own object store against the same baseline (0: skip)")
+	flag.BoolVar(&o.sequential, "sequential", false, "also time the seed's Up loop (one container after another) in the first pair of each size; no target depends on it")
 	flag.StringVar(&o.only, "only", "", "run only this part: classes (Up, Down, scale) or forwardauth (the sign-in check's cost)")
 	flag.IntVar(&o.fa.rate, "fa-rate", 200, "forwardauth: requests a second, with and without the sign-in check")
 	flag.DurationVar(&o.fa.duration, "fa-duration", 30*time.Second, "forwardauth: time each case is measured, split over the pairs")
@@ -130,6 +135,9 @@ func run(ctx context.Context) error {
 	}
 	if o.pairs < 1 {
 		return errors.New("-pairs must be at least 1")
+	}
+	if o.embeddedPairs < 0 || o.embeddedPairs > o.pairs {
+		return fmt.Errorf("-embedded-pairs %d: between 0 and -pairs (%d); each is measured within a pair of the class of 100", o.embeddedPairs, o.pairs)
 	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -190,11 +198,22 @@ func run(ctx context.Context) error {
 		}
 	}
 
-	sys, err := startSystem(ctx, o, false)
+	sys, err := startSystem(ctx, o, false, true)
 	if err != nil {
 		return err
 	}
-	defer func() { sys.stop() }()
+	defer sys.stop()
+	// The apiserver with its own object store, as make run has it, waits
+	// beside the first; its controller runs only while it is measured, or
+	// each controller would take the other's classes for orphans and work
+	// on them at every event.
+	var emb *system
+	if o.embeddedPairs > 0 && slices.Contains(o.sizes, 100) {
+		if emb, err = startSystem(ctx, o, true, false); err != nil {
+			return fmt.Errorf("embedded store: %w", err)
+		}
+		defer emb.stop()
+	}
 	// Names unique to this run: a network an earlier run leaked (the daemon
 	// refusing to remove it until it restarts) cannot block this one.
 	prefix := classPrefix + strings.ToLower(rand.Text()[:4]) + "-"
@@ -215,6 +234,17 @@ func run(ctx context.Context) error {
 			rows = append(rows, r)
 			fmt.Fprintf(os.Stderr, "N=%d pair %d of %d done at %s: Up %.2f×, Down %.2f×\n", n, pair, o.pairs,
 				time.Since(begin).Round(time.Second), ratio(r.homeUp, r.limitUp), ratio(r.homeDown, r.limitDown))
+			if n == 100 && emb != nil && pair <= o.embeddedPairs {
+				// The same Down with the apiserver's own object store,
+				// against this pair's baseline.
+				e, err := b.measureEmbedded(ctx, emb, r)
+				if err != nil {
+					return fmt.Errorf("N=100 with the embedded store, pair %d: %w", pair, err)
+				}
+				rows = append(rows, e)
+				fmt.Fprintf(os.Stderr, "N=100 embedded store, pair %d of %d done at %s: Down %.2f×\n", pair, o.embeddedPairs,
+					time.Since(begin).Round(time.Second), ratio(e.homeDown, e.limitDown))
+			}
 		}
 	}
 	var sc *scaleResult
@@ -223,31 +253,13 @@ func run(ctx context.Context) error {
 			return fmt.Errorf("scale: %w", err)
 		}
 	}
-	final := sys.controller.proc()
-	sys.stop()
-	if o.embeddedPairs > 0 && slices.Contains(o.sizes, 100) {
-		// The same Down of 100 with the apiserver's own object store, as
-		// make run has it; one system at a time, or each controller would
-		// take the other's classes for orphans.
-		if _, err := cleanup(ctx, d); err != nil {
-			fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
-		}
-		if sys, err = startSystem(ctx, o, true); err != nil {
-			return fmt.Errorf("embedded store: %w", err)
-		}
-		b.sys, b.tag = sys, "e"
-		for pair := 1; pair <= o.embeddedPairs; pair++ {
-			r, err := b.measure(ctx, 100, pair, false)
-			if err != nil {
-				return fmt.Errorf("N=100 with the embedded store, pair %d: %w", pair, err)
-			}
-			r.embedded = true
-			rows = append(rows, r)
-			fmt.Fprintf(os.Stderr, "N=100 embedded store, pair %d of %d done at %s: Down %.2f×\n", pair, o.embeddedPairs,
-				time.Since(begin).Round(time.Second), ratio(r.homeDown, r.limitDown))
-		}
-		sys.stop()
+	final := sys.controllerTotals()
+	if emb != nil {
+		e := emb.controllerTotals()
+		final.cpu += e.cpu
+		final.hwmKiB = max(final.hwmKiB, e.hwmKiB)
 	}
+	sys.stop()
 	// The cleanup is part of the run's time: it is what the daemon is busy
 	// with before anything else can use it.
 	if _, err := cleanup(ctx, d); err != nil {
@@ -306,8 +318,6 @@ func (b *bench) notice(ctx context.Context, n int) (spread, error) {
 type bench struct {
 	// prefix starts the names of this run's classes and raw networks.
 	prefix string
-	// tag sets apart the names of the embedded store's pairs.
-	tag string
 	// leaked are the networks the daemon would not remove ("has active
 	// endpoints" with nothing on them), reported at the end.
 	leaked  []string
@@ -331,14 +341,15 @@ type row struct {
 }
 
 // measure takes one pair for a class size: the baselines, then Homeroom.
-// With extras it also measures the sequential Up, which is no target's
-// baseline, and (for the largest size) the Docker calls a pass.
+// With extras (the first pair) it also measures the sequential Up when asked
+// (-sequential; no target's baseline) and, for the largest size, the
+// Docker calls a pass.
 func (b *bench) measure(ctx context.Context, n, pair int, extras bool) (row, error) {
 	r := row{n: n, pair: pair, callsPerPass: -1}
 	var err error
 	settle := func() { sleep(ctx, 2*time.Second) } // the daemon finishes removals in the background
 
-	if extras {
+	if extras && b.o.sequential {
 		if r.seqUp, err = b.rawUp(ctx, fmt.Sprintf("%sseq-%d", b.prefix, n), n, 1); err != nil {
 			return r, fmt.Errorf("sequential: %w", err)
 		}
@@ -350,7 +361,7 @@ func (b *bench) measure(ctx context.Context, n, pair int, extras bool) (row, err
 
 	// Names of their own for each pair: a network the daemon would not
 	// remove must not be met again.
-	raw := fmt.Sprintf("%sraw-%d%s-%d", b.prefix, n, b.tag, pair)
+	raw := fmt.Sprintf("%sraw-%d-%d", b.prefix, n, pair)
 	if r.limitUp, err = b.rawUp(ctx, raw, n, n); err != nil {
 		return r, fmt.Errorf("daemon limit: %w", err)
 	}
@@ -364,41 +375,72 @@ func (b *bench) measure(ctx context.Context, n, pair int, extras bool) (row, err
 	r.limitDown = time.Since(start)
 	settle()
 
-	id := fmt.Sprintf("%sclass-%d%s-%d", b.prefix, n, b.tag, pair)
-	if err := b.sys.api.putClass(ctx, id, roster(n)); err != nil {
+	return r, b.homeroom(ctx, b.sys, &r, extras)
+}
+
+// measureEmbedded measures a Homeroom Up and Down of the pair's class size
+// with sys, the system with the apiserver's own object store, against the
+// baselines of the pair base: the other system's controller stops meanwhile.
+func (b *bench) measureEmbedded(ctx context.Context, sys *system, base row) (row, error) {
+	r := row{n: base.n, pair: base.pair, embedded: true, callsPerPass: -1, limitUp: base.limitUp, limitDown: base.limitDown}
+	b.sys.stopController()
+	defer func() {
+		if err := b.sys.startController(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: controller:", err)
+		}
+	}()
+	if err := sys.startController(ctx); err != nil {
 		return r, err
 	}
-	cpu0 := b.sys.controller.proc().cpu
-	if r.homeUp, err = b.sys.api.upAndWait(ctx, id, n); err != nil {
-		return r, fmt.Errorf("Homeroom Up: %w", err)
+	defer sys.stopController()
+	return r, b.homeroom(ctx, sys, &r, false)
+}
+
+// homeroom takes a class of r.n students Up and Down with sys and records
+// the times in r; with extras, the largest class's Docker calls a pass too.
+func (b *bench) homeroom(ctx context.Context, sys *system, r *row, extras bool) error {
+	n, pair := r.n, r.pair
+	var err error
+	settle := func() { sleep(ctx, 2*time.Second) } // the daemon finishes removals in the background
+	tag := ""
+	if sys.embedded {
+		tag = "e"
 	}
-	r.upCPU = b.sys.controller.proc().cpu - cpu0
+	id := fmt.Sprintf("%sclass-%d%s-%d", b.prefix, n, tag, pair)
+	if err := sys.api.putClass(ctx, id, roster(n)); err != nil {
+		return err
+	}
+	cpu0 := sys.controller.proc().cpu
+	if r.homeUp, err = sys.api.upAndWait(ctx, id, n); err != nil {
+		return fmt.Errorf("Homeroom Up: %w", err)
+	}
+	r.upCPU = sys.controller.proc().cpu - cpu0
 	if n == maxSize(b.o.sizes) && extras {
-		if err := b.callsPerPass(ctx, id, &r); err != nil {
-			return r, err
+		if err := b.callsPerPass(ctx, id, r); err != nil {
+			return err
 		}
 	}
 	if err := b.writeFiles(ctx, id, n); err != nil {
-		return r, err
+		return err
 	}
-	cpu0 = b.sys.controller.proc().cpu
-	if r.homeDown, err = b.sys.api.downAndWait(ctx, id, n, int64(len(b.payload))); err != nil {
-		return r, fmt.Errorf("Homeroom Down: %w", err)
+	cpu0 = sys.controller.proc().cpu
+	if r.homeDown, err = sys.api.downAndWait(ctx, id, n, int64(len(b.payload))); err != nil {
+		return fmt.Errorf("Homeroom Down: %w", err)
 	}
-	p := b.sys.controller.proc()
+	p := sys.controller.proc()
 	r.downCPU, r.hwmKiB = p.cpu-cpu0, p.hwmKiB
 	if left, err := b.listClass(ctx, id); err != nil || len(left) > 0 {
-		return r, fmt.Errorf("after Down, %d containers of %s are left (%v)", len(left), id, err)
+		return fmt.Errorf("after Down, %d containers of %s are left (%v)", len(left), id, err)
 	}
-	if err := b.sys.api.deleteClass(ctx, id); err != nil {
-		return r, err
+	if err := sys.api.deleteClass(ctx, id); err != nil {
+		return err
 	}
 	if _, err := b.d.API().NetworkInspect(ctx, api.NetworkName(id), network.InspectOptions{}); err == nil {
 		// Down reached all the same (the class says NetworkLeaked).
 		b.leaked = append(b.leaked, api.NetworkName(id))
 	}
 	settle()
-	return r, nil
+	return nil
 }
 
 func maxSize(sizes []int) int {
@@ -728,7 +770,7 @@ func cleanup(ctx context.Context, d *dockerx.Client) (int, error) {
 		}
 	}
 	var g errgroup.Group
-	g.SetLimit(8)
+	g.SetLimit(16)
 	n := 0
 	for _, ctr := range cs {
 		if ours(ctr.Labels) {
@@ -992,14 +1034,59 @@ type system struct {
 	embedded   bool
 	s3         *versitygw.Process
 	apiserver  *process
-	controller *process
+	controller *process // nil while stopped
 	api        *apiClient
 	once       sync.Once
+
+	// How to start the controller again, and what the ones stopped spent.
+	ctlBin, ctlListen string
+	ctlEnv, ctlArgs   []string
+	spent             procStats
 }
 
-// startSystem starts the apiserver and the controller, with a separate S3
-// server or, embedded, the apiserver's own.
-func startSystem(ctx context.Context, o options, embedded bool) (*system, error) {
+// startController starts the system's controller and waits until it is
+// ready.
+func (s *system) startController(ctx context.Context) error {
+	p, err := startProcess(s.dir, "controller", s.ctlBin, s.ctlEnv, s.ctlArgs...)
+	if err != nil {
+		return err
+	}
+	p.metricsURL = "http://" + s.ctlListen + "/metrics"
+	s.controller = p
+	if err := waitHTTP(ctx, "http://"+s.ctlListen+"/readyz", time.Minute); err != nil {
+		return fmt.Errorf("controller: %w\n%s", err, p.tail())
+	}
+	return nil
+}
+
+// stopController stops the controller, keeping what it spent.
+func (s *system) stopController() {
+	if s.controller == nil {
+		return
+	}
+	p := s.controller.proc()
+	s.controller.stop()
+	s.controller = nil
+	s.spent.cpu += p.cpu
+	s.spent.hwmKiB = max(s.spent.hwmKiB, p.hwmKiB)
+}
+
+// controllerTotals is the CPU of every controller the system ran, and the
+// highest peak RSS among them.
+func (s *system) controllerTotals() procStats {
+	t := s.spent
+	if s.controller != nil {
+		p := s.controller.proc()
+		t.cpu += p.cpu
+		t.hwmKiB = max(t.hwmKiB, p.hwmKiB)
+		t.rssKiB = p.rssKiB
+	}
+	return t
+}
+
+// startSystem starts the apiserver and, with controller, the controller,
+// with a separate S3 server or, embedded, the apiserver's own.
+func startSystem(ctx context.Context, o options, embedded, controller bool) (*system, error) {
 	dir, err := os.MkdirTemp("", "homeroom-bench-")
 	if err != nil {
 		return nil, err
@@ -1052,12 +1139,11 @@ func startSystem(ctx context.Context, o options, embedded bool) (*system, error)
 	if err := waitHTTP(ctx, "http://"+listen+"/readyz", time.Minute); err != nil {
 		return nil, fmt.Errorf("apiserver: %w\n%s", err, s.apiserver.tail())
 	}
-	if s.controller, err = startProcess(dir, "controller", filepath.Join(o.bin, "controller"), env, o.controllerArgs...); err != nil {
-		return nil, err
-	}
-	s.controller.metricsURL = "http://" + ctlListen + "/metrics"
-	if err := waitHTTP(ctx, "http://"+ctlListen+"/readyz", time.Minute); err != nil {
-		return nil, fmt.Errorf("controller: %w\n%s", err, s.controller.tail())
+	s.ctlBin, s.ctlListen, s.ctlEnv, s.ctlArgs = filepath.Join(o.bin, "controller"), ctlListen, env, o.controllerArgs
+	if controller {
+		if err := s.startController(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s.api = &apiClient{base: "http://" + listen, token: token, http: &http.Client{Timeout: 30 * time.Second}}
 	ok = true
@@ -1089,10 +1175,9 @@ defaults:
 // apiserver serves), then the apiserver and the S3 server.
 func (s *system) stop() {
 	s.once.Do(func() {
-		for _, p := range []*process{s.controller, s.apiserver} {
-			if p != nil {
-				p.stop()
-			}
+		s.stopController()
+		if s.apiserver != nil {
+			s.apiserver.stop()
 		}
 		if s.s3 != nil {
 			s.s3.Stop(10 * time.Second)
@@ -1115,7 +1200,8 @@ type process struct {
 
 func startProcess(dir, name, bin string, env []string, args ...string) (*process, error) {
 	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
+	// Appended: a controller started again keeps the earlier one's lines.
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
