@@ -39,10 +39,13 @@ type templateItem struct {
 	Pinned bool `json:"pinned"`
 }
 
+// templates lists the allowlist in the policy's order: the teacher pages
+// offer the first one by default, so the policy's author chooses it (the
+// built-in policy's is sandbox).
 func (s *Server) templates(c echo.Context) error {
 	var items []templateItem
-	for _, n := range s.policy.TemplateNames() {
-		t, _ := s.policy.Template(n)
+	for i := range s.policy.Templates {
+		t := &s.policy.Templates[i]
 		items = append(items, templateItem{Template: *t, Pinned: t.Pinned()})
 	}
 	return writeList(c, items)

@@ -176,6 +176,29 @@ func TestClassLifecycle(t *testing.T) {
 	}
 }
 
+// The allowlist comes in the policy's order, not sorted: the teacher pages
+// offer the first template by default, and the built-in policy's is the
+// small sandbox, not the notebook.
+func TestTemplatesInPolicyOrder(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("GET", "/api/v1/templates", "")
+	var l struct {
+		Items []struct {
+			Name               string   `json:"name"`
+			CollectExcludeDirs []string `json:"collectExcludeDirs"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(r.body, &l); err != nil || r.code != 200 {
+		t.Fatalf("templates: %d %s", r.code, r.body)
+	}
+	if len(l.Items) != 2 || l.Items[0].Name != "sandbox" || l.Items[1].Name != "notebook" {
+		t.Fatalf("templates %+v, want sandbox then notebook", l.Items)
+	}
+	if len(l.Items[1].CollectExcludeDirs) == 0 || l.Items[0].CollectExcludeDirs != nil {
+		t.Errorf("collect exclusions: sandbox %v, notebook %v", l.Items[0].CollectExcludeDirs, l.Items[1].CollectExcludeDirs)
+	}
+}
+
 func TestTemplatesAndRoom(t *testing.T) {
 	e := newEnv(t)
 	r := e.do("GET", "/api/v1/templates", "")
