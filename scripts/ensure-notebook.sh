@@ -5,10 +5,10 @@
 # Homeroom's build machines but Debian's mirror does.
 #
 # The root filesystem is built once per machine (debootstrap, then apt inside
-# it; a few minutes) and cached as a tarball in
+# it; 2 to 3 minutes on a 2-core machine) and cached as a tarball in
 # $HOMEROOM_CACHE/notebook-<version>/ (default /var/cache/homeroom); a later
-# run with the image gone only imports the tarball again (seconds), and a run
-# with the image present does nothing. The version is images/notebook/VERSION,
+# run with the image gone only checks and imports the tarball again (15 to
+# 30 s), and a run with the image present does nothing. The version is images/notebook/VERSION,
 # and pkg/policy's built-in template names the same tag (a test checks):
 # change anything here that ends up in the image, bump it.
 #
@@ -128,7 +128,7 @@ build() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
     fi
   fi
-  echo "ensure-notebook: building $image from $mirror (a few minutes, once per machine)" >&2
+  echo "ensure-notebook: building $image from $mirror (2 to 3 minutes, once per machine)" >&2
 
   # Built beside the cache, on the same file system, so that the finished
   # directory is renamed into place in one step: a build killed at any point
