@@ -438,11 +438,12 @@ func (e *executor) recover(ctx context.Context, classID, student string, rules a
 	for _, v := range e.obs.Volumes[student] {
 		paths = append(paths, v.CollectPath)
 	}
-	spec := RecoverySpec(classID, student, e.tmpl.Image, e.tmpl.Name, paths)
+	rules = artifacts.Rules{Paths: paths, MaxBytes: rules.MaxBytes, MaxFiles: rules.MaxFiles, ExcludeDirs: rules.ExcludeDirs}
+	spec := RecoverySpec(classID, student, e.tmpl.Image, e.tmpl.Name, rules)
 	if _, err := e.r.docker.CreateContainer(ctx, spec); err != nil {
 		return "", rules, fmt.Errorf("recovery container: %w", err)
 	}
-	return spec.Name, artifacts.Rules{Paths: paths, MaxBytes: rules.MaxBytes, MaxFiles: rules.MaxFiles}, nil
+	return spec.Name, rules, nil
 }
 
 // autosave collects every running sandbox of the class, without stopping

@@ -161,11 +161,14 @@ func workMounts(classID, student, template string, paths []string) []mount.Mount
 // volumes of a student whose sandbox is gone, so that the archive API can
 // collect them. It is made from the class's image (any local image would
 // do, as nothing runs) and has no network.
-func RecoverySpec(classID, student, image, template string, paths []string) dockerx.ContainerSpec {
+func RecoverySpec(classID, student, image, template string, rules artifacts.Rules) dockerx.ContainerSpec {
+	paths := rules.Paths
 	labels := managedLabels(classID)
 	labels[api.LabelRecovering] = student
 	labels[api.LabelTemplate] = template
-	labels[api.LabelCollect] = artifacts.Rules{Paths: paths}.Label()
+	// The template's excluded directories too: the collector keeps only
+	// the exclusions that the container's label and the template share.
+	labels[api.LabelCollect] = artifacts.Rules{Paths: paths, ExcludeDirs: rules.ExcludeDirs}.Label()
 	return dockerx.ContainerSpec{
 		Name:   api.RecoveryName(classID, student),
 		Config: &container.Config{Image: image, Labels: labels, Cmd: []string{"true"}, NetworkDisabled: true},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/reconcile"
 )
 
 // removeByHand is `docker rm -f`: the container goes, its named volumes stay.
@@ -169,5 +170,18 @@ func TestSandboxWithAKeptTaskIsReplacedOnItsWork(t *testing.T) {
 	}
 	if ref := studentStatus(e.class(), "alice").Artifacts; ref != nil {
 		t.Errorf("a replacement checkpointed alice as collected: %+v", ref)
+	}
+}
+
+// A stranded student's work is collected by the template's rules, its
+// excluded directories (a notebook's checkpoints) included: the recovery
+// container's label carries them, since the collector keeps only the
+// exclusions that label and template share.
+func TestRecoveryKeepsTheTemplatesExclusions(t *testing.T) {
+	rules := artifacts.Rules{Paths: []string{"/home/jovyan"}, ExcludeDirs: []string{".ipynb_checkpoints", "__pycache__"}}
+	spec := reconcile.RecoverySpec(classID, "bob", "homeroom/notebook:test", "notebook", rules)
+	merged := rules.Merge(artifacts.RulesFromLabels(spec.Config.Labels))
+	if !slices.Equal(merged.ExcludeDirs, rules.ExcludeDirs) {
+		t.Errorf("recovery collects with exclusions %q, want the template's %q", merged.ExcludeDirs, rules.ExcludeDirs)
 	}
 }
