@@ -75,7 +75,7 @@ test-unit:
 # Up and Down of classes of 10, 50 and 100 against the daemon's own limit,
 # plus the controller's memory with 500 containers and its idle CPU, and the
 # sign-in check's cost on requests through Traefik; prints tables and
-# PASS/MISS per target (docs/benchmarks.md). About 6½ minutes.
+# PASS/MISS per target (docs/benchmarks.md). 15 to 17 minutes on 2 cores.
 bench: images traefik versitygw
 	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) $(GO) run ./bench -bin $(BIN) $(BENCHFLAGS)
 
