@@ -20,13 +20,15 @@ import (
 	"github.com/homeroom/homeroom/pkg/artifacts"
 )
 
-// TestEmbeddedArtifactStore runs the apiserver binary with the embedded
-// defaults: its artifact store is a versitygw child on loopback that
-// refuses other keys, its keys are kept private and reused, and the child
-// goes away with the apiserver, whether it is stopped or killed.
-func TestEmbeddedArtifactStore(t *testing.T) {
+// embeddedDefaults builds the apiserver and prepares it to run with the
+// embedded defaults (no store or S3 server configured) under a fresh data
+// dir: the binary, the data dir, the API and the artifact store's addresses,
+// and the environment. The tests read the process's children and sockets
+// from /proc, so they run on Linux only.
+func embeddedDefaults(t *testing.T) (bin, data, listen, s3 string, env []string) {
+	t.Helper()
 	if runtime.GOOS != "linux" {
-		t.Skip("finds the child through /proc")
+		t.Skip("reads the apiserver's children and sockets in /proc")
 	}
 	if testing.Short() {
 		t.Skip("builds and runs the apiserver")
@@ -34,17 +36,26 @@ func TestEmbeddedArtifactStore(t *testing.T) {
 	if _, err := versitygw.Binary(); err != nil {
 		testenv.Unavailable(t, "%v", err)
 	}
-	bin := filepath.Join(testenv.BuildBinaries(t, "apiserver"), "apiserver")
-	data := filepath.Join(t.TempDir(), "data")
+	bin = filepath.Join(testenv.BuildBinaries(t, "apiserver"), "apiserver")
+	data = filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(data, 0o755); err != nil { // as `mkdir -p` in scripts/run.sh makes it
 		t.Fatal(err)
 	}
-	listen, s3 := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	env := []string{
+	listen, s3 = testenv.FreeAddr(t), testenv.FreeAddr(t)
+	env = []string{
 		"HOMEROOM_DATA_DIR=" + data, "HOMEROOM_LISTEN=" + listen,
 		"HOMEROOM_EMBEDDED_S3_ADDR=" + s3,
 		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
 	}
+	return bin, data, listen, s3, env
+}
+
+// TestEmbeddedArtifactStore runs the apiserver binary with the embedded
+// defaults: its artifact store is a versitygw child on loopback that
+// refuses other keys, its keys are kept private and reused, and the child
+// goes away with the apiserver, whether it is stopped or killed.
+func TestEmbeddedArtifactStore(t *testing.T) {
+	bin, data, listen, s3, env := embeddedDefaults(t)
 	start := func() (*testenv.Process, []int) {
 		t.Helper()
 		p := testenv.StartProcess(t, bin, env)

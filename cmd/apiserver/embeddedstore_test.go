@@ -7,14 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/homeroom/homeroom/internal/testenv"
-	"github.com/homeroom/homeroom/internal/versitygw"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/config"
 	"github.com/homeroom/homeroom/pkg/store"
@@ -31,26 +29,7 @@ func TestMain(m *testing.M) {
 // controller finds it from the data dir alone; and a kill -9, which leaves
 // the sockets behind, does not keep it from starting again.
 func TestEmbeddedStoreIsPrivate(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("reads the process's sockets in /proc")
-	}
-	if testing.Short() {
-		t.Skip("builds and runs the apiserver")
-	}
-	if _, err := versitygw.Binary(); err != nil {
-		testenv.Unavailable(t, "%v", err)
-	}
-	bin := filepath.Join(testenv.BuildBinaries(t, "apiserver"), "apiserver")
-	data := filepath.Join(t.TempDir(), "data")
-	if err := os.Mkdir(data, 0o755); err != nil { // as `mkdir -p` in scripts/run.sh makes it
-		t.Fatal(err)
-	}
-	listen := testenv.FreeAddr(t)
-	env := []string{
-		"HOMEROOM_DATA_DIR=" + data, "HOMEROOM_LISTEN=" + listen,
-		"HOMEROOM_EMBEDDED_S3_ADDR=" + testenv.FreeAddr(t),
-		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
-	}
+	bin, data, listen, _, env := embeddedDefaults(t)
 	start := func() *testenv.Process {
 		t.Helper()
 		p := testenv.StartProcess(t, bin, env)
