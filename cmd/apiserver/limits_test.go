@@ -6,15 +6,16 @@ import (
 	"time"
 
 	"github.com/homeroom/homeroom/pkg/apiserver"
+	"github.com/homeroom/homeroom/pkg/config"
 )
 
 func TestAPIConfig(t *testing.T) {
-	_, c, err := loadConfig(nil, vars(nil), io.Discard)
+	_, c, err := loadConfig(nil, config.MapLookup(nil), io.Discard)
 	if err != nil || c.rate != apiserver.DefaultRate || c.burst != apiserver.DefaultBurst || c.maxWait != apiserver.DefaultMaxWait || c.requireRegistration {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 
-	env := vars(map[string]string{
+	env := config.MapLookup(map[string]string{
 		"HOMEROOM_RATE_LIMIT": "0.5", "HOMEROOM_RATE_BURST": "3", "HOMEROOM_MAX_WAIT": "30s", "HOMEROOM_REQUIRE_REGISTRATION": "true",
 	})
 	_, c, err = loadConfig(nil, env, io.Discard)
@@ -39,12 +40,12 @@ func TestAPIConfig(t *testing.T) {
 		{"HOMEROOM_RATE_BURST": "0"},
 		{"HOMEROOM_AUTH_FAILURE_BURST": "0"},
 	} {
-		if _, c, err := loadConfig(nil, vars(bad), io.Discard); err == nil {
+		if _, c, err := loadConfig(nil, config.MapLookup(bad), io.Discard); err == nil {
 			t.Errorf("%v was accepted: %+v", bad, c)
 		}
 	}
 	// Without a limit, no burst is needed.
-	if _, _, err := loadConfig(nil, vars(map[string]string{"HOMEROOM_RATE_LIMIT": "0", "HOMEROOM_RATE_BURST": "0"}), io.Discard); err != nil {
+	if _, _, err := loadConfig(nil, config.MapLookup(map[string]string{"HOMEROOM_RATE_LIMIT": "0", "HOMEROOM_RATE_BURST": "0"}), io.Discard); err != nil {
 		t.Errorf("no limit, no burst: %v", err)
 	}
 }

@@ -12,18 +12,10 @@ import (
 	"github.com/homeroom/homeroom/pkg/config"
 )
 
-func vars(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
 // TestSettingsDocumented: README.md's table of settings lists exactly what
 // the apiserver registers, with the same variables and defaults.
 func TestSettingsDocumented(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := config.ReadmeSettings(string(b))
+	rows, err := config.ReadmeSettings("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +36,13 @@ func TestLoadConfigRefusesBadValues(t *testing.T) {
 		{"HOMEROOM_TRUSTED_PROXIES", "proxy.example"},
 		{"HOMEROOM_AUTH_FAILURE_LIMIT", "-5"},
 	} {
-		_, _, err := loadConfig(nil, vars(map[string]string{bad.env: bad.value}), io.Discard)
+		_, _, err := loadConfig(nil, config.MapLookup(map[string]string{bad.env: bad.value}), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), bad.env) || !strings.Contains(err.Error(), `"`+bad.value+`"`) {
 			t.Errorf("%s=%s: %v; want an error naming both", bad.env, bad.value, err)
 		}
 	}
 	for _, args := range [][]string{{"-workers=2"}, {"-subnet-bits=24"}, {"-s3-secure=yes"}, {"-max-wait=-1s"}} {
-		if _, _, err := loadConfig(args, vars(nil), io.Discard); err == nil {
+		if _, _, err := loadConfig(args, config.MapLookup(nil), io.Discard); err == nil {
 			t.Errorf("%v was accepted", args)
 		}
 	}

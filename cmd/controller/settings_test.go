@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,18 +11,10 @@ import (
 	"github.com/homeroom/homeroom/pkg/reconcile"
 )
 
-func vars(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
 // TestSettingsDocumented: README.md's table of settings lists exactly what
 // the controller registers, with the same variables and defaults.
 func TestSettingsDocumented(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := config.ReadmeSettings(string(b))
+	rows, err := config.ReadmeSettings("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,14 +26,14 @@ func TestSettingsDocumented(t *testing.T) {
 }
 
 func TestLoadConfig(t *testing.T) {
-	cfg, o, err := loadConfig(nil, vars(nil), io.Discard)
+	cfg, o, err := loadConfig(nil, config.MapLookup(nil), io.Discard)
 	if err != nil || o.workers != 4 || o.parallel != reconcile.DefaultParallel || o.globalParallel != reconcile.DefaultGlobalParallel ||
 		o.pprof || o.resync != 30*time.Second || o.poll != time.Second || o.changeInterval != 100*time.Millisecond ||
 		o.leaseTTL != 15*time.Second || o.orphanGrace != reconcile.DefaultOrphanGrace || o.id == "" || cfg.ControllerListen != "127.0.0.1:8081" {
 		t.Fatalf("defaults: %+v %+v %v", cfg, o, err)
 	}
 	// Each flag has a variable; given both, the flag wins.
-	cfg, o, err = loadConfig([]string{"-workers=2", "-listen=127.0.0.1:9999"}, vars(map[string]string{
+	cfg, o, err = loadConfig([]string{"-workers=2", "-listen=127.0.0.1:9999"}, config.MapLookup(map[string]string{
 		"HOMEROOM_WORKERS": "8", "HOMEROOM_RESYNC": "1m", "HOMEROOM_POLL": "250ms", "HOMEROOM_CHANGE_INTERVAL": "1s",
 		"HOMEROOM_LEASE_TTL": "5s", "HOMEROOM_ID": "ctl-a", "HOMEROOM_ORPHAN_GRACE": "1h", "HOMEROOM_PPROF": "true",
 		"HOMEROOM_CONTROLLER_LISTEN": "127.0.0.1:8888", "HOMEROOM_LISTEN": "0.0.0.0:8080",
@@ -73,14 +64,14 @@ func TestLoadConfigRefusesBadValues(t *testing.T) {
 		{"HOMEROOM_LOG_LEVEL", "verbose"},
 	} {
 		t.Run(bad.env+"="+bad.value, func(t *testing.T) {
-			_, _, err := loadConfig(nil, vars(map[string]string{bad.env: bad.value}), io.Discard)
+			_, _, err := loadConfig(nil, config.MapLookup(map[string]string{bad.env: bad.value}), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), bad.env) {
 				t.Errorf("%v; want an error naming %s", err, bad.env)
 			}
 		})
 	}
 	for _, args := range [][]string{{"-workers=0"}, {"-poll=-1s"}, {"-change-interval=fast"}, {"-pprof=maybe"}} {
-		if _, _, err := loadConfig(args, vars(nil), io.Discard); err == nil || !strings.Contains(err.Error(), strings.SplitN(args[0], "=", 2)[0]) {
+		if _, _, err := loadConfig(args, config.MapLookup(nil), io.Discard); err == nil || !strings.Contains(err.Error(), strings.SplitN(args[0], "=", 2)[0]) {
 			t.Errorf("%v: %v", args, err)
 		}
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -15,10 +16,15 @@ type DocumentedSetting struct {
 	Env, Flag, Binary, Default string
 }
 
-// ReadmeSettings reads the table of settings from README.md's text: the
+// ReadmeSettings reads the table of settings from the README at path: the
 // table under "## Configuration" whose header is settingsTableHeader. Its
 // tests keep the README and the code in step (CheckDocumented).
-func ReadmeSettings(readme string) ([]DocumentedSetting, error) {
+func ReadmeSettings(path string) ([]DocumentedSetting, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	readme := string(b)
 	var rows []DocumentedSetting
 	section, table, found := false, false, false
 	sc := bufio.NewScanner(strings.NewReader(readme))

@@ -23,6 +23,12 @@ type Setting struct {
 	Value flag.Value
 }
 
+// MapLookup is a lookup for Parse over a map of variables instead of the
+// environment.
+func MapLookup(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
 // Parse sets settings from the environment (lookup, e.g. os.LookupEnv),
 // then from args, which override it. Both go through the setting's own
 // Value.Set, so a value that does not parse, or that is out of range, is

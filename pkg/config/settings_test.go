@@ -21,13 +21,9 @@ func fromEnv(t *testing.T) Config {
 	return c
 }
 
-func vars(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
 func TestLoadDefaults(t *testing.T) {
 	var c Config
-	if err := c.Load(Controller, nil, nil, vars(nil), io.Discard); err != nil {
+	if err := c.Load(Controller, nil, nil, MapLookup(nil), io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
@@ -44,7 +40,7 @@ func TestLoadDefaults(t *testing.T) {
 // given wins, and an empty variable is unset.
 func TestLoadEnvironmentThenFlags(t *testing.T) {
 	var c Config
-	v := vars(map[string]string{
+	v := MapLookup(map[string]string{
 		"HOMEROOM_LISTEN": "0.0.0.0:9000", "HOMEROOM_S3_SECURE": "true", "HOMEROOM_LOG_LEVEL": "debug",
 		"HOMEROOM_DOMAIN": "", "HOMEROOM_MONGO_URI": "mongodb://env", "HOMEROOM_TRUSTED_PROXIES": "10.0.0.0/8",
 	})
@@ -113,14 +109,14 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		}
 		t.Run(tc.env+"="+tc.value, func(t *testing.T) {
 			var c Config
-			err := c.Load(b, extra, nil, vars(map[string]string{tc.env: tc.value}), io.Discard)
+			err := c.Load(b, extra, nil, MapLookup(map[string]string{tc.env: tc.value}), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.env) || !strings.Contains(err.Error(), `"`+tc.value+`"`) {
 				t.Errorf("from the environment: %v; want an error naming %s and %q", err, tc.env, tc.value)
 			}
 		})
 		t.Run("-"+tc.flag+"="+tc.value, func(t *testing.T) {
 			var c Config
-			err := c.Load(b, extra, []string{"-" + tc.flag + "=" + tc.value}, vars(nil), io.Discard)
+			err := c.Load(b, extra, []string{"-" + tc.flag + "=" + tc.value}, MapLookup(nil), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), "-"+tc.flag) || !strings.Contains(err.Error(), `"`+tc.value+`"`) {
 				t.Errorf("from a flag: %v; want an error naming -%s and %q", err, tc.flag, tc.value)
 			}
@@ -128,10 +124,10 @@ func TestLoadRefusesBadValues(t *testing.T) {
 	}
 
 	var c Config
-	if err := c.Load(Controller, nil, []string{"-subnet-bits=24", "extra"}, vars(nil), io.Discard); err == nil {
+	if err := c.Load(Controller, nil, []string{"-subnet-bits=24", "extra"}, MapLookup(nil), io.Discard); err == nil {
 		t.Error("an argument that is no flag was accepted")
 	}
-	if err := c.Load(Apiserver, nil, []string{"-subnet-bits=24"}, vars(nil), io.Discard); err == nil {
+	if err := c.Load(Apiserver, nil, []string{"-subnet-bits=24"}, MapLookup(nil), io.Discard); err == nil {
 		t.Error("the apiserver took a controller flag")
 	}
 	c = Config{SubnetPool: "10.200.0.0/15", SubnetBits: 14}
@@ -146,7 +142,7 @@ func TestHelpNamesVariables(t *testing.T) {
 	for _, b := range []Binary{Apiserver, Controller} {
 		var c Config
 		var out strings.Builder
-		if err := c.Load(b, nil, []string{"-h"}, vars(map[string]string{"HOMEROOM_DOMAIN": "school.example"}), &out); !errors.Is(err, flag.ErrHelp) {
+		if err := c.Load(b, nil, []string{"-h"}, MapLookup(map[string]string{"HOMEROOM_DOMAIN": "school.example"}), &out); !errors.Is(err, flag.ErrHelp) {
 			t.Fatalf("-h: %v", err)
 		}
 		if !strings.Contains(out.String(), "(HOMEROOM_DOMAIN; default lab.localhost)") {
@@ -164,11 +160,7 @@ func TestHelpNamesVariables(t *testing.T) {
 // column names a binary, and a variable names one setting of each binary.
 // cmd/apiserver and cmd/controller check it against all they register.
 func TestReadmeTable(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := ReadmeSettings(string(b))
+	rows, err := ReadmeSettings("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
