@@ -228,7 +228,7 @@ func TestUpWaitDownDelete(t *testing.T) {
 	// No controller runs: the phase never changes, so --wait times out.
 	start := time.Now()
 	r := e.run("up", "cs101-a", "--wait", "--timeout", "300ms", "--poll-interval", "50ms")
-	r.want(t, exitTimeout, "timed out after 300ms", "Pending", "0/3 students running")
+	r.want(t, exitTimeout, "timed out after 300ms", "Pending", "0/3 students ready")
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("--timeout 300ms took %s", time.Since(start))
 	}
@@ -241,8 +241,8 @@ func TestUpWaitDownDelete(t *testing.T) {
 	done := e.controllerLater("cs101-a", api.PhaseUp, api.PhaseUp, "running")
 	r = e.run("up", "cs101-a", "--wait", "--timeout", "10s", "--poll-interval", "30ms")
 	<-done
-	r.want(t, exitOK, "class/cs101-a is Up: 3/3 students running")
-	if !strings.Contains(r.err, "0/3 students running") || !strings.Contains(r.err, "3/3 students running") {
+	r.want(t, exitOK, "class/cs101-a is Up: 3/3 students ready")
+	if !strings.Contains(r.err, "0/3 students ready") || !strings.Contains(r.err, "3/3 students ready") {
 		t.Errorf("progress lines: %q", r.err)
 	}
 	if strings.Contains(r.err, "\r") {

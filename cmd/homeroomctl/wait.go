@@ -66,7 +66,7 @@ func (a *app) waitTimeout(cl *client.Class, want api.Phase, timeout time.Duratio
 
 func summary(cl *client.Class, want api.Phase) string {
 	if want == api.PhaseUp {
-		return fmt.Sprintf(": %d/%d students running", running(cl), len(cl.Spec.Students))
+		return fmt.Sprintf(": %d/%d students ready", running(cl), len(cl.Spec.Students))
 	}
 	return ""
 }
@@ -79,7 +79,7 @@ func progressLine(cl *client.Class, want api.Phase) string {
 	}
 	if want == api.PhaseUp {
 		n, total := running(cl), len(cl.Spec.Students)
-		return fmt.Sprintf("%s %s %s %d/%d students running", cl.ID, phase, bar(n, total), n, total)
+		return fmt.Sprintf("%s %s %s %d/%d students ready", cl.ID, phase, bar(n, total), n, total)
 	}
 	left := 0
 	for _, s := range cl.Status.Students {

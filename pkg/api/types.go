@@ -90,15 +90,27 @@ type DownRun struct {
 
 // StudentStatus is one student's sandbox as observed.
 type StudentStatus struct {
-	ID        string        `json:"id" bson:"id"`
-	Container string        `json:"container" bson:"container"`
-	State     string        `json:"state" bson:"state"`
-	Endpoint  string        `json:"endpoint,omitempty" bson:"endpoint,omitempty"`
+	ID        string `json:"id" bson:"id"`
+	Container string `json:"container" bson:"container"`
+	State     string `json:"state" bson:"state"`
+	Endpoint  string `json:"endpoint,omitempty" bson:"endpoint,omitempty"`
+	// Message says why a sandbox is not ready (StateUnready): what its
+	// readiness check got and its last log lines.
+	Message   string        `json:"message,omitempty" bson:"message,omitempty"`
 	Artifacts *ArtifactsRef `json:"artifacts,omitempty" bson:"artifacts,omitempty"`
 	// WorkspaceBytes is what the student's work volumes held when last
 	// measured (about every resync); absent until then.
 	WorkspaceBytes *int64 `json:"workspaceBytes,omitempty" bson:"workspaceBytes,omitempty"`
 }
+
+// States of a student's sandbox besides Docker's own (running, exited, …),
+// for a template with a readiness check: its container runs, but it has not
+// answered the check yet (StateStarting), or not within the check's timeout
+// (StateUnready). Such a student does not count as running.
+const (
+	StateStarting = "starting"
+	StateUnready  = "unready"
+)
 
 // ArtifactsRef points at a student's collected work of one run.
 type ArtifactsRef struct {

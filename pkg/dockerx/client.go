@@ -4,14 +4,17 @@
 package dockerx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
@@ -21,6 +24,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -519,6 +523,52 @@ func (c *Client) Logs(ctx context.Context, id string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("logs of %s: %w", id, err)
 	}
 	return rc, nil
+}
+
+// LogTail returns the container's last lines of stdout and stderr, at most
+// maxBytes of them, as text: what a teacher is shown of a sandbox that does
+// not start. What a sandbox prints is its own, so bytes that are not
+// printable text are replaced.
+func (c *Client) LogTail(ctx context.Context, id string, lines, maxBytes int) (string, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	rc, err := c.api.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(lines)})
+	c.track("container_logs", err)
+	if err != nil {
+		return "", fmt.Errorf("logs of %s: %w", id, err)
+	}
+	defer rc.Close()
+	out := tailBuffer{max: maxBytes}
+	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
+		return "", fmt.Errorf("logs of %s: %w", id, err)
+	}
+	return printable(out.b.String()), nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	b   bytes.Buffer
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b.Write(p)
+	if extra := t.b.Len() - t.max; extra > 0 {
+		t.b.Next(extra)
+	}
+	return len(p), nil
+}
+
+// printable keeps text, newlines and tabs, and turns anything else (terminal
+// escapes, invalid UTF-8) into U+FFFD.
+func printable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || unicode.IsPrint(r) {
+			return r
+		}
+		return '\uFFFD'
+	}, s)
 }
 
 // Events streams events about Homeroom's containers and networks and, when

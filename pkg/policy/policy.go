@@ -68,6 +68,50 @@ type Template struct {
 	// It is off unless the template asks: each sandbox then answers only
 	// Traefik, which checks every request's sign-in first.
 	Collaboration bool `yaml:"collaboration" json:"collaboration"`
+	// Readiness, when set, is what a sandbox must answer before its
+	// student counts as running: a program that takes seconds to start
+	// (Jupyter) would otherwise meet its student with a 502.
+	Readiness *Readiness `yaml:"readiness,omitempty" json:"readiness,omitempty"`
+}
+
+// Readiness is an HTTP check of a sandbox on its class network: a GET of
+// Path on the template's port that answers 2xx or 3xx.
+type Readiness struct {
+	Path string `yaml:"path" json:"path"`
+	// TimeoutSeconds is how long after its start a sandbox may take to
+	// answer (default 120); past it, it is reported as not ready, with its
+	// last log lines, and still checked.
+	TimeoutSeconds int `yaml:"timeoutSeconds,omitempty" json:"timeoutSeconds"`
+}
+
+// Timeout is how long a sandbox may take to answer its readiness check.
+func (r *Readiness) Timeout() time.Duration {
+	return time.Duration(r.TimeoutSeconds) * time.Second
+}
+
+const (
+	defaultReadinessSeconds = 120
+	maxReadinessSeconds     = 3600
+	maxReadinessPath        = 256
+)
+
+func (r *Readiness) normalize() error {
+	if !strings.HasPrefix(r.Path, "/") || len(r.Path) > maxReadinessPath {
+		return fmt.Errorf("readiness path %.40q must start with / and be at most %d bytes", r.Path, maxReadinessPath)
+	}
+	for _, c := range r.Path {
+		// The path goes into a request line as it is.
+		if c <= ' ' || c == 0x7f || c == '#' || c > '~' {
+			return fmt.Errorf("readiness path %.40q: only printable ASCII, without spaces or #, may be in it", r.Path)
+		}
+	}
+	if r.TimeoutSeconds < 0 || r.TimeoutSeconds > maxReadinessSeconds {
+		return fmt.Errorf("readiness timeoutSeconds must be between 1 and %d", maxReadinessSeconds)
+	}
+	if r.TimeoutSeconds == 0 {
+		r.TimeoutSeconds = defaultReadinessSeconds
+	}
+	return nil
 }
 
 // Pinned reports whether the image is named by digest (repo@sha256:…), so
@@ -340,6 +384,9 @@ func (t *Template) normalize() error {
 	}
 	if t.PIDs <= 0 {
 		return fmt.Errorf("pids must be positive")
+	}
+	if t.Readiness != nil {
+		return t.Readiness.normalize()
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultPolicy(t *testing.T) {
@@ -61,6 +62,12 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"unknown subject limit", tmpl + "subjects:\n  cs101: {maxStudents: 3}\n", "line 4: field maxStudents not found"},
 		{"subject listed twice", tmpl + "subjects:\n  cs101: {maxClassesUp: 1}\n  cs101: {maxClassesUp: 2}\n", "line 5"},
 		{"subjects as a list", tmpl + "subjects:\n  - cs101\n", "line 4"},
+		{"readiness path not absolute", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: api}}\n", "line 2: template 1 (\"a\"): readiness path \"api\" must start with /"},
+		{"readiness path with a space", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: \"/api HTTP/1.0\"}}\n", "only printable ASCII"},
+		{"readiness path with a line break", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: \"/api\\r\\nX: y\"}}\n", "only printable ASCII"},
+		{"readiness timeout negative", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: /api, timeoutSeconds: -1}}\n", "readiness timeoutSeconds must be between 1 and 3600"},
+		{"readiness timeout too long", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: /api, timeoutSeconds: 86400}}\n", "readiness timeoutSeconds must be between 1 and 3600"},
+		{"readiness unknown key", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: /api, port: 9}}\n", "line 2: field port not found"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -154,5 +161,25 @@ subjects:
 				t.Errorf("Quota(%q) = %+v, want %+v", tc.subject, got, tc.want)
 			}
 		})
+	}
+}
+
+// A readiness check without a timeout gets the default; the built-in
+// notebook template has one on Jupyter's API.
+func TestReadinessDefaults(t *testing.T) {
+	p, err := Parse([]byte("templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: /api}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := p.Template("a")
+	if a.Readiness == nil || a.Readiness.Timeout() != 120*time.Second {
+		t.Errorf("readiness = %+v, want /api within 120 s", a.Readiness)
+	}
+	nb, ok := Default().Template("notebook")
+	if !ok || nb.Readiness == nil || nb.Readiness.Path != "/api" {
+		t.Errorf("built-in notebook template's readiness = %+v", nb)
+	}
+	if sb, _ := Default().Template("sandbox"); sb.Readiness != nil {
+		t.Errorf("the sandbox template has a readiness check: %+v", sb.Readiness)
 	}
 }

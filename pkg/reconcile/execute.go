@@ -39,6 +39,7 @@ type Docker interface {
 	RemoveContainer(ctx context.Context, id string) error
 	Archive(ctx context.Context, id, path string) (io.ReadCloser, error)
 	Logs(ctx context.Context, id string) (io.ReadCloser, error)
+	LogTail(ctx context.Context, id string, lines, maxBytes int) (string, error)
 }
 
 // Artifacts is what the controller needs of the object store: what the

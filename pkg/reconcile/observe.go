@@ -69,6 +69,13 @@ type ObservedContainer struct {
 	// Restarts counts this controller's restarts of it in a row after runs
 	// shorter than StableRun; each doubles the pause before the next.
 	Restarts int
+	// IP is its address on the class network, where its readiness check
+	// reaches it.
+	IP string
+	// Waiting: it runs but has not answered its template's readiness check
+	// yet; Unready says why once the check's timeout has passed.
+	Waiting bool
+	Unready string
 }
 
 // ObservedTraefik is the routing container and whether it is attached to the
@@ -157,12 +164,18 @@ func observe(ctx context.Context, d observer, classID, traefikName string, wantU
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
-		obs.Containers[student] = ObservedContainer{
+		oc := ObservedContainer{
 			ID: c.ID, Name: name, Student: student, State: c.State,
 			ConfigHash: c.Labels[api.LabelConfigHash],
 			Template:   c.Labels[api.LabelTemplate], Created: c.Created,
 			Paths: artifacts.RulesFromLabels(c.Labels).Paths,
 		}
+		if c.NetworkSettings != nil {
+			if ep := c.NetworkSettings.Networks[want]; ep != nil {
+				oc.IP = ep.IPAddress
+			}
+		}
+		obs.Containers[student] = oc
 	}
 	if traefikName != "" && (wantUp || obs.Network != nil) {
 		t, err := d.InspectContainer(ctx, traefikName)

@@ -341,9 +341,11 @@ func AutosaveDue(in Input) time.Time {
 	return base.Add(in.Template.AutosaveInterval())
 }
 
-// describe is used in conditions: "3 of 5 students running".
+// describe is used in conditions: "3 of 5 students ready". A student is
+// ready when their sandbox runs and, if the template has a readiness check,
+// has answered it.
 func describe(running, total int) string {
-	return fmt.Sprintf("%d of %d students running", running, total)
+	return fmt.Sprintf("%d of %d students ready", running, total)
 }
 
 // Restart pauses: a sandbox that stopped while its class is Up is started

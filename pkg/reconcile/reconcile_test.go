@@ -252,9 +252,16 @@ func (d *fakeDocker) ListContainers(_ context.Context, classID string) ([]contai
 	var out []container.Summary
 	for _, c := range d.containers {
 		if matches(c.labels, classID) {
+			eps := map[string]*network.EndpointSettings{}
+			for id := range c.nets {
+				if n := d.networks[id]; n != nil {
+					eps[n.name] = &network.EndpointSettings{NetworkID: id, IPAddress: "ip-of-" + c.name}
+				}
+			}
 			out = append(out, container.Summary{
 				ID: c.id, Names: []string{"/" + c.name}, Image: c.image,
 				Labels: cloneMap(c.labels), State: c.state, Created: c.created,
+				NetworkSettings: &container.NetworkSettingsSummary{Networks: eps},
 			})
 		}
 	}
@@ -684,6 +691,26 @@ func (d *fakeDocker) Logs(_ context.Context, id string) (io.ReadCloser, error) {
 		}
 	}
 	return io.NopCloser(&buf), nil
+}
+
+// LogTail returns the last lines of the container's output.
+func (d *fakeDocker) LogTail(_ context.Context, id string, lines, maxBytes int) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("LogTail", d.targetOf(id)); err != nil {
+		return "", err
+	}
+	c := d.lookup(id)
+	if c == nil {
+		return "", notFound("container", id)
+	}
+	var all []string
+	for _, f := range c.logs {
+		all = append(all, strings.Split(strings.TrimSuffix(f.text, "\n"), "\n")...)
+	}
+	all = all[max(0, len(all)-lines):]
+	out := strings.Join(all, "\n")
+	return out[max(0, len(out)-maxBytes):], nil
 }
 
 // seedNetwork adds a network as if made earlier (labels nil: not Homeroom's).
@@ -1345,7 +1372,7 @@ func TestUpFromNothing(t *testing.T) {
 		t.Errorf("status phase %s observed %d of %d network %q", c.Status.Phase, c.Status.ObservedGeneration, c.Generation, c.Status.Network)
 	}
 	for _, want := range []api.Condition{
-		{Type: api.ConditionReady, Status: "True", Reason: "AllStudentsRunning", Message: "3 of 3 students running"},
+		{Type: api.ConditionReady, Status: "True", Reason: "AllStudentsRunning", Message: "3 of 3 students ready"},
 		// Attached, a Traefik on a bridge still cannot reach sandboxes that
 		// accept no traffic from other containers: the status says so.
 		{Type: api.ConditionRouting, Status: "False", Reason: "TraefikNotHostNetwork",
@@ -1774,7 +1801,7 @@ func TestStoppedSandboxRestartsAfterAPause(t *testing.T) {
 		ready := cond(c, api.ConditionReady)
 		due := stoppedAt.Add(pause).Format("15:04:05")
 		if c.Status.Phase != api.PhaseProvisioning || ready.Reason != "SandboxesRestarting" ||
-			ready.Message != "1 of 2 students running; bob's sandbox stopped (exit code 3) and starts again at "+due+" UTC" {
+			ready.Message != "1 of 2 students ready; bob's sandbox stopped (exit code 3) and starts again at "+due+" UTC" {
 			t.Errorf("phase %s, Ready %s: %q", c.Status.Phase, ready.Reason, ready.Message)
 		}
 	}

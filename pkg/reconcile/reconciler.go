@@ -64,6 +64,8 @@ type Options struct {
 	OrphanGrace time.Duration
 	// Registerer receives the reconciler's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Probe checks a sandbox's readiness (HTTPProbe when nil).
+	Probe Probe
 }
 
 // Reconciler runs passes.
@@ -96,6 +98,8 @@ type Reconciler struct {
 	workspaces map[string]map[string]int64 // class id → student → bytes; nil until measured
 
 	hashes specHashes // of the specs sandboxes would be made from now
+
+	ready readiness // the readiness checks' state
 
 	// slots holds GlobalParallel: every Docker step of every pass takes
 	// one, whichever worker runs it.
@@ -300,6 +304,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 			res.RequeueAfter = in
 		}
 	}
+	if in := readinessRecheck(obs); in > 0 && (res.RequeueAfter == 0 || in < res.RequeueAfter) {
+		res.RequeueAfter = in
+	}
 	return res, execErr
 }
 
@@ -320,6 +327,7 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 	}
 	r.refusedMu.Unlock()
 	if class.DesiredPhase != api.PhaseUp {
+		r.ready.forget(class.ID)
 		if err := observeVolumes(ctx, r.docker, class.ID, &obs); err != nil {
 			return obs, err
 		}
@@ -331,6 +339,8 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 	if err := stampStops(ctx, r.docker, obs); err != nil {
 		return obs, err
 	}
+	tmpl, _ := r.policy.Template(class.Spec.Template)
+	r.checkReadiness(ctx, class.ID, tmpl, &obs)
 	r.restartMu.Lock()
 	defer r.restartMu.Unlock()
 	counts := map[string]int{} // only containers that still exist are kept

@@ -89,7 +89,10 @@ func ContainerSpec(classID, student string, t *policy.Template, domain, forwardA
 		labels["traefik.http.routers."+router+".middlewares"] = mw
 	}
 
-	env := []string{"HOMEROOM_CLASS=" + classID, "HOMEROOM_STUDENT=" + student}
+	// Who and where the sandbox is, for a lab that shows it or builds links:
+	// the base URL is the student's endpoint, as the class's status gives it.
+	env := []string{"HOMEROOM_CLASS=" + classID, "HOMEROOM_STUDENT=" + student,
+		"HOMEROOM_BASE_URL=" + api.Endpoint(classID, student, domain)}
 	keys := make([]string, 0, len(t.Env))
 	for k := range t.Env {
 		keys = append(keys, k)

@@ -33,6 +33,12 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		s := api.StudentStatus{ID: id, Container: api.ContainerName(c.ID, id), State: "missing", Artifacts: prevArtifacts[id]}
 		if oc, ok := obs.Containers[id]; ok {
 			s.State = oc.State
+			switch {
+			case oc.Unready != "":
+				s.State, s.Message = api.StateUnready, oc.Unready
+			case oc.Waiting:
+				s.State = api.StateStarting
+			}
 		}
 		return s
 	}
@@ -80,6 +86,10 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		default:
 			st.Phase = api.PhaseProvisioning
 			ready.Reason, ready.Message = "StudentsStarting", describe(running, total)
+			if unready := unreadyStudents(st.Students); unready != "" {
+				ready.Reason = reasonNotReady
+				ready.Message += "; " + unready
+			}
 			if paused := pausedRestarts(Input{Class: *c, Template: tmpl, Observed: obs, Now: now}); len(paused) > 0 {
 				ready.Reason = reasonRestarting
 				ready.Message += "; " + describePaused(paused)
@@ -294,4 +304,22 @@ func describePaused(paused []ObservedContainer) string {
 			c.Student, c.ExitCode, due.UTC().Format("15:04:05 MST"))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// reasonNotReady: a sandbox runs but has not answered its template's
+// readiness check within the check's timeout.
+const reasonNotReady = "StudentsNotReady"
+
+// unreadyStudents names the students whose sandboxes are unready, or "".
+func unreadyStudents(students []api.StudentStatus) string {
+	var names []string
+	for _, s := range students {
+		if s.State == api.StateUnready {
+			names = append(names, s.ID)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("not answering their readiness check: %s (their status says why)", strings.Join(names, ", "))
 }

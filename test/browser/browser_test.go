@@ -233,7 +233,7 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	// Up: the page follows the class until every student runs.
 	run("bring it up",
 		chromedp.Click(chromedp.CSS("#up")),
-		waitFor("3 of 3 running", text("#progress-text")+` === "3 of 3 students running"`, 3*time.Minute),
+		waitFor("3 of 3 ready", text("#progress-text")+` === "3 of 3 students ready"`, 3*time.Minute),
 		waitFor("three running sandboxes", `document.querySelectorAll('#students [data-state="running"]').length === 3`, 5*time.Second),
 		waitFor("the phase Up", `!!document.querySelector('[data-phase="Up"]')`, 5*time.Second),
 		waitFor("alice's link", text(`tr[data-student="alice"]`)+`.includes("alice.`+classID+`.lab.localhost")`, 5*time.Second),

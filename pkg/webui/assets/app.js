@@ -231,7 +231,7 @@ function progress(cl) {
   if (cl.desiredPhase === "Up") {
     const running = students.filter((s) => s.state === "running").length;
     const done = st.phase === "Up" && st.observedGeneration === cl.generation;
-    return { done, n: running, total, text: `${running} of ${total} students running` };
+    return { done, n: running, total, text: `${running} of ${total} students ready` };
   }
   const run = st.run;
   const collected = run ? students.filter((s) => s.artifacts && s.artifacts.runId === run.id).length : 0;
@@ -582,9 +582,12 @@ function studentsTable(cl, files, signal, links) {
       a && a.truncated ? h("span", { class: "warn", "data-collect": "truncated",
         title: "The template's size or file cap left files out; the manifest lists them." }, "truncated") : null;
     const size = s.workspaceBytes != null ? h("span", { class: "muted", "data-workspace": String(s.workspaceBytes) }, " " + bytes(s.workspaceBytes)) : null;
+    // A sandbox that never answered its readiness check: what the check got
+    // and its last log lines, as text (they are the student's program's).
+    const why = s.message ? h("details", { class: "why", "data-why": sid }, h("summary", {}, "why"), h("pre", {}, s.message)) : null;
     return h("tr", { "data-student": sid },
       h("td", { "data-label": "Student" }, sid),
-      h("td", { "data-label": "Sandbox" }, h("span", { class: "state-" + state, "data-state": state }, state), size),
+      h("td", { "data-label": "Sandbox" }, h("span", { class: "state-" + state, "data-state": state }, state), size, why),
       links ? h("td", { "data-label": "Sign-in link" }, cl.spec.students.includes(sid) ? links.cell(sid, s.endpoint) : h("span", { class: "muted" }, "taken off the class")) : null,
       h("td", { "data-label": "Collected" }, fileList, warn ? " " : null, warn));
   });

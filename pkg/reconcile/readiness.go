@@ -1,0 +1,201 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/homeroom/homeroom/pkg/policy"
+	"golang.org/x/sync/errgroup"
+)
+
+// A template's readiness check is a GET of its path on the sandbox's port,
+// at the sandbox's address on the class network, from the controller: the
+// host's network reaches every class network, as Traefik does. A sandbox
+// counts as running once it answers 2xx or 3xx; until then its student is
+// "starting", and past the check's timeout "unready", with the last error
+// and log lines. Once answered, a container is not checked again (this is
+// not a liveness check); one that stops and starts is checked again.
+const (
+	// ProbeTimeout bounds one check: a sandbox that accepts and then says
+	// nothing costs a pass no more than this.
+	ProbeTimeout = 2 * time.Second
+	// probeEvery is how soon a class with sandboxes still starting is
+	// passed again; probeUnreadyEvery, once all of them are past the
+	// timeout.
+	probeEvery        = 250 * time.Millisecond
+	probeUnreadyEvery = 5 * time.Second
+	// probeParallel bounds the checks in flight for one class.
+	probeParallel = 16
+	// What of a sandbox's log an unready student's status carries.
+	logTailLines = 20
+	logTailBytes = 4096
+)
+
+// Probe checks one URL; nil means the sandbox answered.
+type Probe func(ctx context.Context, url string) error
+
+// probeClient is the controller's only HTTP client toward sandboxes, which
+// are the students' programs: no proxy from the environment, no redirects
+// followed, no connection kept, small headers.
+var probeClient = &http.Client{
+	Timeout: ProbeTimeout,
+	Transport: &http.Transport{
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{Timeout: ProbeTimeout}).DialContext,
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: 16 << 10,
+		ResponseHeaderTimeout:  ProbeTimeout,
+	},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// HTTPProbe is the default Probe: a GET that answers 2xx or 3xx.
+func HTTPProbe(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) {
+			err = ue.Unwrap() // without the URL, which the message names already
+		}
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("answered %s", resp.Status)
+	}
+	return nil
+}
+
+// probeState is what the controller knows of one container's check.
+type probeState struct {
+	since   time.Time // first seen running without having answered
+	ready   bool
+	lastErr string
+	logs    string // read once, when the timeout passes
+	logRead bool
+}
+
+// readiness holds the checks' state by class and container id. It is only
+// memory: a restarted controller checks every running sandbox once more.
+type readiness struct {
+	mu sync.Mutex
+	m  map[string]map[string]*probeState
+}
+
+// forget drops a class's states (it is Down, or its template has no check).
+func (rd *readiness) forget(classID string) {
+	rd.mu.Lock()
+	delete(rd.m, classID)
+	rd.mu.Unlock()
+}
+
+// check marks each running container of obs Waiting until it has answered
+// t's readiness check, checking those that have not yet, and says why for
+// those past the timeout. Containers that are not running are forgotten, so
+// that one started again is checked again.
+func (r *Reconciler) checkReadiness(ctx context.Context, classID string, t *policy.Template, obs *Observed) {
+	if t == nil || t.Readiness == nil {
+		r.ready.forget(classID)
+		return
+	}
+	now := r.now()
+	r.ready.mu.Lock()
+	if r.ready.m == nil {
+		r.ready.m = map[string]map[string]*probeState{}
+	}
+	prev := r.ready.m[classID]
+	states := make(map[string]*probeState, len(obs.Containers))
+	var pending []string // students
+	for s, c := range obs.Containers {
+		if c.State != "running" {
+			continue
+		}
+		st := prev[c.ID]
+		if st == nil {
+			st = &probeState{since: now}
+		}
+		states[c.ID] = st
+		if !st.ready {
+			pending = append(pending, s)
+		}
+	}
+	r.ready.m[classID] = states
+	r.ready.mu.Unlock()
+
+	probe := r.opts.Probe
+	if probe == nil {
+		probe = HTTPProbe
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(probeParallel)
+	results := make([]error, len(pending))
+	for i, s := range pending {
+		c := obs.Containers[s]
+		g.Go(func() error {
+			if c.IP == "" {
+				results[i] = errors.New("it has no address on the class network")
+				return nil
+			}
+			url := "http://" + net.JoinHostPort(c.IP, strconv.Itoa(t.Port)) + t.Readiness.Path
+			results[i] = probe(gctx, url)
+			return nil
+		})
+	}
+	g.Wait()
+
+	timeout := t.Readiness.Timeout()
+	for i, s := range pending {
+		c := obs.Containers[s]
+		st := states[c.ID]
+		if results[i] == nil {
+			st.ready = true
+			continue
+		}
+		st.lastErr = results[i].Error()
+		c.Waiting = true
+		if now.Sub(st.since) >= timeout {
+			if !st.logRead {
+				// Once: its log is what tells the teacher why.
+				logs, err := r.docker.LogTail(ctx, c.ID, logTailLines, logTailBytes)
+				if err != nil {
+					logs = "(its log could not be read: " + err.Error() + ")"
+				}
+				st.logs, st.logRead = logs, true
+			}
+			c.Unready = fmt.Sprintf("no answer to GET %s on port %d within %d s (last: %s)",
+				t.Readiness.Path, t.Port, t.Readiness.TimeoutSeconds, st.lastErr)
+			if st.logs != "" {
+				c.Unready += "; its last log lines:\n" + st.logs
+			}
+		}
+		obs.Containers[s] = c
+	}
+}
+
+// readinessRecheck is how soon a class with sandboxes that have not
+// answered their check yet is passed again, or 0 when none is waiting.
+func readinessRecheck(obs Observed) time.Duration {
+	var d time.Duration
+	for _, c := range obs.Containers {
+		switch {
+		case !c.Waiting:
+		case c.Unready == "":
+			return probeEvery
+		default:
+			d = probeUnreadyEvery
+		}
+	}
+	return d
+}
