@@ -6,11 +6,13 @@
 #
 # The root filesystem is built once per machine (debootstrap, then apt inside
 # it; 2 to 3 minutes on a 2-core machine) and cached as a tarball in
-# $HOMEROOM_CACHE/notebook-<version>/ (default /var/cache/homeroom); a later
-# run with the image gone only checks and imports the tarball again (15 to
-# 30 s), and a run with the image present does nothing. The version is images/notebook/VERSION,
-# and pkg/policy's built-in template names the same tag (a test checks):
-# change anything here that ends up in the image, bump it.
+# $HOMEROOM_CACHE/notebook-<rootfs>/ (default /var/cache/homeroom). The image
+# is images/notebook/Dockerfile on it: Homeroom's settings for Jupyter. A
+# later run with the image gone only checks and imports the tarball again
+# (15 to 30 s), and a run with the image present does nothing. The image's
+# version is images/notebook/VERSION, and pkg/policy's built-in template names
+# the same tag (a test checks): change anything that ends up in the image,
+# bump it (and $rootfs below when the root file system changes).
 #
 # Root is needed (debootstrap, chroot). HOMEROOM_DEBIAN_MIRROR overrides the
 # mirror, which is otherwise the one apt on this machine uses for Debian.
@@ -19,6 +21,10 @@ cd "$(dirname "$0")/.."
 
 version=$(cat images/notebook/VERSION)
 image=homeroom/notebook:$version
+# The root file system's own version: bump it when the packages or build()
+# change, which builds it again (minutes); VERSION alone only rebuilds the
+# small layer of images/notebook on the cached one (seconds).
+rootfs=bookworm-1
 suite=bookworm
 packages=(python3-notebook python3-ipykernel python3-numpy python3-matplotlib tini
   # Where a dependency has alternatives apt takes the first, and two of those
@@ -27,7 +33,7 @@ packages=(python3-notebook python3-ipykernel python3-numpy python3-matplotlib ti
   # libpython, Boost and ICU). These are the small ones.
   python3-munkres gdb-minimal)
 cache=${HOMEROOM_CACHE:-/var/cache/homeroom}
-dir=$cache/notebook-$version
+dir=$cache/notebook-$rootfs
 tarball=$dir/rootfs.tar
 
 # The sandbox user. uid 1000 rather than 65534: nobody is meant to own no
@@ -47,9 +53,9 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 mkdir -p "$cache"
-# One build per version at a time; a second `make images` waits for the
-# first and then finds the image.
-exec 9>"$cache/notebook-$version.lock"
+# One build at a time; a second `make images` waits for the first and then
+# finds the image.
+exec 9>"$cache/notebook-$rootfs.lock"
 flock 9
 if docker image inspect "$image" >/dev/null 2>&1; then
   exit 0
@@ -64,9 +70,9 @@ unmount_under() {
   done
 }
 
-# Builds of this version that were killed (SIGKILL leaves no trap to run)
-# are removed; we hold the version's lock, so none is still running.
-for stale in "$cache/.notebook-$version.build."*; do
+# Builds of this root file system that were killed (SIGKILL leaves no trap
+# to run) are removed; we hold its lock, so none is still running.
+for stale in "$cache/.notebook-$rootfs.build."*; do
   [ -d "$stale" ] || continue
   unmount_under "$stale"
   rm -rf --one-file-system "$stale"
@@ -133,7 +139,7 @@ build() {
   # Built beside the cache, on the same file system, so that the finished
   # directory is renamed into place in one step: a build killed at any point
   # leaves no cache, and the next run builds again.
-  tmp=$(mktemp -d "$cache/.notebook-$version.build.XXXXXX")
+  tmp=$(mktemp -d "$cache/.notebook-$rootfs.build.XXXXXX")
   root=$tmp/rootfs
   # shellcheck disable=SC2064
   trap "unmount_under '$tmp'; rm -rf --one-file-system '$tmp'" EXIT
@@ -207,28 +213,18 @@ if [ ! -f "$tarball" ] || ! (cd "$dir" && sha256sum --quiet -c rootfs.tar.sha256
   build
 fi
 
-# Jupyter runs at the root of the student's host behind Traefik, which checks
-# every request's sign-in before it gets here: Jupyter's own token and
-# password are therefore off. allow_origin stays unset, so only pages of the
-# student's own host may call the API and open kernels' websockets (Traefik
-# passes the Host header on); trust_xheaders takes the scheme and client
-# address from Traefik's X-Forwarded headers. The notebook directory is the
-# home, which the template makes the student's work volume; Jupyter's,
-# IPython's and matplotlib's own state goes to /tmp instead, so that only the
-# student's files are collected from it; a deleted file is deleted, not
-# moved to a trash folder in the home that would be collected all the same.
-# Students have no Quit button to stop their own server. ipykernel's debugger
-# (pydevd) would print a warning at every kernel start into the log that is
-# collected. tini is PID 1 so that processes a student leaves behind are
-# reaped and a stop reaches Jupyter at once.
-docker import \
-  --change "USER $uid:$uid" \
-  --change "WORKDIR $home" \
-  --change "ENV HOME=$home SHELL=/bin/bash LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-  --change "ENV JUPYTER_RUNTIME_DIR=/tmp/jupyter/runtime JUPYTER_DATA_DIR=/tmp/jupyter/data JUPYTER_CONFIG_DIR=/tmp/jupyter/config IPYTHONDIR=/tmp/ipython MPLCONFIGDIR=/tmp/matplotlib XDG_CACHE_HOME=/tmp/cache PYDEVD_DISABLE_FILE_VALIDATION=1" \
-  --change "EXPOSE 8888" \
-  --change 'ENTRYPOINT ["/usr/bin/tini", "-g", "--"]' \
-  --change "CMD [\"python3\", \"-m\", \"notebook\", \"--ip=0.0.0.0\", \"--port=8888\", \"--no-browser\", \"--NotebookApp.token=\", \"--NotebookApp.password=\", \"--NotebookApp.base_url=/\", \"--NotebookApp.allow_remote_access=True\", \"--NotebookApp.trust_xheaders=True\", \"--NotebookApp.quit_button=False\", \"--FileContentsManager.delete_to_trash=False\", \"--NotebookApp.notebook_dir=$home\"]" \
-  --message "Homeroom notebook $version" \
-  "$tarball" "$image" >/dev/null
-echo "imported $image" >&2
+# The root file system is imported as a base image once, and the image is
+# built on it from images/notebook (Homeroom's settings for Jupyter): a change
+# there needs a new VERSION, not a new root file system.
+base=homeroom/notebook-rootfs:$rootfs
+if ! docker image inspect "$base" >/dev/null 2>&1; then
+  docker import --message "Homeroom notebook root file system $rootfs" "$tarball" "$base" >/dev/null
+fi
+# The classic builder, as for the sandbox image: no BuildKit on Debian's
+# docker.io. It warns that it is deprecated; only a failure is shown.
+if ! out=$(DOCKER_BUILDKIT=0 docker build -q --build-arg "ROOTFS=$base" -t "$image" images/notebook 2>&1); then
+  echo "$out" >&2
+  echo "ensure-notebook: building $image failed" >&2
+  exit 1
+fi
+echo "built $image" >&2

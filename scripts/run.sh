@@ -44,6 +44,8 @@ pids+=($!)
 # The controller waits for the store the apiserver embeds; starting it second
 # only shortens that wait.
 sleep 1
-setsid bin/controller &
+# The controller sees each student's host routed through Traefik before a
+# notebook counts as ready.
+HOMEROOM_TRAEFIK_URL=${HOMEROOM_TRAEFIK_URL:-http://127.0.0.1:$port} setsid bin/controller &
 pids+=($!)
 wait -n

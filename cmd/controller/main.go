@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -87,7 +88,7 @@ func run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		docker.Metrics(), controller.NewStateCollector(st, docker))
 	rec := reconcile.New(st, docker, art, pol, reconcile.Options{
-		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, ForwardAuth: cfg.ForwardAuthAddress(secrets.ForwardAuth), Parallel: o.parallel, GlobalParallel: o.globalParallel, Registerer: reg,
+		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, RouterURL: strings.TrimSuffix(cfg.TraefikURL, "/"), ForwardAuth: cfg.ForwardAuthAddress(secrets.ForwardAuth), Parallel: o.parallel, GlobalParallel: o.globalParallel, Registerer: reg,
 		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: o.orphanGrace,
 	}, log)
 	elector := controller.NewElector(st, "homeroom-controller", o.id, o.leaseTTL, log, reg)

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
 )
 
 // SandboxImage is the lab image `make images` builds.
@@ -98,4 +99,17 @@ func Probe(t testing.TB, d *dockerx.Client, network, target, hostHeader string) 
 		t.Fatal("probe did not finish")
 	}
 	return -1
+}
+
+// NotebookImage makes sure the built-in notebook template's image is on the
+// daemon (`make images` or scripts/ensure-notebook.sh builds it).
+func NotebookImage(t testing.TB, d *dockerx.Client) {
+	t.Helper()
+	tmpl, ok := policy.Default().Template("notebook")
+	if !ok {
+		t.Fatal("the built-in policy has no notebook template")
+	}
+	if _, err := d.API().ImageInspect(context.Background(), tmpl.Image); err != nil {
+		Unavailable(t, "image %s (run scripts/ensure-notebook.sh or make images): %v", tmpl.Image, err)
+	}
 }

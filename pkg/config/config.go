@@ -33,7 +33,10 @@ type Config struct {
 	AdminToken       string
 	PolicyPath       string
 	Traefik          string
-	Domain           string
+	// TraefikURL is Traefik's entrypoint as the controller reaches it, to
+	// see that students' hosts are routed (controller only; "" does not).
+	TraefikURL string
+	Domain     string
 	// SignInCheckURL is where Traefik reaches the apiserver for the
 	// students' sign-in check (controller only: it goes into Traefik's
 	// labels on every sandbox).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -250,6 +251,7 @@ func (c *Config) Settings(b Binary) []Setting {
 		{Both, Setting{"policy", "HOMEROOM_POLICY", "policy file (templates and quotas); empty: the built-in one", String(&c.PolicyPath, "")}},
 		{Both, Setting{"domain", "HOMEROOM_DOMAIN", "students are at <student>.<class>.<domain>", String(&c.Domain, "lab.localhost")}},
 		{Controller, Setting{"traefik-container", "HOMEROOM_TRAEFIK_CONTAINER", "name of the Traefik container that routes to sandboxes", String(&c.Traefik, "homeroom-traefik")}},
+		{Controller, Setting{"traefik-url", "HOMEROOM_TRAEFIK_URL", "where the controller reaches Traefik's entrypoint (http://host:port), to see that a student's host is routed before a sandbox with a readiness check counts as running; empty: not checked", Checked(&c.TraefikURL, "", checkTraefikURL)}},
 		{Controller, Setting{"signin-check-url", "HOMEROOM_SIGNIN_CHECK_URL", "where Traefik reaches the apiserver's sign-in check; empty: http:// and -apiserver-listen, 0.0.0.0 read as 127.0.0.1", String(&c.SignInCheckURL, "")}},
 		{Controller, Setting{"subnet-pool", "HOMEROOM_SUBNET_POOL", "IPv4 pool class networks take their subnets from", Checked(&c.SubnetPool, "10.200.0.0/15", checkSubnetPool)}},
 		{Controller, Setting{"subnet-bits", "HOMEROOM_SUBNET_BITS", "prefix length of one class network's subnet, between the pool's and 28", Int(&c.SubnetBits, 23, 1)}},
@@ -263,6 +265,18 @@ func (c *Config) Settings(b Binary) []Setting {
 		}
 	}
 	return out
+}
+
+// checkTraefikURL accepts "" or http(s)://host[:port] with no path.
+func checkTraefikURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+		return errors.New("want http://host:port (Traefik's entrypoint, no path), or nothing")
+	}
+	return nil
 }
 
 func checkSubnetPool(s string) error {

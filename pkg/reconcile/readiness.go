@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"golang.org/x/sync/errgroup"
 )
@@ -18,7 +20,9 @@ import (
 // A template's readiness check is a GET of its path on the sandbox's port,
 // at the sandbox's address on the class network, from the controller: the
 // host's network reaches every class network, as Traefik does. A sandbox
-// counts as running once it answers 2xx or 3xx; until then its student is
+// counts as running once it answers 2xx or 3xx and, when the controller
+// knows Traefik's address (Options.RouterURL), once Traefik routes the
+// student's host to it; until then its student is
 // "starting", and past the check's timeout "unready", with the last error
 // and log lines. Once answered, a container is not checked again (this is
 // not a liveness check); one that stops and starts is checked again.
@@ -38,8 +42,9 @@ const (
 	logTailBytes = 4096
 )
 
-// Probe checks one URL; nil means the sandbox answered.
-type Probe func(ctx context.Context, url string) error
+// Probe sends one GET of url, with host as its Host header when not empty,
+// and returns the answer's status.
+type Probe func(ctx context.Context, url, host string) (int, error)
 
 // probeClient is the controller's only HTTP client toward sandboxes, which
 // are the students' programs: no proxy from the environment, no redirects
@@ -56,24 +61,51 @@ var probeClient = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// HTTPProbe is the default Probe: a GET that answers 2xx or 3xx.
-func HTTPProbe(ctx context.Context, url string) error {
+// HTTPProbe is the default Probe.
+func HTTPProbe(ctx context.Context, url, host string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if host != "" {
+		req.Host = host
 	}
 	resp, err := probeClient.Do(req)
 	if err != nil {
-		var ue interface{ Unwrap() error }
+		var ue *neturl.Error
 		if errors.As(err, &ue) {
-			err = ue.Unwrap() // without the URL, which the message names already
+			err = ue.Err // without the URL, which the message names already
 		}
-		return err
+		return 0, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return fmt.Errorf("answered %s", resp.Status)
+	return resp.StatusCode, nil
+}
+
+// answers is the check of the sandbox itself: 2xx or 3xx.
+func answers(status int, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case status >= 400:
+		return fmt.Errorf("answered %d %s", status, http.StatusText(status))
+	}
+	return nil
+}
+
+// routed is the check through Traefik, without a session: the sign-in
+// check's 401 (or the sandbox's own answer, where there is no sign-in
+// check) shows the student's host is routed; Traefik's 404 that it is not
+// yet, and a 5xx that Traefik cannot reach the sandbox.
+func routed(status int, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("Traefik: %w", err)
+	case status == http.StatusNotFound:
+		return errors.New("Traefik does not route the student's host yet (404)")
+	case status >= 500:
+		return fmt.Errorf("Traefik answered %d %s", status, http.StatusText(status))
 	}
 	return nil
 }
@@ -149,7 +181,12 @@ func (r *Reconciler) checkReadiness(ctx context.Context, classID string, t *poli
 				return nil
 			}
 			url := "http://" + net.JoinHostPort(c.IP, strconv.Itoa(t.Port)) + t.Readiness.Path
-			results[i] = probe(gctx, url)
+			if results[i] = answers(probe(gctx, url, "")); results[i] != nil || r.opts.RouterURL == "" {
+				return nil
+			}
+			// The sandbox answers; a student reaches it only once Traefik
+			// routes their host, a moment after the sandbox started.
+			results[i] = routed(probe(gctx, r.opts.RouterURL+t.Readiness.Path, api.Host(classID, s, r.opts.Domain)))
 			return nil
 		})
 	}

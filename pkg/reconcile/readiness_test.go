@@ -17,27 +17,38 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// probes stands in for the sandboxes' answers to their readiness check.
+// probes stands in for the sandboxes' answers to their readiness check and
+// for Traefik's, by URL and Host.
 type probes struct {
 	mu      sync.Mutex
-	answers map[string]bool // URL → answers
+	answers map[string]int // URL or Host → status; absent: connection refused
 	asked   map[string]int
 }
 
-func (p *probes) probe(_ context.Context, url string) error {
+func (p *probes) probe(_ context.Context, url, host string) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.asked[url]++
-	if p.answers[url] {
-		return nil
+	key := url
+	if host != "" {
+		key = host
 	}
-	return errors.New("connection refused")
+	p.asked[key]++
+	if code, ok := p.answers[key]; ok {
+		return code, nil
+	}
+	return 0, errors.New("connection refused")
 }
 
-func (p *probes) answer(student string) {
+func (p *probes) set(key string, code int) {
 	p.mu.Lock()
-	p.answers[probeURL(student)] = true
+	p.answers[key] = code
 	p.mu.Unlock()
+}
+
+// answer makes a student's sandbox answer its check, and Traefik route it.
+func (p *probes) answer(student string) {
+	p.set(probeURL(student), 200)
+	p.set(api.Host(classID, student, domain), 401)
 }
 
 func (p *probes) count(student string) int {
@@ -59,11 +70,45 @@ func readyEnv(t *testing.T, timeout int) (*env, *probes) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &probes{answers: map[string]bool{}, asked: map[string]int{}}
+	p := &probes{answers: map[string]int{}, asked: map[string]int{}}
 	e.rec = reconcile.New(e.store, e.docker, e.art, pol, reconcile.Options{
-		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second, Now: e.now, Probe: p.probe,
+		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second, Now: e.now, Probe: p.probe, RouterURL: routerURL,
 	}, zaptest.NewLogger(t))
 	return e, p
+}
+
+const routerURL = "http://traefik.test:80"
+
+// A sandbox that answers counts only once Traefik routes its student's
+// host: Traefik applies a new container's route a moment after its start,
+// and until then the student would get Traefik's 404.
+func TestSandboxCountsOnceTraefikRoutesIt(t *testing.T) {
+	e, p := readyEnv(t, 120)
+	e.putClass(api.PhaseUp, "alice")
+	e.mustConverge()
+	p.answer("alice")
+	host := api.Host(classID, "alice", domain)
+	p.set(host, 404)
+	e.mustConverge()
+	if c := e.class(); c.Status.Phase == api.PhaseUp || studentState(c, "alice").State != api.StateStarting {
+		t.Fatalf("with Traefik's 404: phase %s, alice %+v", c.Status.Phase, studentState(c, "alice"))
+	}
+	p.set(host, 502)
+	e.mustConverge()
+	if c := e.class(); c.Status.Phase == api.PhaseUp {
+		t.Fatal("Up while Traefik answers 502")
+	}
+	p.set(host, 401) // the sign-in check's answer to a request without a session
+	e.mustConverge()
+	if c := e.class(); c.Status.Phase != api.PhaseUp || studentState(c, "alice").State != "running" {
+		t.Fatalf("with the host routed: phase %s, alice %+v", c.Status.Phase, studentState(c, "alice"))
+	}
+	p.mu.Lock()
+	asked := p.asked[host]
+	p.mu.Unlock()
+	if asked == 0 {
+		t.Error("Traefik was never asked")
+	}
 }
 
 func studentState(c *api.Class, id string) api.StudentStatus {
@@ -129,7 +174,7 @@ func TestClassIsUpOnlyWhenEverySandboxAnswers(t *testing.T) {
 	// One that stopped and was started again is checked again: it is
 	// starting until it answers.
 	p.mu.Lock()
-	p.answers[probeURL("bob")] = false
+	delete(p.answers, probeURL("bob"))
 	p.mu.Unlock()
 	e.docker.mu.Lock()
 	e.docker.lookup(cname("bob")).state = "exited"

@@ -66,6 +66,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Probe checks a sandbox's readiness (HTTPProbe when nil).
 	Probe Probe
+	// RouterURL is where the controller reaches Traefik's entrypoint, e.g.
+	// http://127.0.0.1:80: a sandbox with a readiness check counts as
+	// running only once Traefik routes its student's host. "" checks only
+	// the sandbox.
+	RouterURL string
 }
 
 // Reconciler runs passes.

@@ -17,7 +17,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +25,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/mount"
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -208,23 +206,6 @@ type index struct {
 	Files          []string
 }
 
-// cgroupFile finds a file of the container's pids cgroup, when the test runs
-// on the daemon's machine: cgroup v1 or v2, cgroupfs or systemd driver.
-func cgroupFile(containerID, name string) (string, bool) {
-	for _, dir := range []string{
-		"/sys/fs/cgroup/pids/docker/" + containerID,
-		"/sys/fs/cgroup/pids/system.slice/docker-" + containerID + ".scope",
-		"/sys/fs/cgroup/docker/" + containerID,
-		"/sys/fs/cgroup/system.slice/docker-" + containerID + ".scope",
-	} {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p, true
-		}
-	}
-	return "", false
-}
-
 func readInt(t *testing.T, path string) int64 {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -328,7 +309,7 @@ watch:
 	// peak ever reached (sampling can miss it: children that cannot start
 	// their threads die, and a dead child's threads free their slots), and
 	// how many forks the limit refused.
-	if p, ok := cgroupFile(annInfo.ID, "pids.peak"); ok {
+	if p, ok := testenv.CgroupFile(annInfo.ID, "pids", "pids.peak"); ok {
 		v := readInt(t, p)
 		t.Logf("%s = %d", p, v)
 		if uint64(v) > limit {
@@ -340,7 +321,7 @@ watch:
 	} else {
 		t.Logf("no pids.peak for the container here; relying on docker stats")
 	}
-	if p, ok := cgroupFile(annInfo.ID, "pids.events"); ok {
+	if p, ok := testenv.CgroupFile(annInfo.ID, "pids", "pids.events"); ok {
 		b, _ := os.ReadFile(p)
 		var refused int
 		fmt.Sscanf(strings.TrimSpace(string(b)), "max %d", &refused)
@@ -482,77 +463,8 @@ func TestNoWayOut(t *testing.T) {
 	r := newRig(t)
 	id := r.up("hd-escape", "eve")
 	info := r.inspect(id, "eve")
-	h := info.HostConfig
 
-	t.Run("container", func(t *testing.T) {
-		if h.Privileged {
-			t.Error("privileged")
-		}
-		if !slices.Equal(h.CapDrop, []string{"ALL"}) {
-			t.Errorf("CapDrop = %v, want [ALL]", h.CapDrop)
-		}
-		if len(h.CapAdd) != 0 {
-			t.Errorf("CapAdd = %v, want none", h.CapAdd)
-		}
-		if !slices.Contains(h.SecurityOpt, "no-new-privileges:true") {
-			t.Errorf("SecurityOpt = %v, want no-new-privileges:true", h.SecurityOpt)
-		}
-		for _, o := range h.SecurityOpt {
-			if strings.Contains(o, "unconfined") {
-				t.Errorf("SecurityOpt %q", o)
-			}
-		}
-		if !h.ReadonlyRootfs {
-			t.Error("root filesystem writable")
-		}
-		if info.Config.User != wantUser {
-			t.Errorf("User = %q, want %q", info.Config.User, wantUser)
-		}
-		if h.PidsLimit == nil || *h.PidsLimit != wantPIDs {
-			t.Errorf("PidsLimit = %v, want %d", h.PidsLimit, wantPIDs)
-		}
-		if h.Memory != wantMemoryMiB<<20 {
-			t.Errorf("Memory = %d, want %d", h.Memory, wantMemoryMiB<<20)
-		}
-		if h.MemorySwap != h.Memory {
-			t.Errorf("MemorySwap = %d: swap lets the sandbox use more than its %d bytes", h.MemorySwap, h.Memory)
-		}
-		if h.OomKillDisable != nil && *h.OomKillDisable {
-			t.Error("OOM killer disabled")
-		}
-		if h.NanoCPUs != wantNanoCPUs {
-			t.Errorf("NanoCPUs = %d, want %d", h.NanoCPUs, wantNanoCPUs)
-		}
-		if h.LogConfig.Type != "json-file" || h.LogConfig.Config["max-size"] == "" || h.LogConfig.Config["max-file"] == "" {
-			t.Errorf("LogConfig = %+v, want json-file bounded by max-size and max-file", h.LogConfig)
-		}
-		if h.NetworkMode.IsHost() || h.PidMode.IsHost() || h.IpcMode.IsHost() || h.UTSMode.IsHost() || h.UsernsMode.IsHost() {
-			t.Errorf("a host namespace is shared: net %q pid %q ipc %q uts %q userns %q",
-				h.NetworkMode, h.PidMode, h.IpcMode, h.UTSMode, h.UsernsMode)
-		}
-		if len(h.Devices) != 0 || len(h.DeviceCgroupRules) != 0 {
-			t.Errorf("devices %v rules %v", h.Devices, h.DeviceCgroupRules)
-		}
-		if len(h.Binds) != 0 || len(h.VolumesFrom) != 0 {
-			t.Errorf("Binds = %v, VolumesFrom = %v, want none", h.Binds, h.VolumesFrom)
-		}
-		for _, m := range h.Mounts {
-			if m.Type != mount.TypeVolume {
-				t.Errorf("a %s mount in the spec: %+v", m.Type, m)
-			}
-		}
-		for _, m := range info.Mounts {
-			if m.Type == mount.TypeBind || strings.Contains(m.Source, "docker.sock") || strings.Contains(m.Destination, "docker.sock") {
-				t.Errorf("host mount %+v", m)
-			}
-			if m.Type == mount.TypeVolume && !slices.Contains(r.tmpl.CollectPaths, m.Destination) {
-				t.Errorf("a volume outside the collect paths: %+v", m)
-			}
-		}
-		if opts, ok := h.Tmpfs["/tmp"]; !ok || !strings.Contains(opts, "noexec") || !strings.Contains(opts, "nosuid") {
-			t.Errorf("Tmpfs = %v, want /tmp noexec,nosuid", h.Tmpfs)
-		}
-	})
+	t.Run("container", func(t *testing.T) { testenv.CheckHardened(t, info, r.tmpl) })
 
 	// The kernel's view of the sandbox's process, where its /proc is visible
 	// from here (the test on the daemon's machine).
