@@ -226,6 +226,25 @@ while True:
 		}
 	})
 
+	t.Run("a kernel's restart ends the processes its cells started", func(t *testing.T) {
+		id := containerID(t, d, "alice")
+		before := pidsCurrent(t, id)
+		k.must(`import os, time
+for _ in range(20):
+    if os.fork() == 0:
+        time.sleep(3600)
+        os._exit(0)`)
+		if during := pidsCurrent(t, id); during < before+20 {
+			t.Fatalf("%d processes before, %d with 20 children sleeping", before, during)
+		}
+		if code := k.restart(); code != http.StatusOK {
+			t.Fatalf("restart the kernel: %d", code)
+		}
+		if after := pidsCurrent(t, id); after > before {
+			t.Errorf("%d processes before, %d after the kernel's restart: its children outlived it", before, after)
+		}
+	})
+
 	t.Run("a cell that forks without bound meets the process limit, and the notebook restarts with the files", func(t *testing.T) {
 		r := k.run(`import os, time
 n = 0
