@@ -303,7 +303,16 @@ to apply -f, which writes it only if the class is still at its resourceVersion.
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, "-", "-", "-")
 				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			// Why a sandbox is unready: its check and its last log lines.
+			for _, s := range cl.Status.Students {
+				if s.Message != "" {
+					fmt.Fprintf(a.out, "\n%s (%s): %s\n", s.ID, s.State, strings.ReplaceAll(strings.TrimRight(s.Message, "\n"), "\n", "\n    "))
+				}
+			}
+			return nil
 		},
 	}
 }

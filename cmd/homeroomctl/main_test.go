@@ -197,6 +197,17 @@ func TestApplyGetList(t *testing.T) {
 
 	r = e.run("get", "cs101-a")
 	r.want(t, exitOK, "CLASS", "cs101-a", "cs101", "sandbox", "Pending", "0/3", "STUDENT", "alice", "carol")
+	// A sandbox that never answered its readiness check: why, under the table.
+	if cur, err := e.store.Get(context.Background(), "cs101-a"); err == nil {
+		st := cur.Status
+		st.Students = []api.StudentStatus{{ID: "alice", State: api.StateUnready,
+			Message: "no answer to GET /api on port 8888 within 120 s (last: connection refused); its last log lines:\nTraceback\nModuleNotFoundError: No module named 'notebook'"}}
+		if _, err := e.store.UpdateStatus(context.Background(), "cs101-a", cur.Version, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = e.run("get", "cs101-a")
+	r.want(t, exitOK, "unready  -", "alice (unready): no answer to GET /api", "\n    ModuleNotFoundError: No module named 'notebook'")
 	r = e.run("get", "cs101-a", "-o", "json")
 	r.want(t, exitOK)
 	if err := json.Unmarshal([]byte(r.out), &cl); err != nil || cl.ID != "cs101-a" || cl.Spec.TTLSeconds != 7200 {
