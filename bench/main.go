@@ -18,7 +18,9 @@
 //
 // Before those it measures what the students' sign-in check costs a request:
 // through a real Traefik to a real sandbox, with and without Traefik's
-// forwardAuth to the apiserver (forwardauth.go). -only runs one part.
+// forwardAuth to the apiserver (forwardauth.go); then how soon a class of 30
+// notebooks answers through Traefik, signed in, against the daemon's own
+// limit for the same containers (notebooks.go). -only runs one part.
 //
 // Raw containers are made from Homeroom's own spec builder, without the
 // homeroom.managed-by label (so the controller never sees them) and with
@@ -91,9 +93,11 @@ type options struct {
 	embeddedPairs int
 	// sequential also times the seed's loop, each container in turn.
 	sequential bool
-	// only is the part to run: "classes", "forwardauth", or "" for both.
+	// only is the part to run: "classes", "forwardauth", "notebooks", or
+	// "" for all.
 	only string
 	fa   faOptions
+	nb   nbOptions
 }
 
 func main() {
@@ -120,15 +124,21 @@ func run(ctx context.Context) error {
 	flag.IntVar(&o.pairs, "pairs", 3, "measurements of each size, each a baseline then Homeroom; targets are judged on the median ratio")
 	flag.IntVar(&o.embeddedPairs, "embedded-pairs", 3, "of those pairs of the class of 100, how many also measure a Homeroom Down with the apiserver's own object store against the same baseline (0: skip)")
 	flag.BoolVar(&o.sequential, "sequential", false, "also time the seed's Up loop (one container after another) in the first pair of each size; no target depends on it")
-	flag.StringVar(&o.only, "only", "", "run only this part: classes (Up, Down, scale) or forwardauth (the sign-in check's cost)")
+	flag.StringVar(&o.only, "only", "", "run only this part: classes (Up, Down, scale), forwardauth (the sign-in check's cost) or notebooks (a class of notebooks answering)")
 	flag.IntVar(&o.fa.rate, "fa-rate", 200, "forwardauth: requests a second, with and without the sign-in check")
 	flag.DurationVar(&o.fa.duration, "fa-duration", 30*time.Second, "forwardauth: time each case is measured, split over the pairs")
 	flag.IntVar(&o.fa.pairs, "fa-pairs", 10, "forwardauth: alternations of the two cases (with, then without); short ones spread the machine's noise over both")
+	flag.IntVar(&o.nb.students, "nb-students", 30, "notebooks: students in the class of notebooks (the built-in policy allows up to 40)")
+	flag.IntVar(&o.nb.pairs, "nb-pairs", 3, "notebooks: measurements, each the daemon's limit then Homeroom; the target is judged on the median ratio")
+	flag.DurationVar(&o.nb.poll, "nb-poll", 100*time.Millisecond, "notebooks: how often each student's notebook is asked while the bench waits, on both sides")
 	flag.Parse()
 	switch o.only {
-	case "", "classes", "forwardauth":
+	case "", "classes", "forwardauth", "notebooks":
 	default:
-		return fmt.Errorf("-only: %q is neither classes nor forwardauth", o.only)
+		return fmt.Errorf("-only: %q is none of classes, forwardauth and notebooks", o.only)
+	}
+	if o.nb.students < 1 || o.nb.pairs < 1 || o.nb.poll <= 0 {
+		return errors.New("-nb-students and -nb-pairs must be at least 1, and -nb-poll above 0")
 	}
 	if o.fa.rate < 1 || o.fa.pairs < 1 || o.fa.duration/time.Duration(o.fa.pairs) < time.Second {
 		return errors.New("-fa-rate and -fa-pairs must be at least 1, and -fa-duration at least a second a pair")
@@ -186,7 +196,7 @@ func run(ctx context.Context) error {
 		return errors.New("the built-in policy has no sandbox template")
 	}
 	// First, on a quiet daemon: the sign-in check's cost on requests.
-	if o.only != "classes" {
+	if o.only == "" || o.only == "forwardauth" {
 		fa, err := forwardAuthCost(ctx, o, d, tmpl)
 		if err != nil {
 			return fmt.Errorf("forwardauth: %w", err)
@@ -194,6 +204,19 @@ func run(ctx context.Context) error {
 		fa.report(os.Stdout, machine)
 		fmt.Fprintf(os.Stderr, "forwardauth done at %s\n", time.Since(begin).Round(time.Second))
 		if o.only == "forwardauth" {
+			return nil
+		}
+	}
+	// Then a class of notebooks, before the classes' controller starts (it
+	// would take the class for an orphan).
+	if o.only == "" || o.only == "notebooks" {
+		nb, err := notebooks(ctx, o, d)
+		if err != nil {
+			return fmt.Errorf("notebooks: %w", err)
+		}
+		nb.report(os.Stdout, machine)
+		fmt.Fprintf(os.Stderr, "notebooks done at %s\n", time.Since(begin).Round(time.Second))
+		if o.only == "notebooks" {
 			return nil
 		}
 	}
