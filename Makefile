@@ -73,9 +73,10 @@ test-unit:
 	$(GO) test -race -count=1 -short -tags failpoints ./internal/failpoint
 
 # Up and Down of classes of 10, 50 and 100 against the daemon's own limit,
-# plus the controller's memory with 500 containers and its idle CPU, and the
-# sign-in check's cost on requests through Traefik; prints tables and
-# PASS/MISS per target (docs/benchmarks.md). 15 to 17 minutes on 2 cores.
+# plus the controller's memory with 500 containers and its idle CPU, the
+# sign-in check's cost on requests through Traefik, and a class of 30
+# notebooks Up until each answers through Traefik; prints tables and
+# PASS/MISS per target (docs/benchmarks.md). 19 to 22 minutes on 2 cores.
 bench: images traefik versitygw
 	HOMEROOM_VERSITYGW=$$(scripts/ensure-versitygw.sh) $(GO) run ./bench -bin $(BIN) $(BENCHFLAGS)
 
