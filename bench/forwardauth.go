@@ -251,39 +251,15 @@ func startFAEnv(ctx context.Context, o options, d *dockerx.Client, tmpl *policy.
 	return e, nil
 }
 
-// startTraefik runs Traefik as Homeroom deploys it (scripts/run.sh): the
-// Docker provider, on the host's network, here on a loopback port of its
-// own; then waits until it routes both hosts.
+// startTraefik runs Traefik as Homeroom deploys it (scripts/run.sh), then
+// waits until it routes both hosts.
 func (e *faEnv) startTraefik(ctx context.Context) error {
-	e.traefikAddr = freeAddr()
-	c := e.d.API()
-	resp, err := c.ContainerCreate(ctx, &container.Config{
-		Image: traefikImage,
-		Cmd: []string{
-			"--providers.docker=true",
-			"--providers.docker.exposedbydefault=false",
-			"--entrypoints.web.address=" + e.traefikAddr,
-			"--log.level=WARN",
-		},
-		Labels: map[string]string{benchLabel: "traefik"},
-	}, &container.HostConfig{
-		NetworkMode: "host",
-		Binds:       []string{"/var/run/docker.sock:/var/run/docker.sock:ro"},
-	}, nil, nil, traefikName)
+	t, err := runTraefik(ctx, e.d, traefikName)
+	e.traefik = t.id // removed at the end, even if it did not start
 	if err != nil {
 		return err
 	}
-	e.traefik = resp.ID
-	if err := c.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		return err
-	}
-	info, err := c.ContainerInspect(ctx, resp.ID)
-	if err != nil {
-		return err
-	}
-	if info.State != nil {
-		e.traefikPID = info.State.Pid
-	}
+	e.traefikAddr, e.traefikPID = t.addr, t.pid
 	// No session yet: the check answers the sign-in page's 401.
 	for host, want := range map[string]int{api.Host(faClass, faOpen, domain): http.StatusOK,
 		api.Host(faClass, faChecked, domain): http.StatusUnauthorized} {
@@ -292,6 +268,47 @@ func (e *faEnv) startTraefik(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// benchTraefik is a Traefik container the bench started.
+type benchTraefik struct {
+	addr, id string
+	pid      int
+}
+
+// runTraefik starts Traefik as make run does (scripts/run.sh): the Docker
+// provider, on the host's network, here on a loopback port of its own.
+func runTraefik(ctx context.Context, d *dockerx.Client, name string) (benchTraefik, error) {
+	t := benchTraefik{addr: freeAddr()}
+	c := d.API()
+	resp, err := c.ContainerCreate(ctx, &container.Config{
+		Image: traefikImage,
+		Cmd: []string{
+			"--providers.docker=true",
+			"--providers.docker.exposedbydefault=false",
+			"--entrypoints.web.address=" + t.addr,
+			"--log.level=WARN",
+		},
+		Labels: map[string]string{benchLabel: "traefik"},
+	}, &container.HostConfig{
+		NetworkMode: "host",
+		Binds:       []string{"/var/run/docker.sock:/var/run/docker.sock:ro"},
+	}, nil, nil, name)
+	if err != nil {
+		return t, err
+	}
+	t.id = resp.ID
+	if err := c.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		return t, err
+	}
+	info, err := c.ContainerInspect(ctx, resp.ID)
+	if err != nil {
+		return t, err
+	}
+	if info.State != nil {
+		t.pid = info.State.Pid
+	}
+	return t, nil
 }
 
 func (e *faEnv) waitRoute(ctx context.Context, host string, want int) error {

@@ -200,34 +200,14 @@ func (e *nbEnv) start(ctx context.Context, o options) error {
 	return e.sys.startController(ctx)
 }
 
-// startTraefik runs Traefik as make run does (scripts/run.sh), on a
-// loopback port of its own, and waits until it answers.
+// startTraefik runs Traefik as make run does and waits until it answers.
 func (e *nbEnv) startTraefik(ctx context.Context) error {
-	e.traefikAddr = freeAddr()
-	c := e.d.API()
-	resp, err := c.ContainerCreate(ctx, &container.Config{
-		Image: traefikImage,
-		Cmd: []string{
-			"--providers.docker=true",
-			"--providers.docker.exposedbydefault=false",
-			"--entrypoints.web.address=" + e.traefikAddr,
-			"--log.level=WARN",
-		},
-		Labels: map[string]string{benchLabel: "traefik"},
-	}, &container.HostConfig{
-		NetworkMode: "host",
-		Binds:       []string{"/var/run/docker.sock:/var/run/docker.sock:ro"},
-	}, nil, nil, e.traefikName)
+	t, err := runTraefik(ctx, e.d, e.traefikName)
+	e.traefik = t.id // removed at the end, even if it did not start
 	if err != nil {
 		return err
 	}
-	e.traefik = resp.ID
-	if err := c.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		return err
-	}
-	if info, err := c.ContainerInspect(ctx, resp.ID); err == nil && info.State != nil {
-		e.traefikPID = info.State.Pid
-	}
+	e.traefikAddr, e.traefikPID = t.addr, t.pid
 	// A host it has no route for: 404 once it listens.
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {

@@ -646,9 +646,18 @@ func openBrowser(t *testing.T, shots, downloads, hostRules string) *tab {
 		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
 		t.Fatal(err)
 	}
+	failOnJSErrors(t, bctx, "the page")
+	return &tab{t: t, ctx: bctx, shots: shots}
+}
+
+// failOnJSErrors fails the test, at its end, for every uncaught JavaScript
+// error in the browser context ctx (where names it in the message).
+func failOnJSErrors(t *testing.T, ctx context.Context, where string) {
+	t.Helper()
 	var mu sync.Mutex
-	var jsErrors []string
-	if err := chromedp.Listen(bctx, func(ev any) {
+	var errs []string
+	done := false
+	if err := chromedp.Listen(ctx, func(ev any) {
 		var d *runtime.ExceptionDetails
 		switch e := ev.(type) {
 		case *runtime.EventExceptionThrown:
@@ -659,7 +668,9 @@ func openBrowser(t *testing.T, shots, downloads, hostRules string) *tab {
 		if d != nil {
 			b, _ := json.Marshal(d)
 			mu.Lock()
-			jsErrors = append(jsErrors, string(b))
+			if !done {
+				errs = append(errs, string(b))
+			}
 			mu.Unlock()
 		}
 	}); err != nil {
@@ -668,11 +679,11 @@ func openBrowser(t *testing.T, shots, downloads, hostRules string) *tab {
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, e := range jsErrors {
-			t.Errorf("JavaScript error in the page: %s", e)
+		done = true
+		for _, e := range errs {
+			t.Errorf("JavaScript error in %s: %s", where, e)
 		}
 	})
-	return &tab{t: t, ctx: bctx, shots: shots}
 }
 
 // run takes a step in the browser; a failure keeps a screenshot and says
