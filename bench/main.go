@@ -221,7 +221,7 @@ func run(ctx context.Context) error {
 		}
 	}
 
-	sys, err := startSystem(ctx, o, false, true)
+	sys, err := startSystem(ctx, o, sysConfig{controller: true, policy: benchPolicy})
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func run(ctx context.Context) error {
 	// on them at every event.
 	var emb *system
 	if o.embeddedPairs > 0 && slices.Contains(o.sizes, 100) {
-		if emb, err = startSystem(ctx, o, true, false); err != nil {
+		if emb, err = startSystem(ctx, o, sysConfig{embedded: true, policy: benchPolicy}); err != nil {
 			return fmt.Errorf("embedded store: %w", err)
 		}
 		defer emb.stop()
@@ -1115,12 +1115,23 @@ func (s *system) controllerTotals() procStats {
 
 // startSystem starts the apiserver and, with controller, the controller,
 // with a separate S3 server or, embedded, the apiserver's own.
-func startSystem(ctx context.Context, o options, embedded, controller bool) (*system, error) {
+// sysConfig is what differs between the bench's systems.
+type sysConfig struct {
+	embedded   bool   // the apiserver's own object store, as make run has it
+	controller bool   // start the controller now (else startController later)
+	policy     string // the policy file's text; "" the built-in policy
+	// traefik names the Traefik container the controller routes through
+	// ("" none: the bench measures Docker and collection, not routing);
+	// traefikURL is its entrypoint, where readiness sees hosts routed.
+	traefik, traefikURL string
+}
+
+func startSystem(ctx context.Context, o options, c sysConfig) (*system, error) {
 	dir, err := os.MkdirTemp("", "homeroom-bench-")
 	if err != nil {
 		return nil, err
 	}
-	s := &system{dir: dir, keep: o.keep, embedded: embedded}
+	s := &system{dir: dir, keep: o.keep, embedded: c.embedded}
 	ok := false
 	defer func() {
 		if !ok {
@@ -1128,7 +1139,7 @@ func startSystem(ctx context.Context, o options, embedded, controller bool) (*sy
 		}
 	}()
 	s3Env := []string{"HOMEROOM_S3_ENDPOINT=", "HOMEROOM_VERSITYGW=" + o.versitygw}
-	if !embedded {
+	if !c.embedded {
 		bucketDir, sidecar := filepath.Join(dir, "objects"), filepath.Join(dir, "metadata")
 		os.MkdirAll(bucketDir, 0o755)
 		os.MkdirAll(sidecar, 0o755)
@@ -1141,9 +1152,16 @@ func startSystem(ctx context.Context, o options, embedded, controller bool) (*sy
 			"HOMEROOM_S3_BUCKET=homeroom", "HOMEROOM_S3_SECURE=false"}
 	}
 
-	pol := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(pol, []byte(benchPolicy), 0o644); err != nil {
-		return nil, err
+	pol := "" // the built-in one
+	if c.policy != "" {
+		pol = filepath.Join(dir, "policy.yaml")
+		if err := os.WriteFile(pol, []byte(c.policy), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	traefik := c.traefik
+	if traefik == "" {
+		traefik = "homeroom-bench-no-router"
 	}
 	listen, ctlListen := freeAddr(), freeAddr()
 	token := rand.Text()
@@ -1156,8 +1174,8 @@ func startSystem(ctx context.Context, o options, embedded, controller bool) (*sy
 		"HOMEROOM_ADMIN_TOKEN=" + token,
 		"HOMEROOM_POLICY=" + pol,
 		"HOMEROOM_DOMAIN=" + domain,
-		// No router: the bench measures Docker and collection, not routing.
-		"HOMEROOM_TRAEFIK_CONTAINER=homeroom-bench-no-router",
+		"HOMEROOM_TRAEFIK_CONTAINER=" + traefik,
+		"HOMEROOM_TRAEFIK_URL=" + c.traefikURL,
 		// The bench polls the API several times a second for several classes.
 		"HOMEROOM_RATE_LIMIT=1000", "HOMEROOM_RATE_BURST=1000",
 	}
@@ -1169,7 +1187,7 @@ func startSystem(ctx context.Context, o options, embedded, controller bool) (*sy
 		return nil, fmt.Errorf("apiserver: %w\n%s", err, s.apiserver.tail())
 	}
 	s.ctlBin, s.ctlListen, s.ctlEnv, s.ctlArgs = filepath.Join(o.bin, "controller"), ctlListen, env, o.controllerArgs
-	if controller {
+	if c.controller {
 		if err := s.startController(ctx); err != nil {
 			return nil, err
 		}

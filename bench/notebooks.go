@@ -29,7 +29,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,44 +159,19 @@ func notebooks(ctx context.Context, o options, d *dockerx.Client) (*nbResult, er
 
 // start starts Traefik, then the apiserver (its own object store, the
 // built-in policy, the sign-in check on) and the controller, which is told
-// Traefik's name so that it checks the routing as in production.
+// Traefik's name and address so that it checks the routing as make run has it.
 func (e *nbEnv) start(ctx context.Context, o options) error {
-	dir, err := os.MkdirTemp("", "homeroom-bench-nb-")
-	if err != nil {
-		return err
-	}
-	e.sys = &system{dir: dir, keep: o.keep, embedded: true}
 	e.traefikName = "homeroom-" + e.prefix + "traefik"
 	if err := e.startTraefik(ctx); err != nil {
 		return fmt.Errorf("traefik: %w", err)
 	}
-	listen, ctlListen := freeAddr(), freeAddr()
-	token := rand.Text()
-	env := []string{
-		"HOMEROOM_DATA_DIR=" + filepath.Join(dir, "data"),
-		"HOMEROOM_LISTEN=" + listen,
-		"HOMEROOM_CONTROLLER_LISTEN=" + ctlListen,
-		"HOMEROOM_EMBEDDED_S3_ADDR=" + freeAddr(),
-		"HOMEROOM_MONGO_URI=",
-		"HOMEROOM_ADMIN_TOKEN=" + token,
-		"HOMEROOM_POLICY=", // the built-in one
-		"HOMEROOM_DOMAIN=" + domain,
-		"HOMEROOM_TRAEFIK_CONTAINER=" + e.traefikName,
-		// As make run has it: a sandbox with a readiness check counts as
-		// running once Traefik routes its student's host.
-		"HOMEROOM_TRAEFIK_URL=http://" + e.traefikAddr,
-		"HOMEROOM_RATE_LIMIT=1000", "HOMEROOM_RATE_BURST=1000",
-		"HOMEROOM_S3_ENDPOINT=", "HOMEROOM_VERSITYGW=" + o.versitygw,
-	}
-	if e.sys.apiserver, err = startProcess(dir, "apiserver", filepath.Join(o.bin, "apiserver"), env); err != nil {
+	sys, err := startSystem(ctx, o, sysConfig{embedded: true, controller: true,
+		traefik: e.traefikName, traefikURL: "http://" + e.traefikAddr})
+	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, "http://"+listen+"/readyz", time.Minute); err != nil {
-		return fmt.Errorf("apiserver: %w\n%s", err, e.sys.apiserver.tail())
-	}
-	e.sys.api = &apiClient{base: "http://" + listen, token: token, http: &http.Client{Timeout: 30 * time.Second}}
-	e.sys.ctlBin, e.sys.ctlListen, e.sys.ctlEnv, e.sys.ctlArgs = filepath.Join(o.bin, "controller"), ctlListen, env, o.controllerArgs
-	return e.sys.startController(ctx)
+	e.sys = sys
+	return nil
 }
 
 // startTraefik runs Traefik as make run does and waits until it answers.

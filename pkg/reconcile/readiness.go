@@ -167,9 +167,6 @@ func (r *Reconciler) checkReadiness(ctx context.Context, classID string, t *poli
 	r.ready.mu.Unlock()
 
 	probe := r.opts.Probe
-	if probe == nil {
-		probe = HTTPProbe
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(probeParallel)
 	results := make([]error, len(pending))

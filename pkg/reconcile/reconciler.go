@@ -153,6 +153,9 @@ func New(s Store, d Docker, a Artifacts, p *policy.Policy, opts Options, log *za
 	if opts.Domain == "" {
 		opts.Domain = "lab.localhost"
 	}
+	if opts.Probe == nil {
+		opts.Probe = HTTPProbe
+	}
 	r := &Reconciler{store: s, docker: d, artifacts: a, policy: p, opts: opts, log: log,
 		metrics:  newMetrics(opts.Registerer),
 		slots:    newSlots(opts.GlobalParallel, opts.Registerer),

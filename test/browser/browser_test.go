@@ -32,6 +32,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/homeroom/homeroom/internal/testenv"
@@ -755,6 +756,15 @@ func signIn(t *testing.T, tr *testenv.Traefik, link, student string) *http.Clien
 // prefix, and returns a context of it.
 func waitTab(t *testing.T, bctx context.Context, prefix string) context.Context {
 	t.Helper()
+	tg := findTab(t, bctx, prefix)
+	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithTargetID(tg.TargetID))
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// findTab waits for a tab of the browser at an address starting with prefix.
+func findTab(t *testing.T, bctx context.Context, prefix string) *target.Info {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		targets, err := chromedp.Targets(bctx)
@@ -764,9 +774,7 @@ func waitTab(t *testing.T, bctx context.Context, prefix string) context.Context 
 		var urls []string
 		for _, tg := range targets {
 			if tg.Type == "page" && strings.HasPrefix(tg.URL, prefix) {
-				ctx, cancel := chromedp.NewContext(bctx, chromedp.WithTargetID(tg.TargetID))
-				t.Cleanup(cancel)
-				return ctx
+				return tg
 			}
 			urls = append(urls, tg.URL)
 		}

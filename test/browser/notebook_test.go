@@ -425,27 +425,11 @@ func (n *notebookTab) fetch(path string) ([]byte, int) {
 // prefix, closes it and returns its address.
 func closeNewTab(t *testing.T, bctx context.Context, prefix string) string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		targets, err := chromedp.Targets(bctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var urls []string
-		for _, tg := range targets {
-			if tg.Type == "page" && strings.HasPrefix(tg.URL, prefix) {
-				if _, err := chromedp.CallBrowser(bctx, target.CloseTarget, target.CloseTargetParams{TargetID: tg.TargetID}); err != nil {
-					t.Fatalf("close the tab at %s: %v", tg.URL, err)
-				}
-				return tg.URL
-			}
-			urls = append(urls, tg.URL)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no tab at %s; the tabs: %q", prefix, urls)
-		}
-		time.Sleep(100 * time.Millisecond)
+	tg := findTab(t, bctx, prefix)
+	if _, err := chromedp.CallBrowser(bctx, target.CloseTarget, target.CloseTargetParams{TargetID: tg.TargetID}); err != nil {
+		t.Fatalf("close the tab at %s: %v", tg.URL, err)
 	}
+	return tg.URL
 }
 
 // press presses a key with modifiers, as for a shortcut: down and up, and no
