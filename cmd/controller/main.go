@@ -19,6 +19,7 @@ import (
 	"github.com/homeroom/homeroom/internal/services"
 	"github.com/homeroom/homeroom/pkg/controller"
 	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/grading"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/reconcile"
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,9 +93,14 @@ func run(ctx context.Context) error {
 		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: o.orphanGrace,
 	}, log)
 	elector := controller.NewElector(st, "homeroom-controller", o.id, o.leaseTTL, log, reg)
-	ctl := controller.New(rec, st, docker, controller.Options{
+	var ctl *controller.Controller
+	grader := grading.New(st, docker, art, pol, rec, grading.Options{
+		Graded: func(classID string) { ctl.Enqueue(classID) }, Registerer: reg,
+	}, log.Named("grading"))
+	ctl = controller.New(rec, st, docker, controller.Options{
 		Elector: elector,
 		Workers: o.workers, PollInterval: o.poll, ChangeInterval: o.changeInterval, ResyncInterval: o.resync, Router: cfg.Traefik,
+		Grading: grader,
 	}, log, reg)
 
 	mux := newMux(reg, map[string]func(context.Context) error{"store": st.Ping, "docker": docker.Ping, "artifacts": art.Ping}, o.pprof)

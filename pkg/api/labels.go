@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 )
 
 // Labels are the only record of ownership: a Docker object without
@@ -26,7 +27,21 @@ const (
 	// gone; its value is the student. It has no LabelStudent, so it is
 	// never taken for the sandbox.
 	LabelRecovering = "homeroom.recovering"
+	// LabelGrading marks a grader container; its value is the grading's id
+	// (GradingID), and LabelGradeStudent and LabelGradeAttempt say whose
+	// submission of which attempt it grades. A grader has no LabelClass:
+	// it belongs to a run, not to the class's sandboxes, and a class's
+	// passes never see it.
+	LabelGrading      = "homeroom.grading"
+	LabelGradeStudent = "homeroom.grade-student"
+	LabelGradeAttempt = "homeroom.grade-attempt"
 )
+
+// GraderName is the container that grades one student's submission of one
+// attempt of a run's grading.
+func GraderName(classID, runID, studentID string, attempt int) string {
+	return "homeroom-grade-" + classID + "-" + runID + "-" + studentID + "-" + strconv.Itoa(attempt)
+}
 
 // NetworkName is the class network's name.
 func NetworkName(classID string) string { return "homeroom-" + classID }

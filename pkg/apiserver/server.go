@@ -83,6 +83,9 @@ type Store interface {
 	PruneSignIns(ctx context.Context, now time.Time) (int, error)
 	RecordSandboxOpen(ctx context.Context, c *api.Class, student string)
 	RecordLinksIssued(ctx context.Context, c *api.Class, students []string, holder string, expiresAt time.Time)
+
+	Regrade(ctx context.Context, fresh api.Grading, by string) (*api.Grading, error)
+	GetGrading(ctx context.Context, classID, runID string) (*api.Grading, error)
 }
 
 // Artifacts is what the API needs of the object store: reading only.
@@ -96,6 +99,8 @@ type Artifacts interface {
 	LatestFileIn(ctx context.Context, classID, studentID, relPath string, runs []string) (artifacts.Item, error)
 	RunFile(ctx context.Context, classID, runID, studentID, relPath string) (artifacts.Item, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	GetManifest(ctx context.Context, classID, runID, studentID string) (*artifacts.Manifest, error)
+	GetJSON(ctx context.Context, key string, v any) error
 	Ping(ctx context.Context) error
 }
 
@@ -304,6 +309,8 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/classes/:id/runs", s.listRuns)
 	v1.GET("/classes/:id/runs/:run", s.getRun)
 	v1.GET("/classes/:id/runs/:run/archive", s.getRunArchive)
+	v1.GET("/classes/:id/runs/:run/grades", s.getGrades)
+	v1.POST("/classes/:id/runs/:run/grade", s.regrade)
 	v1.GET("/classes/:id/artifacts", s.listArtifacts)
 	v1.GET("/classes/:id/artifacts/:student/*", s.getArtifact)
 	v1.GET("/classes/:id/links", s.listLinks)

@@ -83,6 +83,18 @@ type Options struct {
 	Elector *Elector
 	// ShutdownGrace bounds how long a stop waits for the steps in flight.
 	ShutdownGrace time.Duration
+	// Grading, when set, has a pass every GradingInterval (default 1 s)
+	// while this controller leads, beside the classes' passes.
+	Grading         Grading
+	GradingInterval time.Duration
+}
+
+// Grading grades the runs that have a grading open (grading.Grader).
+type Grading interface {
+	// Pass starts what is to be done and does not wait for it.
+	Pass(ctx context.Context) error
+	// Wait waits for what the passes started to stop.
+	Wait()
 }
 
 // dieSettle is how long after a container's die event its class is looked
@@ -134,6 +146,9 @@ func New(rec Reconciler, lister Lister, ev EventSource, opts Options, log *zap.L
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 30 * time.Second
 	}
+	if opts.GradingInterval <= 0 {
+		opts.GradingInterval = time.Second
+	}
 	limiter := workqueue.NewTypedMaxOfRateLimiter(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](opts.RetryBase, opts.RetryMax),
 		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(20), 200)},
@@ -171,6 +186,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if c.opts.Grading != nil {
+		triggers.Add(1)
+		go func() { defer triggers.Done(); c.grade(ctx) }()
+	}
 	triggers.Add(3)
 	go func() { defer triggers.Done(); c.poll(ctx) }()
 	go func() { defer triggers.Done(); c.watchStore(ctx) }()
@@ -197,6 +216,26 @@ func (c *Controller) Run(ctx context.Context) error {
 		e.release()
 	}
 	return nil
+}
+
+// grade runs the grading passes while this controller leads.
+func (c *Controller) grade(ctx context.Context) {
+	g := c.opts.Grading
+	defer g.Wait()
+	t := time.NewTicker(c.opts.GradingInterval)
+	defer t.Stop()
+	for {
+		if c.leading() {
+			if err := g.Pass(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("grading pass", zap.Error(err))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (c *Controller) leading() bool {

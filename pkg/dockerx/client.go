@@ -121,6 +121,67 @@ func (c *Client) ListContainers(ctx context.Context, classID string) ([]containe
 	return cs, nil
 }
 
+// ListGraders lists Homeroom's grader containers, of every run.
+func (c *Client) ListGraders(ctx context.Context) ([]container.Summary, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	f := filters.NewArgs(filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue), filters.Arg("label", api.LabelGrading))
+	cs, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	c.track("container_list", err)
+	if err != nil {
+		return nil, fmt.Errorf("list graders: %w", err)
+	}
+	return cs, nil
+}
+
+// CreateFresh creates a container whose name must be free: unlike
+// CreateContainer it never adopts one that exists (ErrExists), for a
+// caller that must know the container is the one it is about to fill.
+func (c *Client) CreateFresh(ctx context.Context, spec ContainerSpec) (string, error) {
+	cctx, cancel := c.ctx(ctx)
+	defer cancel()
+	resp, err := c.api.ContainerCreate(cctx, spec.Config, spec.HostConfig, spec.Networking, nil, spec.Name)
+	c.track("container_create", err)
+	if cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err) {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, ErrExists)
+	}
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	return resp.ID, nil
+}
+
+// ErrExists is CreateFresh's refusal of a name that is taken.
+var ErrExists = errors.New("a container of that name exists")
+
+// CopyTo extracts the tar stream r at dir inside the container (which
+// need not run). The caller's ctx bounds the whole stream.
+func (c *Client) CopyTo(ctx context.Context, id, dir string, r io.Reader) error {
+	err := c.api.CopyToContainer(ctx, id, dir, r, container.CopyToContainerOptions{})
+	c.track("container_copy_to", err)
+	if err != nil {
+		return fmt.Errorf("copy into %s:%s: %w", id, dir, err)
+	}
+	return nil
+}
+
+// Wait returns the exit code of the container once it has stopped, or
+// ctx's error; the caller's ctx bounds the wait.
+func (c *Client) Wait(ctx context.Context, id string) (int64, error) {
+	resC, errC := c.api.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+	select {
+	case res := <-resC:
+		c.track("container_wait", nil)
+		if res.Error != nil && res.Error.Message != "" {
+			return res.StatusCode, fmt.Errorf("wait for %s: %s", id, res.Error.Message)
+		}
+		return res.StatusCode, nil
+	case err := <-errC:
+		c.track("container_wait", err)
+		return 0, fmt.Errorf("wait for %s: %w", id, err)
+	}
+}
+
 // ListNetworks lists Homeroom's networks, of one class or (classID "") all.
 func (c *Client) ListNetworks(ctx context.Context, classID string) ([]network.Summary, error) {
 	ctx, cancel := c.ctx(ctx)

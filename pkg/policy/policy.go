@@ -72,6 +72,9 @@ type Template struct {
 	// student counts as running: a program that takes seconds to start
 	// (Jupyter) would otherwise meet its student with a 502.
 	Readiness *Readiness `yaml:"readiness,omitempty" json:"readiness,omitempty"`
+	// Grader, when set, grades every student collected by a Down of a
+	// class of this template (see Grader).
+	Grader *Grader `yaml:"grader,omitempty" json:"grader,omitempty"`
 }
 
 // Readiness is an HTTP check of a sandbox on its class network: a GET of
@@ -386,7 +389,12 @@ func (t *Template) normalize() error {
 		return fmt.Errorf("pids must be positive")
 	}
 	if t.Readiness != nil {
-		return t.Readiness.normalize()
+		if err := t.Readiness.normalize(); err != nil {
+			return err
+		}
+	}
+	if t.Grader != nil {
+		return t.Grader.normalize()
 	}
 	return nil
 }

@@ -67,6 +67,13 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"readiness path with a line break", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: \"/api\\r\\nX: y\"}}\n", "only printable ASCII"},
 		{"readiness timeout negative", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: /api, timeoutSeconds: -1}}\n", "readiness timeoutSeconds must be between 1 and 3600"},
 		{"readiness timeout too long", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: /api, timeoutSeconds: 86400}}\n", "readiness timeoutSeconds must be between 1 and 3600"},
+		{"grader without image", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, grader: {command: [/g]}}\n", "line 2: template 1 (\"a\"): grader: image is required"},
+		{"grader as root", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, grader: {image: g, user: \"0:0\"}}\n", "grader: user \"0:0\" must be a numeric uid:gid other than root's"},
+		{"grader user by name", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, grader: {image: g, user: nobody}}\n", "numeric uid:gid"},
+		{"grader timeout too long", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, grader: {image: g, timeoutSeconds: 7200}}\n", "grader: timeoutSeconds must be between 1 and 3600"},
+		{"grader memory too small", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, grader: {image: g, memoryMiB: 4}}\n", "grader: memoryMiB must be between 16"},
+		{"grader pids unbounded", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, grader: {image: g, pids: -1}}\n", "grader: pids must be between 8"},
+		{"grader unknown key", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, grader: {image: g, network: host}}\n", "line 2: field network not found"},
 		{"readiness unknown key", "templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, readiness: {path: /api, port: 9}}\n", "line 2: field port not found"},
 	}
 	for _, tc := range tests {
@@ -181,5 +188,18 @@ func TestReadinessDefaults(t *testing.T) {
 	}
 	if sb, _ := Default().Template("sandbox"); sb.Readiness != nil {
 		t.Errorf("the sandbox template has a readiness check: %+v", sb.Readiness)
+	}
+}
+
+func TestGraderDefaults(t *testing.T) {
+	p, err := Parse([]byte("templates:\n  - {name: a, image: x, port: 80, memoryMiB: 1, cpus: 1, pids: 1, grader: {image: g, command: [/g, --x]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, _ := p.Template("a")
+	g := tm.Grader
+	if g.User != "1000:1000" || g.UID() != 1000 || g.GID() != 1000 || g.Timeout() != 120*time.Second ||
+		g.MemoryMiB != 512 || g.CPUs != 1 || g.PIDs != 128 {
+		t.Fatalf("grader defaults = %+v", g)
 	}
 }

@@ -271,8 +271,12 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		if run != nil && run.CompletedAt == nil {
 			// The index is written before the run is recorded complete, so a
 			// complete run always has one; rewriting it after a crash is harmless.
-			if _, err := e.r.artifacts.WriteRunIndex(ctx, classID, run.ID, students, run.StartedAt, now, artifacts.RunInfo{Subject: subject}); err != nil {
+			idx, err := e.r.artifacts.WriteRunIndex(ctx, classID, run.ID, students, run.StartedAt, now, artifacts.RunInfo{Subject: subject})
+			if err != nil {
 				return fmt.Errorf("run index: %w", err)
+			}
+			if err := e.openGrading(ctx, classID, subject, run, idx); err != nil {
+				return err
 			}
 		}
 		return e.checkpoint(ctx, func(st *api.ClassStatus) {

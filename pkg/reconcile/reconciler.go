@@ -286,10 +286,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		execErr = classify(execErr)
 		log.Warn("pass failed", zap.Error(execErr))
 	}
+	grading, gerr := r.grading(ctx, class)
+	if gerr != nil {
+		log.Warn("read the last run's grading", zap.Error(gerr))
+	}
 	err = r.writeStatus(ctx, class, func(st *api.ClassStatus) {
 		c := planned
 		c.Status = *st
 		*st = buildStatus(&c, tmpl, obs, execErr, r.opts, &r.hashes, r.now())
+		switch {
+		case grading != nil && st.Run != nil && st.Run.ID == grading.RunID:
+			st.Conditions = api.SetCondition(st.Conditions, gradedCondition(grading, r.now()))
+		case gerr == nil && (st.Run == nil || st.Run.CompletedAt == nil || grading == nil):
+			// A new run, or one without a grader: no grades to speak of.
+			st.Conditions = removeCondition(st.Conditions, api.ConditionGraded)
+		}
 	})
 	if err != nil && execErr == nil {
 		return res, err

@@ -1,0 +1,630 @@
+package grading
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/store"
+)
+
+// Store is what grading needs of the store.
+type Store interface {
+	OpenGradings(ctx context.Context) ([]string, error)
+	GradingByID(ctx context.Context, id string) (*api.Grading, error)
+	RecordGrade(ctx context.Context, id, student string, r api.GradingStudent) error
+	CloseGrading(ctx context.Context, id string) error
+}
+
+// Objects is what grading needs of the object store.
+type Objects interface {
+	GetManifest(ctx context.Context, classID, runID, studentID string) (*artifacts.Manifest, error)
+	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	PutJSON(ctx context.Context, key string, v any) (artifacts.Object, error)
+	GetJSON(ctx context.Context, key string, v any) error
+}
+
+// Docker is what grading needs of the daemon (dockerx.Client).
+type Docker interface {
+	ListGraders(ctx context.Context) ([]container.Summary, error)
+	CreateFresh(ctx context.Context, spec dockerx.ContainerSpec) (string, error)
+	CopyTo(ctx context.Context, id, dir string, r io.Reader) error
+	StartContainer(ctx context.Context, id string) error
+	Wait(ctx context.Context, id string) (int64, error)
+	InspectContainer(ctx context.Context, id string) (container.InspectResponse, error)
+	Archive(ctx context.Context, id, path string) (io.ReadCloser, error)
+	LogTail(ctx context.Context, id string, lines, maxBytes int) (string, error)
+	StopContainer(ctx context.Context, id string, grace int) error
+	RemoveContainer(ctx context.Context, id string) error
+}
+
+// Slots bounds Docker steps across the controller: grading takes its turns
+// from the same pool as the class passes, one step at a time, and holds
+// none while a grader runs.
+type Slots interface {
+	Acquire(ctx context.Context) (release func(), err error)
+}
+
+// Options tune a Grader.
+type Options struct {
+	// Parallel bounds the graders running at once (DefaultParallel).
+	Parallel int
+	// Graded is told the class whose grading moved, so that its Graded
+	// condition is brought up to date.
+	Graded     func(classID string)
+	Registerer prometheus.Registerer
+}
+
+// DefaultParallel graders at once: each gets a template's CPUs, and a
+// machine grading while classes run still has room for them.
+const DefaultParallel = 4
+
+// Paths inside a grader container.
+const (
+	SubmissionDir = "/submission"
+	GradeDir      = "/grade"
+	GradeFile     = GradeDir + "/grade.json"
+)
+
+// Grader runs graders for the open gradings.
+type Grader struct {
+	store   Store
+	docker  Docker
+	objects Objects
+	policy  *policy.Policy
+	slots   Slots
+	opts    Options
+	log     *zap.Logger
+	metrics *metrics
+
+	mu       sync.Mutex
+	inFlight map[string]bool // grading id + "/" + student
+	running  chan struct{}   // Parallel tokens
+	wg       sync.WaitGroup
+}
+
+// New returns a Grader.
+func New(s Store, d Docker, o Objects, p *policy.Policy, slots Slots, opts Options, log *zap.Logger) *Grader {
+	if opts.Parallel <= 0 {
+		opts.Parallel = DefaultParallel
+	}
+	if opts.Graded == nil {
+		opts.Graded = func(string) {}
+	}
+	return &Grader{store: s, docker: d, objects: o, policy: p, slots: slots, opts: opts, log: log,
+		metrics: newMetrics(opts.Registerer), inFlight: map[string]bool{}, running: make(chan struct{}, opts.Parallel)}
+}
+
+// Wait waits for the students in flight: a shutdown cancels the waits for
+// running graders (the next controller takes them up) but lets results
+// already known be stored.
+func (g *Grader) Wait() { g.wg.Wait() }
+
+// Pass starts work on every student of an open grading that has none
+// running, removes graders nothing wants any more, and closes gradings
+// that are done. It does not wait for the graders it starts.
+func (g *Grader) Pass(ctx context.Context) error {
+	ids, err := g.store.OpenGradings(ctx)
+	if err != nil {
+		return err
+	}
+	cs, err := g.docker.ListGraders(ctx)
+	if err != nil {
+		return err
+	}
+	containers := map[string]container.Summary{} // grading id/student/attempt → its grader
+	for _, c := range cs {
+		containers[c.Labels[api.LabelGrading]+"/"+c.Labels[api.LabelGradeStudent]+"/"+c.Labels[api.LabelGradeAttempt]] = c
+	}
+	wanted := map[string]bool{}
+	for _, id := range ids {
+		gr, err := g.store.GradingByID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			g.log.Info("grading gone; closing it", zap.String("grading", id))
+			if err := g.store.CloseGrading(ctx, id); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		pending := gr.Pending()
+		if len(pending) == 0 {
+			if err := g.store.CloseGrading(ctx, id); err != nil {
+				return err
+			}
+			g.opts.Graded(gr.ClassID)
+			continue
+		}
+		for _, student := range pending {
+			key := id + "/" + student + "/" + strconv.Itoa(gr.Attempt)
+			wanted[key] = true
+			c, has := containers[key]
+			var existing *container.Summary
+			if has {
+				existing = &c
+			}
+			if !g.begin(id + "/" + student) {
+				continue
+			}
+			select {
+			case g.running <- struct{}{}:
+			default:
+				g.end(id + "/" + student)
+				continue // all graders busy: the next pass takes it up
+			}
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				defer func() { <-g.running }()
+				defer g.end(id + "/" + student)
+				g.gradeStudent(ctx, gr, student, existing)
+			}()
+		}
+	}
+	// Graders of attempts no longer wanted (a regrade replaced them, or
+	// their result is recorded) go, unless their student is in flight.
+	for key, c := range containers {
+		if wanted[key] {
+			continue
+		}
+		student := c.Labels[api.LabelGrading] + "/" + c.Labels[api.LabelGradeStudent]
+		if !g.begin(student) {
+			continue
+		}
+		err := g.step(ctx, func() error { return g.docker.RemoveContainer(ctx, c.ID) })
+		g.end(student)
+		if err != nil {
+			g.log.Warn("remove a grader no longer wanted", zap.String("container", c.Names[0]), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+func (g *Grader) begin(key string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inFlight[key] {
+		return false
+	}
+	g.inFlight[key] = true
+	return true
+}
+
+func (g *Grader) end(key string) {
+	g.mu.Lock()
+	delete(g.inFlight, key)
+	g.mu.Unlock()
+}
+
+// step runs one Docker step in a slot of the controller's pool.
+func (g *Grader) step(ctx context.Context, fn func() error) error {
+	release, err := g.slots.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn()
+}
+
+// gradeStudent grades one student's submission for the grading's current
+// attempt, resuming from whatever an earlier controller left: a record in
+// the object store, a grader that ran or still runs. The record is stored
+// before the outcome is written to the store, and the container removed
+// last, so that a crash anywhere leaves something the next pass finishes
+// without running the grader again.
+func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student string, existing *container.Summary) {
+	log := g.log.With(zap.String("classId", gr.ClassID), zap.String("runId", gr.RunID),
+		zap.String("studentId", student), zap.Int("attempt", gr.Attempt))
+	id := gr.ID
+	if id == "" {
+		id = api.GradingID(gr.ClassID, gr.RunID)
+	}
+	// Once the outcome is known it is stored even if the controller is
+	// stopping: running the grader again would cost far more.
+	wctx := context.WithoutCancel(ctx)
+	var rec api.GradeRecord
+	err := g.objects.GetJSON(ctx, api.GradeAttemptKey(gr.ClassID, gr.RunID, student, gr.Attempt), &rec)
+	switch {
+	case err == nil:
+		log.Info("grade already stored; recording it")
+	case !errors.Is(err, artifacts.ErrNotFound):
+		log.Warn("read a stored grade; trying again later", zap.Error(err))
+		return
+	default:
+		r, err := g.run(ctx, gr, student, existing, log)
+		if err != nil {
+			// Not the grader's fault (the daemon, the object store): the
+			// next pass tries again.
+			log.Warn("grading interrupted; trying again later", zap.Error(err))
+			return
+		}
+		rec = *r
+		if _, err := g.objects.PutJSON(wctx, api.GradeAttemptKey(gr.ClassID, gr.RunID, student, gr.Attempt), rec); err != nil {
+			log.Warn("store the grade; trying again later", zap.Error(err))
+			return
+		}
+	}
+	// The latest grade beside the manifest, for those who read the run's
+	// objects rather than the API. Rewritten after a crash: harmless.
+	if _, err := g.objects.PutJSON(wctx, api.GradeKey(gr.ClassID, gr.RunID, student), rec); err != nil {
+		log.Warn("store the latest grade; trying again later", zap.Error(err))
+		return
+	}
+	out := api.GradingStudent{State: rec.State, Attempt: rec.Attempt, Reason: rec.Reason, GradedAt: rec.FinishedAt}
+	if rec.Grade != nil {
+		score, max := rec.Grade.Score, rec.Grade.MaxScore
+		out.Score, out.MaxScore = &score, &max
+	}
+	if err := g.store.RecordGrade(wctx, id, student, out); err != nil {
+		log.Warn("record the grade; trying again later", zap.Error(err))
+		return
+	}
+	g.metrics.results.WithLabelValues(resultLabel(rec.State)).Inc()
+	if rec.State == api.GradeFailed {
+		log.Info("grading failed", zap.String("reason", rec.Reason))
+	} else {
+		log.Info("graded", zap.Float64("score", rec.Grade.Score), zap.Float64("maxScore", rec.Grade.MaxScore))
+	}
+	name := api.GraderName(gr.ClassID, gr.RunID, student, gr.Attempt)
+	if err := g.step(wctx, func() error { return g.docker.RemoveContainer(wctx, name) }); err != nil {
+		log.Warn("remove the grader (the next pass does)", zap.Error(err))
+	}
+	g.opts.Graded(gr.ClassID)
+}
+
+func resultLabel(state string) string {
+	if state == api.GradeGraded {
+		return "graded"
+	}
+	return "failed"
+}
+
+// run makes sure the student's grader has run and returns its outcome. An
+// error means the outcome is not known yet; a grader that fails is an
+// outcome (GradeFailed), not an error.
+func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, existing *container.Summary, log *zap.Logger) (*api.GradeRecord, error) {
+	rec := &api.GradeRecord{SchemaVersion: 1, ClassID: gr.ClassID, RunID: gr.RunID, StudentID: student, Attempt: gr.Attempt}
+	fail := func(format string, args ...any) (*api.GradeRecord, error) {
+		rec.State, rec.Reason = api.GradeFailed, fmt.Sprintf(format, args...)
+		if rec.FinishedAt.IsZero() {
+			rec.FinishedAt = time.Now().UTC()
+		}
+		return rec, nil
+	}
+	tmpl, ok := g.policy.Template(gr.Template)
+	if !ok || tmpl.Grader == nil {
+		return fail("the policy has no grader for template %q", gr.Template)
+	}
+	grader := tmpl.Grader
+	rec.Image = grader.Image
+	name := api.GraderName(gr.ClassID, gr.RunID, student, gr.Attempt)
+
+	id := ""
+	if existing != nil {
+		id = existing.ID
+		if existing.State == "created" {
+			// Made but never started: its files may be half copied.
+			if err := g.step(ctx, func() error { return g.docker.RemoveContainer(ctx, id) }); err != nil {
+				return nil, err
+			}
+			id = ""
+		}
+	}
+	if id == "" {
+		m, err := g.objects.GetManifest(ctx, gr.ClassID, gr.RunID, student)
+		if errors.Is(err, artifacts.ErrNotFound) {
+			return fail("no collected work: the run has no manifest for %s", student)
+		}
+		if err != nil {
+			return nil, err
+		}
+		err = g.step(ctx, func() error {
+			var err error
+			id, err = g.start(ctx, gr, student, grader, name, m)
+			return err
+		})
+		var bad *badSubmission
+		if errors.As(err, &bad) {
+			return fail("%s", bad.reason)
+		}
+		if err != nil {
+			return nil, err
+		}
+		log.Debug("grader started", zap.String("container", name))
+	}
+
+	info, err := g.docker.InspectContainer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	started, _ := time.Parse(time.RFC3339Nano, info.State.StartedAt)
+	if started.IsZero() {
+		started = time.Now()
+	}
+	rec.StartedAt = started.UTC()
+	deadline := started.Add(grader.Timeout())
+	timedOut := false
+	if info.State.Running {
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		g.metrics.running.Inc()
+		_, werr := g.docker.Wait(wctx, id)
+		g.metrics.running.Dec()
+		cancel()
+		if werr != nil {
+			if time.Now().Before(deadline) {
+				return nil, werr
+			}
+			timedOut = true
+			// RemoveContainer would take the logs with it: kill only.
+			if err := g.step(ctx, func() error { return g.docker.StopContainer(ctx, id, 0) }); err != nil {
+				return nil, err
+			}
+		}
+		if info, err = g.docker.InspectContainer(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	if fin, err := time.Parse(time.RFC3339Nano, info.State.FinishedAt); err == nil && fin.After(started) {
+		rec.FinishedAt = fin.UTC()
+	} else {
+		rec.FinishedAt = time.Now().UTC()
+	}
+	tail := func() string {
+		t, err := g.docker.LogTail(ctx, id, 20, 4<<10)
+		if err != nil || strings.TrimSpace(t) == "" {
+			return ""
+		}
+		return "; its last output:\n" + t
+	}
+	switch {
+	case timedOut || rec.FinishedAt.Sub(started) > grader.Timeout():
+		return fail("the grader did not finish within %s%s", grader.Timeout(), tail())
+	case info.State.OOMKilled:
+		return fail("the grader ran out of memory (%d MiB)%s", grader.MemoryMiB, tail())
+	case info.State.ExitCode != 0:
+		return fail("the grader exited with code %d%s", info.State.ExitCode, tail())
+	}
+	b, err := g.readGrade(ctx, id)
+	var bad *badSubmission
+	if errors.As(err, &bad) {
+		return fail("%s%s", bad.reason, tail())
+	}
+	if err != nil {
+		return nil, err
+	}
+	grade, err := Parse(b)
+	if err != nil {
+		return fail("%s", err.Error())
+	}
+	rec.State, rec.Grade = api.GradeGraded, grade
+	return rec, nil
+}
+
+// badSubmission is an outcome found while preparing or reading a grader:
+// it fails the student's grading instead of being retried.
+type badSubmission struct{ reason string }
+
+func (b *badSubmission) Error() string { return b.reason }
+
+// start creates the grader, copies the student's files in and starts it.
+func (g *Grader) start(ctx context.Context, gr *api.Grading, student string, grader *policy.Grader, name string, m *artifacts.Manifest) (string, error) {
+	spec := graderSpec(gr, student, grader, name)
+	id, err := g.docker.CreateFresh(ctx, spec)
+	if errors.Is(err, dockerx.ErrExists) {
+		// Left by an earlier try that this pass's listing missed: start
+		// over with a container whose contents are known.
+		if err := g.docker.RemoveContainer(ctx, name); err != nil {
+			return "", err
+		}
+		id, err = g.docker.CreateFresh(ctx, spec)
+	}
+	if err != nil {
+		return "", err
+	}
+	pr, pw := io.Pipe()
+	werr := make(chan error, 1)
+	go func() {
+		err := g.writeSubmission(ctx, pw, m, grader)
+		pw.CloseWithError(err)
+		werr <- err
+	}()
+	cerr := g.docker.CopyTo(ctx, id, "/", pr)
+	pr.CloseWithError(errors.New("copy ended"))
+	if err := <-werr; err != nil {
+		_ = g.docker.RemoveContainer(ctx, id)
+		return "", err
+	}
+	if cerr != nil {
+		_ = g.docker.RemoveContainer(ctx, id)
+		return "", cerr
+	}
+	if err := g.docker.StartContainer(ctx, id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// graderSpec is the locked-down container a grader runs in: no network,
+// no capabilities, no new privileges, the policy's user and limits, a
+// small /tmp, and logs capped on disk.
+func graderSpec(gr *api.Grading, student string, grader *policy.Grader, name string) dockerx.ContainerSpec {
+	pids := grader.PIDs
+	mem := grader.MemoryMiB << 20
+	return dockerx.ContainerSpec{
+		Name: name,
+		Config: &container.Config{
+			Image: grader.Image,
+			Cmd:   grader.Command,
+			User:  grader.User,
+			Env: []string{
+				"HOMEROOM_CLASS_ID=" + gr.ClassID, "HOMEROOM_RUN_ID=" + gr.RunID, "HOMEROOM_STUDENT_ID=" + student,
+				"HOMEROOM_SUBMISSION=" + SubmissionDir, "HOMEROOM_GRADE=" + GradeFile, "HOME=/tmp",
+			},
+			NetworkDisabled: true,
+			Labels: map[string]string{
+				api.LabelManagedBy: api.ManagedByValue, api.LabelGrading: api.GradingID(gr.ClassID, gr.RunID),
+				api.LabelGradeStudent: student, api.LabelGradeAttempt: strconv.Itoa(gr.Attempt),
+			},
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode: "none",
+			CapDrop:     []string{"ALL"},
+			SecurityOpt: []string{"no-new-privileges"},
+			Tmpfs:       map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
+			LogConfig:   container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m", "max-file": "1"}},
+			Resources: container.Resources{
+				Memory: mem, MemorySwap: mem, NanoCPUs: int64(grader.CPUs * 1e9), PidsLimit: &pids,
+			},
+		},
+	}
+}
+
+// writeSubmission writes the tar the grader is filled from: the student's
+// collected files under /submission, root's and read-only, each checked
+// against its manifest's hash as it streams from the object store; and
+// /grade, the one directory the grader may write.
+func (g *Grader) writeSubmission(ctx context.Context, w io.Writer, m *artifacts.Manifest, grader *policy.Grader) error {
+	tw := tar.NewWriter(w)
+	now := time.Now()
+	dir := func(name string, uid, gid int, mode int64) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, Uid: uid, Gid: gid, ModTime: now})
+	}
+	if err := dir(strings.TrimPrefix(GradeDir, "/"), grader.UID(), grader.GID(), 0o700); err != nil {
+		return err
+	}
+	root := strings.TrimPrefix(SubmissionDir, "/")
+	type file struct {
+		name string
+		f    artifacts.File
+	}
+	var files []file
+	dirs := map[string]bool{root: true}
+	for _, f := range m.Files {
+		rel := f.Path
+		if f.RawPath != "" {
+			raw, err := base64.StdEncoding.DecodeString(f.RawPath)
+			if err != nil {
+				return &badSubmission{fmt.Sprintf("the manifest's raw path of %q is not base64", f.Path)}
+			}
+			rel = string(raw)
+		}
+		clean := path.Clean("/" + rel)
+		if clean == "/" || clean != "/"+rel {
+			return &badSubmission{fmt.Sprintf("the manifest lists a path that is not clean: %q", f.Path)}
+		}
+		name := root + clean
+		files = append(files, file{name, f})
+		for d := path.Dir(name); d != root && d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	names := make([]string, 0, len(dirs))
+	for d := range dirs {
+		names = append(names, d)
+	}
+	sort.Strings(names) // a parent sorts before its children
+	for _, d := range names {
+		if err := dir(d, 0, 0, 0o555); err != nil {
+			return err
+		}
+	}
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: f.f.Size, Mode: 0o444, ModTime: now}); err != nil {
+			return err
+		}
+		rc, size, err := g.objects.Open(ctx, f.f.Key)
+		if errors.Is(err, artifacts.ErrNotFound) {
+			return &badSubmission{fmt.Sprintf("collected file %q is missing from the object store", f.f.Path)}
+		}
+		if err != nil {
+			return err
+		}
+		if size != f.f.Size {
+			rc.Close()
+			return &badSubmission{fmt.Sprintf("collected file %q is %d bytes, its manifest says %d", f.f.Path, size, f.f.Size)}
+		}
+		h := sha256.New()
+		_, err = io.Copy(tw, io.TeeReader(io.LimitReader(rc, size), h))
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		if hex.EncodeToString(h.Sum(nil)) != f.f.SHA256 {
+			return &badSubmission{fmt.Sprintf("collected file %q does not match its manifest's hash", f.f.Path)}
+		}
+	}
+	return tw.Close()
+}
+
+// readGrade reads GradeFile out of the stopped grader, at most
+// MaxGradeBytes of it.
+func (g *Grader) readGrade(ctx context.Context, id string) ([]byte, error) {
+	actx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rc, err := g.docker.Archive(actx, id, GradeFile)
+	if dockerx.IsNotFound(err) {
+		return nil, &badSubmission{"the grader exited without writing " + GradeFile}
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, err
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil, &badSubmission{GradeFile + " is not a regular file"}
+	}
+	if hdr.Size > MaxGradeBytes {
+		return nil, &badSubmission{fmt.Sprintf("%s is %d bytes, more than %d", GradeFile, hdr.Size, MaxGradeBytes)}
+	}
+	return io.ReadAll(io.LimitReader(tr, MaxGradeBytes))
+}
+
+type metrics struct {
+	results *prometheus.CounterVec
+	running prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homeroom_grades_total", Help: "Students graded, by result: graded, or failed (the grader timed out, crashed or wrote no valid grade.json).",
+		}, []string{"result"}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "homeroom_graders_running", Help: "Grader containers this controller is waiting for.",
+		}),
+	}
+	m.results.WithLabelValues("graded")
+	m.results.WithLabelValues("failed")
+	if reg != nil {
+		reg.MustRegister(m.results, m.running)
+	}
+	return m
+}
