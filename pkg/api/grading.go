@@ -72,8 +72,8 @@ type Grading struct {
 	Attempt  int    `json:"attempt" bson:"attempt"`
 	// RequestedAt and RequestedBy say who asked for this attempt: the
 	// controller for the first, a teacher for a regrade.
-	RequestedAt time.Time        `json:"requestedAt" bson:"requestedAt"`
-	RequestedBy string `json:"requestedBy" bson:"requestedBy"`
+	RequestedAt time.Time `json:"requestedAt" bson:"requestedAt"`
+	RequestedBy string    `json:"requestedBy" bson:"requestedBy"`
 	// Students are the students the run collected, in order; only they
 	// are graded.
 	Students []string `json:"students" bson:"students"`
