@@ -1,6 +1,7 @@
 // Package client is a small typed HTTP client for Homeroom's API
 // (/api/v1): classes, templates, artifacts and runs (a run whole as one
-// archive too), students' sign-in links, and the school's records. Every
+// archive too), the grades of runs, students' sign-in links, and the
+// school's records. Every
 // call has a timeout; a refusal comes back as an *Error carrying the HTTP
 // status and the API's error code.
 package client
@@ -361,6 +362,79 @@ func (r *readErrors) Read(p []byte) (int, error) {
 		r.err = err
 	}
 	return n, err
+}
+
+// Gradebook is the grades of one Down run in its current grading attempt:
+// one item per student the run collected.
+type Gradebook = api.Gradebook
+
+// GradebookItem is one student's row of a gradebook. State is GradePending,
+// GradeGraded (Score, MaxScore, Feedback and Tests from the grader) or
+// GradeFailed (Reason says why). Feedback and test messages are written by
+// a grader that may run the student's code: treat them as untrusted text.
+type GradebookItem = api.GradebookItem
+
+// GradeTest is one check a grader made.
+type GradeTest = api.GradeTest
+
+// States of a gradebook item.
+const (
+	GradePending = api.GradePending
+	GradeGraded  = api.GradeGraded
+	GradeFailed  = api.GradeFailed
+)
+
+func runPath(class, run string) string {
+	return classPath(class) + "/runs/" + url.PathEscape(run)
+}
+
+// Grades returns the gradebook of a run. A run that was never graded (its
+// template had no grader) is a 404 not_graded; an unknown run a 404
+// not_found.
+func (c *Client) Grades(ctx context.Context, class, run string) (*Gradebook, error) {
+	var b Gradebook
+	if err := c.doJSON(ctx, http.MethodGet, runPath(class, run)+"/grades", nil, nil, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// GradesCSV streams the gradebook of a run into w as CSV for a gradebook
+// import: a header student,score,max and one row per student, score and
+// max empty for a student without a grade. It refuses as Grades does. The
+// client's timeout bounds the wait for the response; the body is read
+// under ctx alone.
+func (c *Client) GradesCSV(ctx context.Context, class, run string, w io.Writer) error {
+	p := runPath(class, run) + "/grades"
+	resp, err := c.doStreamAccept(ctx, http.MethodGet, p, nil, "text/csv")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if got, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";"); strings.TrimSpace(got) != "text/csv" {
+		return fmt.Errorf("GET %s: answered with %q, not text/csv", p, got)
+	}
+	body := &readErrors{r: resp.Body}
+	if _, err := io.Copy(w, body); err != nil {
+		if body.err == nil {
+			return fmt.Errorf("write the grades of run %s of %s: %w", run, class, err)
+		}
+		return fmt.Errorf("read the grades of run %s of %s: %w", run, class, err)
+	}
+	return nil
+}
+
+// Regrade starts the next grading attempt of a completed Down run, with
+// the grader the policy names now for the run's template, and returns the
+// new attempt's gradebook (every student pending). A run whose template
+// has no grader is a 409 no_grader; an autosave, or a run that collected
+// nobody, a 409 not_gradable.
+func (c *Client) Regrade(ctx context.Context, class, run string) (*Gradebook, error) {
+	var b Gradebook
+	if err := c.doJSON(ctx, http.MethodPost, runPath(class, run)+"/grade", nil, nil, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
 }
 
 // Roster is a registered class: its subject and official roster.

@@ -33,6 +33,12 @@ const adminToken = "test-admin-token"
 // and an embedded S3, as pkg/apiserver's tests do.
 func newServer(t *testing.T) (url string, st *store.Store, art *artifacts.Store) {
 	t.Helper()
+	return newServerWith(t, policy.Default())
+}
+
+// newServerWith is newServer with the policy pol.
+func newServerWith(t *testing.T, pol *policy.Policy) (url string, st *store.Store, art *artifacts.Store) {
+	t.Helper()
 	uri, db := testenv.StoreURI(t)
 	st = testenv.OpenStore(t, uri, db)
 	emb, err := versitygw.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
@@ -45,7 +51,7 @@ func newServer(t *testing.T) (url string, st *store.Store, art *artifacts.Store)
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s := apiserver.New(st, art, policy.Default(), adminToken, zaptest.NewLogger(t), reg, reg,
+	s := apiserver.New(st, art, pol, adminToken, zaptest.NewLogger(t), reg, reg,
 		apiserver.WithRateLimit(10000, 10000), apiserver.WithAuthFailureLimit(10000, 10000))
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
@@ -202,6 +208,12 @@ const (
 
 func collected(t *testing.T, art *artifacts.Store, class, run, student string, files map[string]string) {
 	t.Helper()
+	collectedAs(t, art, class, run, student, "sandbox", files)
+}
+
+// collectedAs is collected with a manifest naming template.
+func collectedAs(t *testing.T, art *artifacts.Store, class, run, student, template string, files map[string]string) {
+	t.Helper()
 	ctx := context.Background()
 	var buf bytes.Buffer
 	w := tar.NewWriter(&buf)
@@ -211,7 +223,7 @@ func collected(t *testing.T, art *artifacts.Store, class, run, student string, f
 	}
 	w.Close()
 	exit := 0
-	m := &artifacts.Manifest{ClassID: class, StudentID: student, RunID: run, Template: "sandbox",
+	m := &artifacts.Manifest{ClassID: class, StudentID: student, RunID: run, Template: template,
 		Container: artifacts.ContainerInfo{Name: api.ContainerName(class, student), State: "exited", ExitCode: &exit}}
 	fs, skipped, err := art.UploadTree(ctx, m.Prefix(), "/workspace", &buf, 0)
 	if err != nil {
