@@ -44,6 +44,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, policy.Default())
+}
+
+// newEnvWith is newEnv with the policy pol.
+func newEnvWith(t *testing.T, pol *policy.Policy) *env {
+	t.Helper()
 	uri, db := testenv.StoreURI(t)
 	st := testenv.OpenStore(t, uri, db)
 	emb, err := versitygw.StartEmbedded(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
@@ -56,7 +62,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s := apiserver.New(st, art, policy.Default(), adminToken, zaptest.NewLogger(t), reg, reg,
+	s := apiserver.New(st, art, pol, adminToken, zaptest.NewLogger(t), reg, reg,
 		apiserver.WithRateLimit(10000, 10000), apiserver.WithAuthFailureLimit(10000, 10000))
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
@@ -333,6 +339,12 @@ const (
 // as the controller does.
 func (e *env) collected(class, run, student string, files map[string]string) {
 	e.t.Helper()
+	e.collectedAs(class, run, student, "sandbox", files)
+}
+
+// collectedAs is collected with a manifest naming template.
+func (e *env) collectedAs(class, run, student, template string, files map[string]string) {
+	e.t.Helper()
 	ctx := context.Background()
 	var buf bytes.Buffer
 	w := tar.NewWriter(&buf)
@@ -342,7 +354,7 @@ func (e *env) collected(class, run, student string, files map[string]string) {
 	}
 	w.Close()
 	exit := 0
-	m := &artifacts.Manifest{ClassID: class, StudentID: student, RunID: run, Template: "sandbox",
+	m := &artifacts.Manifest{ClassID: class, StudentID: student, RunID: run, Template: template,
 		Container: artifacts.ContainerInfo{Name: api.ContainerName(class, student), State: "exited", ExitCode: &exit}}
 	fs, skipped, err := e.art.UploadTree(ctx, m.Prefix(), "/workspace", &buf, 0)
 	if err != nil {

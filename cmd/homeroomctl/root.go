@@ -114,9 +114,10 @@ func (a *app) rootCmd() *cobra.Command {
 		Short: "Drive Homeroom classes from a terminal or a script",
 		Long: `homeroomctl talks to Homeroom's apiserver: declare classes (apply), bring them
 Up and Down (optionally waiting until the controller got there), look at them
-(get, list), issue the students' sign-in links (links), and fetch the work
-collected on Down (artifacts). Admins also register classes from roster
-files (rosters import) and issue tokens (token).
+(get, list), issue the students' sign-in links (links), fetch the work
+collected on Down (artifacts), and read or redo its grading (grades,
+regrade). Admins also register classes from roster files (rosters import)
+and issue tokens (token).
 
 The server and token come from --server/--token, else HOMEROOM_SERVER and
 HOMEROOM_TOKEN, else the config file (--config, by default
@@ -138,7 +139,7 @@ $XDG_CONFIG_HOME/homeroom/config.yaml or ~/.config/homeroom/config.yaml):
 	pf.StringVar(&a.serverFlag, "server", "", "apiserver URL (env "+envServer+"; default "+defaultURL+")")
 	pf.StringVar(&a.tokenFlag, "token", "", "bearer token (env "+envToken+")")
 	pf.StringVar(&a.configFlag, "config", "", "config file with server: and token: (default $XDG_CONFIG_HOME/homeroom/config.yaml)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (links: csv too; get: yaml too)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (links, grades: csv too; get: yaml too)")
 	pf.DurationVar(&a.callTimeout, "request-timeout", client.DefaultTimeout, "timeout of each API call")
 	pf.DurationVar(&a.pollInterval, "poll-interval", time.Second, "how often --wait asks for the class")
 	pf.MarkHidden("poll-interval")
@@ -147,7 +148,7 @@ $XDG_CONFIG_HOME/homeroom/config.yaml or ~/.config/homeroom/config.yaml):
 	})
 
 	root.AddCommand(a.applyCmd(), a.upCmd(), a.downCmd(), a.getCmd(), a.listCmd(), a.deleteCmd(),
-		a.artifactsCmd(), a.runsCmd(), a.templatesCmd(), a.rostersCmd(), a.tokenCmd(), a.linksCmd())
+		a.artifactsCmd(), a.runsCmd(), a.gradesCmd(), a.regradeCmd(), a.templatesCmd(), a.rostersCmd(), a.tokenCmd(), a.linksCmd())
 	return root
 }
 
