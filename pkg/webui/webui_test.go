@@ -167,3 +167,18 @@ func TestModulesServedAsJavaScript(t *testing.T) {
 		}
 	}
 }
+
+// TestTextStaysText: the pages show text that students' programs and
+// graders wrote (a sandbox's log lines, a grader's feedback), so app.js
+// never has a string parsed as HTML.
+func TestTextStaysText(t *testing.T) {
+	app, err := fs.ReadFile(webui.Files(), "app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser", "createContextualFragment", "srcdoc"} {
+		if strings.Contains(string(app), bad) {
+			t.Errorf("app.js uses %s", bad)
+		}
+	}
+}

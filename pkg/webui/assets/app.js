@@ -44,8 +44,8 @@ class APIError extends Error {
 
 // api calls the Homeroom API and returns the decoded JSON body. It throws an
 // APIError whose message is meant for a teacher to read.
-async function api(method, path, { body, csv, signal, blob } = {}) {
-  const headers = { Accept: "application/json" };
+async function api(method, path, { body, csv, signal, blob, accept } = {}) {
+  const headers = { Accept: accept || "application/json" };
   if (session.token) headers.Authorization = "Bearer " + session.token;
   let payload;
   if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
@@ -87,6 +87,7 @@ function plainWords(status, message, code) {
     case status === 404: return (m || "Not found") + end;
     case status === 409 && code === "in_use": return m + end + " Remove or change those first.";
     case status === 409 && code === "self": return m + end;
+    case status === 409 && (code === "no_grader" || code === "not_gradable"): return m + end;
     case status === 409: return m + end + " Reload the page to see the class as it is now.";
     case status === 413: return "That is too large to send.";
     case status === 429: return "Too many requests just now. Wait a moment and try again.";
@@ -245,6 +246,7 @@ function problems(cl) {
   const out = [];
   for (const c of cl.status?.conditions || []) {
     if (c.status === "True") continue;
+    if (c.type === "Graded") continue; // the Grades section says how grading stands
     if (c.type === "Ready" && cl.desiredPhase !== "Up") continue;
     if (c.type === "Ready" && !c.message) continue;
     const lead = {
@@ -370,7 +372,10 @@ async function classPage(id, signal) {
     return;
   }
   const files = { key: "", runs: [], items: [], run: "" };
-  const render = () => renderClass(cl, files, signal, async (next) => { cl = next; await refreshFiles(); await refreshLive(); render(); }, () => render());
+  // The gradebook of the class's last Down run, shown while the class's
+  // Graded condition says that run is graded or being graded.
+  const grades = { key: "", run: "", book: null, error: "", retry: false, seq: 0 };
+  const render = () => renderClass(cl, files, grades, signal, async (next) => { cl = next; await refreshFiles(); await refreshLive(); await refreshGrades(); render(); }, () => render());
   // refreshLive asks whose links still sign in when the class is Up: on
   // the first look, and when it came Up again (a new Up ends every link).
   // Issuing links asks again (issueLinks), and so does each confirmation
@@ -414,10 +419,48 @@ async function classPage(id, signal) {
     }
     render();
   };
+  // refreshGrades loads the gradebook when the Graded condition changed
+  // since the last look (a grade arrived, a new attempt began), or always
+  // with force.
+  const refreshGrades = async (force) => {
+    const cond = gradedCondition(cl);
+    const run = cl.status?.run?.id || "";
+    const key = cond && run ? [run, cond.reason, cond.message].join("|") : "";
+    if (!force && key === grades.key) return;
+    grades.key = key;
+    const seq = ++grades.seq;
+    if (!key) { Object.assign(grades, { run: "", book: null, error: "", retry: false }); return; }
+    try {
+      const book = await api("GET", `/api/v1/classes/${encodeURIComponent(id)}/runs/${encodeURIComponent(run)}/grades`, { signal });
+      if (seq === grades.seq) Object.assign(grades, { run, book, error: "", retry: false });
+    } catch (ex) {
+      if (ex.name === "AbortError" || seq !== grades.seq) return;
+      grades.key = ""; // asked again on the next change
+      // A network or server trouble is asked again by the poll too; a
+      // refusal is not, until the class changes.
+      const retry = ex.status === 0 || ex.status === 429 || ex.status >= 500;
+      Object.assign(grades, { run, book: null, error: ex.message, retry });
+    }
+  };
   await refreshFiles();
   await refreshLive();
+  await refreshGrades();
   page(id);
   render();
+
+  // Grades arrive one student at a time. While some are pending the
+  // gradebook is asked for every few seconds besides the class's long
+  // poll: after Grade again, the class's condition tells of the new attempt
+  // only once its first grade is in.
+  (async () => {
+    while (!signal.aborted) {
+      await sleep(5000, signal);
+      if (signal.aborted || !gradingUnderWay(cl, grades)) continue;
+      const before = JSON.stringify([grades.book, grades.error]);
+      await refreshGrades(true);
+      if (!signal.aborted && JSON.stringify([grades.book, grades.error]) !== before) render();
+    }
+  })();
 
   // Follow the class: each long poll returns when it changed or timed out.
   let backoff = 1000;
@@ -429,6 +472,7 @@ async function classPage(id, signal) {
         cl = next;
         await refreshFiles();
         await refreshLive();
+        await refreshGrades();
         render();
       }
     } catch (ex) {
@@ -443,7 +487,7 @@ async function classPage(id, signal) {
   }
 }
 
-function renderClass(cl, files, signal, update, redraw) {
+function renderClass(cl, files, grades, signal, update, redraw) {
   const st = cl.status || {};
   const p = progress(cl);
   const busy = !p.done;
@@ -505,11 +549,14 @@ function renderClass(cl, files, signal, update, redraw) {
   // lists someone opened: remember both and put them back.
   const focused = document.activeElement && main.contains(document.activeElement) ? keyOf(document.activeElement) : null;
   const open = [...main.querySelectorAll("tr[data-student] details[open]")].map((d) => d.closest("tr").dataset.student);
+  const openTests = [...main.querySelectorAll("tr[data-grade] details[open]")].map((d) => d.closest("tr").dataset.grade);
   const links = cl.desiredPhase === "Up" ? linkControls(cl, signal, redraw) : null;
   main.replaceChildren(main.querySelector("h1"), actions, h("div", { class: "card" }, facts, bar), probList || "",
     h("h2", {}, "Students"), links ? links.toolbar : "", studentsTable(cl, files, signal, links),
+    gradesSection(cl, grades, signal, redraw) || "",
     files.runs.length > 1 ? runPicker(files) : "", files.runs.length ? runsList(cl, files, signal, redraw) : "");
   for (const sid of open) main.querySelector(`tr[data-student="${CSS.escape(sid)}"] details`)?.setAttribute("open", "");
+  for (const sid of openTests) main.querySelector(`tr[data-grade="${CSS.escape(sid)}"] details`)?.setAttribute("open", "");
   if (focused) {
     const el = [...main.querySelectorAll("button, a, select, summary, input")].find((e) => keyOf(e) === focused);
     if (el && !el.disabled) el.focus();
@@ -595,6 +642,148 @@ function studentsTable(cl, files, signal, links) {
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Sandbox"),
       links ? h("th", { scope: "col" }, "Sign-in link") : null, h("th", { scope: "col" }, "Collected files"))),
     h("tbody", {}, rows));
+}
+
+// ---------- grades ----------
+
+// gradedCondition is the class's Graded condition: there once a Down run
+// whose template has a grader completed.
+function gradedCondition(cl) {
+  return (cl.status?.conditions || []).find((c) => c.type === "Graded") || null;
+}
+
+// gradingUnderWay says whether grades are still to come for the gradebook
+// shown.
+function gradingUnderWay(cl, grades) {
+  const cond = gradedCondition(cl);
+  if (!cond) return false;
+  return cond.reason === "Grading" || grades.retry || (grades.book?.items || []).some((it) => it.state === "pending");
+}
+
+const GRADE_STATES = { pending: "Pending", graded: "Graded", "grading failed": "Grading failed" };
+
+function points(n) {
+  return Number.isInteger(n) ? String(n) : String(Math.round(n * 100) / 100);
+}
+
+// textBlock is an element showing text a grader wrote, as text: graders
+// run the students' code, so what they write may be anything, markup too.
+function textBlock(tag, cls, text) {
+  const el = h(tag, { class: cls });
+  el.textContent = text;
+  return el;
+}
+
+// gradeBusy holds "<class>/<run>/<what>" of the grade downloads and
+// regrades under way, so that a redraw keeps their buttons busy.
+const gradeBusy = new Set();
+
+// gradesSection shows the grades of the class's last Down run: how grading
+// stands, each student's state, score, feedback and tests, the gradebook as
+// CSV to download, and a button to grade the run again. Nothing without a
+// Graded condition.
+function gradesSection(cl, grades, signal, redraw) {
+  const cond = gradedCondition(cl);
+  const run = cl.status?.run;
+  if (!cond || !run?.id) return null;
+  const book = grades.run === run.id ? grades.book : null;
+  const base = `/api/v1/classes/${encodeURIComponent(cl.id)}/runs/${encodeURIComponent(run.id)}`;
+  const busyKey = (what) => `${cl.id}/${run.id}/${what}`;
+  // A redraw while busy cannot keep the focus on a disabled button: give
+  // it back once the button is enabled again.
+  const withBusy = (what, id, fn) => async () => {
+    gradeBusy.add(busyKey(what));
+    redraw();
+    try {
+      await fn();
+    } catch (ex) {
+      if (ex.name !== "AbortError") show("error", ex.message);
+    } finally {
+      gradeBusy.delete(busyKey(what));
+      if (!signal.aborted) {
+        const lost = !document.activeElement || document.activeElement === document.body;
+        redraw();
+        if (lost) document.getElementById(id)?.focus();
+      }
+    }
+  };
+  const downloadCSV = withBusy("csv", "grades-csv", async () => {
+    try {
+      const blob = await api("GET", base + "/grades", { signal, blob: true, accept: "text/csv" });
+      saveBlob(blob, `${cl.id}-${run.id}-grades.csv`);
+    } catch (ex) {
+      if (ex instanceof APIError) ex.message = "The grades could not be downloaded: " + ex.message;
+      throw ex;
+    }
+  });
+  const regrade = async (e) => {
+    const btn = e.currentTarget;
+    const ok = await confirmDialog(`Grade ${cl.id} again?`,
+      "Every student's collected work is graded again, with the grader as it is now. Until the new grades arrive, " +
+      "each student shows as pending; the earlier grades are kept in the artifact store.", "Grade again");
+    if (!ok) { btn.focus(); return; }
+    await withBusy("regrade", "regrade", async () => {
+      const next = await api("POST", base + "/grade", { signal });
+      grades.seq++; // an answer to an older question must not replace this one
+      Object.assign(grades, { run: run.id, book: next, error: "", retry: false });
+      show("ok", `Grading attempt ${next.attempt} of ${cl.id} started. The grades appear here as they arrive.`);
+    })();
+  };
+
+  // Right after Grade again the condition still tells of the attempt
+  // before, until the new attempt's first grade is in: the gradebook says
+  // how far the new one is.
+  const behind = book && !(cond.message || "").includes(`(attempt ${book.attempt})`);
+  const state = behind || cond.reason === "Grading" ? "grading" : cond.reason === "GradingFailed" ? "failed" : "graded";
+  const message = behind
+    ? `${book.items.filter((it) => it.state !== "pending").length} of ${book.items.length} students graded (attempt ${book.attempt})`
+    : cond.message || "";
+  const summary = h("p", { id: "grades-status", "data-grading": state, class: state === "failed" ? "warn" : state === "graded" ? "ok-text" : "" },
+    (state === "grading" ? "Grading… " : "") + message + (run.completedAt ? ` · collected ${when(run.completedAt)}` : ""));
+  const actions = h("div", { class: "actions" },
+    h("button", { type: "button", class: "secondary", id: "grades-csv", disabled: !book || gradeBusy.has(busyKey("csv")),
+      "aria-label": "Download the grades as CSV (student, score, max) for a gradebook", onclick: downloadCSV },
+    gradeBusy.has(busyKey("csv")) ? "Downloading…" : "Download CSV"),
+    h("button", { type: "button", class: "secondary", id: "regrade", disabled: gradeBusy.has(busyKey("regrade")), onclick: regrade },
+      gradeBusy.has(busyKey("regrade")) ? "Starting…" : "Grade again"));
+
+  let body;
+  if (grades.error && grades.run === run.id) {
+    body = h("p", { class: "error-text", id: "grades-error" }, "The grades could not be loaded: " + grades.error);
+  } else if (!book) {
+    body = h("p", { class: "muted" }, "Loading the grades…");
+  } else {
+    body = h("table", { id: "grades-table" },
+      h("caption", { class: "visually-hidden" }, `Grades of the collection of ${when(run.completedAt)}, attempt ${book.attempt}`),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "State"),
+        h("th", { scope: "col" }, "Score"), h("th", { scope: "col" }, "Feedback"))),
+      h("tbody", {}, book.items.map((it) => gradeRow(it))));
+  }
+  return h("section", { "aria-labelledby": "grades-title", id: "grades", "data-run": run.id, "data-attempt": book ? String(book.attempt) : null },
+    h("h2", { id: "grades-title" }, "Grades"), summary, actions, body);
+}
+
+// gradeRow is one student's row of the gradebook. The grader's feedback,
+// the reason its grading failed and its tests' names and messages go in
+// as text.
+function gradeRow(it) {
+  const graded = it.state === "graded" && it.score != null && it.maxScore != null;
+  const text = it.state === "grading failed" ? it.reason : it.feedback;
+  const tests = it.tests || [];
+  const state = it.state === "grading failed" ? "failed" : it.state;
+  return h("tr", { "data-grade": it.student },
+    h("td", { "data-label": "Student" }, it.student),
+    h("td", { "data-label": "State" }, h("span", { class: "grade-" + state, "data-grade-state": it.state }, GRADE_STATES[it.state] || it.state)),
+    h("td", { "data-label": "Score" }, graded ? `${points(it.score)} / ${points(it.maxScore)}` : h("span", { class: "muted" }, "—")),
+    h("td", { "data-label": "Feedback" },
+      text ? textBlock("div", it.state === "grading failed" ? "feedback error-text" : "feedback", text) : "",
+      tests.length ? h("details", { class: "tests" },
+        h("summary", { id: "tests-" + it.student }, `${tests.length} test${tests.length === 1 ? "" : "s"}`),
+        h("ul", { class: "tests" }, tests.map((t) => h("li", {},
+          textBlock("span", "test-name", t.name),
+          h("span", { class: t.score >= t.maxScore ? "ok-text" : "warn" }, `${points(t.score)} / ${points(t.maxScore)}`),
+          t.message ? textBlock("span", "feedback", t.message) : "")))) : "",
+      !text && !tests.length ? h("span", { class: "muted" }, "—") : ""));
 }
 
 // ---------- students' sign-in links ----------
