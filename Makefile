@@ -10,19 +10,21 @@ FUZZTIME ?= 30s
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/apiserver ./cmd/controller ./cmd/sandbox ./cmd/homeroomctl
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/apiserver ./cmd/controller ./cmd/sandbox ./cmd/homeroomctl ./cmd/grader-file
 
 docker:
 	@scripts/ensure-docker.sh
 
 # The engine has no images and no registry: the lab image is built here,
-# FROM scratch, around the static sandbox binary.
+# FROM scratch, around the static sandbox binary; scripts/ensure-graders.sh
+# builds the example grader images.
 images: build docker
 	rm -rf $(BIN)/image-sandbox && mkdir -p $(BIN)/image-sandbox/workspace
 	cp $(BIN)/sandbox images/sandbox/Dockerfile $(BIN)/image-sandbox/
 	DOCKER_BUILDKIT=0 docker build -q -t $(SANDBOX_IMAGE) $(BIN)/image-sandbox >/dev/null
 	@echo "built $(SANDBOX_IMAGE)"
 	@scripts/ensure-notebook.sh
+	@BIN=$(BIN) GO=$(GO) scripts/ensure-graders.sh
 
 # The notebook template's image, homeroom/notebook:<images/notebook/VERSION>,
 # from Debian's packages: its root file system is built once per machine (a few
