@@ -95,6 +95,8 @@ type Grading interface {
 	Pass(ctx context.Context) error
 	// Wait waits for what the passes started to stop.
 	Wait()
+	// Wake has a value when a pass before the next tick would find work.
+	Wake() <-chan struct{}
 }
 
 // dieSettle is how long after a container's die event its class is looked
@@ -234,6 +236,7 @@ func (c *Controller) grade(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-g.Wake():
 		}
 	}
 }

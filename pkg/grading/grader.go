@@ -98,9 +98,24 @@ type Grader struct {
 
 	mu       sync.Mutex
 	inFlight map[string]bool // grading id + "/" + student
-	running  chan struct{}   // Parallel tokens
+	// recorded holds, by grading id + "/" + student, the attempt this
+	// controller last recorded an outcome of: a pass that read the grading
+	// just before that outcome was written does not start it again.
+	recorded map[string]int
+	running  chan struct{} // Parallel tokens
 	wg       sync.WaitGroup
+	// told holds, by grading id, how many outcomes the class was last told
+	// of, and when: its Graded condition is brought up to date at most
+	// once a second while graders run (each update is a pass over the
+	// class and a write of its status), and at once when all are done.
+	told map[string]toldState
+	// wake has a value when a student's grading ended: a place is free,
+	// and the next pass need not wait for its tick to fill it.
+	wake chan struct{}
 }
+
+// Wake has a value when a pass now would find more to start.
+func (g *Grader) Wake() <-chan struct{} { return g.wake }
 
 // New returns a Grader.
 func New(s Store, d Docker, o Objects, p *policy.Policy, slots Slots, opts Options, log *zap.Logger) *Grader {
@@ -111,7 +126,8 @@ func New(s Store, d Docker, o Objects, p *policy.Policy, slots Slots, opts Optio
 		opts.Graded = func(string) {}
 	}
 	return &Grader{store: s, docker: d, objects: o, policy: p, slots: slots, opts: opts, log: log,
-		metrics: newMetrics(opts.Registerer), inFlight: map[string]bool{}, running: make(chan struct{}, opts.Parallel)}
+		metrics: newMetrics(opts.Registerer), inFlight: map[string]bool{}, recorded: map[string]int{}, running: make(chan struct{}, opts.Parallel),
+		wake: make(chan struct{}, 1), told: map[string]toldState{}}
 }
 
 // Wait waits for the students in flight: a shutdown cancels the waits for
@@ -153,9 +169,11 @@ func (g *Grader) Pass(ctx context.Context) error {
 			if err := g.store.CloseGrading(ctx, id); err != nil {
 				return err
 			}
-			g.opts.Graded(gr.ClassID)
+			g.notify(gr, true)
+			g.forget(id)
 			continue
 		}
+		g.notify(gr, false)
 		for _, student := range pending {
 			key := id + "/" + student + "/" + strconv.Itoa(gr.Attempt)
 			wanted[key] = true
@@ -164,7 +182,7 @@ func (g *Grader) Pass(ctx context.Context) error {
 			if has {
 				existing = &c
 			}
-			if !g.begin(id + "/" + student) {
+			if !g.begin(id+"/"+student, gr.Attempt) {
 				continue
 			}
 			select {
@@ -176,9 +194,27 @@ func (g *Grader) Pass(ctx context.Context) error {
 			g.wg.Add(1)
 			go func() {
 				defer g.wg.Done()
-				defer func() { <-g.running }()
-				defer g.end(id + "/" + student)
-				g.gradeStudent(ctx, gr, student, existing)
+				// The place is given up as soon as the grader has stopped:
+				// storing its outcome needs no grader running.
+				var once sync.Once
+				free := func() { once.Do(func() { <-g.running; g.signal() }) }
+				recorded := false
+				defer func() {
+					if recorded {
+						g.mu.Lock()
+						g.recorded[id+"/"+student] = gr.Attempt
+						g.mu.Unlock()
+					}
+					g.end(id + "/" + student)
+					// After a failure the place is free but no pass is
+					// asked for before the tick, so that a broken store
+					// is not asked in a loop.
+					once.Do(func() { <-g.running })
+					if recorded {
+						g.signal()
+					}
+				}()
+				recorded = g.gradeStudent(ctx, gr, student, existing, free)
 			}()
 		}
 	}
@@ -189,7 +225,7 @@ func (g *Grader) Pass(ctx context.Context) error {
 			continue
 		}
 		student := c.Labels[api.LabelGrading] + "/" + c.Labels[api.LabelGradeStudent]
-		if !g.begin(student) {
+		if !g.begin(student, 0) {
 			continue
 		}
 		err := g.step(ctx, func() error { return g.docker.RemoveContainer(ctx, c.ID) })
@@ -201,10 +237,53 @@ func (g *Grader) Pass(ctx context.Context) error {
 	return nil
 }
 
-func (g *Grader) begin(key string) bool {
+// forget drops what is kept of a closed grading.
+func (g *Grader) forget(id string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.inFlight[key] {
+	for k := range g.recorded {
+		if strings.HasPrefix(k, id+"/") {
+			delete(g.recorded, k)
+		}
+	}
+}
+
+type toldState struct {
+	outcomes int
+	at       time.Time
+}
+
+// notify tells the class of new outcomes of its grading (see told).
+func (g *Grader) notify(gr *api.Grading, done bool) {
+	graded, failed := gr.Counts()
+	n := graded + failed
+	g.mu.Lock()
+	last, seen := g.told[gr.ID]
+	tell := !seen || done || (n != last.outcomes && time.Since(last.at) >= time.Second)
+	if done {
+		delete(g.told, gr.ID)
+	} else if tell {
+		g.told[gr.ID] = toldState{outcomes: n, at: time.Now()}
+	}
+	g.mu.Unlock()
+	if tell {
+		g.opts.Graded(gr.ClassID)
+	}
+}
+
+func (g *Grader) signal() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// begin marks a student in flight, unless it is, or (attempt above 0) its
+// outcome of that attempt was recorded already.
+func (g *Grader) begin(key string, attempt int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inFlight[key] || (attempt > 0 && g.recorded[key] >= attempt) {
 		return false
 	}
 	g.inFlight[key] = true
@@ -233,7 +312,7 @@ func (g *Grader) step(ctx context.Context, fn func() error) error {
 // before the outcome is written to the store, and the container removed
 // last, so that a crash anywhere leaves something the next pass finishes
 // without running the grader again.
-func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student string, existing *container.Summary) {
+func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student string, existing *container.Summary, free func()) (recorded bool) {
 	log := g.log.With(zap.String("classId", gr.ClassID), zap.String("runId", gr.RunID),
 		zap.String("studentId", student), zap.Int("attempt", gr.Attempt))
 	id := gr.ID
@@ -243,6 +322,7 @@ func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student stri
 	// Once the outcome is known it is stored even if the controller is
 	// stopping: running the grader again would cost far more.
 	wctx := context.WithoutCancel(ctx)
+	ph := newPhases()
 	var rec api.GradeRecord
 	err := g.objects.GetJSON(ctx, api.GradeAttemptKey(gr.ClassID, gr.RunID, student, gr.Attempt), &rec)
 	switch {
@@ -250,26 +330,29 @@ func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student stri
 		log.Info("grade already stored; recording it")
 	case !errors.Is(err, artifacts.ErrNotFound):
 		log.Warn("read a stored grade; trying again later", zap.Error(err))
-		return
+		return false
 	default:
-		r, err := g.run(ctx, gr, student, existing, log)
+		ph.mark("lookup")
+		r, err := g.run(ctx, gr, student, existing, log, ph)
 		if err != nil {
 			// Not the grader's fault (the daemon, the object store): the
 			// next pass tries again.
 			log.Warn("grading interrupted; trying again later", zap.Error(err))
-			return
+			return false
 		}
 		rec = *r
+		free()
 		if _, err := g.objects.PutJSON(wctx, api.GradeAttemptKey(gr.ClassID, gr.RunID, student, gr.Attempt), rec); err != nil {
 			log.Warn("store the grade; trying again later", zap.Error(err))
-			return
+			return false
 		}
 	}
 	// The latest grade beside the manifest, for those who read the run's
 	// objects rather than the API. Rewritten after a crash: harmless.
+	ph.mark("store")
 	if _, err := g.objects.PutJSON(wctx, api.GradeKey(gr.ClassID, gr.RunID, student), rec); err != nil {
 		log.Warn("store the latest grade; trying again later", zap.Error(err))
-		return
+		return false
 	}
 	out := api.GradingStudent{State: rec.State, Attempt: rec.Attempt, Reason: rec.Reason, GradedAt: rec.FinishedAt}
 	if rec.Grade != nil {
@@ -278,19 +361,35 @@ func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student stri
 	}
 	if err := g.store.RecordGrade(wctx, id, student, out); err != nil {
 		log.Warn("record the grade; trying again later", zap.Error(err))
-		return
+		return false
 	}
 	g.metrics.results.WithLabelValues(resultLabel(rec.State)).Inc()
-	if rec.State == api.GradeFailed {
-		log.Info("grading failed", zap.String("reason", rec.Reason))
-	} else {
-		log.Info("graded", zap.Float64("score", rec.Grade.Score), zap.Float64("maxScore", rec.Grade.MaxScore))
-	}
+	ph.mark("record")
 	name := api.GraderName(gr.ClassID, gr.RunID, student, gr.Attempt)
 	if err := g.step(wctx, func() error { return g.docker.RemoveContainer(wctx, name) }); err != nil {
 		log.Warn("remove the grader (the next pass does)", zap.Error(err))
 	}
-	g.opts.Graded(gr.ClassID)
+	ph.mark("remove")
+	if rec.State == api.GradeFailed {
+		log.Info("grading failed", append(ph.spent, zap.String("reason", rec.Reason))...)
+	} else {
+		log.Info("graded", append(ph.spent, zap.Float64("score", rec.Grade.Score), zap.Float64("maxScore", rec.Grade.MaxScore))...)
+	}
+	return true
+}
+
+// phases times one student's grading, for the log: where it goes.
+type phases struct {
+	last  time.Time
+	spent []zap.Field
+}
+
+func newPhases() *phases { return &phases{last: time.Now()} }
+
+func (p *phases) mark(name string) {
+	now := time.Now()
+	p.spent = append(p.spent, zap.Duration(name, now.Sub(p.last)))
+	p.last = now
 }
 
 func resultLabel(state string) string {
@@ -303,7 +402,7 @@ func resultLabel(state string) string {
 // run makes sure the student's grader has run and returns its outcome. An
 // error means the outcome is not known yet; a grader that fails is an
 // outcome (GradeFailed), not an error.
-func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, existing *container.Summary, log *zap.Logger) (*api.GradeRecord, error) {
+func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, existing *container.Summary, log *zap.Logger, ph *phases) (*api.GradeRecord, error) {
 	rec := &api.GradeRecord{SchemaVersion: 1, ClassID: gr.ClassID, RunID: gr.RunID, StudentID: student, Attempt: gr.Attempt}
 	fail := func(format string, args ...any) (*api.GradeRecord, error) {
 		rec.State, rec.Reason = api.GradeFailed, fmt.Sprintf(format, args...)
@@ -353,6 +452,7 @@ func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, exist
 		}
 		log.Debug("grader started", zap.String("container", name))
 	}
+	ph.mark("start")
 
 	info, err := g.docker.InspectContainer(ctx, id)
 	if err != nil {
@@ -405,7 +505,9 @@ func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, exist
 	case info.State.ExitCode != 0:
 		return fail("the grader exited with code %d%s", info.State.ExitCode, tail())
 	}
+	ph.mark("run")
 	b, err := g.readGrade(ctx, id)
+	ph.mark("read")
 	var bad *badSubmission
 	if errors.As(err, &bad) {
 		return fail("%s%s", bad.reason, tail())
@@ -429,7 +531,7 @@ func (b *badSubmission) Error() string { return b.reason }
 
 // start creates the grader, copies the student's files in and starts it.
 func (g *Grader) start(ctx context.Context, gr *api.Grading, student string, grader *policy.Grader, name string, m *artifacts.Manifest) (string, error) {
-	spec := graderSpec(gr, student, grader, name)
+	spec := Spec(gr, student, grader, name)
 	id, err := g.docker.CreateFresh(ctx, spec)
 	if errors.Is(err, dockerx.ErrExists) {
 		// Left by an earlier try that this pass's listing missed: start
@@ -465,10 +567,10 @@ func (g *Grader) start(ctx context.Context, gr *api.Grading, student string, gra
 	return id, nil
 }
 
-// graderSpec is the locked-down container a grader runs in: no network,
+// Spec is the locked-down container a grader runs in: no network,
 // no capabilities, no new privileges, the policy's user and limits, a
 // small /tmp, and logs capped on disk.
-func graderSpec(gr *api.Grading, student string, grader *policy.Grader, name string) dockerx.ContainerSpec {
+func Spec(gr *api.Grading, student string, grader *policy.Grader, name string) dockerx.ContainerSpec {
 	pids := grader.PIDs
 	mem := grader.MemoryMiB << 20
 	return dockerx.ContainerSpec{

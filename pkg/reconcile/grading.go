@@ -76,7 +76,7 @@ func gradedCondition(g *api.Grading, now time.Time) api.Condition {
 	switch {
 	case graded+failed < n:
 		c.Status, c.Reason = "False", "Grading"
-		c.Message = fmt.Sprintf("%d of %d students graded (attempt %d)", graded+failed, n, g.Attempt)
+		c.Message = fmt.Sprintf("%d graded, %d failed, %d pending of %d students (attempt %d)", graded, failed, n-graded-failed, n, g.Attempt)
 	case failed > 0:
 		c.Status, c.Reason = "False", "GradingFailed"
 		c.Message = fmt.Sprintf("%d of %d students graded; grading failed for %d (attempt %d)", graded, n, failed, g.Attempt)
