@@ -135,6 +135,9 @@ const (
 	// student's host through their own link.
 	AuditLinksIssue  = "links.issue"
 	AuditSandboxOpen = "sandbox.open"
+	// AuditRunGrade records a run graded again (or for the first time)
+	// at a teacher's or admin's request.
+	AuditRunGrade = "run.grade"
 )
 
 // AuditEntry records one change: who, when, what, and from what to what.

@@ -139,5 +139,5 @@ var auditActions = []string{
 	api.AuditRosterCreate, api.AuditRosterUpdate, api.AuditRosterDelete,
 	api.AuditUserCreate, api.AuditUserUpdate, api.AuditUserDelete,
 	api.AuditTokenIssue, api.AuditTokenRevoke,
-	api.AuditLinksIssue, api.AuditSandboxOpen,
+	api.AuditLinksIssue, api.AuditSandboxOpen, api.AuditRunGrade,
 }

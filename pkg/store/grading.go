@@ -46,8 +46,19 @@ func (s *Store) OpenGrading(ctx context.Context, g api.Grading) error {
 
 // Regrade asks for the next attempt of a run's grading, or for the first
 // when the run was never graded (its template had no grader then): fresh
-// describes that first attempt. It returns the grading as now stored.
+// describes that first attempt. It returns the grading as now stored, and
+// records run.grade in the audit trail by the actor of ctx.
 func (s *Store) Regrade(ctx context.Context, fresh api.Grading, by string) (*api.Grading, error) {
+	g, err := s.regrade(ctx, fresh, by)
+	if err != nil {
+		return nil, err
+	}
+	s.record(ctx, api.AuditEntry{Action: api.AuditRunGrade, Target: fmt.Sprintf("class/%s/run/%s/attempt/%d", g.ClassID, g.RunID, g.Attempt),
+		ClassID: g.ClassID, Subjects: []string{g.Subject}, To: &api.AuditState{Students: g.Students}})
+	return g, nil
+}
+
+func (s *Store) regrade(ctx context.Context, fresh api.Grading, by string) (*api.Grading, error) {
 	id := api.GradingID(fresh.ClassID, fresh.RunID)
 	if err := s.markOpen(ctx, id); err != nil {
 		return nil, err

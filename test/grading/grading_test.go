@@ -294,6 +294,13 @@ func TestGradesEachStudent(t *testing.T) {
 	if code := s.call("POST", "/api/v1/classes/"+id+"/runs/"+run+"/grade", nil, &again); code != http.StatusAccepted || again.Attempt != 2 {
 		t.Fatalf("regrade: %d %+v", code, again)
 	}
+	var audit struct {
+		Items []api.AuditEntry `json:"items"`
+	}
+	if code := s.call("GET", "/api/v1/audit?action=run.grade&classId="+id, nil, &audit); code != http.StatusOK ||
+		len(audit.Items) != 1 || audit.Items[0].Target != "class/"+id+"/run/"+run+"/attempt/2" {
+		t.Errorf("the regrade is not in the audit trail: %d %+v", code, audit.Items)
+	}
 	book = s.graded(id, run, 2)
 	got = items(book)
 	want = map[string]float64{"amy": 1, "ben": 2, "cat": 0, "dan": 0, "eve": 1}
