@@ -174,49 +174,16 @@ func (g *Grader) Pass(ctx context.Context) error {
 			continue
 		}
 		g.notify(gr, false)
+		b := &batch{gr: gr, existing: map[string]*container.Summary{}}
 		for _, student := range pending {
 			key := id + "/" + student + "/" + strconv.Itoa(gr.Attempt)
 			wanted[key] = true
-			c, has := containers[key]
-			var existing *container.Summary
-			if has {
-				existing = &c
+			if c, has := containers[key]; has {
+				b.existing[student] = &c
 			}
-			if !g.begin(id+"/"+student, gr.Attempt) {
-				continue
-			}
-			select {
-			case g.running <- struct{}{}:
-			default:
-				g.end(id + "/" + student)
-				continue // all graders busy: the next pass takes it up
-			}
-			g.wg.Add(1)
-			go func() {
-				defer g.wg.Done()
-				// The place is given up as soon as the grader has stopped:
-				// storing its outcome needs no grader running.
-				var once sync.Once
-				free := func() { once.Do(func() { <-g.running; g.signal() }) }
-				recorded := false
-				defer func() {
-					if recorded {
-						g.mu.Lock()
-						g.recorded[id+"/"+student] = gr.Attempt
-						g.mu.Unlock()
-					}
-					g.end(id + "/" + student)
-					// After a failure the place is free but no pass is
-					// asked for before the tick, so that a broken store
-					// is not asked in a loop.
-					once.Do(func() { <-g.running })
-					if recorded {
-						g.signal()
-					}
-				}()
-				recorded = g.gradeStudent(ctx, gr, student, existing, free)
-			}()
+			b.todo = append(b.todo, student)
 		}
+		g.fill(ctx, b)
 	}
 	// Graders of attempts no longer wanted (a regrade replaced them, or
 	// their result is recorded) go, unless their student is in flight.
@@ -276,6 +243,75 @@ func (g *Grader) signal() {
 	case g.wake <- struct{}{}:
 	default:
 	}
+}
+
+// batch is the students of one grading a pass found pending, in order.
+// Each place freed by one of its graders starts the next of them at once,
+// without waiting for a pass.
+type batch struct {
+	gr       *api.Grading
+	mu       sync.Mutex
+	todo     []string
+	existing map[string]*container.Summary // their graders, as the pass found them
+}
+
+// fill starts graders for the batch's students while places are free.
+func (g *Grader) fill(ctx context.Context, b *batch) {
+	for ctx.Err() == nil {
+		select {
+		case g.running <- struct{}{}:
+		default:
+			return // every place taken: a freed one calls fill again
+		}
+		student, ok := g.take(b)
+		if !ok {
+			<-g.running
+			return
+		}
+		g.wg.Add(1)
+		go g.work(ctx, b, student)
+	}
+}
+
+// take returns the batch's next student that is not in flight, marking it.
+func (g *Grader) take(b *batch) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.todo) > 0 {
+		student := b.todo[0]
+		b.todo = b.todo[1:]
+		if g.begin(b.gr.ID+"/"+student, b.gr.Attempt) {
+			return student, true
+		}
+	}
+	return "", false
+}
+
+// work grades one student of the batch, holding one place until its
+// grader has stopped: storing its outcome needs no grader running, and the
+// place goes to the batch's next student at once.
+func (g *Grader) work(ctx context.Context, b *batch, student string) {
+	defer g.wg.Done()
+	key := b.gr.ID + "/" + student
+	var once sync.Once
+	free := func() { once.Do(func() { <-g.running; g.fill(ctx, b) }) }
+	recorded := false
+	defer func() {
+		if recorded {
+			g.mu.Lock()
+			g.recorded[key] = b.gr.Attempt
+			g.mu.Unlock()
+		}
+		g.end(key)
+		// After a failure the place is freed without starting another:
+		// the next pass, at its tick, tries again, so that a broken store
+		// or daemon is not asked in a loop.
+		once.Do(func() { <-g.running })
+		if recorded {
+			g.signal()
+		}
+	}()
+	recorded = g.gradeStudent(ctx, b.gr, student, b.existing[student], free)
 }
 
 // begin marks a student in flight, unless it is, or (attempt above 0) its
