@@ -742,7 +742,9 @@ function gradesSection(cl, grades, signal, redraw) {
     (state === "grading" ? "Grading… " : "") + message + (run.completedAt ? ` · collected ${when(run.completedAt)}` : ""));
   const actions = h("div", { class: "actions" },
     h("button", { type: "button", class: "secondary", id: "grades-csv", disabled: !book || gradeBusy.has(busyKey("csv")),
-      "aria-label": "Download the grades as CSV (student, score, max) for a gradebook", onclick: downloadCSV },
+      // Its name starts with the words it shows, as voice control needs;
+      // while busy it is those words alone ("Downloading…").
+      "aria-label": gradeBusy.has(busyKey("csv")) ? null : "Download CSV of the grades (student, score, max) for a gradebook", onclick: downloadCSV },
     gradeBusy.has(busyKey("csv")) ? "Downloading…" : "Download CSV"),
     h("button", { type: "button", class: "secondary", id: "regrade", disabled: gradeBusy.has(busyKey("regrade")), onclick: regrade },
       gradeBusy.has(busyKey("regrade")) ? "Starting…" : "Grade again"));
