@@ -123,6 +123,10 @@ type Controller struct {
 	retryAt map[string]time.Time
 
 	measuring atomic.Bool // a workspace measurement is in flight
+
+	// gradingWake has a value when the store's change count moved: a
+	// grading may have been opened or asked again.
+	gradingWake chan struct{}
 }
 
 // New builds a controller; reg receives its metrics (nil: none).
@@ -157,7 +161,7 @@ func New(rec Reconciler, lister Lister, ev EventSource, opts Options, log *zap.L
 	)
 	q := workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[string]{Name: "classes"})
 	c := &Controller{rec: rec, lister: lister, events: ev, opts: opts, log: log, queue: q,
-		limiter: limiter, retryAt: map[string]time.Time{}}
+		limiter: limiter, retryAt: map[string]time.Time{}, gradingWake: make(chan struct{}, 1)}
 	c.metrics = newMetrics(reg, q)
 	return c
 }
@@ -237,7 +241,16 @@ func (c *Controller) grade(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-g.Wake():
+		case <-c.gradingWake:
 		}
+	}
+}
+
+// wakeGrading asks for a grading pass before the next tick.
+func (c *Controller) wakeGrading() {
+	select {
+	case c.gradingWake <- struct{}{}:
+	default:
 	}
 }
 
@@ -375,6 +388,8 @@ func (c *Controller) poll(ctx context.Context) {
 				first := lastCount < 0
 				lastCount = n
 				if !first {
+					// A grading opened or asked again counts too.
+					c.wakeGrading()
 					break wait
 				}
 			}

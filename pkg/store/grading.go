@@ -41,6 +41,9 @@ func (s *Store) OpenGrading(ctx context.Context, g api.Grading) error {
 	if _, err := s.db.Collection(gradingsCollection).InsertOne(cctx, g); err != nil && !isDuplicateKey(err) {
 		return fmt.Errorf("open grading %s: %w", g.ID, err)
 	}
+	// The controller reads the change count ten times a second: a count
+	// that moves has it look at the open gradings at once.
+	s.bumpChanges(ctx)
 	return nil
 }
 
@@ -73,6 +76,7 @@ func (s *Store) regrade(ctx context.Context, fresh api.Grading, by string) (*api
 		},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&g)
 	if err == nil {
+		s.bumpChanges(ctx)
 		return &g, nil
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
