@@ -569,6 +569,12 @@ func (b *badSubmission) Error() string { return b.reason }
 func (g *Grader) start(ctx context.Context, gr *api.Grading, student string, grader *policy.Grader, name string, m *artifacts.Manifest) (string, error) {
 	spec := Spec(gr, student, grader, name)
 	id, err := g.docker.CreateFresh(ctx, spec)
+	if dockerx.IsNotFound(err) {
+		// The policy names an image the daemon does not have: an admin's
+		// mistake that trying again does not mend (a regrade after the
+		// image is built does).
+		return "", &badSubmission{fmt.Sprintf("the grader's image %s is not on the daemon (build or pull it, then grade again)", grader.Image)}
+	}
 	if errors.Is(err, dockerx.ErrExists) {
 		// Left by an earlier try that this pass's listing missed: start
 		// over with a container whose contents are known.

@@ -30,6 +30,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/target"
@@ -673,6 +674,19 @@ func failOnJSErrors(t *testing.T, ctx context.Context, where string) {
 				errs = append(errs, string(b))
 			}
 			mu.Unlock()
+		}
+		// What the page failed to load says why a script is missing.
+		switch e := ev.(type) {
+		case *network.EventLoadingFailed:
+			t.Logf("%s: a load failed: %s %s (canceled %v, blocked %q)", where, e.RequestID, e.ErrorText, e.Canceled, e.BlockedReason)
+		case *network.EventResponseReceived:
+			if e.Response != nil && e.Response.Status >= 400 {
+				t.Logf("%s: %s answered %d %s", where, e.Response.URL, e.Response.Status, e.Response.StatusText)
+			}
+		case *network.EventRequestWillBeSent:
+			if e.Request != nil && strings.Contains(e.Request.URL, "/static/") && strings.Contains(e.Request.URL, "require") {
+				t.Logf("%s: request %s %s", where, e.RequestID, e.Request.URL)
+			}
 		}
 	}); err != nil {
 		t.Fatal(err)

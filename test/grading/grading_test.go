@@ -58,6 +58,8 @@ func policyFor(answer, bashImage string) string {
         - -c
         - |
 ` + indent(hostileScript, "          ") + `
+  - name: absent` + sandbox + `
+    grader: {image: "homeroom/no-such-grader:1", command: [/grade]}
   - name: slow` + sandbox + `
     grader:
       image: ` + bashImage + `
@@ -360,6 +362,17 @@ func TestHostileGradersFailOnlyTheirStudent(t *testing.T) {
 	}
 	if left := graders(t, s.d, id); len(left) != 0 {
 		t.Errorf("graders left behind: %v", left)
+	}
+
+	// A grader image the daemon does not have fails the grading with a
+	// reason, once, instead of being tried again for ever.
+	const absent = "grade-absent"
+	s.up(absent, "absent", []string{"ada"})
+	s.waitUp(absent)
+	run = s.down(absent)
+	if it := items(s.graded(absent, run, 1))["ada"]; it.State != api.GradeFailed ||
+		!strings.Contains(it.Reason, "the grader's image homeroom/no-such-grader:1 is not on the daemon") {
+		t.Errorf("ada: %+v", it)
 	}
 	// The controller lived through it all.
 	testenv.WaitHTTP(t, s.ControllerURL+"/healthz")
