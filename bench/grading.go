@@ -180,21 +180,7 @@ func writeAnswers(ctx context.Context, d *dockerx.Client, id string, students []
 			}
 			ip := info.NetworkSettings.Networks[api.NetworkName(id)].IPAddress
 			url := "http://" + net.JoinHostPort(ip, strconv.Itoa(port)) + "/files/answer.txt"
-			var last error
-			for attempt := 0; attempt < 50; attempt++ {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(answerOf(i)))
-				resp, err := client.Do(req)
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode/100 == 2 {
-						return nil
-					}
-					err = fmt.Errorf("PUT %s: %s", url, resp.Status)
-				}
-				last = err
-				sleep(ctx, 100*time.Millisecond)
-			}
-			return last
+			return putFile(ctx, client, url, []byte(answerOf(i)))
 		})
 	}
 	return g.Wait()

@@ -645,25 +645,30 @@ func (b *bench) writeFiles(ctx context.Context, classID string, n int) error {
 				return fmt.Errorf("%v has no address on its class network", ctr.Names)
 			}
 			url := fmt.Sprintf("http://%s/files/%s", net.JoinHostPort(ep.IPAddress, strconv.Itoa(b.tmpl.Port)), fileName)
-			var last error
-			// A sandbox just started may not listen yet.
-			for attempt := 0; attempt < 50; attempt++ {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(b.payload))
-				resp, err := client.Do(req)
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode/100 == 2 {
-						return nil
-					}
-					err = fmt.Errorf("PUT %s: %s", url, resp.Status)
-				}
-				last = err
-				sleep(ctx, 100*time.Millisecond)
-			}
-			return last
+			return putFile(ctx, client, url, b.payload)
 		})
 	}
 	return g.Wait()
+}
+
+// putFile stores body at url through a sandbox's PUT /files, asking again
+// while a sandbox just started does not listen yet.
+func putFile(ctx context.Context, client *http.Client, url string, body []byte) error {
+	var last error
+	for attempt := 0; attempt < 50; attempt++ {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+			err = fmt.Errorf("PUT %s: %s", url, resp.Status)
+		}
+		last = err
+		sleep(ctx, 100*time.Millisecond)
+	}
+	return last
 }
 
 // callsPerPass measures what a pass over the converged class costs the

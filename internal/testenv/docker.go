@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +114,36 @@ func NotebookImage(t testing.TB, d *dockerx.Client) {
 	}
 	if _, err := d.API().ImageInspect(context.Background(), tmpl.Image); err != nil {
 		Unavailable(t, "image %s (run scripts/ensure-notebook.sh or make images): %v", tmpl.Image, err)
+	}
+}
+
+// SaveFile writes a file into a student's workspace through their lab
+// sandbox's own PUT /files/<name>, at its address on the class network (no
+// router, no sign-in), asking again while the sandbox does not listen yet.
+func SaveFile(t testing.TB, d *dockerx.Client, classID, student, name, body string) {
+	t.Helper()
+	info, err := d.InspectContainer(context.Background(), api.ContainerName(classID, student))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw := info.NetworkSettings.Networks[api.NetworkName(classID)]
+	if nw == nil || nw.IPAddress == "" {
+		t.Fatalf("%s's sandbox has no address on the class network", student)
+	}
+	url := "http://" + nw.IPAddress + ":8080/files/" + name
+	for i := 0; ; i++ {
+		req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusCreated {
+				return
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if i == 50 {
+			t.Fatalf("save %s of %s: %v", name, student, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
-	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
 )
 
@@ -94,8 +93,8 @@ func TestTeacherSeesTheGradebook(t *testing.T) {
 		t.Fatalf("up: %d", c)
 	}
 	sys.waitPhase(token, gradesClassID, api.PhaseUp, 2*time.Minute)
-	saveOnClassNetwork(t, d, gradesClassID, "alice", "answer.txt", "42\n")
-	saveOnClassNetwork(t, d, gradesClassID, "bob", "answer.txt", "41\n")
+	testenv.SaveFile(t, d, gradesClassID, "alice", "answer.txt", "42\n")
+	testenv.SaveFile(t, d, gradesClassID, "bob", "answer.txt", "41\n")
 	if c := sys.call(token, "POST", base+"/down", nil, nil); c != http.StatusAccepted {
 		t.Fatalf("down: %d", c)
 	}
@@ -344,35 +343,4 @@ func gradesCSV(t *testing.T, url, token string) []byte {
 		t.Fatalf("GET %s as CSV: %d %s %v", url, resp.StatusCode, resp.Header.Get("Content-Type"), err)
 	}
 	return b
-}
-
-// saveOnClassNetwork writes a file into a student's workspace through
-// their sandbox's own address on the class network (no router, no
-// sign-in).
-func saveOnClassNetwork(t *testing.T, d *dockerx.Client, class, student, name, body string) {
-	t.Helper()
-	info, err := d.InspectContainer(context.Background(), api.ContainerName(class, student))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nw := info.NetworkSettings.Networks[api.NetworkName(class)]
-	if nw == nil || nw.IPAddress == "" {
-		t.Fatalf("%s's sandbox has no address on the class network", student)
-	}
-	url := "http://" + nw.IPAddress + ":8080/files/" + name
-	for i := 0; ; i++ {
-		req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusCreated {
-				return
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-		if i == 50 {
-			t.Fatalf("save %s of %s: %v", name, student, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -139,30 +139,8 @@ func (s *system) waitUp(id string) {
 // save writes files into a student's workspace through the sandbox.
 func (s *system) save(id, student string, files map[string]string) {
 	s.t.Helper()
-	info, err := s.d.InspectContainer(context.Background(), api.ContainerName(id, student))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	ip := info.NetworkSettings.Networks[api.NetworkName(id)].IPAddress
 	for name, body := range files {
-		var lastErr error
-		for i := 0; i < 50; i++ {
-			req, _ := http.NewRequest(http.MethodPut, "http://"+ip+":8080/files/"+name, strings.NewReader(body))
-			resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusCreated {
-					lastErr = nil
-					break
-				}
-				err = fmt.Errorf("status %s", resp.Status)
-			}
-			lastErr = err
-			time.Sleep(100 * time.Millisecond)
-		}
-		if lastErr != nil {
-			s.t.Fatalf("save %s of %s: %v", name, student, lastErr)
-		}
+		testenv.SaveFile(s.t, s.d, id, student, name, body)
 	}
 }
 
