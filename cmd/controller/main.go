@@ -95,7 +95,7 @@ func run(ctx context.Context) error {
 	elector := controller.NewElector(st, "homeroom-controller", o.id, o.leaseTTL, log, reg)
 	var ctl *controller.Controller
 	grader := grading.New(st, docker, art, pol, rec, grading.Options{
-		Graded: func(classID string) { ctl.Enqueue(classID) }, Registerer: reg,
+		Graded: func(classID string) { ctl.Enqueue(classID) }, Registerer: reg, SweepEvery: o.resync,
 	}, log.Named("grading"))
 	ctl = controller.New(rec, st, docker, controller.Options{
 		Elector: elector,

@@ -91,8 +91,10 @@ type Options struct {
 
 // Grading grades the runs that have a grading open (grading.Grader).
 type Grading interface {
-	// Pass starts what is to be done and does not wait for it.
-	Pass(ctx context.Context) error
+	// Pass starts what is to be done and does not wait for it. It
+	// reports whether a grading is open, which asks for the next pass
+	// within GradingInterval rather than at the next wake or resync.
+	Pass(ctx context.Context) (open bool, err error)
 	// Wait waits for what the passes started to stop.
 	Wait()
 	// Wake has a value when a pass before the next tick would find work.
@@ -228,21 +230,30 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) grade(ctx context.Context) {
 	g := c.opts.Grading
 	defer g.Wait()
-	t := time.NewTicker(c.opts.GradingInterval)
-	defer t.Stop()
 	for {
+		// While a grading is open, or this controller does not lead, a
+		// pass every GradingInterval; at rest only a wake (a grading
+		// opened: the store's change count moved) or a sweep is needed.
+		every := c.opts.GradingInterval
 		if c.leading() {
-			if err := g.Pass(ctx); err != nil && ctx.Err() == nil {
+			open, err := g.Pass(ctx)
+			if err != nil && ctx.Err() == nil {
 				c.log.Warn("grading pass", zap.Error(err))
 			}
+			if !open {
+				every = c.opts.ResyncInterval
+			}
 		}
+		t := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		case <-g.Wake():
 		case <-c.gradingWake:
 		}
+		t.Stop()
 	}
 }
 

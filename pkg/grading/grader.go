@@ -72,7 +72,15 @@ type Options struct {
 	// condition is brought up to date.
 	Graded     func(classID string)
 	Registerer prometheus.Registerer
+	// SweepEvery is how often graders are looked for while no grading is
+	// open (DefaultSweepEvery): those a crash or a closed grading left
+	// behind go then. While one is open they are looked for every pass.
+	SweepEvery time.Duration
 }
+
+// DefaultSweepEvery is the controller's resync interval: a controller at
+// rest makes no Docker call for grading between two.
+const DefaultSweepEvery = 30 * time.Second
 
 // DefaultParallel graders at once: each gets a template's CPUs, and a
 // machine grading while classes run still has room for them.
@@ -112,6 +120,8 @@ type Grader struct {
 	// wake has a value when a student's grading ended: a place is free,
 	// and the next pass need not wait for its tick to fill it.
 	wake chan struct{}
+	// swept is when graders were last listed.
+	swept time.Time
 }
 
 // Wake has a value when a pass now would find more to start.
@@ -125,6 +135,9 @@ func New(s Store, d Docker, o Objects, p *policy.Policy, slots Slots, opts Optio
 	if opts.Graded == nil {
 		opts.Graded = func(string) {}
 	}
+	if opts.SweepEvery <= 0 {
+		opts.SweepEvery = DefaultSweepEvery
+	}
 	return &Grader{store: s, docker: d, objects: o, policy: p, slots: slots, opts: opts, log: log,
 		metrics: newMetrics(opts.Registerer), inFlight: map[string]bool{}, recorded: map[string]int{}, running: make(chan struct{}, opts.Parallel),
 		wake: make(chan struct{}, 1), told: map[string]toldState{}}
@@ -137,16 +150,27 @@ func (g *Grader) Wait() { g.wg.Wait() }
 
 // Pass starts work on every student of an open grading that has none
 // running, removes graders nothing wants any more, and closes gradings
-// that are done. It does not wait for the graders it starts.
-func (g *Grader) Pass(ctx context.Context) error {
+// that are done. It does not wait for the graders it starts, and reports
+// whether a grading is still open: while none is, passes are only needed
+// when one opens (the store's change count says so) or to sweep.
+//
+// With no grading open it asks the daemon nothing, except every SweepEvery
+// for the graders a crash or a closed grading left behind: the controller
+// passes on every store change, and a Docker call each time would cost a
+// class of 100 at rest and in its Down.
+func (g *Grader) Pass(ctx context.Context) (open bool, err error) {
 	ids, err := g.store.OpenGradings(ctx)
 	if err != nil {
-		return err
+		return true, err
+	}
+	if len(ids) == 0 && time.Since(g.swept) < g.opts.SweepEvery {
+		return false, nil
 	}
 	cs, err := g.docker.ListGraders(ctx)
 	if err != nil {
-		return err
+		return true, err
 	}
+	g.swept = time.Now()
 	containers := map[string]container.Summary{} // grading id/student/attempt → its grader
 	for _, c := range cs {
 		containers[c.Labels[api.LabelGrading]+"/"+c.Labels[api.LabelGradeStudent]+"/"+c.Labels[api.LabelGradeAttempt]] = c
@@ -157,23 +181,24 @@ func (g *Grader) Pass(ctx context.Context) error {
 		if errors.Is(err, store.ErrNotFound) {
 			g.log.Info("grading gone; closing it", zap.String("grading", id))
 			if err := g.store.CloseGrading(ctx, id); err != nil {
-				return err
+				return true, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return true, err
 		}
 		pending := gr.Pending()
 		if len(pending) == 0 {
 			if err := g.store.CloseGrading(ctx, id); err != nil {
-				return err
+				return true, err
 			}
 			g.notify(gr, true)
 			g.forget(id)
 			continue
 		}
 		g.notify(gr, false)
+		open = true
 		b := &batch{gr: gr, existing: map[string]*container.Summary{}}
 		for _, student := range pending {
 			key := id + "/" + student + "/" + strconv.Itoa(gr.Attempt)
@@ -201,7 +226,7 @@ func (g *Grader) Pass(ctx context.Context) error {
 			g.log.Warn("remove a grader no longer wanted", zap.String("container", c.Names[0]), zap.Error(err))
 		}
 	}
-	return nil
+	return open, nil
 }
 
 // forget drops what is kept of a closed grading.

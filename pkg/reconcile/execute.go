@@ -151,6 +151,9 @@ func (e *executor) stage(ctx context.Context, steps []Action) error {
 		})
 	}
 	g.Wait()
+	if err := e.flush(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("write status: %w", err))
+	}
 	if len(errs) == 0 && stopped(ctx) {
 		return ErrStopped
 	}
@@ -230,7 +233,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 				return err
 			}
 		}
-		return e.checkpointRemoved(ctx, a.Student)
+		e.noteRemoved(a.Student)
 	case Autosave:
 		return e.autosave(ctx)
 	case CollectVolumes:
@@ -329,12 +332,30 @@ func (e *executor) checkpoint(ctx context.Context, mutate func(*api.ClassStatus)
 		e.qmu.Unlock()
 		err := e.commit(ctx, batch)
 		for _, c := range batch {
-			c.done <- err
+			if c.done != nil {
+				c.done <- err
+			}
 		}
 	}
 }
 
-// pendingCheckpoint is one student's change waiting for a status write.
+// note queues a change that need not be in the store before the caller
+// goes on: it is written with the next checkpoint, or by flush at the end
+// of the stage. A crash (or a failed write) before then loses only the
+// note, and the next pass finds out again what it said from Docker.
+func (e *executor) note(mutate func(*api.ClassStatus)) {
+	e.qmu.Lock()
+	e.queue = append(e.queue, pendingCheckpoint{mutate: mutate})
+	e.qmu.Unlock()
+}
+
+// flush writes the notes still queued.
+func (e *executor) flush(ctx context.Context) error {
+	return e.checkpoint(ctx, func(*api.ClassStatus) {})
+}
+
+// pendingCheckpoint is one student's change waiting for a status write;
+// done is nil for a note, which nobody waits for.
 type pendingCheckpoint struct {
 	mutate func(*api.ClassStatus)
 	done   chan error
@@ -356,10 +377,15 @@ func (e *executor) commit(ctx context.Context, batch []pendingCheckpoint) error 
 	return e.r.writeStatus(ctx, e.class, all)
 }
 
-// checkpointRemoved records that a collected student's container is gone.
-func (e *executor) checkpointRemoved(ctx context.Context, student string) error {
+// noteRemoved records that a collected student's container is gone. Nothing
+// waits for that record: the student's work was checkpointed as collected
+// before the removal, and a pass that finds the container gone without it
+// knows as much. Waiting for it (a write of the whole status, behind the
+// other students' collection checkpoints) held every student's last step,
+// and its place among the steps in flight, for a write.
+func (e *executor) noteRemoved(student string) {
 	now := e.r.now()
-	return e.checkpoint(ctx, func(st *api.ClassStatus) {
+	e.note(func(st *api.ClassStatus) {
 		if st.Run == nil || st.Run.CompletedAt != nil {
 			return
 		}
