@@ -127,7 +127,8 @@ func (c *Client) ListGraders(ctx context.Context) ([]container.Summary, error) {
 	defer cancel()
 	f := filters.NewArgs(filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue), filters.Arg("label", api.LabelGrading))
 	cs, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-	c.track("container_list", err)
+	// An operation of its own: grading's sweep, not a class's pass.
+	c.track("grader_list", err)
 	if err != nil {
 		return nil, fmt.Errorf("list graders: %w", err)
 	}

@@ -78,6 +78,11 @@ type Options struct {
 	SweepEvery time.Duration
 }
 
+// progressEvery is how often, at most, a class is told how far its grading
+// is (its Graded condition's "n of N students graded"); the gradebook shows
+// each student's outcome as soon as it is recorded.
+const progressEvery = 5 * time.Second
+
 // DefaultSweepEvery is the controller's resync interval: a controller at
 // rest makes no Docker call for grading between two.
 const DefaultSweepEvery = 30 * time.Second
@@ -114,14 +119,20 @@ type Grader struct {
 	wg       sync.WaitGroup
 	// told holds, by grading id, how many outcomes the class was last told
 	// of, and when: its Graded condition is brought up to date at most
-	// once a second while graders run (each update is a pass over the
-	// class and a write of its status), and at once when all are done.
+	// every progressEvery while graders run, and at once when all are
+	// done. Each update is a pass over the class (its Docker calls, and
+	// reads of the class and the grading) and a write of its whole status:
+	// once a second, that was a sixth more Docker calls than the graders'
+	// own for a run of 100, and most of the store's work.
 	told map[string]toldState
-	// wake has a value when a student's grading ended: a place is free,
-	// and the next pass need not wait for its tick to fill it.
+	// wake has a value when one of a batch's last students was graded:
+	// the next pass, which may close the grading, need not wait for its
+	// tick. (A place a student frees goes to the batch's next at once.)
 	wake chan struct{}
-	// swept is when graders were last listed.
-	swept time.Time
+	// swept is when graders were last listed; listed holds, by grading
+	// id, the attempt they were last listed for (see Pass).
+	swept  time.Time
+	listed map[string]int
 }
 
 // Wake has a value when a pass now would find more to start.
@@ -140,7 +151,7 @@ func New(s Store, d Docker, o Objects, p *policy.Policy, slots Slots, opts Optio
 	}
 	return &Grader{store: s, docker: d, objects: o, policy: p, slots: slots, opts: opts, log: log,
 		metrics: newMetrics(opts.Registerer), inFlight: map[string]bool{}, recorded: map[string]int{}, running: make(chan struct{}, opts.Parallel),
-		wake: make(chan struct{}, 1), told: map[string]toldState{}}
+		wake: make(chan struct{}, 1), told: map[string]toldState{}, listed: map[string]int{}}
 }
 
 // Wait waits for the students in flight: a shutdown cancels the waits for
@@ -154,28 +165,19 @@ func (g *Grader) Wait() { g.wg.Wait() }
 // whether a grading is still open: while none is, passes are only needed
 // when one opens (the store's change count says so) or to sweep.
 //
-// With no grading open it asks the daemon nothing, except every SweepEvery
-// for the graders a crash or a closed grading left behind: the controller
-// passes on every store change, and a Docker call each time would cost a
-// class of 100 at rest and in its Down.
+// The daemon is asked for the graders that exist only when they can tell
+// something this controller does not know: the first time it sees an
+// attempt (a grader an earlier controller left, to resume), after one of
+// its students failed to be graded (a grader left behind), and every
+// SweepEvery (graders of closed gradings). Passes come with every store
+// change and every grader that ends; a Docker call each time would cost a
+// class at rest, its Down and the grading itself.
 func (g *Grader) Pass(ctx context.Context) (open bool, err error) {
 	ids, err := g.store.OpenGradings(ctx)
 	if err != nil {
 		return true, err
 	}
-	if len(ids) == 0 && time.Since(g.swept) < g.opts.SweepEvery {
-		return false, nil
-	}
-	cs, err := g.docker.ListGraders(ctx)
-	if err != nil {
-		return true, err
-	}
-	g.swept = time.Now()
-	containers := map[string]container.Summary{} // grading id/student/attempt → its grader
-	for _, c := range cs {
-		containers[c.Labels[api.LabelGrading]+"/"+c.Labels[api.LabelGradeStudent]+"/"+c.Labels[api.LabelGradeAttempt]] = c
-	}
-	wanted := map[string]bool{}
+	var gradings []*api.Grading
 	for _, id := range ids {
 		gr, err := g.store.GradingByID(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -183,25 +185,55 @@ func (g *Grader) Pass(ctx context.Context) (open bool, err error) {
 			if err := g.store.CloseGrading(ctx, id); err != nil {
 				return true, err
 			}
+			g.forget(id)
 			continue
 		}
 		if err != nil {
 			return true, err
 		}
+		gradings = append(gradings, gr)
+	}
+	list := time.Since(g.swept) >= g.opts.SweepEvery
+	g.mu.Lock()
+	for _, gr := range gradings {
+		if a, ok := g.listed[gr.ID]; !ok || a != gr.Attempt {
+			list = true
+		}
+	}
+	g.mu.Unlock()
+	var containers map[string]container.Summary // grading id/student/attempt → its grader
+	if list {
+		cs, err := g.docker.ListGraders(ctx)
+		if err != nil {
+			return true, err
+		}
+		g.swept = time.Now()
+		containers = map[string]container.Summary{}
+		for _, c := range cs {
+			containers[c.Labels[api.LabelGrading]+"/"+c.Labels[api.LabelGradeStudent]+"/"+c.Labels[api.LabelGradeAttempt]] = c
+		}
+		g.mu.Lock()
+		for _, gr := range gradings {
+			g.listed[gr.ID] = gr.Attempt
+		}
+		g.mu.Unlock()
+	}
+	wanted := map[string]bool{}
+	for _, gr := range gradings {
 		pending := gr.Pending()
 		if len(pending) == 0 {
-			if err := g.store.CloseGrading(ctx, id); err != nil {
+			if err := g.store.CloseGrading(ctx, gr.ID); err != nil {
 				return true, err
 			}
 			g.notify(gr, true)
-			g.forget(id)
+			g.forget(gr.ID)
 			continue
 		}
 		g.notify(gr, false)
 		open = true
 		b := &batch{gr: gr, existing: map[string]*container.Summary{}}
 		for _, student := range pending {
-			key := id + "/" + student + "/" + strconv.Itoa(gr.Attempt)
+			key := gr.ID + "/" + student + "/" + strconv.Itoa(gr.Attempt)
 			wanted[key] = true
 			if c, has := containers[key]; has {
 				b.existing[student] = &c
@@ -233,6 +265,7 @@ func (g *Grader) Pass(ctx context.Context) (open bool, err error) {
 func (g *Grader) forget(id string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	delete(g.listed, id)
 	for k := range g.recorded {
 		if strings.HasPrefix(k, id+"/") {
 			delete(g.recorded, k)
@@ -251,7 +284,7 @@ func (g *Grader) notify(gr *api.Grading, done bool) {
 	n := graded + failed
 	g.mu.Lock()
 	last, seen := g.told[gr.ID]
-	tell := !seen || done || (n != last.outcomes && time.Since(last.at) >= time.Second)
+	tell := !seen || done || (n != last.outcomes && time.Since(last.at) >= progressEvery)
 	if done {
 		delete(g.told, gr.ID)
 	} else if tell {
@@ -278,6 +311,13 @@ type batch struct {
 	mu       sync.Mutex
 	todo     []string
 	existing map[string]*container.Summary // their graders, as the pass found them
+}
+
+// drained tells whether every student of the batch has been started.
+func (b *batch) drained() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.todo) == 0
 }
 
 // fill starts graders for the batch's students while places are free.
@@ -328,11 +368,22 @@ func (g *Grader) work(ctx context.Context, b *batch, student string) {
 			g.mu.Unlock()
 		}
 		g.end(key)
+		if !recorded {
+			// A grader may be left behind: the next pass looks for it.
+			g.mu.Lock()
+			delete(g.listed, b.gr.ID)
+			g.mu.Unlock()
+		}
 		// After a failure the place is freed without starting another:
 		// the next pass, at its tick, tries again, so that a broken store
 		// or daemon is not asked in a loop.
 		once.Do(func() { <-g.running })
-		if recorded {
+		if recorded && b.drained() {
+			// The batch's last students: the next pass closes the grading
+			// when they are done. Before that, passes come at the tick, to
+			// tell the class how far grading is; a pass for every student
+			// graded read the grading, a document of every result, from the
+			// store a hundred times over for a run of 100.
 			g.signal()
 		}
 	}()
@@ -491,6 +542,12 @@ func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, exist
 			id = ""
 		}
 	}
+	// A grader this pass starts is known to run from then on; one an
+	// earlier controller left is asked how it is. Either way the daemon is
+	// asked again only when the grader did not exit cleanly: for OOM and
+	// the exit code's cause, which Wait does not tell.
+	var started time.Time
+	running := true
 	if id == "" {
 		m, err := g.objects.GetManifest(ctx, gr.ClassID, gr.RunID, student)
 		if errors.Is(err, artifacts.ErrNotFound) {
@@ -511,45 +568,54 @@ func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, exist
 		if err != nil {
 			return nil, err
 		}
+		started = time.Now()
 		log.Debug("grader started", zap.String("container", name))
+	} else {
+		info, err := g.docker.InspectContainer(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		started, _ = time.Parse(time.RFC3339Nano, info.State.StartedAt)
+		if started.IsZero() {
+			started = time.Now()
+		}
+		running = info.State.Running
 	}
 	ph.mark("start")
-
-	info, err := g.docker.InspectContainer(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	started, _ := time.Parse(time.RFC3339Nano, info.State.StartedAt)
-	if started.IsZero() {
-		started = time.Now()
-	}
 	rec.StartedAt = started.UTC()
 	deadline := started.Add(grader.Timeout())
-	timedOut := false
-	if info.State.Running {
+	timedOut, clean := false, false
+	if running {
 		wctx, cancel := context.WithDeadline(ctx, deadline)
 		g.metrics.running.Inc()
-		_, werr := g.docker.Wait(wctx, id)
+		code, werr := g.docker.Wait(wctx, id)
 		g.metrics.running.Dec()
 		cancel()
-		if werr != nil {
-			if time.Now().Before(deadline) {
-				return nil, werr
-			}
+		switch {
+		case werr == nil:
+			clean = code == 0
+			rec.FinishedAt = time.Now().UTC()
+		case time.Now().Before(deadline):
+			return nil, werr
+		default:
 			timedOut = true
 			// RemoveContainer would take the logs with it: kill only.
 			if err := g.step(ctx, func() error { return g.docker.StopContainer(ctx, id, 0) }); err != nil {
 				return nil, err
 			}
 		}
+	}
+	var info container.InspectResponse
+	if !clean {
+		var err error
 		if info, err = g.docker.InspectContainer(ctx, id); err != nil {
 			return nil, err
 		}
-	}
-	if fin, err := time.Parse(time.RFC3339Nano, info.State.FinishedAt); err == nil && fin.After(started) {
-		rec.FinishedAt = fin.UTC()
-	} else {
-		rec.FinishedAt = time.Now().UTC()
+		if fin, err := time.Parse(time.RFC3339Nano, info.State.FinishedAt); err == nil && fin.After(started) {
+			rec.FinishedAt = fin.UTC()
+		} else if rec.FinishedAt.IsZero() {
+			rec.FinishedAt = time.Now().UTC()
+		}
 	}
 	tail := func() string {
 		t, err := g.docker.LogTail(ctx, id, 20, 4<<10)
@@ -561,6 +627,7 @@ func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, exist
 	switch {
 	case timedOut || rec.FinishedAt.Sub(started) > grader.Timeout():
 		return fail("the grader did not finish within %s%s", grader.Timeout(), tail())
+	case clean:
 	case info.State.OOMKilled:
 		return fail("the grader ran out of memory (%d MiB)%s", grader.MemoryMiB, tail())
 	case info.State.ExitCode != 0:

@@ -11,15 +11,19 @@ import (
 	"github.com/homeroom/homeroom/pkg/api"
 )
 
-// idleStore has no grading open, or the ones in open.
+// idleStore has no grading open, or the ones in open; each has the
+// students and attempt of grading (none: nobody left to grade).
 type idleStore struct {
 	Store
-	open []string
+	open    []string
+	grading api.Grading
 }
 
 func (s *idleStore) OpenGradings(context.Context) ([]string, error) { return s.open, nil }
 func (s *idleStore) GradingByID(_ context.Context, id string) (*api.Grading, error) {
-	return &api.Grading{ID: id}, nil // nobody left to grade
+	gr := s.grading
+	gr.ID = id
+	return &gr, nil
 }
 func (s *idleStore) CloseGrading(context.Context, string) error { s.open = nil; return nil }
 
@@ -63,12 +67,36 @@ func TestPassWithNothingOpenAsksTheDaemonOnlyToSweep(t *testing.T) {
 		t.Error("a grading with nobody left to grade was not closed")
 	}
 
+	// While a grading stays open, its graders are listed once an attempt:
+	// alice is in flight, and the passes her grader's end brings need not
+	// ask the daemon what this controller started.
+	st.open, st.grading = []string{"c/r2"}, api.Grading{Attempt: 1, Students: []string{"alice"}}
+	g.begin("c/r2/alice", 0)
+	for range 5 {
+		open, err := g.Pass(ctx)
+		if err != nil || !open {
+			t.Fatalf("pass with a grading open: open %v, %v", open, err)
+		}
+	}
+	if d.lists != 3 {
+		t.Errorf("5 passes over one open attempt listed graders %d times in all; want 3 (once for it)", d.lists)
+	}
+	st.grading.Attempt = 2 // a regrade: graders of attempt 1 may be left
+	if _, err := g.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d.lists != 4 {
+		t.Errorf("a pass over a regraded attempt listed graders %d times in all; want 4", d.lists)
+	}
+	g.end("c/r2/alice")
+	st.open = nil
+
 	// A sweep is due again after SweepEvery.
 	g.opts.SweepEvery = time.Nanosecond
 	if _, err := g.Pass(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d.lists != 3 {
-		t.Errorf("a pass after SweepEvery listed graders %d times in all; want 3", d.lists)
+	if d.lists != 5 {
+		t.Errorf("a pass after SweepEvery listed graders %d times in all; want 5", d.lists)
 	}
 }
