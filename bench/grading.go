@@ -127,9 +127,11 @@ func gradingCost(ctx context.Context, o options, d *dockerx.Client) (*grResult, 
 	r := &grResult{o: o.gr}
 	for p := 0; p < o.gr.pairs; p++ {
 		var pair grPair
+		settle(ctx)
 		if pair.direct, err = gradeDirectly(ctx, d, id, run, students, tmpl.Grader); err != nil {
 			return nil, fmt.Errorf("directly: %w", err)
 		}
+		settle(ctx)
 		start := time.Now()
 		var book api.Gradebook
 		if _, err := sys.api.call(ctx, http.MethodPost, "/api/v1/classes/"+id+"/runs/"+run+"/grade", nil, &book); err != nil {

@@ -227,6 +227,7 @@ func run(ctx context.Context) error {
 		}
 	}
 	if o.only == "" || o.only == "grading" {
+		settle(ctx)
 		gr, err := gradingCost(ctx, o, d)
 		if err != nil {
 			return fmt.Errorf("grading: %w", err)
@@ -238,6 +239,7 @@ func run(ctx context.Context) error {
 		}
 	}
 
+	settle(ctx) // after the parts before, on the same daemon
 	sys, err := startSystem(ctx, o, sysConfig{controller: true, policy: benchPolicy})
 	if err != nil {
 		return err
@@ -387,7 +389,6 @@ type row struct {
 func (b *bench) measure(ctx context.Context, n, pair int, extras bool) (row, error) {
 	r := row{n: n, pair: pair, callsPerPass: -1}
 	var err error
-	settle := func() { sleep(ctx, 2*time.Second) } // the daemon finishes removals in the background
 
 	if extras && b.o.sequential {
 		if r.seqUp, err = b.rawUp(ctx, fmt.Sprintf("%sseq-%d", b.prefix, n), n, 1); err != nil {
@@ -396,7 +397,7 @@ func (b *bench) measure(ctx context.Context, n, pair int, extras bool) (row, err
 		if err := b.rawRemove(ctx, fmt.Sprintf("%sseq-%d", b.prefix, n), false); err != nil {
 			return r, err
 		}
-		settle()
+		settle(ctx)
 	}
 
 	// Names of their own for each pair: a network the daemon would not
@@ -413,7 +414,7 @@ func (b *bench) measure(ctx context.Context, n, pair int, extras bool) (row, err
 		return r, fmt.Errorf("copy-then-remove: %w", err)
 	}
 	r.limitDown = time.Since(start)
-	settle()
+	settle(ctx)
 
 	return r, b.homeroom(ctx, b.sys, &r, extras)
 }
@@ -441,7 +442,6 @@ func (b *bench) measureEmbedded(ctx context.Context, sys *system, base row) (row
 func (b *bench) homeroom(ctx context.Context, sys *system, r *row, extras bool) error {
 	n, pair := r.n, r.pair
 	var err error
-	settle := func() { sleep(ctx, 2*time.Second) } // the daemon finishes removals in the background
 	tag := ""
 	if sys.embedded {
 		tag = "e"
@@ -479,8 +479,18 @@ func (b *bench) homeroom(ctx context.Context, sys *system, r *row, extras bool) 
 		// Down reached all the same (the class says NetworkLeaked).
 		b.leaked = append(b.leaked, api.NetworkName(id))
 	}
-	settle()
+	settle(ctx)
 	return nil
+}
+
+// settle lets the daemon finish what the last measurement left it: the
+// removals it completes in the background, and the file system's writeback
+// of the containers and volumes it removed (hundreds of MiB after a class
+// of notebooks or of 100), which would otherwise fall on whatever is
+// measured next, a baseline or Homeroom depending on the order.
+func settle(ctx context.Context) {
+	sleep(ctx, 2*time.Second)
+	syscall.Sync()
 }
 
 func maxSize(sizes []int) int {

@@ -133,14 +133,13 @@ func notebooks(ctx context.Context, o options, d *dockerx.Client) (*nbResult, er
 		return nil, err
 	}
 	r := &nbResult{o: o.nb, tmpl: tmpl}
-	settle := func() { sleep(ctx, 2*time.Second) } // the daemon finishes removals in the background
 	for pair := 1; pair <= o.nb.pairs; pair++ {
 		var p nbPair
 		var err error
 		if err = e.baseline(ctx, o.nb, pair, &p); err != nil {
 			return nil, fmt.Errorf("pair %d, daemon limit: %w", pair, err)
 		}
-		settle()
+		settle(ctx)
 		var mem []float64
 		if mem, err = e.homeroom(ctx, o.nb, pair, &p, pair == o.nb.pairs); err != nil {
 			return nil, fmt.Errorf("pair %d, Homeroom: %w", pair, err)
@@ -151,7 +150,7 @@ func notebooks(ctx context.Context, o options, d *dockerx.Client) (*nbResult, er
 		r.pairs = append(r.pairs, p)
 		fmt.Fprintf(os.Stderr, "notebooks: pair %d of %d done at %s: every notebook answering in %.2f s through Homeroom, %.2f s by the daemon alone: %.2f×\n",
 			pair, o.nb.pairs, time.Since(begin).Round(time.Second), p.home.Seconds(), p.limit.Seconds(), ratio(p.home, p.limit))
-		settle()
+		settle(ctx)
 	}
 	r.total = time.Since(begin)
 	return r, nil
