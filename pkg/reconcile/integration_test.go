@@ -619,10 +619,13 @@ defaults: {maxClassesUp: 50, maxContainers: 50}
 	}
 	r := newRig(t, pol)
 	ctx := context.Background()
-	// A network Homeroom does not own sits on the pool's first subnet: it
-	// must be left alone, and no class may take its subnet.
+	// A network Homeroom does not own sits on the pool's first free subnet
+	// (the daemon may hold networks of earlier runs it would not remove):
+	// it must be left alone, and no class may take its subnet.
+	pool := netip.MustParsePrefix("10.200.0.0/15")
+	foreign := firstFreeSubnet(t, r.docker, pool)
 	lookalike, err := r.docker.API().NetworkCreate(ctx, "homeroom-lookalike", network.CreateOptions{
-		IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: "10.200.0.0/23"}}},
+		IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: foreign.String()}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -639,7 +642,6 @@ defaults: {maxClassesUp: 50, maxContainers: 50}
 		r.converge(id)
 	}
 	seen := map[string]string{}
-	pool := netip.MustParsePrefix("10.200.0.0/15")
 	for _, id := range ids {
 		n, err := r.docker.API().NetworkInspect(ctx, api.NetworkName(id), network.InspectOptions{})
 		if err != nil {
@@ -649,7 +651,7 @@ defaults: {maxClassesUp: 50, maxContainers: 50}
 			t.Fatalf("%s: IPAM %+v", id, n.IPAM)
 		}
 		sub := netip.MustParsePrefix(n.IPAM.Config[0].Subnet)
-		if !pool.Contains(sub.Addr()) || sub.Bits() != 23 || sub.Overlaps(netip.MustParsePrefix("10.200.0.0/23")) {
+		if !pool.Contains(sub.Addr()) || sub.Bits() != 23 || sub.Overlaps(foreign) {
 			t.Errorf("%s on %s: not a free /23 of the pool", id, sub)
 		}
 		if other, dup := seen[sub.String()]; dup {
@@ -670,4 +672,36 @@ defaults: {maxClassesUp: 50, maxContainers: 50}
 		r.phase(id, api.PhaseDown)
 		r.converge(id)
 	}
+}
+
+// firstFreeSubnet is the first /23 of pool that no network on the daemon
+// overlaps.
+func firstFreeSubnet(t *testing.T, d *dockerx.Client, pool netip.Prefix) netip.Prefix {
+	t.Helper()
+	nets, err := d.API().NetworkList(context.Background(), network.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used []netip.Prefix
+	for _, n := range nets {
+		for _, c := range n.IPAM.Config {
+			if p, err := netip.ParsePrefix(c.Subnet); err == nil {
+				used = append(used, p)
+			}
+		}
+	}
+	for a := pool.Addr(); pool.Contains(a); {
+		sub := netip.PrefixFrom(a, 23)
+		if !slices.ContainsFunc(used, sub.Overlaps) {
+			return sub
+		}
+		b := a.As4()
+		b[2] += 2
+		if b[2] == 0 {
+			b[1]++
+		}
+		a = netip.AddrFrom4(b)
+	}
+	t.Fatalf("no free /23 in %s", pool)
+	return netip.Prefix{}
 }
