@@ -1,10 +1,10 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -130,20 +130,28 @@ func SaveFile(t testing.TB, d *dockerx.Client, classID, student, name, body stri
 	if nw == nil || nw.IPAddress == "" {
 		t.Fatalf("%s's sandbox has no address on the class network", student)
 	}
-	url := "http://" + nw.IPAddress + ":8080/files/" + name
-	for i := 0; ; i++ {
-		req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-		if err == nil {
+	PutFile(t, &http.Client{Timeout: 10 * time.Second}, "http://"+nw.IPAddress+":8080/files/"+name, []byte(body))
+}
+
+// PutFile stores body at url, a lab sandbox's PUT /files/<path>, through c,
+// asking again (50 times, 100 ms apart) while the sandbox does not listen
+// yet or answers anything but 201 Created.
+func PutFile(t testing.TB, c *http.Client, url string, body []byte) {
+	t.Helper()
+	var err error
+	for i := 0; i < 50; i++ {
+		if i > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+		var resp *http.Response
+		if resp, err = c.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusCreated {
 				return
 			}
 			err = fmt.Errorf("status %s", resp.Status)
 		}
-		if i == 50 {
-			t.Fatalf("save %s of %s: %v", name, student, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	t.Fatalf("PUT %s: %v", url, err)
 }

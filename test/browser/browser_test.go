@@ -322,7 +322,7 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	closeTab()
 	alice := signIn(t, tr, links["alice"], "alice")
 	notes := []byte("alice's notes from the lab\n")
-	saveFile(t, alice, "alice", "notes.txt", notes)
+	testenv.PutFile(t, alice, "http://alice."+classID+".lab.localhost/files/notes.txt", notes)
 
 	// A new link for bob, after a confirmation: his old link stops working
 	// and the new one signs him in.
@@ -794,27 +794,6 @@ func findTab(t *testing.T, bctx context.Context, prefix string) *target.Info {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no tab at %s; the tabs: %q", prefix, urls)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// saveFile writes a file into a student's workspace through their endpoint,
-// with c signed in to it.
-func saveFile(t *testing.T, c *http.Client, student, name string, body []byte) {
-	t.Helper()
-	for i := 0; ; i++ {
-		req, _ := http.NewRequest("PUT", "http://"+student+"."+classID+".lab.localhost/files/"+name, bytes.NewReader(body))
-		resp, err := c.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusCreated {
-				return
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		if i == 50 {
-			t.Fatalf("save %s in %s's sandbox: %v", name, student, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

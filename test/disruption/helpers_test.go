@@ -5,12 +5,10 @@
 package disruption
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/dockerx"
@@ -47,31 +46,12 @@ func saveWork(t *testing.T, d *dockerx.Client, id string, students []string, big
 		}
 		out[s] = work{}
 		for name, body := range files {
-			put(t, "http://"+ip+":8080/files/"+name, body)
+			testenv.PutFile(t, &http.Client{Timeout: 30 * time.Second}, "http://"+ip+":8080/files/"+name, body)
 			sum := sha256.Sum256(body)
 			out[s]["workspace/"+name] = hex.EncodeToString(sum[:])
 		}
 	}
 	return out
-}
-
-func put(t *testing.T, url string, body []byte) {
-	t.Helper()
-	var lastErr error
-	for i := 0; i < 50; i++ {
-		req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
-		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusCreated {
-				return
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-		lastErr = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("PUT %s: %v", url, lastErr)
 }
 
 // checkCollected is what a teacher relies on after Down: nothing of the class
