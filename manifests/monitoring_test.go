@@ -71,6 +71,9 @@ var homeroomMetrics = map[string]metricKind{
 	"homeroom_autosaves_total":            counter,
 	"homeroom_workspace_bytes":            gauge,
 	"homeroom_leaked_networks":            gauge,
+	"homeroom_schedule_changes_total":     counter,
+	"homeroom_schedule_lateness_seconds":  histogram,
+	"homeroom_classes_late_for_bell":      gauge,
 	"homeroom_leader":                     gauge,
 	"homeroom_docker_calls_total":         counter,
 	// both binaries

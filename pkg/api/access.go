@@ -117,7 +117,8 @@ const (
 	AuditClassUpdate   = "class.update" // a spec changed
 	AuditClassUp       = "class.up"
 	AuditClassDown     = "class.down"
-	AuditClassExpire   = "class.expire" // taken Down by the controller: TTL
+	AuditClassExpire   = "class.expire"   // taken Down by the controller: TTL
+	AuditClassSchedule = "class.schedule" // Up or Down by the controller: the timetable
 	AuditClassDelete   = "class.delete"
 	AuditSubjectCreate = "subject.create"
 	AuditSubjectUpdate = "subject.update"

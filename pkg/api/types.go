@@ -32,6 +32,17 @@ type Class struct {
 	// ReasonTTLExpired.
 	DownReason string `json:"downReason,omitempty" bson:"downReason,omitempty"`
 	Generation int64  `json:"generation" bson:"generation"`
+	// DesiredAt is when the desired phase last changed, by a teacher, the
+	// TTL or the schedule: a schedule's event older than this does not
+	// override it.
+	DesiredAt *time.Time `json:"desiredAt,omitempty" bson:"desiredAt,omitempty"`
+	// ScheduledSince is when the spec's schedule was last set or changed:
+	// the schedule's events before it do not count.
+	ScheduledSince *time.Time `json:"scheduledSince,omitempty" bson:"scheduledSince,omitempty"`
+	// Bell is the start of the session the schedule brought the class Up
+	// for, while it is Up for it: how late the class was ready is measured
+	// against it.
+	Bell *time.Time `json:"bell,omitempty" bson:"bell,omitempty"`
 	// Version changes on every write (spec or status); writers put it in the
 	// update filter so that a concurrent write is detected, never overwritten.
 	Version   int64       `json:"resourceVersion" bson:"version"`
@@ -46,6 +57,50 @@ type ClassSpec struct {
 	Template   string   `json:"template" bson:"template"`
 	Students   []string `json:"students" bson:"students"`
 	TTLSeconds int64    `json:"ttlSeconds,omitempty" bson:"ttlSeconds,omitempty"`
+	// Schedule is the class's timetable: the controller brings it Up
+	// before each session and Down at its end (package timetable).
+	Schedule *Schedule `json:"schedule,omitempty" bson:"schedule,omitempty"`
+}
+
+// Schedule says when a class is in session: weekly lessons in a time zone,
+// one-off sessions, and dates without lessons.
+type Schedule struct {
+	// Timezone is an IANA name such as Europe/Berlin: weekly lessons keep
+	// their wall-clock time across daylight-saving changes.
+	Timezone string          `json:"timezone" bson:"timezone"`
+	Weekly   []WeeklySession `json:"weekly,omitempty" bson:"weekly,omitempty"`
+	Sessions []Session       `json:"sessions,omitempty" bson:"sessions,omitempty"`
+	// Except lists local dates (2026-12-24) on which weekly lessons do
+	// not take place; one-off sessions are not affected.
+	Except []string `json:"except,omitempty" bson:"except,omitempty"`
+	// ReadyBeforeSeconds is how long before a session's start the class
+	// should be ready; absent means DefaultReadyBeforeSeconds.
+	ReadyBeforeSeconds *int64 `json:"readyBeforeSeconds,omitempty" bson:"readyBeforeSeconds,omitempty"`
+}
+
+// DefaultReadyBeforeSeconds: ready five minutes before the bell.
+const DefaultReadyBeforeSeconds = 300
+
+// ReadyBefore is the schedule's readyBeforeSeconds, or its default.
+func (s *Schedule) ReadyBefore() time.Duration {
+	if s == nil || s.ReadyBeforeSeconds == nil {
+		return DefaultReadyBeforeSeconds * time.Second
+	}
+	return time.Duration(*s.ReadyBeforeSeconds) * time.Second
+}
+
+// WeeklySession is a lesson on some days of every week, in local time
+// ("09:00" to "10:30").
+type WeeklySession struct {
+	Days  []string `json:"days" bson:"days"`
+	Start string   `json:"start" bson:"start"`
+	End   string   `json:"end" bson:"end"`
+}
+
+// Session is one lesson at a fixed time.
+type Session struct {
+	Start time.Time `json:"start" bson:"start"`
+	End   time.Time `json:"end" bson:"end"`
 }
 
 // ClassStatus is what the controller observed on its last pass.
@@ -63,7 +118,13 @@ type ClassStatus struct {
 	// sandbox's work collected, as a run of kind autosave, without
 	// stopping anything.
 	Autosave *Autosave `json:"autosave,omitempty" bson:"autosave,omitempty"`
+	// UpSeconds are how long the class's last Ups took, oldest first (at
+	// most MaxUpSeconds): a scheduled Up starts that much earlier.
+	UpSeconds []float64 `json:"upSeconds,omitempty" bson:"upSeconds,omitempty"`
 }
+
+// MaxUpSeconds is how many Up durations a class's status keeps.
+const MaxUpSeconds = 3
 
 // Autosave records one autosave run.
 type Autosave struct {
@@ -152,6 +213,9 @@ type Condition struct {
 
 // ReasonTTLExpired marks a class taken Down because its ttlSeconds ran out.
 const ReasonTTLExpired = "TTLExpired"
+
+// ReasonScheduled marks a class taken Down at the end of its session.
+const ReasonScheduled = "Scheduled"
 
 // ExpiresAt is when an Up class runs out of time, or nil when it does not.
 func (c *Class) ExpiresAt() *time.Time {

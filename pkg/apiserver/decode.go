@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/timetable"
 	"github.com/labstack/echo/v4"
 )
 
@@ -168,6 +170,10 @@ func parseClassSpec(body []byte) (api.ClassSpec, error) {
 	}
 	if err := checkSpec(spec); err != nil {
 		return api.ClassSpec{}, err
+	}
+	timetable.Normalize(spec.Schedule)
+	if err := timetable.Validate(spec.Schedule, spec.TTLSeconds, time.Now()); err != nil {
+		return api.ClassSpec{}, apiError(http.StatusBadRequest, "invalid_schedule", err.Error())
 	}
 	return spec, nil
 }

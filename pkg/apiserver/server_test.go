@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/internal/versitygw"
@@ -248,6 +249,12 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 		{"negative ttl", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": ["al"], "ttlSeconds": -1}`, nil, 400, "invalid_spec"},
 		{"unknown template", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "bitcoin-miner", "students": ["al"]}`, nil, 422, "unknown_template"},
 		{"roster over the limit", "PUT", "/api/v1/classes/new", string(huge), nil, 400, "invalid_spec"},
+		{"schedule in an unknown time zone", "PUT", "/api/v1/classes/new", sched(`{"timezone": "Mars/Olympus"}`), nil, 400, "invalid_schedule"},
+		{"schedule ending before its start", "PUT", "/api/v1/classes/new", sched(`{"timezone": "UTC", "weekly": [{"days": ["mon"], "start": "10:30", "end": "09:00"}]}`), nil, 400, "invalid_schedule"},
+		{"overlapping sessions", "PUT", "/api/v1/classes/new", sched(`{"timezone": "UTC", "sessions": [{"start": "2030-01-07T09:00:00Z", "end": "2030-01-07T11:00:00Z"}, {"start": "2030-01-07T10:00:00Z", "end": "2030-01-07T12:00:00Z"}]}`), nil, 400, "invalid_schedule"},
+		{"schedule past the ttl", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": ["al"], "ttlSeconds": 3600, "schedule": {"timezone": "UTC", "weekly": [{"days": ["mon"], "start": "09:00", "end": "10:30"}]}}`, nil, 400, "invalid_schedule"},
+		{"schedule with a bad session time", "PUT", "/api/v1/classes/new", sched(`{"timezone": "UTC", "sessions": [{"start": "monday 9am", "end": "2030-01-07T11:00:00Z"}]}`), nil, 400, "invalid_json"},
+		{"existing class given a bad schedule", "PUT", "/api/v1/classes/existing", sched(`{"timezone": "Europe/Nowhere"}`), nil, 400, "invalid_schedule"},
 		{"truncated JSON", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sand`, nil, 400, "invalid_json"},
 		{"wrong type", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": "al"}`, nil, 400, "invalid_json"},
 		{"unknown field", "PUT", "/api/v1/classes/new", `{"subject": "cs", "template": "sandbox", "students": ["al"], "image": "evil"}`, nil, 400, "invalid_json"},
@@ -288,6 +295,42 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 	}
 	if len(all) != 1 || all[0].ID != "existing" || all[0].Version != before.Version {
 		t.Errorf("bad input changed the store: %d classes, version %d -> %d", len(all), before.Version, all[0].Version)
+	}
+}
+
+// sched is a valid spec with schedule s.
+func sched(s string) string {
+	return `{"subject": "cs", "template": "sandbox", "students": ["al"], "schedule": ` + s + `}`
+}
+
+func TestAScheduleIsStoredAsWrittenAndOnce(t *testing.T) {
+	e := newEnv(t)
+	body := sched(`{"timezone": "Europe/Berlin", "weekly": [{"days": ["mon", "wed"], "start": "09:00", "end": "10:30"}],
+		"sessions": [{"start": "2027-01-05T10:00:00+01:00", "end": "2027-01-05T12:00:00+01:00"}], "except": ["2029-12-24"], "readyBeforeSeconds": 600}`)
+	r := e.do("PUT", "/api/v1/classes/timed", body)
+	if r.code != http.StatusCreated {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	var c api.Class
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Spec.Schedule
+	if s == nil || s.Timezone != "Europe/Berlin" || len(s.Weekly) != 1 || len(s.Sessions) != 1 || !s.Sessions[0].Start.Equal(time.Date(2027, 1, 5, 9, 0, 0, 0, time.UTC)) ||
+		s.ReadyBefore() != 10*time.Minute || c.ScheduledSince == nil {
+		t.Fatalf("stored %+v, scheduledSince %v", s, c.ScheduledSince)
+	}
+	// The same schedule again (other offsets, same instants) is no change.
+	again := strings.ReplaceAll(body, "2027-01-05T10:00:00+01:00", "2027-01-05T09:00:00Z")
+	if r := e.do("PUT", "/api/v1/classes/timed", again); r.code != http.StatusOK {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	after, err := e.store.Get(context.Background(), "timed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != c.Generation || !after.ScheduledSince.Equal(*c.ScheduledSince) {
+		t.Errorf("the same schedule changed the class: generation %d -> %d", c.Generation, after.Generation)
 	}
 }
 

@@ -20,6 +20,9 @@ type metrics struct {
 	driftRepairs    prometheus.Counter
 	restarts        prometheus.Counter
 	quotaRejections *prometheus.CounterVec
+	scheduled       *prometheus.CounterVec
+	lateness        prometheus.Histogram
+	lateForBell     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,6 +32,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		orphansReaped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "homeroom_orphans_reaped_total", Help: "Student containers of classes gone from the store, collected and removed.",
+		}),
+		scheduled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homeroom_schedule_changes_total", Help: "Desired phases set by classes' timetables, by phase.",
+		}, []string{"phase"}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "homeroom_schedule_lateness_seconds",
+			Help:    "Seconds from a session's start (the bell) to its class being ready; negative when ready early.",
+			Buckets: []float64{-600, -300, -120, -60, -30, -10, 0, 10, 30, 60, 120, 300, 600},
+		}),
+		lateForBell: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "homeroom_classes_late_for_bell", Help: "Classes whose session has started and that are not ready yet.",
 		}),
 		upDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "homeroom_up_duration_seconds", Help: "Time from an Up request to all of the class's students running.",
@@ -79,6 +93,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.quotaRejections.WithLabelValues(l)
 	}
 	if reg != nil {
+		reg.MustRegister(m.scheduled, m.lateness, m.lateForBell)
 		reg.MustRegister(m.expiries, m.orphansReaped, m.upDuration, m.collects, m.autosaves, m.workspaceBytes, m.leakedNetworks, m.collectBytes,
 			m.collectDuration, m.stepDuration, m.driftRepairs, m.restarts, m.quotaRejections)
 	}

@@ -1061,6 +1061,32 @@ func (s *fakeStore) Expire(_ context.Context, id string, upSince time.Time) (*ap
 	return copyClass(c), nil
 }
 
+func (s *fakeStore) ApplySchedule(_ context.Context, id string, phase api.Phase, at, bell time.Time, desiredAt, scheduledSince *time.Time) (*api.Class, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.classes[id]
+	if !ok {
+		return nil, fmt.Errorf("class %q: %w", id, store.ErrNotFound)
+	}
+	same := func(a, b *time.Time) bool { return (a == nil && b == nil) || (a != nil && b != nil && a.Equal(*b)) }
+	if !same(c.DesiredAt, desiredAt) || !same(c.ScheduledSince, scheduledSince) || c.Spec.Schedule == nil {
+		return nil, store.ErrNotScheduled
+	}
+	c.DesiredAt = &at
+	if c.DesiredPhase != phase {
+		c.DesiredPhase, c.Bell, c.DownReason = phase, nil, ""
+		if phase == api.PhaseUp {
+			now := time.Now()
+			c.UpSince, c.Bell = &now, &bell
+		} else {
+			c.DownReason = api.ReasonScheduled
+		}
+		c.Generation++
+	}
+	c.Version++
+	return copyClass(c), nil
+}
+
 func (s *fakeStore) put(c api.Class) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/store"
+	"github.com/homeroom/homeroom/pkg/timetable"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -31,6 +33,7 @@ type Store interface {
 	List(ctx context.Context) ([]api.Class, error)
 	UpdateStatus(ctx context.Context, id string, version int64, st api.ClassStatus) (*api.Class, error)
 	Expire(ctx context.Context, id string, upSince time.Time) (*api.Class, error)
+	ApplySchedule(ctx context.Context, id string, phase api.Phase, at, bell time.Time, desiredAt, scheduledSince *time.Time) (*api.Class, error)
 	// OrphanSince records that class id, gone from the store, was seen
 	// with resources left at t, unless a sighting is recorded already, and
 	// returns the first: the orphan grace period survives restarts.
@@ -98,6 +101,11 @@ type Reconciler struct {
 	// to remove for endpoints of containers that no longer exist.
 	leakedMu sync.Mutex
 	leaked   map[string]string // id → name
+
+	// late holds the classes whose session started and that are not
+	// ready: the homeroom_classes_late_for_bell gauge.
+	bellMu sync.Mutex
+	late   map[string]bool
 
 	wsMu       sync.Mutex
 	workspaces map[string]map[string]int64 // class id → student → bytes; nil until measured
@@ -207,6 +215,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	log := r.log.With(zap.String("classId", classID), zap.String("pass", passID()))
 	class, err := r.store.Get(ctx, classID)
 	if errors.Is(err, store.ErrNotFound) {
+		r.forgetBell(classID)
 		return r.reconcileOrphan(ctx, classID)
 	}
 	if err != nil {
@@ -226,6 +235,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		default:
 			return Result{}, fmt.Errorf("expire: %w", err)
 		}
+	}
+	if class, err = r.followSchedule(ctx, log, class); err != nil {
+		if errors.Is(err, store.ErrNotScheduled) {
+			// A teacher acted first; the next pass sees what they asked.
+			return Result{}, nil
+		}
+		return Result{}, fmt.Errorf("schedule: %w", err)
 	}
 	// Checkpoints re-read the class after a concurrent write; status must
 	// still describe the desire this pass acted on, with its generation.
@@ -294,6 +310,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		c := planned
 		c.Status = *st
 		*st = buildStatus(&c, tmpl, obs, execErr, r.opts, &r.hashes, r.now())
+		if !wasUp && st.Phase == api.PhaseUp && c.DesiredPhase == api.PhaseUp && c.UpSince != nil {
+			// How long this Up took: the timetable starts the next one
+			// that much ahead of its bell.
+			st.UpSeconds = append(slices.Clone(st.UpSeconds), r.now().Sub(*c.UpSince).Seconds())
+			st.UpSeconds = st.UpSeconds[max(0, len(st.UpSeconds)-api.MaxUpSeconds):]
+		}
 		switch {
 		case grading != nil && st.Run != nil && st.Run.ID == grading.RunID:
 			st.Conditions = api.SetCondition(st.Conditions, gradedCondition(grading, r.now()))
@@ -307,11 +329,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	}
 	if !wasUp && class.Status.Phase == api.PhaseUp && class.UpSince != nil {
 		r.metrics.upDuration.Observe(r.now().Sub(*class.UpSince).Seconds())
+		if class.Bell != nil {
+			late := r.now().Sub(*class.Bell)
+			r.metrics.lateness.Observe(late.Seconds())
+			log.Info("ready for its session", zap.Time("bell", *class.Bell), zap.Duration("lateness", late))
+		}
+	}
+	if next := r.noteBell(class); !next.IsZero() {
+		res.RequeueAfter = max(next.Sub(r.now()), time.Millisecond)
 	}
 	after := Input{Class: *class, Template: tmpl, Observed: obs, Now: r.now()}
 	res.Converged = execErr == nil && len(PlanFor(after)) == 0
 	if exp := class.ExpiresAt(); exp != nil {
-		res.RequeueAfter = max(exp.Sub(r.now()), time.Millisecond)
+		if in := max(exp.Sub(r.now()), time.Millisecond); res.RequeueAfter == 0 || in < res.RequeueAfter {
+			res.RequeueAfter = in
+		}
+	}
+	if sch := class.Spec.Schedule; sch != nil {
+		lead := timetable.Lead(sch, class.Status.UpSeconds, len(class.Spec.Students))
+		if next := timetable.Next(sch, lead, r.now()); !next.IsZero() {
+			if in := max(next.Sub(r.now()), time.Millisecond); res.RequeueAfter == 0 || in < res.RequeueAfter {
+				res.RequeueAfter = in
+			}
+		}
 	}
 	if due := AutosaveDue(after); !due.IsZero() {
 		if in := max(due.Sub(r.now()), time.Millisecond); res.RequeueAfter == 0 || in < res.RequeueAfter {

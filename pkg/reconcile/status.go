@@ -21,6 +21,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		Conditions:         append([]api.Condition(nil), prev.Conditions...),
 		Run:                prev.Run,
 		Autosave:           prev.Autosave,
+		UpSeconds:          prev.UpSeconds,
 	}
 	if obs.Network != nil {
 		st.Network = obs.Network.Name

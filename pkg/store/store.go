@@ -262,6 +262,9 @@ func (s *Store) PutSpecIf(ctx context.Context, id string, spec api.ClassSpec, ch
 			if specEqual(c.Spec, spec) {
 				return ErrUnchanged
 			}
+			if !reflect.DeepEqual(c.Spec.Schedule, spec.Schedule) {
+				c.ScheduledSince = scheduledSince(spec)
+			}
 			c.Spec = spec
 			c.Generation++
 			return nil
@@ -289,7 +292,9 @@ func (s *Store) PutSpecIf(ctx context.Context, id string, spec api.ClassSpec, ch
 			CreatedAt:    now,
 			UpdatedAt:    now,
 			Status:       api.ClassStatus{Phase: api.PhasePending},
+			DesiredAt:    &now,
 		}
+		c.ScheduledSince = scheduledSince(spec)
 		ictx, cancel := context.WithTimeout(ctx, callTimeout)
 		_, err = s.coll.InsertOne(ictx, c)
 		cancel()
@@ -353,10 +358,10 @@ func (s *Store) SetDesiredPhaseIf(ctx context.Context, id string, phase api.Phas
 		if c.DesiredPhase == phase {
 			return ErrUnchanged
 		}
-		c.DesiredPhase = phase
+		t := now()
+		c.DesiredPhase, c.DesiredAt, c.Bell = phase, &t, nil
 		c.DownReason = ""
 		if phase == api.PhaseUp {
-			t := now()
 			c.UpSince = &t
 		}
 		c.Generation++
@@ -383,7 +388,8 @@ func (s *Store) Expire(ctx context.Context, id string, upSince time.Time) (*api.
 		if c.DesiredPhase != api.PhaseUp || c.UpSince == nil || !c.UpSince.Equal(upSince) {
 			return ErrNotExpired
 		}
-		c.DesiredPhase = api.PhaseDown
+		t := now()
+		c.DesiredPhase, c.DesiredAt, c.Bell = api.PhaseDown, &t, nil
 		c.DownReason = api.ReasonTTLExpired
 		c.Generation++
 		return nil
@@ -394,6 +400,66 @@ func (s *Store) Expire(ctx context.Context, id string, upSince time.Time) (*api.
 			Subjects: []string{c.Spec.Subject}, From: api.ClassState(old), To: api.ClassState(c)})
 	}
 	return c, err
+}
+
+// ErrNotScheduled is returned by ApplySchedule when the class changed
+// since the schedule's decision: a teacher acted, or the schedule changed.
+var ErrNotScheduled = errors.New("class changed since the schedule's decision")
+
+// ApplySchedule sets the desired phase the timetable asks for at event
+// time at, for the class as read with desiredAt and scheduledSince, so that
+// a teacher's newer Up or Down, or a new schedule, always wins. An Up
+// records bell, the session it is for; its TTL counts from now. It is
+// recorded in the audit trail as class.schedule by the controller.
+func (s *Store) ApplySchedule(ctx context.Context, id string, phase api.Phase, at, bell time.Time, desiredAt, scheduledSince *time.Time) (*api.Class, error) {
+	old, c, err := s.update(ctx, id, func(c *api.Class) error {
+		if !sameTime(c.DesiredAt, desiredAt) || !sameTime(c.ScheduledSince, scheduledSince) || c.Spec.Schedule == nil {
+			return ErrNotScheduled
+		}
+		t := now()
+		at := at.UTC()
+		c.DesiredAt = &at
+		if c.DesiredPhase == phase {
+			// The event is recorded (it is not to be applied again), the
+			// phase already is the one it asks for.
+			return nil
+		}
+		c.DesiredPhase, c.DownReason, c.Bell = phase, "", nil
+		if phase == api.PhaseUp {
+			c.UpSince = &t
+			if !bell.IsZero() {
+				b := bell.UTC()
+				c.Bell = &b
+			}
+		} else {
+			c.DownReason = api.ReasonScheduled
+		}
+		c.Generation++
+		return nil
+	})
+	if err == nil && old.DesiredPhase != c.DesiredPhase {
+		s.record(ctx, api.AuditEntry{Actor: api.Actor{Name: api.ControllerActor, Role: api.RoleController},
+			Action: api.AuditClassSchedule, Target: "class/" + id, ClassID: id,
+			Subjects: []string{c.Spec.Subject}, From: api.ClassState(old), To: api.ClassState(c)})
+	}
+	return c, err
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
+}
+
+// scheduledSince is when a spec's schedule takes effect: now, or never for
+// a spec without one.
+func scheduledSince(spec api.ClassSpec) *time.Time {
+	if spec.Schedule == nil {
+		return nil
+	}
+	t := now()
+	return &t
 }
 
 // Update reads the class, lets fn change it and writes it back only if
