@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/client"
 	"go.yaml.in/yaml/v3"
 )
@@ -16,33 +17,39 @@ type specFile struct {
 	Template   string   `yaml:"template" json:"template"`
 	Students   []string `yaml:"students" json:"students"`
 	TTLSeconds int64    `yaml:"ttlSeconds" json:"ttlSeconds"`
+	// Schedule is the class's timetable: applying a file without one
+	// removes it, as for any other field of the spec.
+	Schedule *api.Schedule `yaml:"schedule" json:"schedule"`
 }
 
 // classReadOnly are the fields of a class that the server keeps: get
 // prints them, and apply takes them without complaint and ignores them, so
 // that get's output can be applied as it is.
 type classReadOnly struct {
-	DesiredPhase any `yaml:"desiredPhase" json:"desiredPhase"`
-	UpSince      any `yaml:"upSince" json:"upSince"`
-	DownReason   any `yaml:"downReason" json:"downReason"`
-	Generation   any `yaml:"generation" json:"generation"`
-	CreatedAt    any `yaml:"createdAt" json:"createdAt"`
-	UpdatedAt    any `yaml:"updatedAt" json:"updatedAt"`
-	Status       any `yaml:"status" json:"status"`
+	DesiredPhase   any `yaml:"desiredPhase" json:"desiredPhase"`
+	UpSince        any `yaml:"upSince" json:"upSince"`
+	DesiredAt      any `yaml:"desiredAt" json:"desiredAt"`
+	ScheduledSince any `yaml:"scheduledSince" json:"scheduledSince"`
+	Bell           any `yaml:"bell" json:"bell"`
+	DownReason     any `yaml:"downReason" json:"downReason"`
+	Generation     any `yaml:"generation" json:"generation"`
+	CreatedAt      any `yaml:"createdAt" json:"createdAt"`
+	UpdatedAt      any `yaml:"updatedAt" json:"updatedAt"`
+	Status         any `yaml:"status" json:"status"`
 }
 
 // classSpec is the spec a class of the file declares: under spec, or flat
 // beside its id; not both.
 func (cf classFile) classSpec() (client.ClassSpec, error) {
-	flat := cf.Subject != "" || cf.Template != "" || cf.Students != nil || cf.TTLSeconds != 0
+	flat := cf.Subject != "" || cf.Template != "" || cf.Students != nil || cf.TTLSeconds != 0 || cf.Schedule != nil
 	if cf.Spec == nil {
-		return client.ClassSpec{Subject: cf.Subject, Template: cf.Template, Students: cf.Students, TTLSeconds: cf.TTLSeconds}, nil
+		return client.ClassSpec{Subject: cf.Subject, Template: cf.Template, Students: cf.Students, TTLSeconds: cf.TTLSeconds, Schedule: cf.Schedule}, nil
 	}
 	if flat {
-		return client.ClassSpec{}, errors.New("give the spec either under spec: or as subject, template, students and ttlSeconds beside the id, not both")
+		return client.ClassSpec{}, errors.New("give the spec either under spec: or as subject, template, students, ttlSeconds and schedule beside the id, not both")
 	}
 	s := cf.Spec
-	return client.ClassSpec{Subject: s.Subject, Template: s.Template, Students: s.Students, TTLSeconds: s.TTLSeconds}, nil
+	return client.ClassSpec{Subject: s.Subject, Template: s.Template, Students: s.Students, TTLSeconds: s.TTLSeconds, Schedule: s.Schedule}, nil
 }
 
 // staleClass is apply's refusal when the server found the class changed

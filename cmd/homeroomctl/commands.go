@@ -24,12 +24,13 @@ import (
 // prints it (the spec under spec, with the class's resourceVersion and the
 // read-only fields, which apply ignores).
 type classFile struct {
-	ID         string    `yaml:"id" json:"id"`
-	Subject    string    `yaml:"subject" json:"subject"`
-	Template   string    `yaml:"template" json:"template"`
-	Students   []string  `yaml:"students" json:"students"`
-	TTLSeconds int64     `yaml:"ttlSeconds" json:"ttlSeconds"`
-	Spec       *specFile `yaml:"spec" json:"spec"`
+	ID         string        `yaml:"id" json:"id"`
+	Subject    string        `yaml:"subject" json:"subject"`
+	Template   string        `yaml:"template" json:"template"`
+	Students   []string      `yaml:"students" json:"students"`
+	TTLSeconds int64         `yaml:"ttlSeconds" json:"ttlSeconds"`
+	Schedule   *api.Schedule `yaml:"schedule" json:"schedule"`
+	Spec       *specFile     `yaml:"spec" json:"spec"`
 	// ResourceVersion, as get printed it, makes apply write only over the
 	// class at that version (If-Match), unless --force.
 	ResourceVersion int64 `yaml:"resourceVersion" json:"resourceVersion"`

@@ -67,15 +67,15 @@ type ClassSpec struct {
 type Schedule struct {
 	// Timezone is an IANA name such as Europe/Berlin: weekly lessons keep
 	// their wall-clock time across daylight-saving changes.
-	Timezone string          `json:"timezone" bson:"timezone"`
-	Weekly   []WeeklySession `json:"weekly,omitempty" bson:"weekly,omitempty"`
-	Sessions []Session       `json:"sessions,omitempty" bson:"sessions,omitempty"`
+	Timezone string          `json:"timezone" bson:"timezone" yaml:"timezone"`
+	Weekly   []WeeklySession `json:"weekly,omitempty" bson:"weekly,omitempty" yaml:"weekly,omitempty"`
+	Sessions []Session       `json:"sessions,omitempty" bson:"sessions,omitempty" yaml:"sessions,omitempty"`
 	// Except lists local dates (2026-12-24) on which weekly lessons do
 	// not take place; one-off sessions are not affected.
-	Except []string `json:"except,omitempty" bson:"except,omitempty"`
+	Except []string `json:"except,omitempty" bson:"except,omitempty" yaml:"except,omitempty"`
 	// ReadyBeforeSeconds is how long before a session's start the class
 	// should be ready; absent means DefaultReadyBeforeSeconds.
-	ReadyBeforeSeconds *int64 `json:"readyBeforeSeconds,omitempty" bson:"readyBeforeSeconds,omitempty"`
+	ReadyBeforeSeconds *int64 `json:"readyBeforeSeconds,omitempty" bson:"readyBeforeSeconds,omitempty" yaml:"readyBeforeSeconds,omitempty"`
 }
 
 // DefaultReadyBeforeSeconds: ready five minutes before the bell.
@@ -92,15 +92,15 @@ func (s *Schedule) ReadyBefore() time.Duration {
 // WeeklySession is a lesson on some days of every week, in local time
 // ("09:00" to "10:30").
 type WeeklySession struct {
-	Days  []string `json:"days" bson:"days"`
-	Start string   `json:"start" bson:"start"`
-	End   string   `json:"end" bson:"end"`
+	Days  []string `json:"days" bson:"days" yaml:"days"`
+	Start string   `json:"start" bson:"start" yaml:"start"`
+	End   string   `json:"end" bson:"end" yaml:"end"`
 }
 
 // Session is one lesson at a fixed time.
 type Session struct {
-	Start time.Time `json:"start" bson:"start"`
-	End   time.Time `json:"end" bson:"end"`
+	Start time.Time `json:"start" bson:"start" yaml:"start"`
+	End   time.Time `json:"end" bson:"end" yaml:"end"`
 }
 
 // ClassStatus is what the controller observed on its last pass.
