@@ -1,0 +1,139 @@
+// Package timetable tests a class's timetable end to end: the real
+// binaries, the real daemon and the embedded store and object store.
+package timetable
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/pkg/api"
+)
+
+// TestASessionAMinuteAhead: a class with one session starting a minute from
+// now is Up before its bell without anyone asking, and Down with every
+// student's work collected after its end; the controller reports how early
+// it was ready.
+func TestASessionAMinuteAhead(t *testing.T) {
+	d := testenv.Docker(t)
+	sys := testenv.StartSystem(t, "hr-timetable-no-router")
+	t.Cleanup(sys.Kill)
+	const id = "timed"
+	testenv.CleanupClass(t, d, id)
+	call := func(method, path string, body, out any) int { return sys.Call(t, sys.AdminToken, method, path, body, out) }
+	get := func() api.Class {
+		var c api.Class
+		if code := call("GET", "/api/v1/classes/"+id, nil, &c); code != http.StatusOK {
+			t.Fatalf("get class: %d", code)
+		}
+		return c
+	}
+	waitFor := func(what string, timeout time.Duration, ok func(api.Class) bool) api.Class {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for {
+			c := get()
+			if ok(c) {
+				return c
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not within %v: desired %s, %+v", what, timeout, c.DesiredPhase, c.Status)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	start := time.Now().Add(time.Minute).Truncate(time.Second)
+	end := start.Add(40 * time.Second)
+	spec := map[string]any{"subject": "cs", "template": "sandbox", "students": []string{"amy", "ben"},
+		"schedule": map[string]any{"timezone": "Europe/Berlin", "readyBeforeSeconds": 15,
+			"sessions": []map[string]string{{"start": start.Format(time.RFC3339), "end": end.Format(time.RFC3339)}}}}
+	if code := call("PUT", "/api/v1/classes/"+id, spec, nil); code != http.StatusCreated {
+		t.Fatalf("put: %d", code)
+	}
+	if c := get(); c.DesiredPhase != api.PhaseDown {
+		t.Fatalf("a minute ahead the class is %s", c.DesiredPhase)
+	}
+
+	up := waitFor("Up", 2*time.Minute, func(c api.Class) bool {
+		return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation
+	})
+	readyAt := time.Now()
+	if !readyAt.Before(start) {
+		t.Fatalf("ready at %s, after the bell at %s", readyAt.Format(time.RFC3339Nano), start.Format(time.RFC3339))
+	}
+	if up.Bell == nil || !up.Bell.Equal(start) || len(up.Status.UpSeconds) != 1 {
+		t.Errorf("Up for bell %v with upSeconds %v, want bell %s and one Up's duration", up.Bell, up.Status.UpSeconds, start)
+	}
+	t.Logf("ready %s before the bell", start.Sub(readyAt).Round(time.Millisecond))
+	testenv.SaveFile(t, d, id, "amy", "answer.txt", "42\n")
+	testenv.SaveFile(t, d, id, "ben", "answer.txt", "41\n")
+
+	down := waitFor("Down after the session", 3*time.Minute, func(c api.Class) bool {
+		return c.Status.Phase == api.PhaseDown && c.Status.Run != nil && c.Status.Run.CompletedAt != nil
+	})
+	if down.DesiredPhase != api.PhaseDown || down.DownReason != api.ReasonScheduled {
+		t.Errorf("desired %s (%q), want Down (Scheduled)", down.DesiredPhase, down.DownReason)
+	}
+	if !down.Status.Run.StartedAt.After(end.Add(-time.Second)) {
+		t.Errorf("the run started at %s, before the session's end %s", down.Status.Run.StartedAt, end)
+	}
+	for student, want := range map[string]string{"amy": "42\n", "ben": "41\n"} {
+		req, _ := http.NewRequest("GET", sys.URL+"/api/v1/classes/"+id+"/artifacts/"+student+"/files/workspace/answer.txt", nil)
+		req.Header.Set("Authorization", "Bearer "+sys.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(got) != want {
+			t.Errorf("%s's collected answer: %d %q, want %q", student, resp.StatusCode, got, want)
+		}
+	}
+	if cs, err := d.ListContainers(context.Background(), id); err != nil || len(cs) != 0 {
+		t.Errorf("%d containers left after the session (%v)", len(cs), err)
+	}
+
+	// The controller measured the class early: one observation, at or
+	// below zero seconds late.
+	m := metrics(t, sys.ControllerURL+"/metrics")
+	if m["homeroom_schedule_lateness_seconds_count"] != 1 || m[`homeroom_schedule_lateness_seconds_bucket{le="0"}`] != 1 {
+		t.Errorf("lateness: count %v, at or below 0: %v", m["homeroom_schedule_lateness_seconds_count"], m[`homeroom_schedule_lateness_seconds_bucket{le="0"}`])
+	}
+	if m[`homeroom_schedule_changes_total{phase="Up"}`] != 1 || m[`homeroom_schedule_changes_total{phase="Down"}`] != 1 {
+		t.Errorf("schedule changes: %v Up, %v Down, want one each", m[`homeroom_schedule_changes_total{phase="Up"}`], m[`homeroom_schedule_changes_total{phase="Down"}`])
+	}
+}
+
+// metrics reads a Prometheus text page into series → value.
+func metrics(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
