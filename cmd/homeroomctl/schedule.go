@@ -11,7 +11,6 @@ import (
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/client"
-	"github.com/homeroom/homeroom/pkg/timetable"
 )
 
 func (a *app) scheduleCmd() *cobra.Command {
@@ -76,10 +75,14 @@ is written only if no one changed it since it was read.
 					return err
 				}
 			}
-			if a.json() {
-				return a.printJSON(scheduleView(cl, days))
+			v, err := c.GetSchedule(cmd.Context(), cl.ID, days)
+			if err != nil {
+				return err
 			}
-			return a.printSchedule(cl, days)
+			if a.json() {
+				return a.printJSON(v)
+			}
+			return a.printSchedule(cl, v, days)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "the timetable, YAML or JSON; - for stdin")
@@ -101,39 +104,7 @@ func parseSchedule(raw []byte) (*api.Schedule, error) {
 	return &s, nil
 }
 
-// sessionView is one upcoming session as schedule prints it.
-type sessionView struct {
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"`
-	UpFrom  time.Time `json:"upFrom"`
-	Current bool      `json:"current,omitempty"`
-}
-
-type scheduleOut struct {
-	Class    string        `json:"class"`
-	Schedule *api.Schedule `json:"schedule"`
-	// LeadSeconds is how long before each start the class is brought Up.
-	LeadSeconds float64       `json:"leadSeconds"`
-	Bell        *time.Time    `json:"bell,omitempty"`
-	Sessions    []sessionView `json:"sessions"`
-}
-
-func scheduleView(cl *client.Class, days int) scheduleOut {
-	out := scheduleOut{Class: cl.ID, Schedule: cl.Spec.Schedule, Bell: cl.Bell, Sessions: []sessionView{}}
-	if cl.Spec.Schedule == nil {
-		return out
-	}
-	lead := timetable.Lead(cl.Spec.Schedule, cl.Status.UpSeconds, len(cl.Spec.Students))
-	out.LeadSeconds = lead.Seconds()
-	now := time.Now()
-	for _, s := range timetable.Sessions(cl.Spec.Schedule, now, now.AddDate(0, 0, days)) {
-		out.Sessions = append(out.Sessions, sessionView{Start: s.Start, End: s.End, UpFrom: s.Start.Add(-lead), Current: !now.Before(s.Start)})
-	}
-	return out
-}
-
-func (a *app) printSchedule(cl *client.Class, days int) error {
-	v := scheduleView(cl, days)
+func (a *app) printSchedule(cl *client.Class, v *client.ScheduleView, days int) error {
 	if v.Schedule == nil {
 		fmt.Fprintf(a.out, "class %s has no timetable: it is Up or Down as its teachers set it.\n", cl.ID)
 		return nil
@@ -153,7 +124,7 @@ func (a *app) printSchedule(cl *client.Class, days int) error {
 	fmt.Fprintln(tw, "DAY\tSTART\tEND\tUP FROM\t")
 	for _, s := range v.Sessions {
 		note := ""
-		if s.Current {
+		if s.Now {
 			note = "now"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Start.In(loc).Format("Mon 2006-01-02"), s.Start.In(loc).Format("15:04"),

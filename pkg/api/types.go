@@ -89,6 +89,28 @@ func (s *Schedule) ReadyBefore() time.Duration {
 	return time.Duration(*s.ReadyBeforeSeconds) * time.Second
 }
 
+// ScheduleView is a class's timetable with its next sessions
+// (GET /api/v1/classes/{classId}/schedule).
+type ScheduleView struct {
+	ClassID  string    `json:"classId"`
+	Schedule *Schedule `json:"schedule"`
+	// LeadSeconds is how long before each session's start the controller
+	// brings the class Up: readyBeforeSeconds and its expected Up time.
+	LeadSeconds float64 `json:"leadSeconds"`
+	// Bell is the start of the session the class is Up for, if any.
+	Bell     *time.Time         `json:"bell,omitempty"`
+	Sessions []ScheduledSession `json:"sessions"`
+}
+
+// ScheduledSession is one upcoming session.
+type ScheduledSession struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	UpFrom time.Time `json:"upFrom"`
+	// Now: the session has started.
+	Now bool `json:"now,omitempty"`
+}
+
 // WeeklySession is a lesson on some days of every week, in local time
 // ("09:00" to "10:30").
 type WeeklySession struct {

@@ -306,6 +306,7 @@ func (s *Server) Handler() http.Handler {
 	v1.DELETE("/classes/:id", s.deleteClass)
 	v1.POST("/classes/:id/up", s.phase(api.PhaseUp))
 	v1.POST("/classes/:id/down", s.phase(api.PhaseDown))
+	v1.GET("/classes/:id/schedule", s.getSchedule)
 	v1.GET("/classes/:id/runs", s.listRuns)
 	v1.GET("/classes/:id/runs/:run", s.getRun)
 	v1.GET("/classes/:id/runs/:run/archive", s.getRunArchive)

@@ -332,6 +332,31 @@ func TestAScheduleIsStoredAsWrittenAndOnce(t *testing.T) {
 	if after.Generation != c.Generation || !after.ScheduledSince.Equal(*c.ScheduledSince) {
 		t.Errorf("the same schedule changed the class: generation %d -> %d", c.Generation, after.Generation)
 	}
+	// The next sessions: two lessons a week at 09:00 in Berlin, each with
+	// the time the controller starts bringing the class Up.
+	r = e.do("GET", "/api/v1/classes/timed/schedule?days=14", "")
+	var view api.ScheduleView
+	if err := json.Unmarshal(r.body, &view); r.code != http.StatusOK || err != nil {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	if len(view.Sessions) < 3 || len(view.Sessions) > 5 || view.LeadSeconds < 600 {
+		t.Fatalf("sessions %+v lead %v", view.Sessions, view.LeadSeconds)
+	}
+	for _, o := range view.Sessions {
+		if l := o.Start.In(berlin); l.Format("15:04") != "09:00" || (l.Weekday() != time.Monday && l.Weekday() != time.Wednesday) ||
+			o.Start.Sub(o.UpFrom) != time.Duration(view.LeadSeconds*float64(time.Second)) {
+			t.Errorf("session %+v", o)
+		}
+	}
+	for _, q := range []string{"days=0", "days=32", "days=x"} {
+		if r := e.do("GET", "/api/v1/classes/timed/schedule?"+q, ""); r.code != http.StatusBadRequest {
+			t.Errorf("%s: %d", q, r.code)
+		}
+	}
+	if r := e.do("GET", "/api/v1/classes/ghost/schedule", ""); r.code != http.StatusNotFound {
+		t.Errorf("unknown class: %d", r.code)
+	}
 }
 
 func TestHealthAndMetricsNeedNoToken(t *testing.T) {

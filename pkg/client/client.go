@@ -163,6 +163,20 @@ func (c *Client) GetClass(ctx context.Context, id string) (*Class, error) {
 	return &cl, nil
 }
 
+// ScheduleView is a class's timetable with its next sessions.
+type ScheduleView = api.ScheduleView
+
+// GetSchedule returns a class's timetable and its sessions for the next
+// days.
+func (c *Client) GetSchedule(ctx context.Context, id string, days int) (*ScheduleView, error) {
+	var out ScheduleView
+	q := url.Values{"days": {strconv.Itoa(days)}}
+	if err := c.doJSON(ctx, http.MethodGet, "/api/v1/classes/"+url.PathEscape(id)+"/schedule", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // PutClass creates or replaces a class's spec; created reports a 201.
 // Whatever the class is at, this write wins over it: to write only over the
 // class as you read it, use PutClassIfVersion.
