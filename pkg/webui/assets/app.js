@@ -375,7 +375,9 @@ async function classPage(id, signal) {
   // The gradebook of the class's last Down run, shown while the class's
   // Graded condition says that run is graded or being graded.
   const grades = { key: "", run: "", book: null, error: "", retry: false, seq: 0 };
-  const render = () => renderClass(cl, files, grades, signal, async (next) => { cl = next; await refreshFiles(); await refreshLive(); await refreshGrades(); render(); }, () => render());
+  // The timetable's next seven days, for the week view.
+  const week = { key: "", view: null };
+  const render = () => renderClass(cl, files, grades, week, signal, async (next) => { cl = next; await refreshFiles(); await refreshLive(); await refreshGrades(); await refreshWeek(); render(); }, () => render());
   // refreshLive asks whose links still sign in when the class is Up: on
   // the first look, and when it came Up again (a new Up ends every link).
   // Issuing links asks again (issueLinks), and so does each confirmation
@@ -419,6 +421,20 @@ async function classPage(id, signal) {
     }
     render();
   };
+  // refreshWeek loads the timetable's next sessions when the timetable, the
+  // class's last Up times or the day changed since the last look.
+  const refreshWeek = async () => {
+    const key = cl.spec.schedule ? [cl.scheduledSince, (cl.status?.upSeconds || []).join(","), new Date().toDateString()].join("|") : "";
+    if (key === week.key) return;
+    week.key = key;
+    week.view = null;
+    if (!key) return;
+    try {
+      week.view = await api("GET", `/api/v1/classes/${encodeURIComponent(id)}/schedule?days=7`, { signal });
+    } catch (ex) {
+      if (ex.name !== "AbortError") { week.key = ""; show("error", "The timetable could not be loaded: " + ex.message); }
+    }
+  };
   // refreshGrades loads the gradebook when the Graded condition changed
   // since the last look (a grade arrived, a new attempt began), or always
   // with force.
@@ -445,6 +461,7 @@ async function classPage(id, signal) {
   await refreshFiles();
   await refreshLive();
   await refreshGrades();
+  await refreshWeek();
   page(id);
   render();
 
@@ -473,6 +490,7 @@ async function classPage(id, signal) {
         await refreshFiles();
         await refreshLive();
         await refreshGrades();
+        await refreshWeek();
         render();
       }
     } catch (ex) {
@@ -487,7 +505,7 @@ async function classPage(id, signal) {
   }
 }
 
-function renderClass(cl, files, grades, signal, update, redraw) {
+function renderClass(cl, files, grades, week, signal, update, redraw) {
   const st = cl.status || {};
   const p = progress(cl);
   const busy = !p.done;
@@ -536,7 +554,8 @@ function renderClass(cl, files, grades, signal, update, redraw) {
     h("dt", {}, "Subject"), h("dd", {}, cl.spec.subject),
     h("dt", {}, "Template"), h("dd", {}, cl.spec.template),
     h("dt", {}, "Students"), h("dd", {}, String(cl.spec.students.length)),
-    h("dt", {}, "Time limit"), h("dd", {}, expires));
+    h("dt", {}, "Time limit"), h("dd", {}, expires),
+    cl.bell && cl.desiredPhase === "Up" ? [h("dt", {}, "Session"), h("dd", { id: "bell" }, "Up for the session at ", moment(cl.bell))] : null);
 
   const bar = h("div", { class: "progress", id: "progress" },
     h("progress", { max: p.total || 1, value: p.n, "aria-label": cl.desiredPhase === "Up" ? "Students running" : "Students collected" }),
@@ -552,6 +571,7 @@ function renderClass(cl, files, grades, signal, update, redraw) {
   const openTests = [...main.querySelectorAll("tr[data-grade] details[open]")].map((d) => d.closest("tr").dataset.grade);
   const links = cl.desiredPhase === "Up" ? linkControls(cl, signal, redraw) : null;
   main.replaceChildren(main.querySelector("h1"), actions, h("div", { class: "card" }, facts, bar), probList || "",
+    weekView(cl, week.view) || "",
     h("h2", {}, "Students"), links ? links.toolbar : "", studentsTable(cl, files, signal, links),
     gradesSection(cl, grades, signal, redraw) || "",
     files.runs.length > 1 ? runPicker(files) : "", files.runs.length ? runsList(cl, files, signal, redraw) : "");
@@ -561,6 +581,43 @@ function renderClass(cl, files, grades, signal, update, redraw) {
     const el = [...main.querySelectorAll("button, a, select, summary, input")].find((e) => keyOf(e) === focused);
     if (el && !el.disabled) el.focus();
   }
+}
+
+// ---------- the timetable ----------
+
+// weekView shows the timetable's next seven days in the class's time zone:
+// a column a day, each session with its times and when Homeroom starts
+// bringing the class up for it.
+function weekView(cl, view) {
+  const sch = cl.spec.schedule;
+  if (!sch || !view) return null;
+  const tz = sch.timezone;
+  const dayKey = new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" });
+  const dayName = new Intl.DateTimeFormat([], { timeZone: tz, weekday: "short", day: "numeric", month: "short" });
+  // Times as the timetable writes them, 09:00, whatever the browser's locale.
+  const clock = new Intl.DateTimeFormat([], { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const days = [];
+  for (let i = 0; i < 7; i++) {
+    const d = new Date(Date.now() + i * 86400000);
+    days.push({ key: dayKey.format(d), name: i === 0 ? "Today" : dayName.format(d), sessions: [] });
+  }
+  for (const s of view.sessions) {
+    const day = days.find((d) => d.key === dayKey.format(new Date(s.start)));
+    if (day) day.sessions.push(s);
+  }
+  const readyMin = Math.round((sch.readyBeforeSeconds ?? 300) / 60);
+  const next = view.sessions.find((s) => !s.now);
+  return h("section", { id: "timetable", "aria-labelledby": "timetable-title" },
+    h("h2", { id: "timetable-title" }, "Timetable"),
+    h("p", { class: "muted" }, `${tz}. Homeroom brings the class up to be ready ${readyMin} min before each session, and takes it down at the end, collecting the work first. Bringing it up or taking it down by hand holds until the next session.`),
+    h("table", { id: "week" },
+      h("thead", {}, h("tr", {}, days.map((d) => h("th", { scope: "col" }, d.name)))),
+      h("tbody", {}, h("tr", {}, days.map((d) => h("td", { "data-label": d.name, "data-day": d.key },
+        d.sessions.length === 0 ? h("span", { class: "muted" }, "—") :
+          d.sessions.map((s) => h("div", { class: "session" + (s.now ? " now" : s === next ? " next" : ""), "data-start": s.start },
+            h("strong", {}, `${clock.format(new Date(s.start))}–${clock.format(new Date(s.end))}`),
+            h("span", { class: "muted" }, s.now ? " in session" : ` up from ${clock.format(new Date(s.upFrom))}`)))))))),
+    view.sessions.length === 0 ? h("p", { class: "muted" }, "No session in the next seven days.") : null);
 }
 
 // keyOf names a control so that it can be found again after a redraw.
@@ -1302,12 +1359,15 @@ async function classFormPage(id, signal) {
   ttlField.el.querySelector("label").setAttribute("for", "ttl");
   ttlInput.setAttribute("aria-describedby", "ttl-hint ttl-error");
 
+  const tt = timetableEditor(cl?.spec.schedule || null);
+  const readTimetable = tt.read;
+
   const formErr = h("p", { class: "field-error", role: "alert", id: "form-error" });
   const form = h("form", { class: "stack card", novalidate: true },
   idField.el, rosterNote, useRoster, subjectField.el, templateField.el, studentsField.el,
   h("div", {}, h("label", { for: "csv" }, "Roster file (CSV)"), csvInput,
     h("p", { class: "hint" }, "A column named student, or one id per line; with a class column, only this class's rows are taken.")),
-  ttlField.el, formErr,
+  ttlField.el, tt.el, formErr,
   h("div", { class: "actions" }, h("button", { type: "submit" }, editing ? "Save" : "Create class"),
     h("a", { class: "button secondary", href: editing ? "#/classes/" + id : "#/classes" }, "Cancel")));
   form.addEventListener("submit", submitting(form, formErr, async () => {
@@ -1330,6 +1390,8 @@ async function classFormPage(id, signal) {
     }
     const spec = { subject, template: templateSelect.value, students };
     if (ttlSeconds > 0) spec.ttlSeconds = ttlSeconds;
+    const schedule = readTimetable();
+    if (schedule) spec.schedule = schedule;
     if (!editing) await api("PUT", "/api/v1/classes/" + encodeURIComponent(cid), { body: spec, signal });
     else if (!(await saveIfUnchanged(cid, spec, cl.resourceVersion, signal))) {
       // Someone changed the class since this form loaded it: nothing was
@@ -1346,6 +1408,54 @@ async function classFormPage(id, signal) {
   const datalist = h("datalist", { id: "subject-list" }, subjectNames.map((s) => h("option", { value: s })));
   page(editing ? `Edit ${id}` : "New class", form, datalist);
   if (editing) lookupRoster(); else idInput.focus();
+}
+
+const WEEKDAYS = [["mon", "Mon"], ["tue", "Tue"], ["wed", "Wed"], ["thu", "Thu"], ["fri", "Fri"], ["sat", "Sat"], ["sun", "Sun"]];
+
+// timetableEditor edits a class's weekly lessons, time zone and lead. The
+// timetable's one-off sessions and dates without lessons, which
+// homeroomctl schedule sets, are kept as they are. read gives the
+// timetable to save, or null for none; the server checks it.
+function timetableEditor(sch) {
+  const zone = h("input", { id: "timezone", autocomplete: "off", spellcheck: "false",
+    value: sch?.timezone || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC" });
+  const ready = h("input", { id: "ready-before", type: "number", min: "0", max: "60", step: "1", inputmode: "numeric",
+    value: String(Math.round((sch?.readyBeforeSeconds ?? 300) / 60)) });
+  const rows = h("div", { class: "stack", id: "lessons" });
+  const addRow = (w) => {
+    const n = rows.children.length + 1;
+    const row = h("fieldset", { class: "grants lesson" },
+      h("legend", {}, `Lesson ${n}`),
+      WEEKDAYS.map(([d, label]) => h("label", {}, h("input", { type: "checkbox", value: d, checked: !!w?.days.includes(d) }), " " + label)),
+      h("label", {}, "from ", h("input", { type: "time", class: "lesson-start", value: w?.start || "09:00", "aria-label": `Lesson ${n} starts` })),
+      h("label", {}, "to ", h("input", { type: "time", class: "lesson-end", value: w?.end || "10:30", "aria-label": `Lesson ${n} ends` })),
+      h("button", { type: "button", class: "link", onclick: () => row.remove() }, "Remove"));
+    rows.append(row);
+    return row;
+  };
+  for (const w of sch?.weekly || []) addRow(w);
+  const kept = (sch?.sessions?.length || 0) + (sch?.except?.length || 0);
+  const el = h("fieldset", { class: "stack", id: "timetable-editor" },
+    h("legend", {}, "Timetable"),
+    h("p", { class: "hint" }, "Homeroom brings the class up before each lesson and takes it down at its end, collecting the work first. Leave without lessons for none."),
+    rows,
+    h("button", { type: "button", class: "secondary", id: "add-lesson", onclick: () => addRow(null).querySelector("input").focus() }, "Add a weekly lesson"),
+    formField("timezone", "Time zone", zone, "Lessons keep their time of day across daylight saving changes, e.g. Europe/Berlin.").el,
+    formField("ready-before", "Ready before the start (minutes)", ready).el,
+    kept ? h("p", { class: "hint" }, `This timetable also has ${sch.sessions?.length || 0} one-off session(s) and ${sch.except?.length || 0} date(s) without lessons; they are kept.`) : null);
+  const read = () => {
+    const weekly = [...rows.querySelectorAll("fieldset.lesson")].map((r) => ({
+      days: [...r.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value),
+      start: r.querySelector(".lesson-start").value, end: r.querySelector(".lesson-end").value,
+    })).filter((w) => w.days.length);
+    if (!weekly.length && !kept) return null;
+    const out = { timezone: zone.value.trim(), readyBeforeSeconds: Math.round(Number(ready.value || 0) * 60) };
+    if (weekly.length) out.weekly = weekly;
+    if (sch?.sessions?.length) out.sessions = sch.sessions;
+    if (sch?.except?.length) out.except = sch.except;
+    return out;
+  };
+  return { el, read };
 }
 
 // saveIfUnchanged writes an edited class's spec only if the class is still
