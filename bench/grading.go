@@ -121,7 +121,7 @@ func gradingCost(ctx context.Context, o options, d *dockerx.Client) (*grResult, 
 		return nil, err
 	}
 	run := cl.Status.Run.ID
-	if _, err := waitGraded(ctx, sys, id, n, 1, time.Now()); err != nil {
+	if _, err := waitGraded(ctx, sys, id, 1, time.Now()); err != nil {
 		return nil, fmt.Errorf("first grading: %w", err)
 	}
 	r := &grResult{o: o.gr}
@@ -137,7 +137,7 @@ func gradingCost(ctx context.Context, o options, d *dockerx.Client) (*grResult, 
 		if _, err := sys.api.call(ctx, http.MethodPost, "/api/v1/classes/"+id+"/runs/"+run+"/grade", nil, &book); err != nil {
 			return nil, err
 		}
-		if pair.home, err = waitGraded(ctx, sys, id, n, book.Attempt, start); err != nil {
+		if pair.home, err = waitGraded(ctx, sys, id, book.Attempt, start); err != nil {
 			return nil, err
 		}
 		if _, err := sys.api.call(ctx, http.MethodGet, "/api/v1/classes/"+id+"/runs/"+run+"/grades", nil, &book); err != nil {
@@ -162,9 +162,9 @@ func gradingCost(ctx context.Context, o options, d *dockerx.Client) (*grResult, 
 
 // waitGraded waits for the class's Graded condition to report attempt
 // done, and returns the time since start.
-func waitGraded(ctx context.Context, sys *system, id string, n, attempt int, start time.Time) (time.Duration, error) {
+func waitGraded(ctx context.Context, sys *system, id string, attempt int, start time.Time) (time.Duration, error) {
 	want := fmt.Sprintf("(attempt %d)", attempt)
-	return sys.api.wait(ctx, id, start, pollEvery(n), func(cl *api.Class) bool {
+	return sys.api.follow(ctx, id, start, func(cl *api.Class) bool {
 		g := api.FindCondition(cl.Status.Conditions, api.ConditionGraded)
 		return g != nil && g.Reason != "Grading" && strings.HasSuffix(g.Message, want)
 	})

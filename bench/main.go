@@ -1523,6 +1523,28 @@ func (c *apiClient) downAndWait(ctx context.Context, id string, n int, size int6
 	return d, nil
 }
 
+// follow is wait by long poll, as the teacher pages follow a class: each
+// GET …?wait= returns when the class changed. For a wait of many seconds
+// in which the class changes a few times (a regrade), where polling a class
+// of 100 five times a second would cost the store more than the wait
+// measures.
+func (c *apiClient) follow(ctx context.Context, id string, start time.Time, done func(*api.Class) bool) (time.Duration, error) {
+	deadline := start.Add(5 * time.Minute)
+	var cl api.Class
+	if _, err := c.call(ctx, http.MethodGet, "/api/v1/classes/"+id, nil, &cl); err != nil {
+		return 0, err
+	}
+	for !done(&cl) {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("class %s not there after 5 minutes: phase %s, conditions %+v", id, cl.Status.Phase, cl.Status.Conditions)
+		}
+		if _, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/api/v1/classes/%s?wait=30s&resourceVersion=%d", id, cl.Version), nil, &cl); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
 func (c *apiClient) wait(ctx context.Context, id string, start time.Time, every time.Duration, done func(*api.Class) bool) (time.Duration, error) {
 	deadline := start.Add(5 * time.Minute)
 	var cl api.Class

@@ -1,6 +1,8 @@
 package apiserver
 
 import (
+	"github.com/homeroom/homeroom/pkg/store"
+
 	"context"
 	"errors"
 	"strings"
@@ -108,8 +110,18 @@ func TestLimiters(t *testing.T) {
 type fakeVersions struct {
 	mu       sync.Mutex
 	versions map[string]int64
+	counts   store.ChangeCounts
 	calls    int
 	fail     bool
+}
+
+func (f *fakeVersions) AllChanges(context.Context) (store.ChangeCounts, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return store.ChangeCounts{}, errors.New("store down")
+	}
+	return f.counts, nil
 }
 
 func (f *fakeVersions) VersionsOf(_ context.Context, ids []string) (map[string]int64, error) {
@@ -128,10 +140,43 @@ func (f *fakeVersions) VersionsOf(_ context.Context, ids []string) (map[string]i
 	return out, nil
 }
 
+// set changes a class's version as a status write does, counting it.
 func (f *fakeVersions) set(id string, v int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.versions[id] = v
+	f.counts.Statuses++
+}
+
+// TestWatcherReadsVersionsOnlyAfterAWrite: while nothing is written, the
+// watcher reads the write counts each tick but the classes' versions only
+// for a new waiter; a counted write has it look, and a write whose count
+// was lost is seen within fullLookEvery.
+func TestWatcherReadsVersionsOnlyAfterAWrite(t *testing.T) {
+	src := &fakeVersions{versions: map[string]int64{"a": 1}}
+	w := newWatcher(src, 5*time.Millisecond, 2, zap.NewNop(), prometheus.NewGauge(prometheus.GaugeOpts{Name: "w"}))
+	defer w.close()
+	res := make(chan error, 1)
+	go func() { res <- w.wait(context.Background(), "k", "a", 1) }()
+	calls := func() int { src.mu.Lock(); defer src.mu.Unlock(); return src.calls }
+	for deadline := time.Now().Add(5 * time.Second); calls() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher never looked")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // twenty ticks with nothing written
+	if n := calls(); n != 1 {
+		t.Errorf("%d reads of the versions with nothing written, want 1", n)
+	}
+	src.set("a", 2)
+	select {
+	case err := <-res:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a counted write did not end the wait")
+	}
 }
 
 func TestWatcher(t *testing.T) {

@@ -42,6 +42,7 @@ type Store interface {
 	Get(ctx context.Context, id string) (*api.Class, error)
 	List(ctx context.Context) ([]api.Class, error)
 	VersionsOf(ctx context.Context, ids []string) (map[string]int64, error)
+	AllChanges(ctx context.Context) (store.ChangeCounts, error)
 	PutSpecIf(ctx context.Context, id string, spec api.ClassSpec, check func(*api.Class) error) (*api.Class, bool, error)
 	SetDesiredPhaseIf(ctx context.Context, id string, phase api.Phase, check func(*api.Class) error) (*api.Class, error)
 	Delete(ctx context.Context, id string, check func(*api.Class) error) error

@@ -16,14 +16,20 @@ import (
 	"github.com/homeroom/homeroom/pkg/store"
 )
 
-// countingStore counts the polls of long polls.
+// countingStore counts the polls of long polls (reads of the write counts)
+// and their looks at the classes' versions.
 type countingStore struct {
 	*store.Store
-	polls atomic.Int64
+	polls, looks atomic.Int64
+}
+
+func (c *countingStore) AllChanges(ctx context.Context) (store.ChangeCounts, error) {
+	c.polls.Add(1)
+	return c.Store.AllChanges(ctx)
 }
 
 func (c *countingStore) VersionsOf(ctx context.Context, ids []string) (map[string]int64, error) {
-	c.polls.Add(1)
+	c.looks.Add(1)
 	return c.Store.VersionsOf(ctx, ids)
 }
 
@@ -155,7 +161,8 @@ func TestWaitForAChange(t *testing.T) {
 
 // TestWaitPollsOncePerInterval: however many requests wait, on however many
 // classes, the store is polled once per interval for all of them, and not
-// at all when nobody waits.
+// at all when nobody waits; the classes themselves are read only when a
+// waiter is new, as nothing is written meanwhile.
 func TestWaitPollsOncePerInterval(t *testing.T) {
 	e, cs := newWaitEnv(t)
 	const classes, perClass = 5, 6
@@ -185,6 +192,9 @@ func TestWaitPollsOncePerInterval(t *testing.T) {
 	// One poll per interval, give or take the first and the last.
 	if max := int64(took/testPoll) + 3; polls > max || polls < 3 {
 		t.Errorf("%d waits over %v polled the store %d times; want about %d", classes*perClass, took, polls, took/testPoll)
+	}
+	if looks := cs.looks.Load(); looks < 1 || looks > 6 {
+		t.Errorf("%d looks at the classes' versions with nothing written, want one or a few as the waiters came", looks)
 	}
 	time.Sleep(3 * testPoll)
 	if n := cs.polls.Load(); n > polls+1 {

@@ -8,18 +8,30 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/homeroom/homeroom/pkg/store"
 )
 
-// versionSource is what the watcher polls: the versions of some classes, a
-// class missing from the result being gone.
+// versionSource is what the watcher polls: the counts of class and status
+// writes, and the versions of some classes, a class missing from the result
+// being gone.
 type versionSource interface {
+	AllChanges(ctx context.Context) (store.ChangeCounts, error)
 	VersionsOf(ctx context.Context, ids []string) (map[string]int64, error)
 }
 
+// fullLookEvery bounds how long the watcher trusts the write counts alone:
+// a count that failed to be written delays a waiter at most this long.
+const fullLookEvery = 5 * time.Second
+
 // watcher serves long polls (GET /classes/{id}?wait=…). The store has no
 // change streams (FerretDB lacks them), so it polls, but once per interval
-// for every waiting request together: one query for the versions of the
-// classes being waited on, however many requests wait. A single goroutine
+// for every waiting request together: one read of the store's write counts,
+// and only when they moved (or a waiter is new) one query for the versions
+// of the classes being waited on, however many requests wait. Reading a
+// class's version costs reading the whole class in the embedded store; a
+// class of 100 waited on by a teacher's page all lesson long must not cost
+// that four times a second. A single goroutine
 // does it, started by the first waiter and ending when the last one leaves;
 // the apiserver's own writes wake it at once.
 type watcher struct {
@@ -34,6 +46,7 @@ type watcher struct {
 	byKey   map[string]int                  // open waits by caller
 	running bool
 	closed  bool
+	fresh   bool // a waiter came since the last look at the versions
 	kick    chan struct{}
 	done    chan struct{} // closed by close
 	wg      sync.WaitGroup
@@ -78,6 +91,7 @@ func (w *watcher) wait(ctx context.Context, key, id string, version int64) error
 		w.waiters[id] = map[*waiter]struct{}{}
 	}
 	w.waiters[id][wt] = struct{}{}
+	w.fresh = true
 	if !w.running {
 		w.running = true
 		w.wg.Add(1)
@@ -123,6 +137,8 @@ func (w *watcher) run() {
 	defer w.wg.Done()
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
+	var seen store.ChangeCounts
+	var looked time.Time
 	for {
 		w.mu.Lock()
 		if len(w.waiters) == 0 || w.closed {
@@ -137,9 +153,25 @@ func (w *watcher) run() {
 		w.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(context.Background(), w.interval+5*time.Second)
-		versions, err := w.src.VersionsOf(ctx, ids)
+		// The counts are read before the versions: a write counted after
+		// this read is looked at on the next tick.
+		counts, cerr := w.src.AllChanges(ctx)
+		w.mu.Lock()
+		look := w.fresh || cerr != nil || counts != seen || time.Since(looked) >= fullLookEvery
+		w.fresh = false
+		w.mu.Unlock()
+		var versions map[string]int64
+		var err error
+		if look {
+			versions, err = w.src.VersionsOf(ctx, ids)
+			if err == nil && cerr == nil {
+				seen, looked = counts, time.Now()
+			}
+		}
 		cancel()
-		if err != nil {
+		if !look {
+			// Nothing was written since the last look.
+		} else if err != nil {
 			// Waiters time out on their own; the next tick tries again.
 			w.log.Warn("long poll: read versions", zap.Error(err))
 		} else {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
@@ -47,4 +48,33 @@ func TestChangesCountClassWrites(t *testing.T) {
 	})
 	step("down", true, func() error { _, err := s.SetDesiredPhase(ctx, "chg", api.PhaseDown); return err })
 	step("delete", true, func() error { return s.Delete(ctx, "chg", nil) })
+}
+
+// A status write is counted apart, soon after it, for long polls.
+func TestStatusWritesAreCountedApart(t *testing.T) {
+	s := testenv.Store(t)
+	ctx := context.Background()
+	c, _, err := s.PutSpec(ctx, "st", api.ClassSpec{Subject: "cs", Template: "sandbox", Students: []string{"al"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.AllChanges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateStatus(ctx, "st", c.Version, api.ClassStatus{Phase: api.PhaseDown}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		after, err := s.AllChanges(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Statuses > before.Statuses && after.Classes == before.Classes {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counts %+v after a status write, were %+v", after, before)
+		}
+	}
 }

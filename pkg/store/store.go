@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -58,6 +59,14 @@ type Store struct {
 	db     *mongo.Database
 	coll   *mongo.Collection
 	log    *zap.Logger
+
+	// statusWrites wakes the goroutine that counts status writes (see
+	// changesID): a burst of writes is counted with one write after it,
+	// off the controller's path. done ends it.
+	statusWrites chan struct{}
+	countOnce    sync.Once
+	done         chan struct{}
+	closeOnce    sync.Once
 }
 
 // Open connects to uri and checks that the server answers, so that a wrong
@@ -89,6 +98,9 @@ func Open(ctx context.Context, uri, database string, log *zap.Logger) (*Store, e
 		db:     db,
 		coll:   db.Collection(collectionName),
 		log:    log,
+
+		statusWrites: make(chan struct{}, 1),
+		done:         make(chan struct{}),
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
@@ -115,6 +127,7 @@ func redact(uri string) string {
 
 // Close disconnects, waiting for in-flight operations up to ctx's deadline.
 func (s *Store) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.done) })
 	if err := s.client.Disconnect(ctx); err != nil {
 		return fmt.Errorf("disconnect: %w", err)
 	}
@@ -565,6 +578,7 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, version int64, st a
 		options.FindOneAndUpdate().SetReturnDocument(options.After),
 	).Decode(&written)
 	if err == nil {
+		s.countStatusWrite()
 		return &written, nil
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
