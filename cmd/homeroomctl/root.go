@@ -148,7 +148,7 @@ $XDG_CONFIG_HOME/homeroom/config.yaml or ~/.config/homeroom/config.yaml):
 	})
 
 	root.AddCommand(a.applyCmd(), a.upCmd(), a.downCmd(), a.getCmd(), a.listCmd(), a.deleteCmd(),
-		a.artifactsCmd(), a.runsCmd(), a.gradesCmd(), a.regradeCmd(), a.templatesCmd(), a.rostersCmd(), a.tokenCmd(), a.linksCmd(), a.scheduleCmd())
+		a.artifactsCmd(), a.runsCmd(), a.gradesCmd(), a.regradeCmd(), a.templatesCmd(), a.rostersCmd(), a.tokenCmd(), a.linksCmd(), a.scheduleCmd(), a.studentCmd())
 	return root
 }
 

@@ -113,24 +113,26 @@ type Actor struct {
 // Audit actions. A class's are its changes of desired state; the others
 // change the school's records or who may call the API.
 const (
-	AuditClassCreate   = "class.create"
-	AuditClassUpdate   = "class.update" // a spec changed
-	AuditClassUp       = "class.up"
-	AuditClassDown     = "class.down"
-	AuditClassExpire   = "class.expire"   // taken Down by the controller: TTL
-	AuditClassSchedule = "class.schedule" // Up or Down by the controller: the timetable
-	AuditClassDelete   = "class.delete"
-	AuditSubjectCreate = "subject.create"
-	AuditSubjectUpdate = "subject.update"
-	AuditSubjectDelete = "subject.delete"
-	AuditRosterCreate  = "roster.create"
-	AuditRosterUpdate  = "roster.update"
-	AuditRosterDelete  = "roster.delete"
-	AuditUserCreate    = "user.create"
-	AuditUserUpdate    = "user.update"
-	AuditUserDelete    = "user.delete"
-	AuditTokenIssue    = "token.issue"
-	AuditTokenRevoke   = "token.revoke"
+	AuditClassCreate    = "class.create"
+	AuditClassUpdate    = "class.update" // a spec changed
+	AuditClassUp        = "class.up"
+	AuditClassDown      = "class.down"
+	AuditClassExpire    = "class.expire"    // taken Down by the controller: TTL
+	AuditClassSchedule  = "class.schedule"  // Up or Down by the controller: the timetable
+	AuditStudentRestart = "student.restart" // one student's sandbox made again
+	AuditStudentCollect = "student.collect" // one student's work collected now
+	AuditClassDelete    = "class.delete"
+	AuditSubjectCreate  = "subject.create"
+	AuditSubjectUpdate  = "subject.update"
+	AuditSubjectDelete  = "subject.delete"
+	AuditRosterCreate   = "roster.create"
+	AuditRosterUpdate   = "roster.update"
+	AuditRosterDelete   = "roster.delete"
+	AuditUserCreate     = "user.create"
+	AuditUserUpdate     = "user.update"
+	AuditUserDelete     = "user.delete"
+	AuditTokenIssue     = "token.issue"
+	AuditTokenRevoke    = "token.revoke"
 	// AuditLinksIssue records sign-in links issued (students' or the
 	// caller's own); AuditSandboxOpen a teacher or admin signing in on a
 	// student's host through their own link.

@@ -43,6 +43,9 @@ type Class struct {
 	// for, while it is Up for it: how late the class was ready is measured
 	// against it.
 	Bell *time.Time `json:"bell,omitempty" bson:"bell,omitempty"`
+	// PerStudent is what teachers asked for single students, by student
+	// id: a restart, an early hand-in. The roster stays in the spec.
+	PerStudent map[string]StudentDesire `json:"perStudent,omitempty" bson:"perStudent,omitempty"`
 	// Version changes on every write (spec or status); writers put it in the
 	// update filter so that a concurrent write is detected, never overwritten.
 	Version   int64       `json:"resourceVersion" bson:"version"`
@@ -87,6 +90,26 @@ func (s *Schedule) ReadyBefore() time.Duration {
 		return DefaultReadyBeforeSeconds * time.Second
 	}
 	return time.Duration(*s.ReadyBeforeSeconds) * time.Second
+}
+
+// StudentDesire is what a teacher asked for one student of an Up class.
+// Each is a time: the controller acts on a request newer than what it last
+// did for that student, so that asking again acts again.
+type StudentDesire struct {
+	// RestartAt asks for the student's sandbox to be made again from its
+	// template, its work volumes kept, unless it was made after this.
+	RestartAt *time.Time `json:"restartAt,omitempty" bson:"restartAt,omitempty"`
+	// CollectAt asks for the student's work to be collected now, as a run
+	// of kind student (an early hand-in), the sandbox left running.
+	CollectAt *time.Time `json:"collectAt,omitempty" bson:"collectAt,omitempty"`
+}
+
+// HandIn records the last collection of one student on request.
+type HandIn struct {
+	RunID string `json:"runId" bson:"runId"`
+	// RequestedAt is the request it answered (StudentDesire.CollectAt).
+	RequestedAt time.Time `json:"requestedAt" bson:"requestedAt"`
+	CollectedAt time.Time `json:"collectedAt" bson:"collectedAt"`
 }
 
 // ScheduleView is a class's timetable with its next sessions
@@ -143,6 +166,8 @@ type ClassStatus struct {
 	// UpSeconds are how long the class's last Ups took, oldest first (at
 	// most MaxUpSeconds): a scheduled Up starts that much earlier.
 	UpSeconds []float64 `json:"upSeconds,omitempty" bson:"upSeconds,omitempty"`
+	// HandIns are the students' collections on request, by student id.
+	HandIns map[string]HandIn `json:"handIns,omitempty" bson:"handIns,omitempty"`
 }
 
 // MaxUpSeconds is how many Up durations a class's status keeps.

@@ -61,6 +61,9 @@ func without(keys []string, drop string) []string {
 const (
 	RunKindDown     = "down"
 	RunKindAutosave = "autosave"
+	// RunKindStudent is one student's collection on a teacher's request
+	// (an early hand-in).
+	RunKindStudent = "student"
 )
 
 // KindOrDown is the run's kind, RunKindDown when the index has none.

@@ -37,7 +37,8 @@ type RunIndex struct {
 	// Subject is the class's subject when the run was made; reads of the
 	// run are authorized against it.
 	Subject string `json:"subject,omitempty"`
-	// Kind is RunKindAutosave for an autosave; a Down's run has none
+	// Kind is RunKindAutosave for an autosave, RunKindStudent for a hand-in;
+	// a Down's run has none
 	// (indexes written before kinds existed are all Downs).
 	Kind        string       `json:"kind,omitempty"`
 	StartedAt   time.Time    `json:"startedAt"`
@@ -70,7 +71,8 @@ func RunIndexKey(classID, runID string) string { return runPrefix(classID, runID
 // RunInfo is what a run index records of the run beyond its students.
 type RunInfo struct {
 	Subject string
-	// Kind is RunKindAutosave for an autosave, empty for a Down.
+	// Kind is RunKindAutosave for an autosave, RunKindStudent for a hand-in,
+	// empty for a Down.
 	Kind string
 }
 
@@ -166,7 +168,7 @@ type RunSummary struct {
 	RunID string `json:"runId"`
 	// Subject is the run's, as RunSubject says.
 	Subject string `json:"subject,omitempty"`
-	// Kind is "down" or "autosave", once the run is complete.
+	// Kind is "down", "autosave" or "student", once the run is complete.
 	Kind string `json:"kind,omitempty"`
 	// Students is the number of students in the run's index when complete,
 	// otherwise the number of student prefixes stored so far.

@@ -177,6 +177,17 @@ func (c *Client) GetSchedule(ctx context.Context, id string, days int) (*Schedul
 	return &out, nil
 }
 
+// StudentAction asks for action ("restart" or "collect") for one student
+// of an Up class; it returns the class as written.
+func (c *Client) StudentAction(ctx context.Context, class, student, action string) (*Class, error) {
+	var cl Class
+	path := classPath(class) + "/students/" + url.PathEscape(student) + "/" + url.PathEscape(action)
+	if err := c.doJSON(ctx, http.MethodPost, path, nil, nil, &cl); err != nil {
+		return nil, err
+	}
+	return &cl, nil
+}
+
 // PutClass creates or replaces a class's spec; created reports a 201.
 // Whatever the class is at, this write wins over it: to write only over the
 // class as you read it, use PutClassIfVersion.

@@ -236,6 +236,8 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		e.noteRemoved(a.Student)
 	case Autosave:
 		return e.autosave(ctx)
+	case HandIn:
+		return e.handIn(ctx, a.Student, a.Target)
 	case CollectVolumes:
 		return e.collect(ctx, a.Student, "")
 	case RemoveVolumes:
@@ -551,6 +553,46 @@ func (e *executor) autosave(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// handIn collects one student's running sandbox as a run of its own (kind
+// student) at a teacher's request, and records it in the status: the
+// request is answered, and asking again makes another run.
+func (e *executor) handIn(ctx context.Context, student, name string) error {
+	start := e.r.now()
+	runID := newRunID(start)
+	e.mu.Lock()
+	classID, subject, at := e.class.ID, e.class.Spec.Subject, e.class.PerStudent[student].CollectAt
+	e.mu.Unlock()
+	if at == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
+	defer cancel()
+	res, err := e.r.collector.Collect(cctx, artifacts.Request{
+		ClassID: classID, Subject: subject, RunID: runID, StudentID: student,
+		Container: name, Rules: artifacts.RulesFor(e.tmpl),
+	})
+	if err != nil {
+		e.r.metrics.collects.WithLabelValues("failure").Inc()
+		return fmt.Errorf("hand-in of %s: %w", student, err)
+	}
+	e.r.metrics.collects.WithLabelValues("success").Inc()
+	e.r.metrics.collectBytes.Add(float64(res.Uploaded))
+	done := e.r.now()
+	if _, err := e.r.artifacts.WriteRunIndex(ctx, classID, runID, []string{student}, start, done, artifacts.RunInfo{Subject: subject, Kind: artifacts.RunKindStudent}); err != nil {
+		return fmt.Errorf("hand-in index: %w", err)
+	}
+	rec := api.HandIn{RunID: runID, RequestedAt: *at, CollectedAt: done}
+	e.log.Info("handed in", zap.String("studentId", student), zap.String("runId", runID))
+	return e.checkpoint(ctx, func(st *api.ClassStatus) {
+		hs := make(map[string]api.HandIn, len(st.HandIns)+1)
+		for k, v := range st.HandIns {
+			hs[k] = v
+		}
+		hs[student] = rec
+		st.HandIns = hs
+	})
 }
 
 // supersedes tells whether an autosave holds at least what the one before

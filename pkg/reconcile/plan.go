@@ -33,7 +33,10 @@ const (
 	ReplaceContainer Kind = "replace-container"
 	// Autosave collects every running sandbox of an Up class as a run of
 	// kind autosave, stopping nothing.
-	Autosave          Kind = "autosave"
+	Autosave Kind = "autosave"
+	// HandIn collects one running sandbox as a run of kind student, at a
+	// teacher's request, stopping nothing.
+	HandIn            Kind = "hand-in"
 	DisconnectTraefik Kind = "disconnect-traefik"
 	RemoveNetwork     Kind = "remove-network"
 	CompleteRun       Kind = "complete-run"
@@ -165,6 +168,17 @@ func planUp(in Input) Plan {
 		for _, s := range in.Class.Spec.Students {
 			c, ok := obs.Containers[s]
 			switch {
+			case ok && restartAsked(in.Class, s, c):
+				// Made again from the template; its work is on named
+				// volumes, which the new container finds again.
+				if c.State == "running" || c.State == "paused" || c.State == "restarting" {
+					p = append(p, Action{Kind: StopContainer, Student: s, Target: c.Name})
+				}
+				p = append(p,
+					Action{Kind: ReplaceContainer, Student: s, Target: c.Name},
+					Action{Kind: StartContainer, Student: s, Target: c.Name})
+			case ok && c.State == "running" && handInAsked(in.Class, s):
+				p = append(p, Action{Kind: HandIn, Student: s, Target: c.Name})
 			case !ok:
 				name := api.ContainerName(in.Class.ID, s)
 				p = append(p,
@@ -206,6 +220,27 @@ func planUp(in Input) Plan {
 		p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
 	}
 	return p
+}
+
+// restartAsked tells whether a teacher asked for student s's sandbox to be
+// made again after c was made. Created is in whole seconds: a sandbox made
+// in the second of the request counts as made after it, so that a restart
+// is never repeated. One without named work volumes (made before they
+// were) is not replaced: its work would go with it.
+func restartAsked(c api.Class, s string, oc ObservedContainer) bool {
+	at := c.PerStudent[s].RestartAt
+	return at != nil && oc.Created < at.Unix() && len(oc.Paths) > 0
+}
+
+// handInAsked tells whether a teacher asked for student s's work to be
+// collected since its last hand-in.
+func handInAsked(c api.Class, s string) bool {
+	at := c.PerStudent[s].CollectAt
+	if at == nil {
+		return false
+	}
+	last, ok := c.Status.HandIns[s]
+	return !ok || last.RequestedAt.Before(*at)
 }
 
 // collectAndRemove plans the collection and removal of students' containers,

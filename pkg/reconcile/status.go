@@ -22,6 +22,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		Run:                prev.Run,
 		Autosave:           prev.Autosave,
 		UpSeconds:          prev.UpSeconds,
+		HandIns:            prev.HandIns,
 	}
 	if obs.Network != nil {
 		st.Network = obs.Network.Name

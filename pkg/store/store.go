@@ -458,6 +458,50 @@ func (s *Store) ApplySchedule(ctx context.Context, id string, phase api.Phase, a
 	return c, err
 }
 
+// ErrClassNotUp refuses a request about one student of a class that is not
+// Up: there is no sandbox to act on.
+var ErrClassNotUp = errors.New("the class is not Up")
+
+// ErrNotOnRoster refuses a request about a student the class's roster does
+// not list.
+var ErrNotOnRoster = errors.New("not on the class's roster")
+
+// AskForStudent records a teacher's request about one student of an Up
+// class (api.StudentDesire): set changes the student's desire, given the
+// time of the request. check runs on the class as stored, as in
+// SetDesiredPhaseIf. It is recorded in the audit trail as action by the
+// actor of ctx.
+func (s *Store) AskForStudent(ctx context.Context, id, student, action string, set func(*api.StudentDesire, time.Time), check func(*api.Class) error) (*api.Class, error) {
+	old, c, err := s.update(ctx, id, func(c *api.Class) error {
+		if check != nil {
+			if err := check(c); err != nil {
+				return err
+			}
+		}
+		if !slices.Contains(c.Spec.Students, student) {
+			return fmt.Errorf("student %q: %w", student, ErrNotOnRoster)
+		}
+		if c.DesiredPhase != api.PhaseUp {
+			return ErrClassNotUp
+		}
+		per := make(map[string]api.StudentDesire, len(c.PerStudent)+1)
+		for k, v := range c.PerStudent {
+			per[k] = v
+		}
+		d := per[student]
+		set(&d, now())
+		per[student] = d
+		c.PerStudent = per
+		c.Generation++
+		return nil
+	})
+	if err == nil {
+		s.record(ctx, api.AuditEntry{Action: action, Target: "class/" + id + "/student/" + student, ClassID: id,
+			Subjects: []string{c.Spec.Subject}, From: api.ClassState(old), To: api.ClassState(c)})
+	}
+	return c, err
+}
+
 func sameTime(a, b *time.Time) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil

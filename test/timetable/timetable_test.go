@@ -26,7 +26,9 @@ func TestASessionAMinuteAhead(t *testing.T) {
 	t.Cleanup(sys.Kill)
 	const id = "timed"
 	testenv.CleanupClass(t, d, id)
-	call := func(method, path string, body, out any) int { return sys.Call(t, sys.AdminToken, method, path, body, out) }
+	call := func(method, path string, body, out any) int {
+		return sys.Call(t, sys.AdminToken, method, path, body, out)
+	}
 	get := func() api.Class {
 		var c api.Class
 		if code := call("GET", "/api/v1/classes/"+id, nil, &c); code != http.StatusOK {

@@ -689,8 +689,17 @@ function studentsTable(cl, files, signal, links) {
     // A sandbox that never answered its readiness check: what the check got
     // and its last log lines, as text (they are the student's program's).
     const why = s.message ? h("details", { class: "why", "data-why": sid }, h("summary", {}, "why"), h("pre", {}, s.message)) : null;
+    // What a teacher does for one student of an Up class: the controller
+    // acts on it, as on everything else.
+    const handIn = cl.status?.handIns?.[sid];
+    const one = cl.desiredPhase === "Up" && cl.spec.students.includes(sid) ? h("div", { class: "one-student" },
+      h("button", { type: "button", class: "link", "data-action": "restart", "aria-label": `Restart ${sid}'s sandbox`,
+        onclick: (e) => studentAction(cl, sid, "restart", e.currentTarget, signal) }, "Restart"),
+      h("button", { type: "button", class: "link", "data-action": "collect", "aria-label": `Collect ${sid}'s work now`,
+        onclick: (e) => studentAction(cl, sid, "collect", e.currentTarget, signal) }, "Hand in now"),
+      handIn ? h("span", { class: "muted", "data-handin": handIn.runId }, " handed in ", moment(handIn.collectedAt)) : null) : null;
     return h("tr", { "data-student": sid },
-      h("td", { "data-label": "Student" }, sid),
+      h("td", { "data-label": "Student" }, sid, one),
       h("td", { "data-label": "Sandbox" }, h("span", { class: "state-" + state, "data-state": state }, state), size, why),
       links ? h("td", { "data-label": "Sign-in link" }, cl.spec.students.includes(sid) ? links.cell(sid, s.endpoint) : h("span", { class: "muted" }, "taken off the class")) : null,
       h("td", { "data-label": "Collected" }, fileList, warn ? " " : null, warn));
@@ -699,6 +708,25 @@ function studentsTable(cl, files, signal, links) {
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Sandbox"),
       links ? h("th", { scope: "col" }, "Sign-in link") : null, h("th", { scope: "col" }, "Collected files"))),
     h("tbody", {}, rows));
+}
+
+// studentAction asks for a restart or a hand-in of one student; the class's
+// long poll shows what the controller did.
+async function studentAction(cl, sid, action, btn, signal) {
+  if (action === "restart") {
+    const ok = await confirmDialog(`Restart ${sid}'s sandbox?`,
+      `Homeroom makes ${sid}'s sandbox again from its template. Their files are kept; programs they were running stop.`, "Restart");
+    if (!ok) { btn.focus(); return; }
+  }
+  btn.disabled = true;
+  try {
+    await api("POST", `/api/v1/classes/${encodeURIComponent(cl.id)}/students/${encodeURIComponent(sid)}/${action}`, { signal });
+    show("info", action === "restart" ? `Restarting ${sid}'s sandbox…` : `Collecting ${sid}'s work…`);
+  } catch (ex) {
+    if (ex.name !== "AbortError") show("error", ex.message);
+  } finally {
+    btn.disabled = false;
+  }
 }
 
 // ---------- grades ----------

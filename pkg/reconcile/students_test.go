@@ -1,0 +1,80 @@
+package reconcile_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+)
+
+// TestATeacherRestartsOneStudentAndCollectsAnother: a restart makes one
+// student's sandbox again (its work volumes kept, the others untouched),
+// once; a hand-in collects one student's work as a run of kind student,
+// stopping nothing, once per request.
+func TestATeacherRestartsOneStudentAndCollectsAnother(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	e.mustConverge()
+	alice, _ := e.docker.container(cname("alice"))
+	bob, _ := e.docker.container(cname("bob"))
+	aliceVolumes := alice.mounts
+
+	at := time.Unix(alice.created+1, 0)
+	e.store.edit(classID, func(c *api.Class) {
+		c.PerStudent = map[string]api.StudentDesire{"alice": {RestartAt: &at}}
+	})
+	res, err := e.pass()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "stop-container alice (homeroom-cs101-alice)\nreplace-container alice (homeroom-cs101-alice)\nstart-container alice (homeroom-cs101-alice)\n"
+	if res.Plan.String() != want {
+		t.Fatalf("plan for a restart:\n%s\nwant:\n%s", res.Plan, want)
+	}
+	again, _ := e.docker.container(cname("alice"))
+	if again.id == alice.id || again.state != "running" || len(again.mounts) == 0 {
+		t.Fatalf("alice after the restart: %+v", again)
+	}
+	for target, vol := range aliceVolumes {
+		if again.mounts[target] != vol {
+			t.Errorf("alice's new sandbox mounts %q at %s, want her volume %q", again.mounts[target], target, vol)
+		}
+	}
+	if b, _ := e.docker.container(cname("bob")); b.id != bob.id {
+		t.Error("bob's sandbox was made again too")
+	}
+	if res := e.mustConverge(); len(res.Plan) != 0 {
+		t.Fatalf("a restart was repeated:\n%s", res.Plan)
+	}
+
+	e.store.edit(classID, func(c *api.Class) {
+		now := e.now()
+		c.PerStudent = map[string]api.StudentDesire{"alice": {RestartAt: &at}, "bob": {CollectAt: &now}}
+	})
+	res, err = e.pass()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Plan.String() != "hand-in bob (homeroom-cs101-bob)\n" {
+		t.Fatalf("plan for a hand-in:\n%s", res.Plan)
+	}
+	c := e.class()
+	h, ok := c.Status.HandIns["bob"]
+	if !ok || h.RunID == "" || !h.RequestedAt.Equal(*c.PerStudent["bob"].CollectAt) {
+		t.Fatalf("status.handIns = %+v", c.Status.HandIns)
+	}
+	idx, ok := e.runIndex(h.RunID)
+	if !ok || idx.Kind != artifacts.RunKindStudent || len(idx.Students) != 1 || idx.Students[0].StudentID != "bob" || idx.Students[0].Outcome != artifacts.OutcomeCollected {
+		t.Fatalf("hand-in index %+v (stored %v)", idx, ok)
+	}
+	if b, _ := e.docker.container(cname("bob")); b.state != "running" || b.id != bob.id {
+		t.Errorf("bob's sandbox after the hand-in: %+v", b)
+	}
+	if res := e.mustConverge(); len(res.Plan) != 0 {
+		t.Fatalf("a hand-in was repeated:\n%s", res.Plan)
+	}
+}
