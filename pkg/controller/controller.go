@@ -123,6 +123,8 @@ type Controller struct {
 	// backoff instead of in a loop that feeds itself.
 	mu      sync.Mutex
 	retryAt map[string]time.Time
+	// ownVersion is, by class, the version the last pass left it at.
+	ownVersion map[string]int64
 
 	measuring atomic.Bool // a workspace measurement is in flight
 
@@ -163,7 +165,7 @@ func New(rec Reconciler, lister Lister, ev EventSource, opts Options, log *zap.L
 	)
 	q := workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[string]{Name: "classes"})
 	c := &Controller{rec: rec, lister: lister, events: ev, opts: opts, log: log, queue: q,
-		limiter: limiter, retryAt: map[string]time.Time{}, gradingWake: make(chan struct{}, 1)}
+		limiter: limiter, retryAt: map[string]time.Time{}, ownVersion: map[string]int64{}, gradingWake: make(chan struct{}, 1)}
 	c.metrics = newMetrics(reg, q)
 	return c
 }
@@ -288,6 +290,13 @@ func (c *Controller) processNext(ctx, work context.Context) bool {
 	}
 	start := time.Now()
 	res, err := c.rec.Reconcile(work, id)
+	c.mu.Lock()
+	if res.Version > 0 {
+		c.ownVersion[id] = res.Version
+	} else {
+		delete(c.ownVersion, id)
+	}
+	c.mu.Unlock()
 	var terminal *reconcile.TerminalError
 	result := "success"
 	switch {
@@ -329,6 +338,17 @@ func (c *Controller) processNext(ctx, work context.Context) bool {
 	return true
 }
 
+// wrote tells whether version v of class id is the one a pass left it at
+// (its own status write): nothing changed that a pass has not seen. Without
+// this, every status write would be followed by a pass that reads the
+// class and asks the daemon again, and one whose status changes with time
+// (a grading's progress) would pass every poll.
+func (c *Controller) wrote(id string, v int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ownVersion[id] == v
+}
+
 // backingOff reports whether a failed class's retry is not due yet.
 func (c *Controller) backingOff(id string) bool {
 	c.mu.Lock()
@@ -367,7 +387,7 @@ func (c *Controller) poll(ctx context.Context) {
 				lastResync = time.Now()
 			}
 			for id, v := range versions {
-				if resync || seen[id] != v {
+				if resync || (seen[id] != v && !c.wrote(id, v)) {
 					c.queue.Add(id)
 				}
 			}

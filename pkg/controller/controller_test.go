@@ -24,6 +24,9 @@ type fakeReconciler struct {
 	overlap  bool
 	fail     map[string]error // returned while set
 	block    time.Duration
+	// write, when set, is the pass's status write: it returns the version
+	// the pass left the class at.
+	write func(id string) int64
 }
 
 func newFakeReconciler() *fakeReconciler {
@@ -43,8 +46,13 @@ func (f *fakeReconciler) Reconcile(ctx context.Context, id string) (reconcile.Re
 	time.Sleep(block)
 	f.mu.Lock()
 	f.inFlight[id]--
+	write := f.write
 	f.mu.Unlock()
-	return reconcile.Result{Converged: err == nil}, err
+	res := reconcile.Result{Converged: err == nil}
+	if write != nil {
+		res.Version = write(id)
+	}
+	return res, err
 }
 
 func (f *fakeReconciler) count(id string) int {
@@ -122,6 +130,29 @@ func TestStoreChangesTriggerPasses(t *testing.T) {
 	if n := rec.count("b"); n != 1 {
 		t.Errorf("an unchanged class was reconciled %d times", n)
 	}
+}
+
+// A pass's own status write is no change to pass again for; a write by
+// anyone else is.
+func TestAPassOwnStatusWriteAsksForNoPass(t *testing.T) {
+	rec := newFakeReconciler()
+	l := &fakeLister{versions: map[string]int64{"a": 1}}
+	rec.write = func(id string) int64 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.versions[id]++
+		return l.versions[id]
+	}
+	run(t, rec, l, nil, nil)
+	eventually(t, "the first pass", func() bool { return rec.count("a") == 1 })
+	time.Sleep(200 * time.Millisecond) // ten polls
+	if n := rec.count("a"); n != 1 {
+		t.Fatalf("%d passes after the first one's own status write, want none", n-1)
+	}
+	l.mu.Lock()
+	l.versions["a"] += 5 // a teacher's write
+	l.mu.Unlock()
+	eventually(t, "a pass for someone else's write", func() bool { return rec.count("a") == 2 })
 }
 
 func TestFailuresAreRetriedWithBackoffAndTerminalOnesAreNot(t *testing.T) {

@@ -200,6 +200,10 @@ type Result struct {
 	Plan      Plan
 	// RequeueAfter asks for a pass at a known time, such as a TTL's end.
 	RequeueAfter time.Duration
+	// Version is the class's version as this pass left it, when the pass
+	// acted on the class's latest generation: a version the pass wrote
+	// itself (its status) asks for no other pass. 0 when unknown.
+	Version int64
 }
 
 // TerminalError marks a failure that retrying cannot fix (a name taken by
@@ -340,6 +344,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	}
 	after := Input{Class: *class, Template: tmpl, Observed: obs, Now: r.now()}
 	res.Converged = execErr == nil && len(PlanFor(after)) == 0
+	if err == nil && class.Generation == planned.Generation {
+		res.Version = class.Version
+	}
 	if exp := class.ExpiresAt(); exp != nil {
 		if in := max(exp.Sub(r.now()), time.Millisecond); res.RequeueAfter == 0 || in < res.RequeueAfter {
 			res.RequeueAfter = in
