@@ -31,6 +31,8 @@ type classReadOnly struct {
 	DesiredAt      any `yaml:"desiredAt" json:"desiredAt"`
 	ScheduledSince any `yaml:"scheduledSince" json:"scheduledSince"`
 	Bell           any `yaml:"bell" json:"bell"`
+	ScheduledBell  any `yaml:"scheduledBell" json:"scheduledBell"`
+	PerStudent     any `yaml:"perStudent" json:"perStudent"`
 	DownReason     any `yaml:"downReason" json:"downReason"`
 	Generation     any `yaml:"generation" json:"generation"`
 	CreatedAt      any `yaml:"createdAt" json:"createdAt"`

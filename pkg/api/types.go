@@ -43,6 +43,9 @@ type Class struct {
 	// for, while it is Up for it: how late the class was ready is measured
 	// against it.
 	Bell *time.Time `json:"bell,omitempty" bson:"bell,omitempty"`
+	// ScheduledBell is the start of the session whose window last brought
+	// the class Up, kept whatever a teacher did since: a window opens once.
+	ScheduledBell *time.Time `json:"scheduledBell,omitempty" bson:"scheduledBell,omitempty"`
 	// PerStudent is what teachers asked for single students, by student
 	// id: a restart, an early hand-in. The roster stays in the spec.
 	PerStudent map[string]StudentDesire `json:"perStudent,omitempty" bson:"perStudent,omitempty"`

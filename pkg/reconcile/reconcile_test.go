@@ -1077,7 +1077,7 @@ func (s *fakeStore) ApplySchedule(_ context.Context, id string, phase api.Phase,
 		c.DesiredPhase, c.Bell, c.DownReason = phase, nil, ""
 		if phase == api.PhaseUp {
 			now := time.Now()
-			c.UpSince, c.Bell = &now, &bell
+			c.UpSince, c.Bell, c.ScheduledBell = &now, &bell, &bell
 		} else {
 			c.DownReason = api.ReasonScheduled
 		}

@@ -19,7 +19,7 @@ func (r *Reconciler) followSchedule(ctx context.Context, log *zap.Logger, class 
 		return class, nil
 	}
 	lead := timetable.Lead(sch, class.Status.UpSeconds, len(class.Spec.Students))
-	ev, ok := timetable.Decide(sch, lead, deref(class.DesiredAt), deref(class.ScheduledSince), r.now())
+	ev, ok := timetable.Decide(sch, lead, deref(class.DesiredAt), deref(class.ScheduledSince), deref(class.ScheduledBell), r.now())
 	if !ok {
 		return class, nil
 	}

@@ -22,12 +22,13 @@ func TestTheTimetableBringsAClassUpAndDown(t *testing.T) {
 		c.ScheduledSince, c.DesiredAt = &since, &since
 	})
 	// 09:00: an hour early, nothing to do; woken when the window opens
-	// (5 min readyBefore and an estimated 20.6 s Up before 10:00).
+	// (5 min readyBefore and an estimated 20.6 s Up, in whole seconds,
+	// before 10:00).
 	res := e.mustConverge()
 	if c := e.class(); c.DesiredPhase != api.PhaseDown {
 		t.Fatalf("an hour before: desired %s", c.DesiredPhase)
 	}
-	open := lesson.Start.Add(-5*time.Minute - 20600*time.Millisecond)
+	open := lesson.Start.Add(-5*time.Minute - 20*time.Second)
 	if want := open.Sub(e.now()); res.RequeueAfter <= 0 || res.RequeueAfter > want {
 		t.Fatalf("RequeueAfter %s, want at most %s (the window's opening)", res.RequeueAfter, want)
 	}

@@ -442,7 +442,7 @@ func (s *Store) ApplySchedule(ctx context.Context, id string, phase api.Phase, a
 			c.UpSince = &t
 			if !bell.IsZero() {
 				b := bell.UTC()
-				c.Bell = &b
+				c.Bell, c.ScheduledBell = &b, &b
 			}
 		} else {
 			c.DownReason = api.ReasonScheduled

@@ -76,7 +76,9 @@ func Lead(s *api.Schedule, upSeconds []float64, students int) time.Duration {
 	if len(upSeconds) > 0 {
 		up = time.Duration(slices.Max(upSeconds) * 1.25 * float64(time.Second))
 	}
-	return s.ReadyBefore() + min(max(up, 0), maxUpLead)
+	// Whole seconds: an event's time is stored, and must compare equal
+	// when read back.
+	return s.ReadyBefore() + min(max(up, 0), maxUpLead).Truncate(time.Second)
 }
 
 // Sessions lists the schedule's sessions that end after from and start
@@ -143,9 +145,13 @@ func Windows(s *api.Schedule, lead time.Duration, from, to time.Time) []Window {
 // Decide returns the schedule's latest event at now, if it is later than
 // the last change of desired phase (desiredAt) and than the time the
 // schedule was set (setAt). A schedule set during an open window counts as
-// that window opening at setAt: the class comes Up at once. ok is false
-// when the latest event is the teacher's: nothing to change.
-func Decide(s *api.Schedule, lead time.Duration, desiredAt, setAt, now time.Time) (ev Event, ok bool) {
+// that window opening at setAt: the class comes Up at once. A window opens
+// once: served is the bell of the session whose window last brought the
+// class Up, and its opening is not an event again, however the lead moved
+// since (the class's Up times are learned as it comes Up, and a teacher's
+// Down just after must hold). ok is false when the latest event is the
+// teacher's: nothing to change.
+func Decide(s *api.Schedule, lead time.Duration, desiredAt, setAt, served, now time.Time) (ev Event, ok bool) {
 	if s == nil {
 		return Event{}, false
 	}
@@ -160,7 +166,9 @@ func Decide(s *api.Schedule, lead time.Duration, desiredAt, setAt, now time.Time
 	// is as far as a class can have been forgotten (the TTL cap).
 	from := later(cut, now.Add(-api.MaxTTLSeconds*time.Second))
 	for _, w := range Windows(s, lead, from, now) {
-		consider(Event{At: w.From, Phase: api.PhaseUp, Bell: w.Bell})
+		if !w.Bell.Equal(served) {
+			consider(Event{At: w.From, Phase: api.PhaseUp, Bell: w.Bell})
+		}
 		consider(Event{At: w.To, Phase: api.PhaseDown})
 		if setAt.After(desiredAt) && !setAt.Before(w.From) && setAt.Before(w.To) {
 			consider(Event{At: setAt, Phase: api.PhaseUp, Bell: w.Bell})

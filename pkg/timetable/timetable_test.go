@@ -38,10 +38,10 @@ func TestWeeklyLessonsKeepTheirWallClockTimeAcrossDaylightSaving(t *testing.T) {
 	// hour earlier than the winter's: a fixed offset would open it late.
 	lead := 5 * time.Minute
 	lastDown := at(t, "2027-03-24T09:30:00Z")
-	if ev, ok := Decide(berlin(), lead, lastDown, time.Time{}, at(t, "2027-03-29T06:54:59Z")); ok {
+	if ev, ok := Decide(berlin(), lead, lastDown, time.Time{}, time.Time{}, at(t, "2027-03-29T06:54:59Z")); ok {
 		t.Fatalf("before the window: %+v", ev)
 	}
-	ev, ok := Decide(berlin(), lead, lastDown, time.Time{}, at(t, "2027-03-29T06:55:00Z"))
+	ev, ok := Decide(berlin(), lead, lastDown, time.Time{}, time.Time{}, at(t, "2027-03-29T06:55:00Z"))
 	if !ok || ev.Phase != api.PhaseUp || !ev.Bell.Equal(at(t, "2027-03-29T07:00:00Z")) {
 		t.Fatalf("at the window: %+v %v, want Up for the 07:00 UTC bell", ev, ok)
 	}
@@ -54,12 +54,12 @@ func TestAMissedStartStartsAtOnceAndAnEndedSessionIsNotStarted(t *testing.T) {
 	lead := 5 * time.Minute
 	lastDown := at(t, "2026-11-25T09:30:00Z") // Wednesday's lesson ended
 	// The controller was down from 07:00 to 08:20 UTC on Monday 30th.
-	ev, ok := Decide(berlin(), lead, lastDown, time.Time{}, at(t, "2026-11-30T08:20:00Z"))
+	ev, ok := Decide(berlin(), lead, lastDown, time.Time{}, time.Time{}, at(t, "2026-11-30T08:20:00Z"))
 	if !ok || ev.Phase != api.PhaseUp || !ev.Bell.Equal(at(t, "2026-11-30T08:00:00Z")) {
 		t.Fatalf("late: %+v %v, want Up for the 08:00 UTC bell at once", ev, ok)
 	}
 	// Down until 09:45 UTC: the lesson ended at 09:30.
-	ev, ok = Decide(berlin(), lead, lastDown, time.Time{}, at(t, "2026-11-30T09:45:00Z"))
+	ev, ok = Decide(berlin(), lead, lastDown, time.Time{}, time.Time{}, at(t, "2026-11-30T09:45:00Z"))
 	if !ok || ev.Phase != api.PhaseDown || !ev.At.Equal(at(t, "2026-11-30T09:30:00Z")) {
 		t.Fatalf("after the end: %+v %v, want the 09:30 Down, not an Up", ev, ok)
 	}
@@ -70,24 +70,24 @@ func TestATeachersActionHoldsUntilTheScheduleNextChanges(t *testing.T) {
 	up := at(t, "2026-11-30T07:55:00Z")
 	// The schedule brought the class Up; a teacher takes it Down at 08:10.
 	teacherDown := at(t, "2026-11-30T08:10:00Z")
-	if ev, ok := Decide(berlin(), lead, teacherDown, time.Time{}, at(t, "2026-11-30T08:20:00Z")); ok {
+	if ev, ok := Decide(berlin(), lead, teacherDown, time.Time{}, time.Time{}, at(t, "2026-11-30T08:20:00Z")); ok {
 		t.Fatalf("the teacher's Down must hold in the session: %+v", ev)
 	}
 	// The session's end is the schedule's next event (Down), then
 	// Wednesday's lesson brings it Up again.
-	if ev, ok := Decide(berlin(), lead, teacherDown, time.Time{}, at(t, "2026-11-30T09:31:00Z")); !ok || ev.Phase != api.PhaseDown {
+	if ev, ok := Decide(berlin(), lead, teacherDown, time.Time{}, time.Time{}, at(t, "2026-11-30T09:31:00Z")); !ok || ev.Phase != api.PhaseDown {
 		t.Fatalf("after the end: %+v %v", ev, ok)
 	}
-	if ev, ok := Decide(berlin(), lead, teacherDown, time.Time{}, at(t, "2026-12-02T07:55:00Z")); !ok || ev.Phase != api.PhaseUp {
+	if ev, ok := Decide(berlin(), lead, teacherDown, time.Time{}, time.Time{}, at(t, "2026-12-02T07:55:00Z")); !ok || ev.Phase != api.PhaseUp {
 		t.Fatalf("Wednesday: %+v %v, want Up", ev, ok)
 	}
 	// A teacher's Up after the lesson holds until the next event: Wednesday's
 	// opening (Up again), then its end takes the class Down.
 	teacherUp := at(t, "2026-11-30T13:00:00Z")
-	if ev, ok := Decide(berlin(), lead, teacherUp, time.Time{}, at(t, "2026-12-01T20:00:00Z")); ok {
+	if ev, ok := Decide(berlin(), lead, teacherUp, time.Time{}, time.Time{}, at(t, "2026-12-01T20:00:00Z")); ok {
 		t.Fatalf("the teacher's Up must hold between lessons: %+v", ev)
 	}
-	if ev, ok := Decide(berlin(), lead, teacherUp, time.Time{}, at(t, "2026-12-02T09:30:00Z")); !ok || ev.Phase != api.PhaseDown {
+	if ev, ok := Decide(berlin(), lead, teacherUp, time.Time{}, time.Time{}, at(t, "2026-12-02T09:30:00Z")); !ok || ev.Phase != api.PhaseDown {
 		t.Fatalf("at Wednesday's end: %+v %v, want Down", ev, ok)
 	}
 	_ = up
@@ -98,14 +98,14 @@ func TestASetScheduleActsOnAnOpenWindowOnly(t *testing.T) {
 	teacherUp := at(t, "2026-11-29T10:00:00Z")
 	// Set during Monday's lesson: Up at once, for its bell.
 	set := at(t, "2026-11-30T08:40:00Z")
-	ev, ok := Decide(berlin(), lead, teacherUp, set, set.Add(time.Second))
+	ev, ok := Decide(berlin(), lead, teacherUp, set, time.Time{}, set.Add(time.Second))
 	if !ok || ev.Phase != api.PhaseUp || !ev.At.Equal(set) || !ev.Bell.Equal(at(t, "2026-11-30T08:00:00Z")) {
 		t.Fatalf("set in a lesson: %+v %v", ev, ok)
 	}
 	// Set outside a lesson: the teacher's Up of yesterday holds, and the
 	// lessons before the schedule was set do not count.
 	set = at(t, "2026-11-30T12:00:00Z")
-	if ev, ok := Decide(berlin(), lead, teacherUp, set, set.Add(time.Minute)); ok {
+	if ev, ok := Decide(berlin(), lead, teacherUp, set, time.Time{}, set.Add(time.Minute)); ok {
 		t.Fatalf("set between lessons: %+v", ev)
 	}
 }
@@ -119,7 +119,7 @@ func TestBackToBackLessonsAreOneWindowAndExceptionsSkipALesson(t *testing.T) {
 	if len(ws) != 1 || !ws[0].From.Equal(at(t, "2026-11-30T08:50:00Z")) || !ws[0].To.Equal(at(t, "2026-11-30T12:00:00Z")) {
 		t.Fatalf("windows: %+v, want one 08:50–12:00 on the 30th and none on the 7th", ws)
 	}
-	ev, ok := Decide(s, 10*time.Minute, at(t, "2026-11-29T00:00:00Z"), time.Time{}, at(t, "2026-11-30T10:32:00Z"))
+	ev, ok := Decide(s, 10*time.Minute, at(t, "2026-11-29T00:00:00Z"), time.Time{}, time.Time{}, at(t, "2026-11-30T10:32:00Z"))
 	if !ok || ev.Phase != api.PhaseUp {
 		t.Fatalf("between the two lessons: %+v %v, want still Up", ev, ok)
 	}

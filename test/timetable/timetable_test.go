@@ -139,3 +139,120 @@ func metrics(t *testing.T, url string) map[string]float64 {
 	}
 	return out
 }
+
+// TestOneStudentRestartAndHandIn: against the real daemon, a restart makes
+// the student's sandbox again with their files, and an early hand-in makes
+// a run of its own (kind student) holding their work, the sandbox left
+// running.
+func TestOneStudentRestartAndHandIn(t *testing.T) {
+	d := testenv.Docker(t)
+	sys := testenv.StartSystem(t, "hr-timetable-no-router")
+	t.Cleanup(sys.Kill)
+	const id = "one-student"
+	testenv.CleanupClass(t, d, id)
+	call := func(method, path string, body, out any) int { return sys.Call(t, sys.AdminToken, method, path, body, out) }
+	get := func() api.Class {
+		var c api.Class
+		if code := call("GET", "/api/v1/classes/"+id, nil, &c); code != http.StatusOK {
+			t.Fatalf("get class: %d", code)
+		}
+		return c
+	}
+	waitFor := func(what string, ok func(api.Class) bool) api.Class {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			c := get()
+			if ok(c) {
+				return c
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not within 2 minutes: %+v", what, c.Status)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if code := call("PUT", "/api/v1/classes/"+id, map[string]any{"subject": "cs", "template": "sandbox", "students": []string{"amy", "ben"}}, nil); code != http.StatusCreated {
+		t.Fatalf("put: %d", code)
+	}
+	call("POST", "/api/v1/classes/"+id+"/up", nil, nil)
+	up := func(c api.Class) bool { return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation }
+	waitFor("Up", up)
+	testenv.SaveFile(t, d, id, "amy", "notes.txt", "amy's notes\n")
+	testenv.SaveFile(t, d, id, "ben", "answer.txt", "42\n")
+	inspect := func(student string) string {
+		info, err := d.InspectContainer(context.Background(), api.ContainerName(id, student))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.ID
+	}
+	amyBefore, benBefore := inspect("amy"), inspect("ben")
+
+	if code := call("POST", "/api/v1/classes/"+id+"/students/amy/restart", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("restart: %d", code)
+	}
+	waitFor("amy's sandbox made again", func(c api.Class) bool {
+		info, err := d.InspectContainer(context.Background(), api.ContainerName(id, "amy"))
+		return err == nil && info.ID != amyBefore && info.State.Running && up(c)
+	})
+	if inspect("ben") != benBefore {
+		t.Error("ben's sandbox was made again too")
+	}
+	info, _ := d.InspectContainer(context.Background(), api.ContainerName(id, "amy"))
+	ip := info.NetworkSettings.Networks[api.NetworkName(id)].IPAddress
+	var notes string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get("http://" + ip + ":8080/files/notes.txt")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				notes = string(b)
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("amy's restarted sandbox never served her notes: %v", err)
+		}
+	}
+	if notes != "amy's notes\n" {
+		t.Errorf("amy's notes after the restart: %q", notes)
+	}
+
+	if code := call("POST", "/api/v1/classes/"+id+"/students/ben/collect", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("collect: %d", code)
+	}
+	c := waitFor("ben's hand-in", func(c api.Class) bool { return c.Status.HandIns["ben"].RunID != "" })
+	run := c.Status.HandIns["ben"].RunID
+	var runs struct {
+		Items []struct {
+			RunID    string   `json:"runId"`
+			Kind     string   `json:"kind"`
+			Students []string `json:"students"`
+		} `json:"items"`
+	}
+	call("GET", "/api/v1/classes/"+id+"/runs", nil, &runs)
+	found := false
+	for _, r := range runs.Items {
+		if r.RunID == run {
+			found = true
+			if r.Kind != "student" || len(r.Students) != 1 || r.Students[0] != "ben" {
+				t.Errorf("the hand-in's run: %+v", r)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("run %s not among the class's runs %+v", run, runs.Items)
+	}
+	var got []byte
+	if code := call("GET", "/api/v1/classes/"+id+"/artifacts/ben/files/workspace/answer.txt?run="+run, nil, &got); code != http.StatusOK || string(got) != "42\n" {
+		t.Errorf("ben's handed-in answer: %d %q", code, got)
+	}
+	if inspect("ben") != benBefore {
+		t.Error("ben's sandbox changed with his hand-in")
+	}
+	if info, _ := d.InspectContainer(context.Background(), api.ContainerName(id, "ben")); !info.State.Running {
+		t.Error("ben's sandbox stopped with his hand-in")
+	}
+}
