@@ -100,7 +100,7 @@ func (s *Schedule) ReadyBefore() time.Duration {
 // did for that student, so that asking again acts again.
 type StudentDesire struct {
 	// RestartAt asks for the student's sandbox to be made again from its
-	// template, its work volumes kept, unless it was made after this.
+	// template, its work volumes kept, once (status.restarted records it).
 	RestartAt *time.Time `json:"restartAt,omitempty" bson:"restartAt,omitempty"`
 	// CollectAt asks for the student's work to be collected now, as a run
 	// of kind student (an early hand-in), the sandbox left running.
@@ -171,6 +171,9 @@ type ClassStatus struct {
 	UpSeconds []float64 `json:"upSeconds,omitempty" bson:"upSeconds,omitempty"`
 	// HandIns are the students' collections on request, by student id.
 	HandIns map[string]HandIn `json:"handIns,omitempty" bson:"handIns,omitempty"`
+	// Restarted is, by student id, the restart request (RestartAt) the
+	// student's sandbox was last made again for.
+	Restarted map[string]time.Time `json:"restarted,omitempty" bson:"restarted,omitempty"`
 }
 
 // MaxUpSeconds is how many Up durations a class's status keeps.

@@ -216,8 +216,10 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		if err := d.RemoveContainer(ctx, a.Target); err != nil {
 			return err
 		}
-		_, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth))
-		return err
+		if _, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth)); err != nil {
+			return err
+		}
+		return e.noteRestarted(ctx, a.Student)
 	case StopContainer:
 		return d.StopContainer(ctx, a.Target, e.r.opts.StopGraceSeconds)
 	case RemoveContainer:
@@ -553,6 +555,27 @@ func (e *executor) autosave(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// noteRestarted records that a teacher's restart request for student was
+// answered, once its sandbox was made again: a crash before leaves the
+// request to be answered again, which loses nothing (the work volumes
+// stay).
+func (e *executor) noteRestarted(ctx context.Context, student string) error {
+	e.mu.Lock()
+	at := e.class.PerStudent[student].RestartAt
+	e.mu.Unlock()
+	if at == nil {
+		return nil // a replacement of a sandbox the daemon would not start
+	}
+	return e.checkpoint(ctx, func(st *api.ClassStatus) {
+		rs := make(map[string]time.Time, len(st.Restarted)+1)
+		for k, v := range st.Restarted {
+			rs[k] = v
+		}
+		rs[student] = *at
+		st.Restarted = rs
+	})
 }
 
 // handIn collects one student's running sandbox as a run of its own (kind

@@ -223,13 +223,15 @@ func planUp(in Input) Plan {
 }
 
 // restartAsked tells whether a teacher asked for student s's sandbox to be
-// made again after c was made. Created is in whole seconds: a sandbox made
-// in the second of the request counts as made after it, so that a restart
-// is never repeated. One without named work volumes (made before they
-// were) is not replaced: its work would go with it.
+// made again since it last was. One without named work volumes (made
+// before they were) is not replaced: its work would go with it.
 func restartAsked(c api.Class, s string, oc ObservedContainer) bool {
 	at := c.PerStudent[s].RestartAt
-	return at != nil && oc.Created < at.Unix() && len(oc.Paths) > 0
+	if at == nil || len(oc.Paths) == 0 {
+		return false
+	}
+	last, ok := c.Status.Restarted[s]
+	return !ok || last.Before(*at)
 }
 
 // handInAsked tells whether a teacher asked for student s's work to be

@@ -23,6 +23,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		Autosave:           prev.Autosave,
 		UpSeconds:          prev.UpSeconds,
 		HandIns:            prev.HandIns,
+		Restarted:          prev.Restarted,
 	}
 	if obs.Network != nil {
 		st.Network = obs.Network.Name

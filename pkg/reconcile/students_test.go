@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -23,7 +22,7 @@ func TestATeacherRestartsOneStudentAndCollectsAnother(t *testing.T) {
 	bob, _ := e.docker.container(cname("bob"))
 	aliceVolumes := alice.mounts
 
-	at := time.Unix(alice.created+1, 0)
+	at := e.now()
 	e.store.edit(classID, func(c *api.Class) {
 		c.PerStudent = map[string]api.StudentDesire{"alice": {RestartAt: &at}}
 	})
@@ -49,6 +48,9 @@ func TestATeacherRestartsOneStudentAndCollectsAnother(t *testing.T) {
 	}
 	if res := e.mustConverge(); len(res.Plan) != 0 {
 		t.Fatalf("a restart was repeated:\n%s", res.Plan)
+	}
+	if got := e.class().Status.Restarted["alice"]; !got.Equal(at) {
+		t.Errorf("status.restarted = %v, want the request %v", got, at)
 	}
 
 	e.store.edit(classID, func(c *api.Class) {
