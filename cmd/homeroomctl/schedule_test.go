@@ -54,3 +54,25 @@ func TestScheduleSetShowClearAndRoundTrip(t *testing.T) {
 		t.Fatalf("after --clear: %+v since %v", after.Spec.Schedule, after.ScheduledSince)
 	}
 }
+
+// TestStudentCommands: restart, collect and extend one student, recorded as
+// the class's desired state; refusals say why, exit 1 or 2.
+func TestStudentCommands(t *testing.T) {
+	e := newEnv(t)
+	e.runStdin(classYAML, "apply", "-f", "-").want(t, exitOK, "created")
+	e.run("student", "restart", "cs101-a", "alice").want(t, exitRefused, "class_not_up")
+	e.run("up", "cs101-a").want(t, exitOK)
+	e.run("student", "restart", "cs101-a", "alice").want(t, exitOK, "student alice of class cs101-a restarted")
+	e.run("student", "collect", "cs101-a", "bob").want(t, exitOK, "student bob of class cs101-a asked")
+	e.run("student", "extend", "cs101-a", "carol", "--minutes", "30").want(t, exitOK, "student carol of class cs101-a has extra time until")
+	e.run("student", "extend", "cs101-a", "carol").want(t, exitUsage, "--minutes or --until")
+	e.run("student", "extend", "cs101-a", "carol", "--until", "soon").want(t, exitUsage, "RFC 3339")
+	e.run("student", "collect", "cs101-a", "mallory").want(t, exitRefused, "not_on_roster")
+	cl, err := e.store.Get(context.Background(), "cs101-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl.PerStudent["alice"].RestartAt == nil || cl.PerStudent["bob"].CollectAt == nil || cl.PerStudent["carol"].Until == nil || len(cl.PerStudent) != 3 {
+		t.Errorf("perStudent %+v", cl.PerStudent)
+	}
+}

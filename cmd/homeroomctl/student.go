@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -10,9 +12,9 @@ import (
 func (a *app) studentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "student",
-		Short: "Act for one student of an Up class: restart their sandbox, collect their work now",
+		Short: "Act for one student of an Up class: restart their sandbox, collect their work now, give extra time",
 	}
-	cmd.AddCommand(
+	cmd.AddCommand(a.studentExtendCmd(),
 		a.studentActionCmd("restart", "Make one student's sandbox again from its template, keeping their work",
 			"restarted: the controller makes the sandbox again, the student's work volumes kept"),
 		a.studentActionCmd("collect", "Collect one student's work now, as a run of kind student (an early hand-in)",
@@ -33,7 +35,7 @@ func (a *app) studentActionCmd(verb, short, done string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := c.StudentAction(cmd.Context(), args[0], args[1], verb)
+			cl, err := c.StudentAction(cmd.Context(), args[0], args[1], verb, nil)
 			if err != nil {
 				return err
 			}
@@ -44,4 +46,51 @@ func (a *app) studentActionCmd(verb, short, done string) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func (a *app) studentExtendCmd() *cobra.Command {
+	var minutes int
+	var until string
+	cmd := &cobra.Command{
+		Use:   "extend CLASS STUDENT (--minutes N | --until TIME)",
+		Short: "Give one student extra time: their sandbox stays Up past the class's Down, and is collected at its end",
+		Long: `Give one student extra time: their sandbox stays Up past the class's Down until then,
+and is collected at its end, in the Down's run. Asked while the class is Up, or while the
+student's extra time runs, to move it. At most 24 hours ahead.
+
+` + exitCodeHelp,
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: a.completeClasses,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]any{}
+			switch {
+			case (minutes == 0) == (until == ""):
+				return withCode(exitUsage, errors.New("give --minutes or --until"))
+			case minutes != 0:
+				body["minutes"] = minutes
+			default:
+				t, err := time.Parse(time.RFC3339, until)
+				if err != nil {
+					return withCode(exitUsage, fmt.Errorf("--until %q: an RFC 3339 time such as 2026-12-01T11:30:00+01:00", until))
+				}
+				body["until"] = t
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			cl, err := c.StudentAction(cmd.Context(), args[0], args[1], "extend", body)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(cl)
+			}
+			fmt.Fprintf(a.out, "student %s of class %s has extra time until %s\n", args[1], args[0], cl.PerStudent[args[1]].Until.Local().Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&minutes, "minutes", 0, "extra time from now, in minutes")
+	cmd.Flags().StringVar(&until, "until", "", "extra time until this RFC 3339 time")
+	return cmd
 }

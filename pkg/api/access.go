@@ -121,6 +121,7 @@ const (
 	AuditClassSchedule  = "class.schedule"  // Up or Down by the controller: the timetable
 	AuditStudentRestart = "student.restart" // one student's sandbox made again
 	AuditStudentCollect = "student.collect" // one student's work collected now
+	AuditStudentExtend  = "student.extend"  // one student's time extended past the class's Down
 	AuditClassDelete    = "class.delete"
 	AuditSubjectCreate  = "subject.create"
 	AuditSubjectUpdate  = "subject.update"

@@ -105,6 +105,19 @@ type StudentDesire struct {
 	// CollectAt asks for the student's work to be collected now, as a run
 	// of kind student (an early hand-in), the sandbox left running.
 	CollectAt *time.Time `json:"collectAt,omitempty" bson:"collectAt,omitempty"`
+	// Until keeps the student's sandbox Up past the class's Down until
+	// this time (extra time, an accommodation); it is collected then, in
+	// the Down's run.
+	Until *time.Time `json:"until,omitempty" bson:"until,omitempty"`
+}
+
+// MaxExtension bounds how far ahead one student's time may be extended.
+const MaxExtension = 24 * time.Hour
+
+// Extended tells whether student's time runs past the class's Down at now.
+func (c *Class) Extended(student string, now time.Time) bool {
+	u := c.PerStudent[student].Until
+	return u != nil && now.Before(*u)
 }
 
 // HandIn records the last collection of one student on request.

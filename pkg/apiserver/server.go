@@ -45,7 +45,7 @@ type Store interface {
 	AllChanges(ctx context.Context) (store.ChangeCounts, error)
 	PutSpecIf(ctx context.Context, id string, spec api.ClassSpec, check func(*api.Class) error) (*api.Class, bool, error)
 	SetDesiredPhaseIf(ctx context.Context, id string, phase api.Phase, check func(*api.Class) error) (*api.Class, error)
-	AskForStudent(ctx context.Context, id, student, action string, set func(*api.StudentDesire, time.Time), check func(*api.Class) error) (*api.Class, error)
+	AskForStudent(ctx context.Context, id, student, action string, set func(*api.StudentDesire, *api.Class, time.Time) error, check func(*api.Class) error) (*api.Class, error)
 	Delete(ctx context.Context, id string, check func(*api.Class) error) error
 	Ping(ctx context.Context) error
 
@@ -311,6 +311,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/classes/:id/schedule", s.getSchedule)
 	v1.POST("/classes/:id/students/:student/restart", s.studentAction(api.AuditStudentRestart, restartStudent))
 	v1.POST("/classes/:id/students/:student/collect", s.studentAction(api.AuditStudentCollect, collectStudent))
+	v1.POST("/classes/:id/students/:student/extend", s.studentAction(api.AuditStudentExtend, extendStudent))
 	v1.GET("/classes/:id/runs", s.listRuns)
 	v1.GET("/classes/:id/runs/:run", s.getRun)
 	v1.GET("/classes/:id/runs/:run/archive", s.getRunArchive)

@@ -436,7 +436,10 @@ func (s *Server) checkStanding(ctx context.Context, classID, student, holder str
 	switch {
 	case err != nil:
 		return "", err
-	case cl == nil || cl.DesiredPhase != api.PhaseUp || cl.UpSince == nil || !cl.UpSince.Equal(upSince):
+	case cl == nil || cl.UpSince == nil || !cl.UpSince.Equal(upSince) ||
+		(cl.DesiredPhase != api.PhaseUp && !cl.Extended(student, s.signIn.now())):
+		// A student whose time was extended keeps signing in to their
+		// sandbox after the class's Down, until their time is up.
 		return refuseClassNotUp, nil
 	case !slices.Contains(cl.Spec.Students, student):
 		return refuseNotOnRoster, nil

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -12,11 +13,15 @@ import (
 	"github.com/homeroom/homeroom/pkg/store"
 )
 
-// studentAction serves POST /classes/{id}/students/{student}/{restart|collect}:
-// a teacher's request about one student of an Up class, recorded as desired
-// state that the controller acts on (never a container call). 404 for a
-// student the roster does not list, 409 for a class that is not Up.
-func (s *Server) studentAction(action string, set func(*api.StudentDesire, time.Time)) echo.HandlerFunc {
+// asker turns a request's body into the change of one student's desire; a
+// bad body is an *httpError.
+type asker func(body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error)
+
+// studentAction serves POST /classes/{id}/students/{student}/{action}: a
+// teacher's request about one student, recorded as desired state that the
+// controller acts on (never a container call). 404 for a student the roster
+// does not list, 409 for a class that is not Up.
+func (s *Server) studentAction(action string, ask asker) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id, err := classID(c)
 		if err != nil {
@@ -33,6 +38,14 @@ func (s *Server) studentAction(action string, set func(*api.StudentDesire, time.
 		if cl == nil {
 			return notFound(id)
 		}
+		body, err := io.ReadAll(c.Request().Body)
+		if err != nil {
+			return err
+		}
+		set, err := ask(body)
+		if err != nil {
+			return err
+		}
 		written, err := s.store.AskForStudent(c.Request().Context(), id, student, action, set, owns(who(c), id))
 		switch {
 		case errors.Is(err, store.ErrNotOnRoster):
@@ -47,5 +60,59 @@ func (s *Server) studentAction(action string, set func(*api.StudentDesire, time.
 	}
 }
 
-func restartStudent(d *api.StudentDesire, now time.Time) { d.RestartAt = &now }
-func collectStudent(d *api.StudentDesire, now time.Time) { d.CollectAt = &now }
+// upOnly is a request for a student of an Up class; like Up and Down, it
+// takes no body.
+func upOnly(set func(*api.StudentDesire, time.Time)) asker {
+	return func([]byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
+		return func(d *api.StudentDesire, c *api.Class, now time.Time) error {
+			if c.DesiredPhase != api.PhaseUp {
+				return store.ErrClassNotUp
+			}
+			set(d, now)
+			return nil
+		}, nil
+	}
+}
+
+var (
+	restartStudent = upOnly(func(d *api.StudentDesire, now time.Time) { d.RestartAt = &now })
+	collectStudent = upOnly(func(d *api.StudentDesire, now time.Time) { d.CollectAt = &now })
+)
+
+// extendBody is the body of POST …/students/{student}/extend: a time, or a
+// number of minutes from now.
+type extendBody struct {
+	Until   *time.Time `json:"until"`
+	Minutes int        `json:"minutes"`
+}
+
+// extendStudent keeps a student's sandbox past the class's Down until a
+// time at most api.MaxExtension ahead: asked while the class is Up, or while
+// the student's time already runs past its Down (to move it again).
+func extendStudent(body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
+	var b extendBody
+	if err := decodeJSON(body, &b); err != nil {
+		return nil, err
+	}
+	if (b.Until == nil) == (b.Minutes == 0) {
+		return nil, apiError(http.StatusBadRequest, "invalid_extension", `give "until" (an RFC 3339 time) or "minutes", not both`)
+	}
+	if b.Minutes < 0 || time.Duration(b.Minutes)*time.Minute > api.MaxExtension {
+		return nil, apiError(http.StatusBadRequest, "invalid_extension", fmt.Sprintf("minutes is %d: from 1 to %d", b.Minutes, int(api.MaxExtension/time.Minute)))
+	}
+	return func(d *api.StudentDesire, c *api.Class, now time.Time) error {
+		if c.DesiredPhase != api.PhaseUp && (d.Until == nil || !now.Before(*d.Until)) {
+			return store.ErrClassNotUp
+		}
+		until := now.Add(time.Duration(b.Minutes) * time.Minute)
+		if b.Until != nil {
+			until = b.Until.UTC().Truncate(time.Second)
+		}
+		if !until.After(now) || until.Sub(now) > api.MaxExtension {
+			return apiError(http.StatusBadRequest, "invalid_extension",
+				fmt.Sprintf("until %s: it must be in the future and at most %s ahead", until.Format(time.RFC3339), api.MaxExtension))
+		}
+		d.Until = &until
+		return nil
+	}, nil
+}

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/apiserver"
+	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/store"
 )
 
@@ -66,5 +69,53 @@ func TestOneStudentActions(t *testing.T) {
 		if err != nil || len(entries) != 1 || entries[0].Target != "class/one/student/alice" {
 			t.Errorf("%s: audit %+v %v", action, entries, err)
 		}
+	}
+}
+
+// TestExtraTimeForOneStudent: a teacher gives one student extra time while
+// the class is Up, and may move it while that time runs after the Down;
+// bad requests are refused, and after the Down only that student keeps
+// signing in to their sandbox.
+func TestExtraTimeForOneStudent(t *testing.T) {
+	e := newEnvWith(t, policy.Default(), apiserver.WithSignInFailureLimit(1000, 1000))
+	upClass(e)
+	ls := byStudent(e.links(token, "cs101-a", ""))
+	alice, bob := e.follow(ls["alice"], ""), e.follow(ls["bob"], "")
+	ext := "/api/v1/classes/cs101-a/students/alice/extend"
+	for _, tc := range []struct{ body, code string }{
+		{`{}`, "invalid_extension"},
+		{`{"minutes": 30, "until": "2030-01-01T00:00:00Z"}`, "invalid_extension"},
+		{`{"minutes": -5}`, "invalid_extension"},
+		{`{"minutes": 100000}`, "invalid_extension"},
+		{`{"until": "2001-01-01T00:00:00Z"}`, "invalid_extension"},
+		{`{"until": "tomorrow"}`, "invalid_json"},
+	} {
+		r := e.do("POST", ext, tc.body)
+		if r.code != http.StatusBadRequest || errorOf(t, r).Code != tc.code {
+			t.Errorf("extend %s: %d %s, want 400 %s", tc.body, r.code, r.body, tc.code)
+		}
+	}
+	r := e.do("POST", ext, `{"minutes": 30}`)
+	var c api.Class
+	if err := json.Unmarshal(r.body, &c); r.code != http.StatusAccepted || err != nil || c.PerStudent["alice"].Until == nil {
+		t.Fatalf("extend: %d %s", r.code, r.body)
+	}
+	if d := time.Until(*c.PerStudent["alice"].Until); d < 29*time.Minute || d > 31*time.Minute {
+		t.Errorf("alice's extra time ends in %s, want 30 min", d)
+	}
+	e.ok(http.StatusAccepted, "POST", "/api/v1/classes/cs101-a/down", "")
+	if r := e.check(check{host: aliceHost, uri: "/", cookies: []string{alice}}); r.code != http.StatusOK {
+		t.Errorf("alice's session during her extra time: %d %s", r.code, r.body)
+	}
+	if r := e.check(check{host: bobHost, uri: "/", cookies: []string{bob}}); r.code != http.StatusUnauthorized {
+		t.Errorf("bob's session after the Down: %d %s", r.code, r.body)
+	}
+	// Moved while it runs; bob, without extra time, cannot be given any
+	// once the class is Down.
+	if r := e.do("POST", ext, `{"minutes": 45}`); r.code != http.StatusAccepted {
+		t.Errorf("moving alice's extra time: %d %s", r.code, r.body)
+	}
+	if r := e.do("POST", "/api/v1/classes/cs101-a/students/bob/extend", `{"minutes": 10}`); r.code != http.StatusConflict || errorOf(t, r).Code != "class_not_up" {
+		t.Errorf("bob after the Down: %d %s", r.code, r.body)
 	}
 }

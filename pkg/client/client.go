@@ -177,12 +177,20 @@ func (c *Client) GetSchedule(ctx context.Context, id string, days int) (*Schedul
 	return &out, nil
 }
 
-// StudentAction asks for action ("restart" or "collect") for one student
-// of an Up class; it returns the class as written.
-func (c *Client) StudentAction(ctx context.Context, class, student, action string) (*Class, error) {
+// StudentAction asks for action ("restart", "collect" or "extend", whose
+// body is {"minutes"} or {"until"}) for one student of a class; it returns
+// the class as written.
+func (c *Client) StudentAction(ctx context.Context, class, student, action string, body any) (*Class, error) {
 	var cl Class
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return nil, err
+		}
+	}
 	path := classPath(class) + "/students/" + url.PathEscape(student) + "/" + url.PathEscape(action)
-	if err := c.doJSON(ctx, http.MethodPost, path, nil, nil, &cl); err != nil {
+	if err := c.doJSON(ctx, http.MethodPost, path, nil, b, &cl); err != nil {
 		return nil, err
 	}
 	return &cl, nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -569,9 +570,9 @@ func (e *executor) noteRestarted(ctx context.Context, student string) error {
 		return nil // a replacement of a sandbox the daemon would not start
 	}
 	return e.checkpoint(ctx, func(st *api.ClassStatus) {
-		rs := make(map[string]time.Time, len(st.Restarted)+1)
-		for k, v := range st.Restarted {
-			rs[k] = v
+		rs := maps.Clone(st.Restarted)
+		if rs == nil {
+			rs = map[string]time.Time{}
 		}
 		rs[student] = *at
 		st.Restarted = rs
@@ -609,9 +610,10 @@ func (e *executor) handIn(ctx context.Context, student, name string) error {
 	rec := api.HandIn{RunID: runID, RequestedAt: *at, CollectedAt: done}
 	e.log.Info("handed in", zap.String("studentId", student), zap.String("runId", runID))
 	return e.checkpoint(ctx, func(st *api.ClassStatus) {
-		hs := make(map[string]api.HandIn, len(st.HandIns)+1)
-		for k, v := range st.HandIns {
-			hs[k] = v
+		// A copy: the map may be shared with the class as read.
+		hs := maps.Clone(st.HandIns)
+		if hs == nil {
+			hs = map[string]api.HandIn{}
 		}
 		hs[student] = rec
 		st.HandIns = hs

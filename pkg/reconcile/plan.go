@@ -311,12 +311,23 @@ func planDown(in Input) Plan {
 		p = append(p, Action{Kind: BeginRun})
 	}
 	students := make([]string, 0, len(obs.Containers))
-	for s := range obs.Containers {
+	extended := false
+	for s, c := range obs.Containers {
+		if in.Class.Extended(s, in.Now) && c.State == "running" {
+			// Extra time: collected when it is up, in this run.
+			extended = true
+			continue
+		}
 		students = append(students, s)
 	}
 	sort.Strings(students)
 	p = append(p, collectAndRemove(in, students, active)...)
 	p = append(p, collectStranded(in, stranded, active)...)
+	if extended {
+		// The class stays Up for them: its network, its routes and its
+		// run wait until the last one's time is up.
+		return p
+	}
 	if obs.Traefik != nil && obs.Traefik.Attached {
 		p = append(p, Action{Kind: DisconnectTraefik, Target: obs.Network.Name})
 	}
@@ -337,6 +348,21 @@ func planDown(in Input) Plan {
 		p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
 	}
 	return p
+}
+
+// ExtensionsEnd is when the next of a Down class's students with extra
+// time is to be collected (zero when none is).
+func ExtensionsEnd(in Input) time.Time {
+	var next time.Time
+	if in.Class.DesiredPhase == api.PhaseUp {
+		return next
+	}
+	for s, c := range in.Observed.Containers {
+		if u := in.Class.PerStudent[s].Until; u != nil && in.Now.Before(*u) && c.State == "running" && (next.IsZero() || u.Before(next)) {
+			next = *u
+		}
+	}
+	return next
 }
 
 // FullWorkspaces lists the students of an Up class whose work volumes hold

@@ -365,6 +365,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 			res.RequeueAfter = in
 		}
 	}
+	if end := ExtensionsEnd(after); !end.IsZero() {
+		if in := max(end.Sub(r.now()), time.Millisecond); res.RequeueAfter == 0 || in < res.RequeueAfter {
+			res.RequeueAfter = in
+		}
+	}
 	if next := NextRestart(after); !next.IsZero() {
 		if in := max(next.Sub(r.now()), time.Millisecond); res.RequeueAfter == 0 || in < res.RequeueAfter {
 			res.RequeueAfter = in

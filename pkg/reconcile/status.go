@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -136,6 +137,9 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			ready.Reason, ready.Message = "Collecting", fmt.Sprintf("%d containers left to collect and remove", left)
 			if c.DownReason == api.ReasonTTLExpired {
 				ready.Reason = api.ReasonTTLExpired
+			}
+			if extra := extendedStudents(c, obs, now); extra != "" {
+				ready.Reason, ready.Message = reasonExtended, extra+"; the others are collected"
 			}
 		}
 		// Routing and template versions mean nothing for a class that is down.
@@ -325,4 +329,31 @@ func unreadyStudents(students []api.StudentStatus) string {
 		return ""
 	}
 	return fmt.Sprintf("not answering their readiness check: %s (their status says why)", strings.Join(names, ", "))
+}
+
+// reasonExtended: a Down class waits for students with extra time.
+const reasonExtended = "StudentsExtended"
+
+// extendedStudents names the students of a Down class whose extra time
+// runs, with its end: "alice until 11:30:00 UTC".
+func extendedStudents(c *api.Class, obs Observed, now time.Time) string {
+	var out []string
+	for _, s := range sortedContainers(obs) {
+		if u := c.PerStudent[s].Until; u != nil && now.Before(*u) && obs.Containers[s].State == "running" {
+			out = append(out, s+" until "+u.UTC().Format("15:04:05 UTC"))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "extra time: " + strings.Join(out, ", ")
+}
+
+func sortedContainers(obs Observed) []string {
+	out := make([]string, 0, len(obs.Containers))
+	for s := range obs.Containers {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
 }

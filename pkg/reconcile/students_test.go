@@ -1,7 +1,9 @@
 package reconcile_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -78,5 +80,56 @@ func TestATeacherRestartsOneStudentAndCollectsAnother(t *testing.T) {
 	}
 	if res := e.mustConverge(); len(res.Plan) != 0 {
 		t.Fatalf("a hand-in was repeated:\n%s", res.Plan)
+	}
+}
+
+// TestAStudentWithExtraTimeStaysUpAlone: at the class's Down, the others
+// are collected and removed while the extended student's sandbox, the
+// network and the run stay; at the end of the extra time the student is
+// collected in the same run, and the class is Down.
+func TestAStudentWithExtraTimeStaysUpAlone(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	e.mustConverge()
+	until := e.now().Add(30 * time.Minute)
+	e.store.edit(classID, func(c *api.Class) {
+		c.PerStudent = map[string]api.StudentDesire{"alice": {Until: &until}}
+		c.DesiredPhase = api.PhaseDown
+	})
+	res := e.mustConverge()
+	if want := until.Sub(e.now()); res.RequeueAfter <= 0 || res.RequeueAfter > want {
+		t.Errorf("RequeueAfter %s, want at most %s (alice's end)", res.RequeueAfter, want)
+	}
+	c := e.class()
+	if _, ok := e.docker.container(cname("bob")); ok {
+		t.Error("bob's sandbox is still there")
+	}
+	if a, ok := e.docker.container(cname("alice")); !ok || a.state != "running" {
+		t.Fatalf("alice's sandbox during her extra time: %+v %v", a, ok)
+	}
+	e.checkCollected(t, c, "bob")
+	if c.Status.Phase != api.PhaseCollecting || c.Status.Run == nil || c.Status.Run.CompletedAt != nil {
+		t.Fatalf("during the extra time: phase %s run %+v", c.Status.Phase, c.Status.Run)
+	}
+	if r := cond(c, api.ConditionReady); r.Reason != "StudentsExtended" || !strings.Contains(r.Message, "alice until") {
+		t.Errorf("Ready = %+v", r)
+	}
+	if _, ok := e.docker.network(api.NetworkName(classID)); !ok {
+		t.Error("the class network went while alice works")
+	}
+	run := c.Status.Run.ID
+
+	e.advance(until.Sub(e.now()) + time.Second)
+	e.mustConverge()
+	c = e.class()
+	if c.Status.Phase != api.PhaseDown || c.Status.Run == nil || c.Status.Run.ID != run || c.Status.Run.CompletedAt == nil {
+		t.Fatalf("after the extra time: phase %s run %+v, want Down with run %s complete", c.Status.Phase, c.Status.Run, run)
+	}
+	e.checkCollected(t, c, "alice")
+	if _, ok := e.docker.container(cname("alice")); ok {
+		t.Error("alice's sandbox is still there")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/url"
 	"reflect"
@@ -466,12 +467,12 @@ var ErrClassNotUp = errors.New("the class is not Up")
 // not list.
 var ErrNotOnRoster = errors.New("not on the class's roster")
 
-// AskForStudent records a teacher's request about one student of an Up
-// class (api.StudentDesire): set changes the student's desire, given the
-// time of the request. check runs on the class as stored, as in
-// SetDesiredPhaseIf. It is recorded in the audit trail as action by the
-// actor of ctx.
-func (s *Store) AskForStudent(ctx context.Context, id, student, action string, set func(*api.StudentDesire, time.Time), check func(*api.Class) error) (*api.Class, error) {
+// AskForStudent records a teacher's request about one student of a class
+// (api.StudentDesire): set changes the student's desire, given the class as
+// stored and the time of the request, or refuses (ErrClassNotUp). check
+// runs on the class as stored, as in SetDesiredPhaseIf. It is recorded in
+// the audit trail as action by the actor of ctx.
+func (s *Store) AskForStudent(ctx context.Context, id, student, action string, set func(*api.StudentDesire, *api.Class, time.Time) error, check func(*api.Class) error) (*api.Class, error) {
 	old, c, err := s.update(ctx, id, func(c *api.Class) error {
 		if check != nil {
 			if err := check(c); err != nil {
@@ -481,15 +482,14 @@ func (s *Store) AskForStudent(ctx context.Context, id, student, action string, s
 		if !slices.Contains(c.Spec.Students, student) {
 			return fmt.Errorf("student %q: %w", student, ErrNotOnRoster)
 		}
-		if c.DesiredPhase != api.PhaseUp {
-			return ErrClassNotUp
-		}
-		per := make(map[string]api.StudentDesire, len(c.PerStudent)+1)
-		for k, v := range c.PerStudent {
-			per[k] = v
+		per := maps.Clone(c.PerStudent)
+		if per == nil {
+			per = map[string]api.StudentDesire{}
 		}
 		d := per[student]
-		set(&d, now())
+		if err := set(&d, c, now()); err != nil {
+			return err
+		}
 		per[student] = d
 		c.PerStudent = per
 		c.Generation++

@@ -14,6 +14,7 @@ import (
 
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/dockerx"
 )
 
 // TestASessionAMinuteAhead: a class with one session starting a minute from
@@ -21,63 +22,36 @@ import (
 // student's work collected after its end; the controller reports how early
 // it was ready.
 func TestASessionAMinuteAhead(t *testing.T) {
-	d := testenv.Docker(t)
-	sys := testenv.StartSystem(t, "hr-timetable-no-router")
-	t.Cleanup(sys.Kill)
-	const id = "timed"
-	testenv.CleanupClass(t, d, id)
-	call := func(method, path string, body, out any) int {
-		return sys.Call(t, sys.AdminToken, method, path, body, out)
-	}
-	get := func() api.Class {
-		var c api.Class
-		if code := call("GET", "/api/v1/classes/"+id, nil, &c); code != http.StatusOK {
-			t.Fatalf("get class: %d", code)
-		}
-		return c
-	}
-	waitFor := func(what string, timeout time.Duration, ok func(api.Class) bool) api.Class {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			c := get()
-			if ok(c) {
-				return c
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not within %v: desired %s, %+v", what, timeout, c.DesiredPhase, c.Status)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	s := start(t, "timed")
+	d, id := s.d, s.id
 
-	start := time.Now().Add(time.Minute).Truncate(time.Second)
-	end := start.Add(40 * time.Second)
+	bell := time.Now().Add(time.Minute).Truncate(time.Second)
+	end := bell.Add(40 * time.Second)
 	spec := map[string]any{"subject": "cs", "template": "sandbox", "students": []string{"amy", "ben"},
 		"schedule": map[string]any{"timezone": "Europe/Berlin", "readyBeforeSeconds": 15,
-			"sessions": []map[string]string{{"start": start.Format(time.RFC3339), "end": end.Format(time.RFC3339)}}}}
-	if code := call("PUT", "/api/v1/classes/"+id, spec, nil); code != http.StatusCreated {
+			"sessions": []map[string]string{{"start": bell.Format(time.RFC3339), "end": end.Format(time.RFC3339)}}}}
+	if code := s.call("PUT", "/api/v1/classes/"+id, spec, nil); code != http.StatusCreated {
 		t.Fatalf("put: %d", code)
 	}
-	if c := get(); c.DesiredPhase != api.PhaseDown {
+	if c := s.get(); c.DesiredPhase != api.PhaseDown {
 		t.Fatalf("a minute ahead the class is %s", c.DesiredPhase)
 	}
 
-	up := waitFor("Up", 2*time.Minute, func(c api.Class) bool {
+	up := s.waitFor("Up", 2*time.Minute, func(c api.Class) bool {
 		return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation
 	})
 	readyAt := time.Now()
-	if !readyAt.Before(start) {
-		t.Fatalf("ready at %s, after the bell at %s", readyAt.Format(time.RFC3339Nano), start.Format(time.RFC3339))
+	if !readyAt.Before(bell) {
+		t.Fatalf("ready at %s, after the bell at %s", readyAt.Format(time.RFC3339Nano), bell.Format(time.RFC3339))
 	}
-	if up.Bell == nil || !up.Bell.Equal(start) || len(up.Status.UpSeconds) != 1 {
-		t.Errorf("Up for bell %v with upSeconds %v, want bell %s and one Up's duration", up.Bell, up.Status.UpSeconds, start)
+	if up.Bell == nil || !up.Bell.Equal(bell) || len(up.Status.UpSeconds) != 1 {
+		t.Errorf("Up for bell %v with upSeconds %v, want bell %s and one Up's duration", up.Bell, up.Status.UpSeconds, bell)
 	}
-	t.Logf("ready %s before the bell", start.Sub(readyAt).Round(time.Millisecond))
+	t.Logf("ready %s before the bell", bell.Sub(readyAt).Round(time.Millisecond))
 	testenv.SaveFile(t, d, id, "amy", "answer.txt", "42\n")
 	testenv.SaveFile(t, d, id, "ben", "answer.txt", "41\n")
 
-	down := waitFor("Down after the session", 3*time.Minute, func(c api.Class) bool {
+	down := s.waitFor("Down after the session", 3*time.Minute, func(c api.Class) bool {
 		return c.Status.Phase == api.PhaseDown && c.Status.Run != nil && c.Status.Run.CompletedAt != nil
 	})
 	if down.DesiredPhase != api.PhaseDown || down.DownReason != api.ReasonScheduled {
@@ -87,8 +61,8 @@ func TestASessionAMinuteAhead(t *testing.T) {
 		t.Errorf("the run started at %s, before the session's end %s", down.Status.Run.StartedAt, end)
 	}
 	for student, want := range map[string]string{"amy": "42\n", "ben": "41\n"} {
-		req, _ := http.NewRequest("GET", sys.URL+"/api/v1/classes/"+id+"/artifacts/"+student+"/files/workspace/answer.txt", nil)
-		req.Header.Set("Authorization", "Bearer "+sys.AdminToken)
+		req, _ := http.NewRequest("GET", s.URL+"/api/v1/classes/"+id+"/artifacts/"+student+"/files/workspace/answer.txt", nil)
+		req.Header.Set("Authorization", "Bearer "+s.AdminToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -105,7 +79,7 @@ func TestASessionAMinuteAhead(t *testing.T) {
 
 	// The controller measured the class early: one observation, at or
 	// below zero seconds late.
-	m := metrics(t, sys.ControllerURL+"/metrics")
+	m := metrics(t, s.ControllerURL+"/metrics")
 	if m["homeroom_schedule_lateness_seconds_count"] != 1 || m[`homeroom_schedule_lateness_seconds_bucket{le="0"}`] != 1 {
 		t.Errorf("lateness: count %v, at or below 0: %v", m["homeroom_schedule_lateness_seconds_count"], m[`homeroom_schedule_lateness_seconds_bucket{le="0"}`])
 	}
@@ -114,74 +88,21 @@ func TestASessionAMinuteAhead(t *testing.T) {
 	}
 }
 
-// metrics reads a Prometheus text page into series → value.
-func metrics(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
-}
-
 // TestOneStudentRestartAndHandIn: against the real daemon, a restart makes
 // the student's sandbox again with their files, and an early hand-in makes
 // a run of its own (kind student) holding their work, the sandbox left
 // running.
 func TestOneStudentRestartAndHandIn(t *testing.T) {
-	d := testenv.Docker(t)
-	sys := testenv.StartSystem(t, "hr-timetable-no-router")
-	t.Cleanup(sys.Kill)
-	const id = "one-student"
-	testenv.CleanupClass(t, d, id)
-	call := func(method, path string, body, out any) int {
-		return sys.Call(t, sys.AdminToken, method, path, body, out)
-	}
-	get := func() api.Class {
-		var c api.Class
-		if code := call("GET", "/api/v1/classes/"+id, nil, &c); code != http.StatusOK {
-			t.Fatalf("get class: %d", code)
-		}
-		return c
-	}
-	waitFor := func(what string, ok func(api.Class) bool) api.Class {
-		t.Helper()
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			c := get()
-			if ok(c) {
-				return c
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not within 2 minutes: %+v", what, c.Status)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-	if code := call("PUT", "/api/v1/classes/"+id, map[string]any{"subject": "cs", "template": "sandbox", "students": []string{"amy", "ben"}}, nil); code != http.StatusCreated {
+	s := start(t, "one-student")
+	d, id := s.d, s.id
+	if code := s.call("PUT", "/api/v1/classes/"+id, map[string]any{"subject": "cs", "template": "sandbox", "students": []string{"amy", "ben"}}, nil); code != http.StatusCreated {
 		t.Fatalf("put: %d", code)
 	}
-	call("POST", "/api/v1/classes/"+id+"/up", nil, nil)
+	s.call("POST", "/api/v1/classes/"+id+"/up", nil, nil)
 	up := func(c api.Class) bool {
 		return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation
 	}
-	waitFor("Up", up)
+	s.waitFor("Up", 2*time.Minute, up)
 	testenv.SaveFile(t, d, id, "amy", "notes.txt", "amy's notes\n")
 	testenv.SaveFile(t, d, id, "ben", "answer.txt", "42\n")
 	inspect := func(student string) string {
@@ -193,10 +114,10 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 	}
 	amyBefore, benBefore := inspect("amy"), inspect("ben")
 
-	if code := call("POST", "/api/v1/classes/"+id+"/students/amy/restart", nil, nil); code != http.StatusAccepted {
+	if code := s.call("POST", "/api/v1/classes/"+id+"/students/amy/restart", nil, nil); code != http.StatusAccepted {
 		t.Fatalf("restart: %d", code)
 	}
-	waitFor("amy's sandbox made again", func(c api.Class) bool {
+	s.waitFor("amy's sandbox made again", 2*time.Minute, func(c api.Class) bool {
 		info, err := d.InspectContainer(context.Background(), api.ContainerName(id, "amy"))
 		return err == nil && info.ID != amyBefore && info.State.Running && up(c)
 	})
@@ -224,10 +145,10 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 		t.Errorf("amy's notes after the restart: %q", notes)
 	}
 
-	if code := call("POST", "/api/v1/classes/"+id+"/students/ben/collect", nil, nil); code != http.StatusAccepted {
+	if code := s.call("POST", "/api/v1/classes/"+id+"/students/ben/collect", nil, nil); code != http.StatusAccepted {
 		t.Fatalf("collect: %d", code)
 	}
-	c := waitFor("ben's hand-in", func(c api.Class) bool { return c.Status.HandIns["ben"].RunID != "" })
+	c := s.waitFor("ben's hand-in", 2*time.Minute, func(c api.Class) bool { return c.Status.HandIns["ben"].RunID != "" })
 	run := c.Status.HandIns["ben"].RunID
 	var runs struct {
 		Items []struct {
@@ -236,7 +157,7 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 			Students int    `json:"students"`
 		} `json:"items"`
 	}
-	call("GET", "/api/v1/classes/"+id+"/runs", nil, &runs)
+	s.call("GET", "/api/v1/classes/"+id+"/runs", nil, &runs)
 	found := false
 	for _, r := range runs.Items {
 		if r.RunID == run {
@@ -250,7 +171,7 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 		t.Errorf("run %s not among the class's runs %+v", run, runs.Items)
 	}
 	var got []byte
-	if code := call("GET", "/api/v1/classes/"+id+"/artifacts/ben/files/workspace/answer.txt?run="+run, nil, &got); code != http.StatusOK || string(got) != "42\n" {
+	if code := s.call("GET", "/api/v1/classes/"+id+"/artifacts/ben/files/workspace/answer.txt?run="+run, nil, &got); code != http.StatusOK || string(got) != "42\n" {
 		t.Errorf("ben's handed-in answer: %d %q", code, got)
 	}
 	if inspect("ben") != benBefore {
@@ -259,4 +180,75 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 	if info, _ := d.InspectContainer(context.Background(), api.ContainerName(id, "ben")); !info.State.Running {
 		t.Error("ben's sandbox stopped with his hand-in")
 	}
+}
+
+// system is Homeroom on embedded services and the real daemon, with one
+// class of a test.
+type system struct {
+	*testenv.System
+	t  *testing.T
+	d  *dockerx.Client
+	id string
+}
+
+func start(t *testing.T, id string) *system {
+	d := testenv.Docker(t)
+	sys := testenv.StartSystem(t, "hr-timetable-no-router")
+	t.Cleanup(sys.Kill)
+	testenv.CleanupClass(t, d, id)
+	return &system{System: sys, t: t, d: d, id: id}
+}
+
+func (s *system) call(method, path string, body, out any) int {
+	return s.Call(s.t, s.AdminToken, method, path, body, out)
+}
+
+func (s *system) get() api.Class {
+	var c api.Class
+	if code := s.call("GET", "/api/v1/classes/"+s.id, nil, &c); code != http.StatusOK {
+		s.t.Fatalf("get class: %d", code)
+	}
+	return c
+}
+
+// waitFor reads the class until ok says so, or fails the test at timeout.
+func (s *system) waitFor(what string, timeout time.Duration, ok func(api.Class) bool) api.Class {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c := s.get()
+		if ok(c) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s not within %v: desired %s, %+v", what, timeout, c.DesiredPhase, c.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// metrics reads a Prometheus text page into series → value.
+func metrics(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }

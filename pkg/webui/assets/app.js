@@ -692,11 +692,17 @@ function studentsTable(cl, files, signal, links) {
     // What a teacher does for one student of an Up class: the controller
     // acts on it, as on everything else.
     const handIn = cl.status?.handIns?.[sid];
-    const one = cl.desiredPhase === "Up" && cl.spec.students.includes(sid) ? h("div", { class: "one-student" },
-      h("button", { type: "button", class: "link", "data-action": "restart", "aria-label": `Restart ${sid}'s sandbox`,
-        onclick: (e) => studentAction(cl, sid, "restart", e.currentTarget, signal) }, "Restart"),
-      h("button", { type: "button", class: "link", "data-action": "collect", "aria-label": `Collect ${sid}'s work now`,
-        onclick: (e) => studentAction(cl, sid, "collect", e.currentTarget, signal) }, "Hand in now"),
+    const until = cl.perStudent?.[sid]?.until;
+    const extra = until && new Date(until) > new Date();
+    const up = cl.desiredPhase === "Up" && cl.spec.students.includes(sid);
+    const one = up || extra ? h("div", { class: "one-student" },
+      up ? h("button", { type: "button", class: "link", "data-action": "restart", "aria-label": `Restart ${sid}'s sandbox`,
+        onclick: (e) => studentAction(cl, sid, "restart", e.currentTarget, signal) }, "Restart") : null,
+      up ? h("button", { type: "button", class: "link", "data-action": "collect", "aria-label": `Collect ${sid}'s work now`,
+        onclick: (e) => studentAction(cl, sid, "collect", e.currentTarget, signal) }, "Hand in now") : null,
+      h("button", { type: "button", class: "link", "data-action": "extend", "aria-label": `Give ${sid} 30 more minutes`,
+        onclick: (e) => studentAction(cl, sid, "extend", e.currentTarget, signal) }, "+30 min"),
+      extra ? h("span", { class: "muted", "data-until": until }, " extra time until ", moment(until)) : null,
       handIn ? h("span", { class: "muted", "data-handin": handIn.runId }, " handed in ", moment(handIn.collectedAt)) : null) : null;
     return h("tr", { "data-student": sid },
       h("td", { "data-label": "Student" }, sid, one),
@@ -720,8 +726,12 @@ async function studentAction(cl, sid, action, btn, signal) {
   }
   btn.disabled = true;
   try {
-    await api("POST", `/api/v1/classes/${encodeURIComponent(cl.id)}/students/${encodeURIComponent(sid)}/${action}`, { signal });
-    show("info", action === "restart" ? `Restarting ${sid}'s sandbox…` : `Collecting ${sid}'s work…`);
+    // Extra time counts from its current end while it runs, else from now.
+    const until = cl.perStudent?.[sid]?.until;
+    const from = until && new Date(until) > new Date() ? new Date(until) : new Date();
+    const body = action === "extend" ? { until: new Date(from.getTime() + 30 * 60000).toISOString().replace(/\.\d+Z$/, "Z") } : undefined;
+    await api("POST", `/api/v1/classes/${encodeURIComponent(cl.id)}/students/${encodeURIComponent(sid)}/${action}`, { body, signal });
+    show("info", action === "restart" ? `Restarting ${sid}'s sandbox…` : action === "extend" ? `${sid} has 30 more minutes; their work is collected when their time is up.` : `Collecting ${sid}'s work…`);
   } catch (ex) {
     if (ex.name !== "AbortError") show("error", ex.message);
   } finally {
