@@ -67,7 +67,7 @@ func TestStudentCommands(t *testing.T) {
 	e.run("student", "extend", "cs101-a", "carol", "--minutes", "30").want(t, exitOK, "student carol of class cs101-a has extra time until")
 	e.run("student", "extend", "cs101-a", "carol").want(t, exitUsage, "--minutes or --until")
 	e.run("student", "extend", "cs101-a", "carol", "--until", "soon").want(t, exitUsage, "RFC 3339")
-	e.run("student", "collect", "cs101-a", "mallory").want(t, exitRefused, "not_on_roster")
+	e.run("student", "collect", "cs101-a", "mallory").want(t, exitRefused, "not_in_class")
 	cl, err := e.store.Get(context.Background(), "cs101-a")
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ type asker func(body []byte) (func(*api.StudentDesire, *api.Class, time.Time) er
 
 // studentAction serves POST /classes/{id}/students/{student}/{action}: a
 // teacher's request about one student, recorded as desired state that the
-// controller acts on (never a container call). 404 for a student the roster
+// controller acts on (never a container call). 422 for a student the roster
 // does not list, 409 for a class that is not Up.
 func (s *Server) studentAction(action string, ask asker) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -49,7 +49,7 @@ func (s *Server) studentAction(action string, ask asker) echo.HandlerFunc {
 		written, err := s.store.AskForStudent(c.Request().Context(), id, student, action, set, owns(who(c), id))
 		switch {
 		case errors.Is(err, store.ErrNotOnRoster):
-			return apiError(http.StatusNotFound, "not_on_roster", fmt.Sprintf("student %q is not on the roster of class %q", student, id))
+			return apiError(http.StatusUnprocessableEntity, "not_in_class", fmt.Sprintf("student %q is not on the roster of class %q", student, id))
 		case errors.Is(err, store.ErrClassNotUp):
 			return apiError(http.StatusConflict, "class_not_up", fmt.Sprintf("class %q is not Up: bring it up first (a Down collects every student)", id))
 		case err != nil:

@@ -48,7 +48,7 @@ func TestOneStudentActions(t *testing.T) {
 	if r := e.do("POST", "/api/v1/classes/one/up", ""); r.code != http.StatusAccepted {
 		t.Fatal(r.code)
 	}
-	refused("/api/v1/classes/one/students/mallory/restart", http.StatusNotFound, "not_on_roster")
+	refused("/api/v1/classes/one/students/mallory/restart", http.StatusUnprocessableEntity, "not_in_class")
 	refused("/api/v1/classes/one/students/Alice!/collect", http.StatusBadRequest, "invalid_id")
 	refused("/api/v1/classes/ghost/students/alice/collect", http.StatusNotFound, "not_found")
 
