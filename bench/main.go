@@ -99,6 +99,7 @@ type options struct {
 	fa   faOptions
 	nb   nbOptions
 	gr   grOptions
+	tt   ttOptions
 }
 
 func main() {
@@ -125,20 +126,25 @@ func run(ctx context.Context) error {
 	flag.IntVar(&o.pairs, "pairs", 3, "measurements of each size, each a baseline then Homeroom; targets are judged on the median ratio")
 	flag.IntVar(&o.embeddedPairs, "embedded-pairs", 3, "of those pairs of the class of 100, how many also measure a Homeroom Down with the apiserver's own object store against the same baseline (0: skip)")
 	flag.BoolVar(&o.sequential, "sequential", false, "also time the seed's Up loop (one container after another) in the first pair of each size; no target depends on it")
-	flag.StringVar(&o.only, "only", "", "run only this part: classes (Up, Down, scale), forwardauth (the sign-in check's cost), notebooks (a class of notebooks answering) or grading (a run graded)")
+	flag.StringVar(&o.only, "only", "", "run only this part: classes (Up, Down, scale), forwardauth (the sign-in check's cost), notebooks (a class of notebooks answering), grading (a run graded) or timetable (a class ready at its bell)")
 	flag.IntVar(&o.fa.rate, "fa-rate", 200, "forwardauth: requests a second, with and without the sign-in check")
 	flag.DurationVar(&o.fa.duration, "fa-duration", 30*time.Second, "forwardauth: time each case is measured, split over the pairs")
 	flag.IntVar(&o.fa.pairs, "fa-pairs", 10, "forwardauth: alternations of the two cases (with, then without); short ones spread the machine's noise over both")
 	flag.IntVar(&o.nb.students, "nb-students", 30, "notebooks: students in the class of notebooks (the built-in policy allows up to 40)")
 	flag.IntVar(&o.nb.pairs, "nb-pairs", 3, "notebooks: measurements, each the daemon's limit then Homeroom; the target is judged on the median ratio")
 	flag.IntVar(&o.gr.students, "gr-students", 100, "grading: students in the run graded")
+	flag.IntVar(&o.tt.students, "tt-students", 100, "timetable: students in the class with a session")
+	flag.DurationVar(&o.tt.ahead, "tt-ahead", 2*time.Minute, "timetable: how far ahead the session starts")
 	flag.IntVar(&o.gr.pairs, "gr-pairs", 3, "grading: measurements, each the graders run directly then a regrade by Homeroom")
 	flag.DurationVar(&o.nb.poll, "nb-poll", 100*time.Millisecond, "notebooks: how often each student's notebook is asked while the bench waits, on both sides")
 	flag.Parse()
 	switch o.only {
-	case "", "classes", "forwardauth", "notebooks", "grading":
+	case "", "classes", "forwardauth", "notebooks", "grading", "timetable":
 	default:
-		return fmt.Errorf("-only: %q is none of classes, forwardauth, notebooks and grading", o.only)
+		return fmt.Errorf("-only: %q is none of classes, forwardauth, notebooks, grading and timetable", o.only)
+	}
+	if o.tt.students < 1 || o.tt.ahead < 0 {
+		return errors.New("-tt-students must be at least 1 and -tt-ahead not negative")
 	}
 	if o.gr.students < 1 || o.gr.pairs < 1 {
 		return errors.New("-gr-students and -gr-pairs must be at least 1")
@@ -235,6 +241,19 @@ func run(ctx context.Context) error {
 		gr.report(os.Stdout, machine)
 		fmt.Fprintf(os.Stderr, "grading done at %s\n", time.Since(begin).Round(time.Second))
 		if o.only == "grading" {
+			return nil
+		}
+	}
+
+	if o.only == "" || o.only == "timetable" {
+		settle(ctx)
+		tt, err := bellLateness(ctx, o)
+		if err != nil {
+			return fmt.Errorf("timetable: %w", err)
+		}
+		tt.report(os.Stdout, machine)
+		fmt.Fprintf(os.Stderr, "timetable done at %s\n", time.Since(begin).Round(time.Second))
+		if o.only == "timetable" {
 			return nil
 		}
 	}

@@ -182,6 +182,55 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 	}
 }
 
+// TestOneStudentWithExtraTime: against the real daemon, at the class's Down
+// the other student is collected and removed while the extended one works
+// on alone, and is collected when their time is up, in the same run.
+func TestOneStudentWithExtraTime(t *testing.T) {
+	s := start(t, "extra")
+	d, id := s.d, s.id
+	if code := s.call("PUT", "/api/v1/classes/"+id, map[string]any{"subject": "cs", "template": "sandbox", "students": []string{"amy", "ben"}}, nil); code != http.StatusCreated {
+		t.Fatalf("put: %d", code)
+	}
+	s.call("POST", "/api/v1/classes/"+id+"/up", nil, nil)
+	s.waitFor("Up", 2*time.Minute, func(c api.Class) bool { return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation })
+	testenv.SaveFile(t, d, id, "amy", "answer.txt", "amy's answer\n")
+	testenv.SaveFile(t, d, id, "ben", "answer.txt", "ben's answer\n")
+	until := time.Now().Add(25 * time.Second).Truncate(time.Second)
+	if code := s.call("POST", "/api/v1/classes/"+id+"/students/amy/extend", map[string]any{"until": until}, nil); code != http.StatusAccepted {
+		t.Fatalf("extend: %d", code)
+	}
+	s.call("POST", "/api/v1/classes/"+id+"/down", nil, nil)
+
+	alone := s.waitFor("ben collected, amy working on", 2*time.Minute, func(c api.Class) bool {
+		r := api.FindCondition(c.Status.Conditions, api.ConditionReady)
+		return r != nil && r.Reason == "StudentsExtended"
+	})
+	if time.Now().After(until) {
+		t.Fatalf("the others were collected only after amy's time was up (%s)", until)
+	}
+	if _, err := d.InspectContainer(context.Background(), api.ContainerName(id, "ben")); err == nil {
+		t.Error("ben's sandbox is still there during amy's extra time")
+	}
+	if info, err := d.InspectContainer(context.Background(), api.ContainerName(id, "amy")); err != nil || !info.State.Running {
+		t.Fatalf("amy's sandbox during her extra time: %v", err)
+	}
+	testenv.SaveFile(t, d, id, "amy", "answer.txt", "amy's answer, finished late\n")
+	run := alone.Status.Run.ID
+
+	down := s.waitFor("Down after amy's time", 2*time.Minute, func(c api.Class) bool {
+		return c.Status.Phase == api.PhaseDown && c.Status.Run != nil && c.Status.Run.CompletedAt != nil
+	})
+	if down.Status.Run.ID != run || down.Status.Run.CompletedAt.Before(until) {
+		t.Errorf("the run %s completed at %s, want run %s completed after %s", down.Status.Run.ID, down.Status.Run.CompletedAt, run, until)
+	}
+	for student, want := range map[string]string{"amy": "amy's answer, finished late\n", "ben": "ben's answer\n"} {
+		var got []byte
+		if code := s.call("GET", "/api/v1/classes/"+id+"/artifacts/"+student+"/files/workspace/answer.txt?run="+run, nil, &got); code != http.StatusOK || string(got) != want {
+			t.Errorf("%s's collected answer: %d %q, want %q", student, code, got, want)
+		}
+	}
+}
+
 // system is Homeroom on embedded services and the real daemon, with one
 // class of a test.
 type system struct {
