@@ -109,15 +109,19 @@ type StudentDesire struct {
 	// this time (extra time, an accommodation); it is collected then, in
 	// the Down's run.
 	Until *time.Time `json:"until,omitempty" bson:"until,omitempty"`
+	// UntilUp is the class's upSince when the extra time was given: it
+	// holds for that Up's Down only, and a new Up ends it.
+	UntilUp *time.Time `json:"untilUp,omitempty" bson:"untilUp,omitempty"`
 }
 
 // MaxExtension bounds how far ahead one student's time may be extended.
 const MaxExtension = 24 * time.Hour
 
-// Extended tells whether student's time runs past the class's Down at now.
+// Extended tells whether student's time runs past the class's Down at now:
+// extra time given during the class's current Up, not over yet.
 func (c *Class) Extended(student string, now time.Time) bool {
-	u := c.PerStudent[student].Until
-	return u != nil && now.Before(*u)
+	d := c.PerStudent[student]
+	return d.Until != nil && now.Before(*d.Until) && d.UntilUp != nil && c.UpSince != nil && d.UntilUp.Equal(*c.UpSince)
 }
 
 // HandIn records the last collection of one student on request.

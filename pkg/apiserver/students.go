@@ -13,9 +13,9 @@ import (
 	"github.com/homeroom/homeroom/pkg/store"
 )
 
-// asker turns a request's body into the change of one student's desire; a
-// bad body is an *httpError.
-type asker func(body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error)
+// asker turns a request about student and its body into the change of the
+// student's desire; a bad body is an *httpError.
+type asker func(student string, body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error)
 
 // studentAction serves POST /classes/{id}/students/{student}/{action}: a
 // teacher's request about one student, recorded as desired state that the
@@ -42,7 +42,7 @@ func (s *Server) studentAction(action string, ask asker) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		set, err := ask(body)
+		set, err := ask(student, body)
 		if err != nil {
 			return err
 		}
@@ -63,7 +63,7 @@ func (s *Server) studentAction(action string, ask asker) echo.HandlerFunc {
 // upOnly is a request for a student of an Up class; like Up and Down, it
 // takes no body.
 func upOnly(set func(*api.StudentDesire, time.Time)) asker {
-	return func([]byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
+	return func(string, []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
 		return func(d *api.StudentDesire, c *api.Class, now time.Time) error {
 			if c.DesiredPhase != api.PhaseUp {
 				return store.ErrClassNotUp
@@ -89,7 +89,7 @@ type extendBody struct {
 // extendStudent keeps a student's sandbox past the class's Down until a
 // time at most api.MaxExtension ahead: asked while the class is Up, or while
 // the student's time already runs past its Down (to move it again).
-func extendStudent(body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
+func extendStudent(student string, body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
 	var b extendBody
 	if err := decodeJSON(body, &b); err != nil {
 		return nil, err
@@ -101,7 +101,7 @@ func extendStudent(body []byte) (func(*api.StudentDesire, *api.Class, time.Time)
 		return nil, apiError(http.StatusBadRequest, "invalid_extension", fmt.Sprintf("minutes is %d: from 1 to %d", b.Minutes, int(api.MaxExtension/time.Minute)))
 	}
 	return func(d *api.StudentDesire, c *api.Class, now time.Time) error {
-		if c.DesiredPhase != api.PhaseUp && (d.Until == nil || !now.Before(*d.Until)) {
+		if c.DesiredPhase != api.PhaseUp && !c.Extended(student, now) {
 			return store.ErrClassNotUp
 		}
 		until := now.Add(time.Duration(b.Minutes) * time.Minute)
@@ -112,7 +112,8 @@ func extendStudent(body []byte) (func(*api.StudentDesire, *api.Class, time.Time)
 			return apiError(http.StatusBadRequest, "invalid_extension",
 				fmt.Sprintf("until %s: it must be in the future and at most %s ahead", until.Format(time.RFC3339), api.MaxExtension))
 		}
-		d.Until = &until
+		up := *c.UpSince
+		d.Until, d.UntilUp = &until, &up
 		return nil
 	}, nil
 }

@@ -358,7 +358,7 @@ func ExtensionsEnd(in Input) time.Time {
 		return next
 	}
 	for s, c := range in.Observed.Containers {
-		if u := in.Class.PerStudent[s].Until; u != nil && in.Now.Before(*u) && c.State == "running" && (next.IsZero() || u.Before(next)) {
+		if u := in.Class.PerStudent[s].Until; in.Class.Extended(s, in.Now) && c.State == "running" && (next.IsZero() || u.Before(next)) {
 			next = *u
 		}
 	}

@@ -339,7 +339,7 @@ const reasonExtended = "StudentsExtended"
 func extendedStudents(c *api.Class, obs Observed, now time.Time) string {
 	var out []string
 	for _, s := range sortedContainers(obs) {
-		if u := c.PerStudent[s].Until; u != nil && now.Before(*u) && obs.Containers[s].State == "running" {
+		if u := c.PerStudent[s].Until; c.Extended(s, now) && obs.Containers[s].State == "running" {
 			out = append(out, s+" until "+u.UTC().Format("15:04:05 UTC"))
 		}
 	}

@@ -96,7 +96,9 @@ func TestAStudentWithExtraTimeStaysUpAlone(t *testing.T) {
 	e.mustConverge()
 	until := e.now().Add(30 * time.Minute)
 	e.store.edit(classID, func(c *api.Class) {
-		c.PerStudent = map[string]api.StudentDesire{"alice": {Until: &until}}
+		up := clockStart
+		c.UpSince = &up
+		c.PerStudent = map[string]api.StudentDesire{"alice": {Until: &until, UntilUp: &up}}
 		c.DesiredPhase = api.PhaseDown
 	})
 	res := e.mustConverge()
@@ -131,5 +133,27 @@ func TestAStudentWithExtraTimeStaysUpAlone(t *testing.T) {
 	e.checkCollected(t, c, "alice")
 	if _, ok := e.docker.container(cname("alice")); ok {
 		t.Error("alice's sandbox is still there")
+	}
+}
+
+// TestExtraTimeEndsWithItsUp: extra time given in one Up does not hold
+// at the Down of a later Up.
+func TestExtraTimeEndsWithItsUp(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice")
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	e.mustConverge()
+	until := e.now().Add(30 * time.Minute)
+	earlier, later := clockStart.Add(-time.Hour), clockStart
+	e.store.edit(classID, func(c *api.Class) {
+		c.UpSince = &later
+		c.PerStudent = map[string]api.StudentDesire{"alice": {Until: &until, UntilUp: &earlier}}
+		c.DesiredPhase = api.PhaseDown
+	})
+	e.mustConverge()
+	if c := e.class(); c.Status.Phase != api.PhaseDown {
+		t.Fatalf("phase %s: extra time of an earlier Up held the class", c.Status.Phase)
 	}
 }

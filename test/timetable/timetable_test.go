@@ -192,7 +192,9 @@ func TestOneStudentWithExtraTime(t *testing.T) {
 		t.Fatalf("put: %d", code)
 	}
 	s.call("POST", "/api/v1/classes/"+id+"/up", nil, nil)
-	s.waitFor("Up", 2*time.Minute, func(c api.Class) bool { return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation })
+	s.waitFor("Up", 2*time.Minute, func(c api.Class) bool {
+		return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation
+	})
 	testenv.SaveFile(t, d, id, "amy", "answer.txt", "amy's answer\n")
 	testenv.SaveFile(t, d, id, "ben", "answer.txt", "ben's answer\n")
 	until := time.Now().Add(25 * time.Second).Truncate(time.Second)
