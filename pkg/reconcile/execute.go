@@ -205,8 +205,11 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		e.r.noteNetworkRemoval(e.network, a.Target, err)
 		return err
 	case CreateContainer:
-		_, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth))
-		return err
+		if _, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth)); err != nil {
+			return err
+		}
+		// A sandbox made anew answers a restart asked while it was gone.
+		return e.noteRestarted(ctx, a.Student)
 	case StartContainer:
 		err := d.StartContainer(ctx, a.Target)
 		e.r.noteStart(e.classID(), a.Target, err)
@@ -565,9 +568,10 @@ func (e *executor) autosave(ctx context.Context) error {
 func (e *executor) noteRestarted(ctx context.Context, student string) error {
 	e.mu.Lock()
 	at := e.class.PerStudent[student].RestartAt
+	last, answered := e.class.Status.Restarted[student]
 	e.mu.Unlock()
-	if at == nil {
-		return nil // a replacement of a sandbox the daemon would not start
+	if at == nil || (answered && !last.Before(*at)) {
+		return nil // no restart asked, or answered already
 	}
 	return e.checkpoint(ctx, func(st *api.ClassStatus) {
 		rs := maps.Clone(st.Restarted)

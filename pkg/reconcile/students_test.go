@@ -157,3 +157,23 @@ func TestExtraTimeEndsWithItsUp(t *testing.T) {
 		t.Fatalf("phase %s: extra time of an earlier Up held the class", c.Status.Phase)
 	}
 }
+
+// TestARestartAskedWhileTheSandboxIsGoneIsAnsweredByItsMaking: a sandbox
+// made anew answers the restart; it is not made a second time.
+func TestARestartAskedWhileTheSandboxIsGoneIsAnsweredByItsMaking(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice")
+	at := e.now()
+	e.store.edit(classID, func(c *api.Class) {
+		c.PerStudent = map[string]api.StudentDesire{"alice": {RestartAt: &at}}
+	})
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.mustConverge(); len(res.Plan) != 0 {
+		t.Fatalf("the new sandbox was made again:\n%s", res.Plan)
+	}
+	if got := e.class().Status.Restarted["alice"]; !got.Equal(at) {
+		t.Errorf("status.restarted = %v, want %v", got, at)
+	}
+}
