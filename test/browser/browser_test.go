@@ -241,6 +241,11 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		waitFor("alice's link", text(`tr[data-student="alice"]`)+`.includes("alice.`+classID+`.lab.localhost")`, 5*time.Second),
 		screenshot(t, shots, "03-class-up"),
 	)
+	// One student hands in early: a run of its own, shown in bob's row.
+	b.run("bob hands in now",
+		chromedp.Click(chromedp.CSS(`tr[data-student="bob"] button[data-action="collect"]`)),
+		waitFor("bob's hand-in", `!!document.querySelector('tr[data-student="bob"] [data-handin]')`, time.Minute),
+	)
 
 	// Without signing in, a student's host shows the sign-in page, not the
 	// sandbox. Traefik applies new routes a moment after the sandboxes

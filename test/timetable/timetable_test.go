@@ -37,9 +37,7 @@ func TestASessionAMinuteAhead(t *testing.T) {
 		t.Fatalf("a minute ahead the class is %s", c.DesiredPhase)
 	}
 
-	up := s.waitFor("Up", 2*time.Minute, func(c api.Class) bool {
-		return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation
-	})
+	up := s.waitFor("Up", 2*time.Minute, upToDate)
 	readyAt := time.Now()
 	if !readyAt.Before(bell) {
 		t.Fatalf("ready at %s, after the bell at %s", readyAt.Format(time.RFC3339Nano), bell.Format(time.RFC3339))
@@ -95,14 +93,7 @@ func TestASessionAMinuteAhead(t *testing.T) {
 func TestOneStudentRestartAndHandIn(t *testing.T) {
 	s := start(t, "one-student")
 	d, id := s.d, s.id
-	if code := s.call("PUT", "/api/v1/classes/"+id, map[string]any{"subject": "cs", "template": "sandbox", "students": []string{"amy", "ben"}}, nil); code != http.StatusCreated {
-		t.Fatalf("put: %d", code)
-	}
-	s.call("POST", "/api/v1/classes/"+id+"/up", nil, nil)
-	up := func(c api.Class) bool {
-		return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation
-	}
-	s.waitFor("Up", 2*time.Minute, up)
+	s.up("amy", "ben")
 	testenv.SaveFile(t, d, id, "amy", "notes.txt", "amy's notes\n")
 	testenv.SaveFile(t, d, id, "ben", "answer.txt", "42\n")
 	inspect := func(student string) string {
@@ -119,7 +110,7 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 	}
 	s.waitFor("amy's sandbox made again", 2*time.Minute, func(c api.Class) bool {
 		info, err := d.InspectContainer(context.Background(), api.ContainerName(id, "amy"))
-		return err == nil && info.ID != amyBefore && info.State.Running && up(c)
+		return err == nil && info.ID != amyBefore && info.State.Running && upToDate(c)
 	})
 	if inspect("ben") != benBefore {
 		t.Error("ben's sandbox was made again too")
@@ -188,13 +179,7 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 func TestOneStudentWithExtraTime(t *testing.T) {
 	s := start(t, "extra")
 	d, id := s.d, s.id
-	if code := s.call("PUT", "/api/v1/classes/"+id, map[string]any{"subject": "cs", "template": "sandbox", "students": []string{"amy", "ben"}}, nil); code != http.StatusCreated {
-		t.Fatalf("put: %d", code)
-	}
-	s.call("POST", "/api/v1/classes/"+id+"/up", nil, nil)
-	s.waitFor("Up", 2*time.Minute, func(c api.Class) bool {
-		return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation
-	})
+	s.up("amy", "ben")
 	testenv.SaveFile(t, d, id, "amy", "answer.txt", "amy's answer\n")
 	testenv.SaveFile(t, d, id, "ben", "answer.txt", "ben's answer\n")
 	until := time.Now().Add(25 * time.Second).Truncate(time.Second)
@@ -260,6 +245,21 @@ func (s *system) get() api.Class {
 		s.t.Fatalf("get class: %d", code)
 	}
 	return c
+}
+
+// up creates the class with students and brings it Up, waiting until it is.
+func (s *system) up(students ...string) {
+	s.t.Helper()
+	if code := s.call("PUT", "/api/v1/classes/"+s.id, map[string]any{"subject": "cs", "template": "sandbox", "students": students}, nil); code != http.StatusCreated {
+		s.t.Fatalf("put: %d", code)
+	}
+	s.call("POST", "/api/v1/classes/"+s.id+"/up", nil, nil)
+	s.waitFor("Up", 2*time.Minute, upToDate)
+}
+
+// upToDate: the class is Up for its latest generation.
+func upToDate(c api.Class) bool {
+	return c.Status.Phase == api.PhaseUp && c.Status.ObservedGeneration == c.Generation
 }
 
 // waitFor reads the class until ok says so, or fails the test at timeout.
