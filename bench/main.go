@@ -1557,7 +1557,8 @@ func (c *apiClient) follow(ctx context.Context, id string, start time.Time, done
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("class %s not there after 5 minutes: phase %s, conditions %+v", id, cl.Status.Phase, cl.Status.Conditions)
 		}
-		if _, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/api/v1/classes/%s?wait=30s&resourceVersion=%d", id, cl.Version), nil, &cl); err != nil {
+		// Within the client's 30 s timeout.
+		if _, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/api/v1/classes/%s?wait=20s&resourceVersion=%d", id, cl.Version), nil, &cl); err != nil {
 			return 0, err
 		}
 	}

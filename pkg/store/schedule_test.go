@@ -23,8 +23,8 @@ func TestATeachersNewerActionWinsOverTheSchedule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DesiredAt == nil || c.ScheduledSince == nil {
-		t.Fatalf("a new class: desiredAt %v scheduledSince %v", c.DesiredAt, c.ScheduledSince)
+	if c.DesiredAt != nil || c.ScheduledSince == nil {
+		t.Fatalf("a new class: desiredAt %v scheduledSince %v, want none and one", c.DesiredAt, c.ScheduledSince)
 	}
 	bell := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 	up, err := s.ApplySchedule(ctx, "c1", api.PhaseUp, bell.Add(-5*time.Minute), bell, c.DesiredAt, c.ScheduledSince)

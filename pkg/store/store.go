@@ -306,8 +306,9 @@ func (s *Store) PutSpecIf(ctx context.Context, id string, spec api.ClassSpec, ch
 			CreatedAt:    now,
 			UpdatedAt:    now,
 			Status:       api.ClassStatus{Phase: api.PhasePending},
-			DesiredAt:    &now,
 		}
+		// No desiredAt: nobody chose Down, it is where a class starts, and
+		// a timetable set with it acts on a session already open.
 		c.ScheduledSince = scheduledSince(spec)
 		ictx, cancel := context.WithTimeout(ctx, callTimeout)
 		_, err = s.coll.InsertOne(ictx, c)

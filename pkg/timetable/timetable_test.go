@@ -102,6 +102,11 @@ func TestASetScheduleActsOnAnOpenWindowOnly(t *testing.T) {
 	if !ok || ev.Phase != api.PhaseUp || !ev.At.Equal(set) || !ev.Bell.Equal(at(t, "2026-11-30T08:00:00Z")) {
 		t.Fatalf("set in a lesson: %+v %v", ev, ok)
 	}
+	// A class created with its timetable (no change of phase yet) during a
+	// lesson: Up at once.
+	if ev, ok := Decide(berlin(), lead, time.Time{}, set, time.Time{}, set.Add(time.Second)); !ok || ev.Phase != api.PhaseUp {
+		t.Fatalf("created in a lesson: %+v %v", ev, ok)
+	}
 	// Set outside a lesson: the teacher's Up of yesterday holds, and the
 	// lessons before the schedule was set do not count.
 	set = at(t, "2026-11-30T12:00:00Z")
