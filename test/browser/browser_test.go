@@ -241,6 +241,10 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		waitFor("alice's link", text(`tr[data-student="alice"]`)+`.includes("alice.`+classID+`.lab.localhost")`, 5*time.Second),
 		screenshot(t, shots, "03-class-up"),
 	)
+	// A condition that reports nothing wrong is no problem on the page.
+	if probs := b.value(chromedp.Evaluate[string](`document.querySelector(".problems")?.textContent || ""`)); probs != "" {
+		t.Errorf("problems shown for a class that is Up and well: %q", probs)
+	}
 	// One student hands in early: a run of its own, shown in bob's row.
 	b.run("bob hands in now",
 		chromedp.Click(chromedp.CSS(`tr[data-student="bob"] button[data-action="collect"]`)),

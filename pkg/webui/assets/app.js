@@ -244,8 +244,10 @@ function progress(cl) {
 // problems lists the conditions a teacher should know about, in words.
 function problems(cl) {
   const out = [];
+  // Most conditions are good when True; these report a problem when True.
+  const badWhenTrue = new Set(["WorkspaceFull", "NetworkLeaked"]);
   for (const c of cl.status?.conditions || []) {
-    if (c.status === "True") continue;
+    if (badWhenTrue.has(c.type) ? c.status !== "True" : c.status === "True") continue;
     if (c.type === "Graded") continue; // the Grades section says how grading stands
     if (c.type === "Ready" && cl.desiredPhase !== "Up") continue;
     if (c.type === "Ready" && !c.message) continue;
@@ -254,6 +256,8 @@ function problems(cl) {
       RoutingAvailable: "Students' links do not work yet",
       Synced: "Homeroom is retrying",
       TemplateCurrent: "The template changed since the class went up",
+      WorkspaceFull: "A student's work is over the template's limit; their sandbox was saved and stopped",
+      NetworkLeaked: "Docker will not remove the class's network",
     }[c.type] || c.type;
     out.push({ bad: c.type === "Synced", text: lead + (c.message ? ": " + c.message : ".") });
   }
@@ -405,7 +409,11 @@ async function classPage(id, signal) {
     try {
       const runs = (await api("GET", `/api/v1/classes/${encodeURIComponent(id)}/runs`, { signal })).items || [];
       files.runs = runs;
-      if (!files.run || !runs.some((r) => r.runId === files.run)) files.run = runs.length ? runs[runs.length - 1].runId : "";
+      // A collection that finished shows its files: the class's own run
+      // once listed, not an earlier one (a hand-in) picked meanwhile.
+      const current = cl.status?.run?.id;
+      if (current && runs.some((r) => r.runId === current)) files.run = current;
+      else if (!files.run || !runs.some((r) => r.runId === files.run)) files.run = runs.length ? runs[runs.length - 1].runId : "";
       files.items = files.run ? (await api("GET", `/api/v1/classes/${encodeURIComponent(id)}/artifacts?run=${encodeURIComponent(files.run)}`, { signal })).items : [];
       files.key = key;
     } catch (ex) {
