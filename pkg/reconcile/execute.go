@@ -205,11 +205,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		e.r.noteNetworkRemoval(e.network, a.Target, err)
 		return err
 	case CreateContainer:
-		if _, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth)); err != nil {
-			return err
-		}
-		// A sandbox made anew answers a restart asked while it was gone.
-		return e.noteRestarted(ctx, a.Student)
+		return e.create(ctx, a.Student)
 	case StartContainer:
 		err := d.StartContainer(ctx, a.Target)
 		e.r.noteStart(e.classID(), a.Target, err)
@@ -220,10 +216,7 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		if err := d.RemoveContainer(ctx, a.Target); err != nil {
 			return err
 		}
-		if _, err := d.CreateContainer(ctx, ContainerSpec(e.classID(), a.Student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth)); err != nil {
-			return err
-		}
-		return e.noteRestarted(ctx, a.Student)
+		return e.create(ctx, a.Student)
 	case StopContainer:
 		return d.StopContainer(ctx, a.Target, e.r.opts.StopGraceSeconds)
 	case RemoveContainer:
@@ -559,6 +552,15 @@ func (e *executor) autosave(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// create makes student's sandbox from the template. A sandbox made anew
+// answers a restart asked of the one before, or asked while it was gone.
+func (e *executor) create(ctx context.Context, student string) error {
+	if _, err := e.r.docker.CreateContainer(ctx, ContainerSpec(e.classID(), student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth)); err != nil {
+		return err
+	}
+	return e.noteRestarted(ctx, student)
 }
 
 // noteRestarted records that a teacher's restart request for student was

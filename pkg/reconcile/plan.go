@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -310,20 +311,18 @@ func planDown(in Input) Plan {
 	if !active && work {
 		p = append(p, Action{Kind: BeginRun})
 	}
+	// Students with extra time are collected when it is up, in this run.
+	extended := extendedRunning(in)
 	students := make([]string, 0, len(obs.Containers))
-	extended := false
-	for s, c := range obs.Containers {
-		if in.Class.Extended(s, in.Now) && c.State == "running" {
-			// Extra time: collected when it is up, in this run.
-			extended = true
-			continue
+	for s := range obs.Containers {
+		if !slices.Contains(extended, s) {
+			students = append(students, s)
 		}
-		students = append(students, s)
 	}
 	sort.Strings(students)
 	p = append(p, collectAndRemove(in, students, active)...)
 	p = append(p, collectStranded(in, stranded, active)...)
-	if extended {
+	if len(extended) > 0 {
 		// The class stays Up for them: its network, its routes and its
 		// run wait until the last one's time is up.
 		return p
@@ -357,12 +356,25 @@ func ExtensionsEnd(in Input) time.Time {
 	if in.Class.DesiredPhase == api.PhaseUp {
 		return next
 	}
-	for s, c := range in.Observed.Containers {
-		if u := in.Class.PerStudent[s].Until; in.Class.Extended(s, in.Now) && c.State == "running" && (next.IsZero() || u.Before(next)) {
-			next = *u
+	for _, s := range extendedRunning(in) {
+		if u := *in.Class.PerStudent[s].Until; next.IsZero() || u.Before(next) {
+			next = u
 		}
 	}
 	return next
+}
+
+// extendedRunning lists, in order, the students whose extra time runs
+// (api.Class.Extended) and whose sandbox runs.
+func extendedRunning(in Input) []string {
+	var out []string
+	for s, c := range in.Observed.Containers {
+		if in.Class.Extended(s, in.Now) && c.State == "running" {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // FullWorkspaces lists the students of an Up class whose work volumes hold

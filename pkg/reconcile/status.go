@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"time"
 
@@ -138,7 +137,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			if c.DownReason == api.ReasonTTLExpired {
 				ready.Reason = api.ReasonTTLExpired
 			}
-			if extra := extendedStudents(c, obs, now); extra != "" {
+			if extra := extendedStudents(Input{Class: *c, Observed: obs, Now: now}); extra != "" {
 				ready.Reason, ready.Message = reasonExtended, extra+"; the others are collected"
 			}
 		}
@@ -336,24 +335,13 @@ const reasonExtended = "StudentsExtended"
 
 // extendedStudents names the students of a Down class whose extra time
 // runs, with its end: "alice until 11:30:00 UTC".
-func extendedStudents(c *api.Class, obs Observed, now time.Time) string {
+func extendedStudents(in Input) string {
 	var out []string
-	for _, s := range sortedContainers(obs) {
-		if u := c.PerStudent[s].Until; c.Extended(s, now) && obs.Containers[s].State == "running" {
-			out = append(out, s+" until "+u.UTC().Format("15:04:05 UTC"))
-		}
+	for _, s := range extendedRunning(in) {
+		out = append(out, s+" until "+in.Class.PerStudent[s].Until.UTC().Format("15:04:05 UTC"))
 	}
 	if len(out) == 0 {
 		return ""
 	}
 	return "extra time: " + strings.Join(out, ", ")
-}
-
-func sortedContainers(obs Observed) []string {
-	out := make([]string, 0, len(obs.Containers))
-	for s := range obs.Containers {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -24,13 +24,18 @@ const changesID = "changes"
 // bumpChanges counts a class write. A failed count only delays the
 // controller to its next full poll, so it is logged, not returned.
 func (s *Store) bumpChanges(ctx context.Context) {
+	if err := s.incChanges(ctx, "n"); err != nil {
+		s.log.Warn("count a class change (the controller notices it at its next full poll)", zap.Error(err))
+	}
+}
+
+// incChanges adds one to a field of the change-count document.
+func (s *Store) incChanges(ctx context.Context, field string) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
 	_, err := s.db.Collection(settingsCollection).UpdateOne(cctx, bson.D{{Key: "_id", Value: changesID}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: int64(1)}}}}, options.UpdateOne().SetUpsert(true))
-	if err != nil {
-		s.log.Warn("count a class change (the controller notices it at its next full poll)", zap.Error(err))
-	}
+		bson.D{{Key: "$inc", Value: bson.D{{Key: field, Value: int64(1)}}}}, options.UpdateOne().SetUpsert(true))
+	return err
 }
 
 // countStatusWrite has a status write counted soon after, without waiting.
@@ -56,11 +61,7 @@ func (s *Store) countStatusWrites() {
 // bumpStatusChanges counts status writes; a failed count only delays long
 // polls to their next full look.
 func (s *Store) bumpStatusChanges() {
-	cctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	_, err := s.db.Collection(settingsCollection).UpdateOne(cctx, bson.D{{Key: "_id", Value: changesID}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: "s", Value: int64(1)}}}}, options.UpdateOne().SetUpsert(true))
-	if err != nil {
+	if err := s.incChanges(context.Background(), "s"); err != nil {
 		s.log.Warn("count a status write (long polls notice it at their next full look)", zap.Error(err))
 	}
 }
