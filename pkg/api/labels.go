@@ -27,6 +27,9 @@ const (
 	// gone; its value is the student. It has no LabelStudent, so it is
 	// never taken for the sandbox.
 	LabelRecovering = "homeroom.recovering"
+	// LabelLate marks a sandbox made again after its class's Down for a
+	// late hand-in: it is collected into a run of its own, not the Down's.
+	LabelLate = "homeroom.late"
 	// LabelGrading marks a grader container; its value is the grading's id
 	// (GradingID), and LabelGradeStudent and LabelGradeAttempt say whose
 	// submission of which attempt it grades. A grader has no LabelClass:

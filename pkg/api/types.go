@@ -112,6 +112,12 @@ type StudentDesire struct {
 	// UntilUp is the class's upSince when the extra time was given: it
 	// holds for that Up's Down only, and a new Up ends it.
 	UntilUp *time.Time `json:"untilUp,omitempty" bson:"untilUp,omitempty"`
+	// LateAt asks, while the class is Down, for a late hand-in: the
+	// student's sandbox made again with their last collected work in it,
+	// signed in to as in class until LateUntil, then collected as a run of
+	// kind late and removed. It holds for the Down it was asked in.
+	LateAt    *time.Time `json:"lateAt,omitempty" bson:"lateAt,omitempty"`
+	LateUntil *time.Time `json:"lateUntil,omitempty" bson:"lateUntil,omitempty"`
 }
 
 // MaxExtension bounds how far ahead one student's time may be extended.
@@ -122,6 +128,55 @@ const MaxExtension = 24 * time.Hour
 func (c *Class) Extended(student string, now time.Time) bool {
 	d := c.PerStudent[student]
 	return d.Until != nil && now.Before(*d.Until) && d.UntilUp != nil && c.UpSince != nil && d.UntilUp.Equal(*c.UpSince)
+}
+
+// LateAsked tells whether student has a late hand-in asked during the
+// class's current Down and not yet collected: its sandbox is kept, or made
+// again, until the hand-in's end.
+func (c *Class) LateAsked(student string) bool {
+	d := c.PerStudent[student]
+	if c.DesiredPhase == PhaseUp || d.LateAt == nil || d.LateUntil == nil {
+		return false
+	}
+	if c.DesiredAt != nil && !d.LateAt.After(*c.DesiredAt) {
+		return false // asked before the class last came Up or went Down
+	}
+	last, ok := c.Status.Late[student]
+	return !ok || last.RequestedAt.Before(*d.LateAt)
+}
+
+// Late tells whether student's late hand-in runs at now.
+func (c *Class) Late(student string, now time.Time) bool {
+	return c.LateAsked(student) && now.Before(*c.PerStudent[student].LateUntil)
+}
+
+// SignInSince is the instant that links and sessions for student's
+// sandbox are bound to at now: the class's Up, which extra time carries
+// past its Down, or a late hand-in's request. False when the student has
+// no sandbox to sign in to.
+func (c *Class) SignInSince(student string, now time.Time) (time.Time, bool) {
+	switch {
+	case c.UpSince != nil && (c.DesiredPhase == PhaseUp || c.Extended(student, now)):
+		return *c.UpSince, true
+	case c.Late(student, now):
+		return *c.PerStudent[student].LateAt, true
+	}
+	return time.Time{}, false
+}
+
+// SignInUntil is when signing in to student's sandbox ends, if before the
+// class's own end: the end of extra time or of a late hand-in.
+func (c *Class) SignInUntil(student string, now time.Time) *time.Time {
+	d := c.PerStudent[student]
+	switch {
+	case c.DesiredPhase == PhaseUp:
+		return nil
+	case c.Extended(student, now):
+		return d.Until
+	case c.Late(student, now):
+		return d.LateUntil
+	}
+	return nil
 }
 
 // HandIn records the last collection of one student on request.
@@ -188,6 +243,9 @@ type ClassStatus struct {
 	UpSeconds []float64 `json:"upSeconds,omitempty" bson:"upSeconds,omitempty"`
 	// HandIns are the students' collections on request, by student id.
 	HandIns map[string]HandIn `json:"handIns,omitempty" bson:"handIns,omitempty"`
+	// Late are the students' late hand-ins after a Down, by student id:
+	// the last one collected (RequestedAt is StudentDesire.LateAt).
+	Late map[string]HandIn `json:"late,omitempty" bson:"late,omitempty"`
 	// Restarted is, by student id, the restart request (RestartAt) the
 	// student's sandbox was last made again for.
 	Restarted map[string]time.Time `json:"restarted,omitempty" bson:"restarted,omitempty"`

@@ -64,6 +64,8 @@ const (
 	// RunKindStudent is one student's collection on a teacher's request
 	// (an early hand-in).
 	RunKindStudent = "student"
+	// RunKindLate is one student's late hand-in after a Down.
+	RunKindLate = "late"
 )
 
 // KindOrDown is the run's kind, RunKindDown when the index has none.

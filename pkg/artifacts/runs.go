@@ -37,7 +37,8 @@ type RunIndex struct {
 	// Subject is the class's subject when the run was made; reads of the
 	// run are authorized against it.
 	Subject string `json:"subject,omitempty"`
-	// Kind is RunKindAutosave for an autosave, RunKindStudent for a hand-in;
+	// Kind is RunKindAutosave for an autosave, RunKindStudent for a hand-in,
+	// RunKindLate for a late hand-in;
 	// a Down's run has none
 	// (indexes written before kinds existed are all Downs).
 	Kind        string       `json:"kind,omitempty"`
@@ -72,7 +73,7 @@ func RunIndexKey(classID, runID string) string { return runPrefix(classID, runID
 type RunInfo struct {
 	Subject string
 	// Kind is RunKindAutosave for an autosave, RunKindStudent for a hand-in,
-	// empty for a Down.
+	// RunKindLate for a late hand-in, empty for a Down.
 	Kind string
 }
 

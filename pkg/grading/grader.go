@@ -3,14 +3,9 @@ package grading
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"path"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -750,68 +745,18 @@ func (g *Grader) writeSubmission(ctx context.Context, w io.Writer, m *artifacts.
 		return err
 	}
 	root := strings.TrimPrefix(SubmissionDir, "/")
-	type file struct {
-		name string
-		f    artifacts.File
+	if err := dir(root, 0, 0, 0o555); err != nil {
+		return err
 	}
-	var files []file
-	dirs := map[string]bool{root: true}
-	for _, f := range m.Files {
-		rel := f.Path
-		if f.RawPath != "" {
-			raw, err := base64.StdEncoding.DecodeString(f.RawPath)
-			if err != nil {
-				return &badSubmission{fmt.Sprintf("the manifest's raw path of %q is not base64", f.Path)}
-			}
-			rel = string(raw)
-		}
-		clean := path.Clean("/" + rel)
-		if clean == "/" || clean != "/"+rel {
-			return &badSubmission{fmt.Sprintf("the manifest lists a path that is not clean: %q", f.Path)}
-		}
-		name := root + clean
-		files = append(files, file{name, f})
-		for d := path.Dir(name); d != root && d != "." && !dirs[d]; d = path.Dir(d) {
-			dirs[d] = true
-		}
+	err := artifacts.WriteFiles(ctx, tw, g.objects, m.Files, artifacts.Layout{
+		Name: func(rel string) string { return root + "/" + rel },
+		Root: root, FileMode: 0o444, DirMode: 0o555,
+	})
+	if bf := (*artifacts.BadFile)(nil); errors.As(err, &bf) {
+		return &badSubmission{bf.Reason}
 	}
-	names := make([]string, 0, len(dirs))
-	for d := range dirs {
-		names = append(names, d)
-	}
-	sort.Strings(names) // a parent sorts before its children
-	for _, d := range names {
-		if err := dir(d, 0, 0, 0o555); err != nil {
-			return err
-		}
-	}
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: f.f.Size, Mode: 0o444, ModTime: now}); err != nil {
-			return err
-		}
-		rc, size, err := g.objects.Open(ctx, f.f.Key)
-		if errors.Is(err, artifacts.ErrNotFound) {
-			return &badSubmission{fmt.Sprintf("collected file %q is missing from the object store", f.f.Path)}
-		}
-		if err != nil {
-			return err
-		}
-		if size != f.f.Size {
-			rc.Close()
-			return &badSubmission{fmt.Sprintf("collected file %q is %d bytes, its manifest says %d", f.f.Path, size, f.f.Size)}
-		}
-		h := sha256.New()
-		_, err = io.Copy(tw, io.TeeReader(io.LimitReader(rc, size), h))
-		rc.Close()
-		if err != nil {
-			return err
-		}
-		if hex.EncodeToString(h.Sum(nil)) != f.f.SHA256 {
-			return &badSubmission{fmt.Sprintf("collected file %q does not match its manifest's hash", f.f.Path)}
-		}
+	if err != nil {
+		return err
 	}
 	return tw.Close()
 }

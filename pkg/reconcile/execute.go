@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +41,7 @@ type Docker interface {
 	StopContainer(ctx context.Context, id string, grace int) error
 	RemoveContainer(ctx context.Context, id string) error
 	Archive(ctx context.Context, id, path string) (io.ReadCloser, error)
+	CopyTo(ctx context.Context, id, dir string, r io.Reader) error
 	Logs(ctx context.Context, id string) (io.ReadCloser, error)
 	LogTail(ctx context.Context, id string, lines, maxBytes int) (string, error)
 }
@@ -47,6 +50,8 @@ type Docker interface {
 // collector writes with, and the run index.
 type Artifacts interface {
 	artifacts.Objects
+	artifacts.Opener
+	GetManifest(ctx context.Context, classID, runID, studentID string) (*artifacts.Manifest, error)
 	WriteRunIndex(ctx context.Context, classID, runID string, students []string, startedAt, completedAt time.Time, info artifacts.RunInfo) (*artifacts.RunIndex, error)
 	DeleteAutosave(ctx context.Context, classID, runID string) error
 }
@@ -236,7 +241,11 @@ func (e *executor) step(ctx context.Context, a Action) error {
 	case Autosave:
 		return e.autosave(ctx)
 	case HandIn:
-		return e.handIn(ctx, a.Student, a.Target)
+		return e.handIn(ctx, a.Student, a.Target, false)
+	case LateHandIn:
+		return e.handIn(ctx, a.Student, a.Target, true)
+	case RestoreWork:
+		return e.restore(ctx, a.Student, a.Target)
 	case CollectVolumes:
 		return e.collect(ctx, a.Student, "")
 	case RemoveVolumes:
@@ -557,7 +566,17 @@ func (e *executor) autosave(ctx context.Context) error {
 // create makes student's sandbox from the template. A sandbox made anew
 // answers a restart asked of the one before, or asked while it was gone.
 func (e *executor) create(ctx context.Context, student string) error {
-	if _, err := e.r.docker.CreateContainer(ctx, ContainerSpec(e.classID(), student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth)); err != nil {
+	e.mu.Lock()
+	classID, up := e.class.ID, e.class.DesiredPhase == api.PhaseUp
+	e.mu.Unlock()
+	spec := ContainerSpec(classID, student, e.tmpl, e.r.opts.Domain, e.r.opts.ForwardAuth)
+	if !up {
+		// A Down class's plan makes sandboxes only for late hand-ins. The
+		// label is not part of the config hash: should the class come Up
+		// meanwhile, the sandbox is simply the student's.
+		spec.Config.Labels[api.LabelLate] = "true"
+	}
+	if _, err := e.r.docker.CreateContainer(ctx, spec); err != nil {
 		return err
 	}
 	return e.noteRestarted(ctx, student)
@@ -585,15 +604,21 @@ func (e *executor) noteRestarted(ctx context.Context, student string) error {
 	})
 }
 
-// handIn collects one student's running sandbox as a run of its own (kind
-// student) at a teacher's request, and records it in the status: the
-// request is answered, and asking again makes another run.
-func (e *executor) handIn(ctx context.Context, student, name string) error {
+// handIn collects one student's sandbox as a run of its own at a teacher's
+// request, and records it in the status: an early hand-in (kind student)
+// of a running sandbox, or the end of a late hand-in (kind late), whose run
+// is graded like a Down's. The request is answered, and asking again makes
+// another run.
+func (e *executor) handIn(ctx context.Context, student, name string, late bool) error {
 	start := e.r.now()
 	runID := newRunID(start)
 	e.mu.Lock()
-	classID, subject, at := e.class.ID, e.class.Spec.Subject, e.class.PerStudent[student].CollectAt
+	classID, subject, d := e.class.ID, e.class.Spec.Subject, e.class.PerStudent[student]
 	e.mu.Unlock()
+	at, kind, what := d.CollectAt, artifacts.RunKindStudent, "hand-in"
+	if late {
+		at, kind, what = d.LateAt, artifacts.RunKindLate, "late hand-in"
+	}
 	if at == nil {
 		return nil
 	}
@@ -605,25 +630,144 @@ func (e *executor) handIn(ctx context.Context, student, name string) error {
 	})
 	if err != nil {
 		e.r.metrics.collects.WithLabelValues("failure").Inc()
-		return fmt.Errorf("hand-in of %s: %w", student, err)
+		return fmt.Errorf("%s of %s: %w", what, student, err)
 	}
 	e.r.metrics.collects.WithLabelValues("success").Inc()
 	e.r.metrics.collectBytes.Add(float64(res.Uploaded))
 	done := e.r.now()
-	if _, err := e.r.artifacts.WriteRunIndex(ctx, classID, runID, []string{student}, start, done, artifacts.RunInfo{Subject: subject, Kind: artifacts.RunKindStudent}); err != nil {
-		return fmt.Errorf("hand-in index: %w", err)
+	idx, err := e.r.artifacts.WriteRunIndex(ctx, classID, runID, []string{student}, start, done, artifacts.RunInfo{Subject: subject, Kind: kind})
+	if err != nil {
+		return fmt.Errorf("%s index: %w", what, err)
+	}
+	if late {
+		if err := e.openGrading(ctx, classID, subject, &api.DownRun{ID: runID}, idx); err != nil {
+			return err
+		}
 	}
 	rec := api.HandIn{RunID: runID, RequestedAt: *at, CollectedAt: done}
-	e.log.Info("handed in", zap.String("studentId", student), zap.String("runId", runID))
+	e.log.Info("handed in", zap.String("studentId", student), zap.String("runId", runID), zap.String("kind", kind))
 	return e.checkpoint(ctx, func(st *api.ClassStatus) {
 		// A copy: the map may be shared with the class as read.
-		hs := maps.Clone(st.HandIns)
+		m := &st.HandIns
+		if late {
+			m = &st.Late
+		}
+		hs := maps.Clone(*m)
 		if hs == nil {
 			hs = map[string]api.HandIn{}
 		}
 		hs[student] = rec
-		st.HandIns = hs
+		*m = hs
 	})
+}
+
+// restore copies student's last collected work into their sandbox, made
+// for a late hand-in and not started yet: each collect path's files from
+// the manifest, checked against it as they stream from the object store,
+// owned by whoever owns the (new, empty) work volume, as the files the
+// student makes. Copying again over a crash's half restore is harmless.
+func (e *executor) restore(ctx context.Context, student, name string) error {
+	e.mu.Lock()
+	classID, runID := e.class.ID, lastCollection(e.class, student)
+	e.mu.Unlock()
+	if runID == "" {
+		return nil // never collected: the sandbox starts from its template
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
+	defer cancel()
+	m, err := e.r.artifacts.GetManifest(ctx, classID, runID, student)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		return nil // the run holds nothing of the student's
+	}
+	if err != nil {
+		return fmt.Errorf("manifest of %s in run %s: %w", student, runID, err)
+	}
+	files := 0
+	for _, p := range artifacts.RulesFor(e.tmpl).Paths {
+		base := strings.TrimPrefix(p, "/") + "/"
+		n, err := e.restorePath(ctx, name, p, m.Files, func(rel string) string {
+			if strings.HasPrefix(rel, base) {
+				return strings.TrimPrefix(rel, base)
+			}
+			return ""
+		})
+		if err != nil {
+			return fmt.Errorf("restore %s from run %s: %w", p, runID, err)
+		}
+		files += n
+	}
+	e.log.Info("restored work for a late hand-in", zap.String("studentId", student), zap.String("runId", runID), zap.Int("files", files))
+	return nil
+}
+
+// restorePath copies into collect path p of container name the files that
+// name maps there, and returns how many.
+func (e *executor) restorePath(ctx context.Context, name, p string, files []artifacts.File, under func(string) string) (int, error) {
+	n := 0
+	for _, f := range files {
+		if rel, err := f.Rel(); err != nil || under(rel) != "" {
+			n++ // a bad entry is reported by WriteFiles
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	uid, gid, err := e.owner(ctx, name, p)
+	if err != nil {
+		return 0, err
+	}
+	pr, pw := io.Pipe()
+	werr := make(chan error, 1)
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := artifacts.WriteFiles(ctx, tw, e.r.artifacts, files, artifacts.Layout{
+			Name: under, UID: uid, GID: gid, FileMode: 0o644, DirMode: 0o755,
+		})
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+		werr <- err
+	}()
+	cerr := e.r.docker.CopyTo(ctx, name, p, pr)
+	pr.CloseWithError(errors.New("copy ended"))
+	if err := <-werr; err != nil {
+		return 0, err
+	}
+	return n, cerr
+}
+
+// owner is who owns directory p of container name: a new work volume is
+// its image's directory, owned by the sandbox's user.
+func (e *executor) owner(ctx context.Context, name, p string) (uid, gid int, err error) {
+	rc, err := e.r.docker.Archive(ctx, name, p)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rc.Close()
+	hdr, err := tar.NewReader(rc).Next()
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s's owner: %w", p, err)
+	}
+	return hdr.Uid, hdr.Gid, nil
+}
+
+// lastCollection is the run that holds student's latest collected work:
+// the Down's, or a later late hand-in's or early hand-in's (run ids sort
+// by time).
+func lastCollection(c *api.Class, student string) string {
+	last := ""
+	for _, s := range c.Status.Students {
+		if s.ID == student && s.Artifacts != nil && s.Artifacts.RunID > last {
+			last = s.Artifacts.RunID
+		}
+	}
+	for _, h := range []api.HandIn{c.Status.Late[student], c.Status.HandIns[student]} {
+		if h.RunID > last {
+			last = h.RunID
+		}
+	}
+	return last
 }
 
 // supersedes tells whether an autosave holds at least what the one before

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -76,6 +77,8 @@ type ObservedContainer struct {
 	// yet; Unready says why once the check's timeout has passed.
 	Waiting bool
 	Unready string
+	// Late: made after its class's Down for a late hand-in (api.LabelLate).
+	Late bool
 }
 
 // ObservedTraefik is the routing container and whether it is attached to the
@@ -169,6 +172,7 @@ func observe(ctx context.Context, d observer, classID, traefikName string, wantU
 			ConfigHash: c.Labels[api.LabelConfigHash],
 			Template:   c.Labels[api.LabelTemplate], Created: c.Created,
 			Paths: artifacts.RulesFromLabels(c.Labels).Paths,
+			Late:  c.Labels[api.LabelLate] != "",
 		}
 		if c.NetworkSettings != nil {
 			if ep := c.NetworkSettings.Networks[want]; ep != nil {
@@ -224,11 +228,12 @@ func observeVolumes(ctx context.Context, d volumeLister, classID string, obs *Ob
 	return nil
 }
 
-// stampStops reads the last run of each stopped container: when it started
-// and stopped, and how it ended, for the restart pause and the status.
-func stampStops(ctx context.Context, d observer, obs Observed) error {
+// stampStops reads the last run of each stopped container of the students
+// named (all when nil): when it started and stopped, and how it ended, for
+// the restart pause and the status.
+func stampStops(ctx context.Context, d observer, obs Observed, only []string) error {
 	for s, c := range obs.Containers {
-		if c.State != "exited" && c.State != "dead" {
+		if (c.State != "exited" && c.State != "dead") || (only != nil && !slices.Contains(only, s)) {
 			continue
 		}
 		info, err := d.InspectContainer(ctx, c.ID)

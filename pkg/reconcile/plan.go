@@ -37,7 +37,13 @@ const (
 	Autosave Kind = "autosave"
 	// HandIn collects one running sandbox as a run of kind student, at a
 	// teacher's request, stopping nothing.
-	HandIn            Kind = "hand-in"
+	HandIn Kind = "hand-in"
+	// RestoreWork copies a student's last collected work, checked against
+	// its manifest, into a sandbox made for a late hand-in, before its
+	// first start.
+	RestoreWork Kind = "restore-work"
+	// LateHandIn collects a late hand-in's sandbox as a run of kind late.
+	LateHandIn        Kind = "late-hand-in"
 	DisconnectTraefik Kind = "disconnect-traefik"
 	RemoveNetwork     Kind = "remove-network"
 	CompleteRun       Kind = "complete-run"
@@ -306,25 +312,45 @@ func planDown(in Input) Plan {
 	obs := in.Observed
 	run := in.Class.Status.Run
 	active := run != nil && run.CompletedAt == nil
+	// Students with extra time are collected when it is up, in this run;
+	// a late hand-in's sandbox in a run of its own when it ends.
+	extended, late := extendedKept(in), lateOpen(in)
+	var down, lateEnded []string
+	for s, c := range obs.Containers {
+		switch {
+		case c.Late && in.Class.LateAsked(s):
+			if !slices.Contains(late, s) {
+				lateEnded = append(lateEnded, s)
+			}
+		case !slices.Contains(extended, s):
+			down = append(down, s)
+		}
+	}
+	sort.Strings(down)
+	sort.Strings(lateEnded)
 	stranded := obs.Stranded()
-	work := len(obs.Containers) > 0 || len(stranded) > 0
+	work := len(down) > 0 || len(stranded) > 0
 	if !active && work {
 		p = append(p, Action{Kind: BeginRun})
 	}
-	// Students with extra time are collected when it is up, in this run.
-	extended := extendedRunning(in)
-	students := make([]string, 0, len(obs.Containers))
-	for s := range obs.Containers {
-		if !slices.Contains(extended, s) {
-			students = append(students, s)
-		}
-	}
-	sort.Strings(students)
-	p = append(p, collectAndRemove(in, students, active)...)
+	p = append(p, collectAndRemove(in, down, active)...)
 	p = append(p, collectStranded(in, stranded, active)...)
-	if len(extended) > 0 {
-		// The class stays Up for them: its network, its routes and its
-		// run wait until the last one's time is up.
+	for _, s := range lateEnded {
+		c := obs.Containers[s]
+		if c.State == "running" || c.State == "paused" || c.State == "restarting" {
+			p = append(p, Action{Kind: StopContainer, Student: s, Target: c.Name})
+		}
+		p = append(p, Action{Kind: LateHandIn, Student: s, Target: c.Name},
+			Action{Kind: RemoveContainer, Student: s, Target: c.Name})
+	}
+	if len(extended) > 0 || len(late) > 0 {
+		// The class stays Up for them: its network and its routes wait
+		// until the last one's time is up, and so does the Down's run while
+		// a student with extra time has yet to be collected into it.
+		p = append(p, keepUp(in, extended, late)...)
+		if len(extended) == 0 && (active || work) {
+			p = append(p, Action{Kind: CompleteRun, Target: runTarget(run, active)})
+		}
 		return p
 	}
 	if obs.Traefik != nil && obs.Traefik.Attached {
@@ -349,27 +375,96 @@ func planDown(in Input) Plan {
 	return p
 }
 
+// keepUp keeps the sandboxes of a Down class's students with extra time or
+// a late hand-in running: the class network and its route, a stopped one
+// started again (after its restart pause), and a late hand-in's sandbox
+// made again with the student's work restored before its first start.
+func keepUp(in Input, extended, late []string) Plan {
+	var p Plan
+	obs := in.Observed
+	if in.Template == nil {
+		return nil // no template: nothing to make a sandbox or network from
+	}
+	net := api.NetworkName(in.Class.ID)
+	if obs.Network == nil {
+		p = append(p, Action{Kind: CreateNetwork, Target: net})
+	}
+	if obs.Traefik != nil && !obs.Traefik.HostNetwork && (obs.Network == nil || !obs.Traefik.Attached) {
+		p = append(p, Action{Kind: ConnectTraefik, Target: net})
+	}
+	for _, s := range late {
+		c, ok := obs.Containers[s]
+		switch {
+		case !ok:
+			name := api.ContainerName(in.Class.ID, s)
+			p = append(p, Action{Kind: CreateContainer, Student: s, Target: name},
+				Action{Kind: RestoreWork, Student: s, Target: name},
+				Action{Kind: StartContainer, Student: s, Target: name})
+		case c.State == "created":
+			// Never started: a crash may have come between its making
+			// and its restore, which is safe to do again.
+			p = append(p, Action{Kind: RestoreWork, Student: s, Target: c.Name},
+				Action{Kind: StartContainer, Student: s, Target: c.Name})
+		case (c.State == "exited" || c.State == "dead") && !c.restartPaused(in.Now):
+			p = append(p, Action{Kind: StartContainer, Student: s, Target: c.Name})
+		}
+	}
+	for _, s := range extended {
+		c := obs.Containers[s]
+		if (c.State == "created" || c.State == "exited" || c.State == "dead") && !c.restartPaused(in.Now) {
+			p = append(p, Action{Kind: StartContainer, Student: s, Target: c.Name})
+		}
+	}
+	return p
+}
+
 // ExtensionsEnd is when the next of a Down class's students with extra
-// time is to be collected (zero when none is).
+// time or a late hand-in is to be collected (zero when none is).
 func ExtensionsEnd(in Input) time.Time {
 	var next time.Time
 	if in.Class.DesiredPhase == api.PhaseUp {
 		return next
 	}
-	for _, s := range extendedRunning(in) {
-		if u := *in.Class.PerStudent[s].Until; next.IsZero() || u.Before(next) {
-			next = u
+	ends := func(students []string, until func(api.StudentDesire) *time.Time) {
+		for _, s := range students {
+			if u := *until(in.Class.PerStudent[s]); next.IsZero() || u.Before(next) {
+				next = u
+			}
 		}
 	}
+	ends(extendedKept(in), func(d api.StudentDesire) *time.Time { return d.Until })
+	ends(lateOpen(in), func(d api.StudentDesire) *time.Time { return d.LateUntil })
 	return next
 }
 
-// extendedRunning lists, in order, the students whose extra time runs
-// (api.Class.Extended) and whose sandbox runs.
-func extendedRunning(in Input) []string {
+// extendedKept lists, in order, the students of a Down class whose extra
+// time runs (api.Class.Extended) and whose sandbox is still theirs: it
+// exists and was not collected into the Down's run yet (one collected
+// before its extra time was given is removed, or its new work would be).
+func extendedKept(in Input) []string {
+	if in.Class.DesiredPhase == api.PhaseUp {
+		return nil
+	}
+	run := in.Class.Status.Run
+	collected := collectedIn(in, run != nil && run.CompletedAt == nil)
 	var out []string
 	for s, c := range in.Observed.Containers {
-		if in.Class.Extended(s, in.Now) && c.State == "running" {
+		if in.Class.Extended(s, in.Now) && !c.Late && !collected[s] && c.State != "removing" {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// lateOpen lists, in order, the students on the roster of a Down class
+// whose late hand-in runs (api.Class.Late): their sandbox is kept, or made
+// again, until it ends. A sandbox of theirs from before the Down is
+// collected into the Down's run first.
+func lateOpen(in Input) []string {
+	var out []string
+	for _, s := range in.Class.Spec.Students {
+		if c, ok := in.Observed.Containers[s]; (!ok || c.Late) && in.Class.Late(s, in.Now) {
 			out = append(out, s)
 		}
 	}

@@ -108,6 +108,8 @@ type fakeDocker struct {
 	created        []dockerx.ContainerSpec // every CreateContainer, in order
 	// beforeRemove is called, without the lock, before a container is removed.
 	beforeRemove func(name string, labels map[string]string)
+	// owners are the uids CopyTo wrote files as, by "container:path".
+	owners map[string]int
 }
 
 type fakeContainer struct {
@@ -435,8 +437,10 @@ func (d *fakeDocker) CreateContainer(_ context.Context, spec dockerx.ContainerSp
 		files: work(want[api.LabelStudent]), logs: logsOf(want[api.LabelStudent]),
 		mounts: map[string]string{},
 	}
-	if want[api.LabelStudent] == "" {
-		c.files = map[string]string{} // a recovery container: only its volumes
+	if want[api.LabelStudent] == "" || want[api.LabelLate] != "" {
+		// A recovery container: only its volumes; a late hand-in's
+		// sandbox: empty volumes, until its work is restored.
+		c.files = map[string]string{}
 	}
 	for _, m := range spec.HostConfig.Mounts {
 		if m.Type != mount.TypeVolume || m.Source == "" {
@@ -648,7 +652,7 @@ func (d *fakeDocker) Archive(_ context.Context, id, p string) (io.ReadCloser, er
 			names = append(names, f)
 		}
 	}
-	if len(names) == 0 {
+	if _, mounted := c.mounts[p]; len(names) == 0 && !mounted {
 		return nil, notFound("file", "Could not find the file "+p+" in container "+c.name)
 	}
 	sort.Strings(names)
@@ -660,7 +664,8 @@ func (d *fakeDocker) Archive(_ context.Context, id, p string) (io.ReadCloser, er
 			panic(err)
 		}
 	}
-	mustTar(tw.WriteHeader(&tar.Header{Name: base + "/", Typeflag: tar.TypeDir, Mode: 0o755}))
+	// A work volume's directory is the sandbox user's, as the image has it.
+	mustTar(tw.WriteHeader(&tar.Header{Name: base + "/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: fakeSandboxUID, Gid: fakeSandboxUID}))
 	for _, f := range names {
 		body := c.files[f]
 		name := base + "/" + strings.TrimPrefix(f, dir)
@@ -670,6 +675,43 @@ func (d *fakeDocker) Archive(_ context.Context, id, p string) (io.ReadCloser, er
 	}
 	mustTar(tw.Close())
 	return io.NopCloser(&buf), nil
+}
+
+// CopyTo unpacks a tar stream's regular files under dir, as the daemon
+// does, recording each file's owner.
+func (d *fakeDocker) CopyTo(_ context.Context, id, dir string, r io.Reader) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("CopyTo", d.targetOf(id)); err != nil {
+		return err
+	}
+	c := d.lookup(id)
+	if c == nil {
+		return notFound("container", id)
+	}
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return err
+		}
+		p := path.Join(strings.TrimPrefix(dir, "/"), hdr.Name)
+		c.files[p] = string(b)
+		if d.owners == nil {
+			d.owners = map[string]int{}
+		}
+		d.owners[c.name+":"+p] = hdr.Uid
+	}
 }
 
 // Logs streams the container's output multiplexed as the daemon sends it
@@ -850,6 +892,36 @@ func (a *fakeArtifacts) store(key string, data []byte) artifacts.Object {
 	a.objects[key] = data
 	a.mu.Unlock()
 	return artifacts.Object{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+}
+
+// fakeSandboxUID owns a fake sandbox's directories.
+const fakeSandboxUID = 1000
+
+func (a *fakeArtifacts) GetManifest(_ context.Context, classID, runID, studentID string) (*artifacts.Manifest, error) {
+	key := artifacts.ManifestKey(api.ArtifactPrefix(classID, runID, studentID))
+	if err := a.record("GetManifest", key); err != nil {
+		return nil, err
+	}
+	b, ok := a.object(key)
+	if !ok {
+		return nil, artifacts.ErrNotFound
+	}
+	var m artifacts.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func (a *fakeArtifacts) Open(_ context.Context, key string) (io.ReadCloser, int64, error) {
+	if err := a.record("Open", key); err != nil {
+		return nil, 0, err
+	}
+	b, ok := a.object(key)
+	if !ok {
+		return nil, 0, artifacts.ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
 }
 
 func (a *fakeArtifacts) PutStream(_ context.Context, key string, r io.Reader, size int64, _ string) (artifacts.Object, error) {
@@ -1182,6 +1254,13 @@ func (e *env) checkSafeToRemove(name string, labels map[string]string) {
 			if s.ID == student && s.Artifacts != nil && s.Artifacts.RunID == c.Status.Run.ID {
 				_, ok = e.art.object(s.Artifacts.Manifest)
 			}
+		}
+	}
+	if h, late := c.Status.Late[student]; !ok && err == nil && late {
+		// A late hand-in's sandbox: collected into its own run, which
+		// answered the request that made it.
+		if at := c.PerStudent[student].LateAt; at != nil && h.RequestedAt.Equal(*at) {
+			_, ok = e.art.object(artifacts.ManifestKey(api.ArtifactPrefix(c.ID, h.RunID, student)))
 		}
 	}
 	if !ok {

@@ -385,7 +385,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 // reads how each stopped sandbox's last run went and how often in a row
 // this controller restarted it, which the restart pause depends on.
 func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, error) {
-	obs, err := observe(ctx, r.docker, class.ID, r.opts.TraefikContainer, class.DesiredPhase == api.PhaseUp)
+	// A Down class with a late hand-in asked needs Traefik for its sandbox.
+	needsRoute := class.DesiredPhase == api.PhaseUp
+	for s := range class.PerStudent {
+		needsRoute = needsRoute || class.Late(s, r.now())
+	}
+	obs, err := observe(ctx, r.docker, class.ID, r.opts.TraefikContainer, needsRoute)
 	if err != nil {
 		return obs, err
 	}
@@ -405,9 +410,17 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 		r.restartMu.Lock()
 		delete(r.restarts, class.ID) // the next Up makes new containers
 		r.restartMu.Unlock()
+		// Only the sandboxes kept past the Down are started again when
+		// they stop; the others are being collected.
+		in := Input{Class: *class, Observed: obs, Now: r.now()}
+		if kept := append(extendedKept(in), lateOpen(in)...); len(kept) > 0 {
+			if err := stampStops(ctx, r.docker, obs, kept); err != nil {
+				return obs, err
+			}
+		}
 		return obs, nil
 	}
-	if err := stampStops(ctx, r.docker, obs); err != nil {
+	if err := stampStops(ctx, r.docker, obs, nil); err != nil {
 		return obs, err
 	}
 	tmpl, _ := r.policy.Template(class.Spec.Template)

@@ -23,6 +23,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		Autosave:           prev.Autosave,
 		UpSeconds:          prev.UpSeconds,
 		HandIns:            prev.HandIns,
+		Late:               prev.Late,
 		Restarted:          prev.Restarted,
 	}
 	if obs.Network != nil {
@@ -137,7 +138,11 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			if c.DownReason == api.ReasonTTLExpired {
 				ready.Reason = api.ReasonTTLExpired
 			}
-			if extra := extendedStudents(Input{Class: *c, Observed: obs, Now: now}); extra != "" {
+			in := Input{Class: *c, Observed: obs, Now: now}
+			if late := lateStudents(in); late != "" {
+				ready.Reason, ready.Message = reasonLate, late
+			}
+			if extra := extendedStudents(in); extra != "" {
 				ready.Reason, ready.Message = reasonExtended, extra+"; the others are collected"
 			}
 		}
@@ -330,18 +335,31 @@ func unreadyStudents(students []api.StudentStatus) string {
 	return fmt.Sprintf("not answering their readiness check: %s (their status says why)", strings.Join(names, ", "))
 }
 
-// reasonExtended: a Down class waits for students with extra time.
-const reasonExtended = "StudentsExtended"
+// reasonExtended: a Down class waits for students with extra time;
+// reasonLate: for late hand-ins.
+const (
+	reasonExtended = "StudentsExtended"
+	reasonLate     = "LateHandIns"
+)
 
 // extendedStudents names the students of a Down class whose extra time
-// runs, with its end: "alice until 11:30:00 UTC".
+// runs, with its end: "extra time: alice until 11:30:00 UTC".
 func extendedStudents(in Input) string {
+	return untilList("extra time", extendedKept(in), func(d api.StudentDesire) *time.Time { return d.Until }, in)
+}
+
+// lateStudents likewise names the late hand-ins that run.
+func lateStudents(in Input) string {
+	return untilList("late hand-in", lateOpen(in), func(d api.StudentDesire) *time.Time { return d.LateUntil }, in)
+}
+
+func untilList(what string, students []string, until func(api.StudentDesire) *time.Time, in Input) string {
 	var out []string
-	for _, s := range extendedRunning(in) {
-		out = append(out, s+" until "+in.Class.PerStudent[s].Until.UTC().Format("15:04:05 UTC"))
+	for _, s := range students {
+		out = append(out, s+" until "+until(in.Class.PerStudent[s]).UTC().Format("15:04:05 UTC"))
 	}
 	if len(out) == 0 {
 		return ""
 	}
-	return "extra time: " + strings.Join(out, ", ")
+	return what + ": " + strings.Join(out, ", ")
 }

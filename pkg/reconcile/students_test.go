@@ -177,3 +177,170 @@ func TestARestartAskedWhileTheSandboxIsGoneIsAnsweredByItsMaking(t *testing.T) {
 		t.Errorf("status.restarted = %v, want %v", got, at)
 	}
 }
+
+// TestALateHandInRestoresTheWorkAndMakesItsOwnRun: after a Down, a late
+// hand-in makes the student's sandbox again with the work the Down
+// collected in it (owned by the sandbox's user), keeps the network for it,
+// and at its end collects it into a run of kind late and removes it; the
+// Down's run is left as it was.
+func TestALateHandInRestoresTheWorkAndMakesItsOwnRun(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	e.mustConverge()
+	downAt := e.now()
+	e.store.edit(classID, func(c *api.Class) { c.DesiredPhase, c.DesiredAt = api.PhaseDown, &downAt })
+	e.mustConverge()
+	c := e.class()
+	if c.Status.Phase != api.PhaseDown {
+		t.Fatalf("phase %s after the Down", c.Status.Phase)
+	}
+	downRun := c.Status.Run.ID
+
+	e.advance(time.Minute)
+	lateAt, until := e.now(), e.now().Add(30*time.Minute)
+	e.store.edit(classID, func(c *api.Class) {
+		c.PerStudent = map[string]api.StudentDesire{"alice": {LateAt: &lateAt, LateUntil: &until}}
+	})
+	res, err := e.pass()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{"create-network", "create-container alice", "restore-work alice", "start-container alice"} {
+		if !strings.Contains(res.Plan.String(), step) {
+			t.Fatalf("plan for a late hand-in:\n%s\nwant a step %q", res.Plan, step)
+		}
+	}
+	if strings.Contains(res.Plan.String(), "bob") {
+		t.Fatalf("the late hand-in of alice touched bob:\n%s", res.Plan)
+	}
+	a, ok := e.docker.container(cname("alice"))
+	if !ok || a.state != "running" || a.labels[api.LabelLate] == "" {
+		t.Fatalf("alice's late sandbox: %+v %v", a, ok)
+	}
+	for p, body := range work("alice") {
+		if a.files[p] != body {
+			t.Errorf("restored %s = %q, want the collected %q", p, a.files[p], body)
+		}
+		if uid := e.docker.owner(cname("alice"), p); uid != fakeSandboxUID {
+			t.Errorf("restored %s is uid %d's, want the sandbox user's %d", p, uid, fakeSandboxUID)
+		}
+	}
+	if res := e.mustConverge(); res.RequeueAfter <= 0 || res.RequeueAfter > until.Sub(e.now()) {
+		t.Errorf("RequeueAfter %s, want at most %s (the late hand-in's end)", res.RequeueAfter, until.Sub(e.now()))
+	}
+	c = e.class()
+	if r := cond(c, api.ConditionReady); r.Reason != "LateHandIns" || !strings.Contains(r.Message, "alice until") {
+		t.Errorf("Ready = %+v", r)
+	}
+	if c.Status.Run.ID != downRun || c.Status.Run.CompletedAt == nil {
+		t.Errorf("the Down's run is %+v, want %s complete", c.Status.Run, downRun)
+	}
+
+	// Alice finishes her essay late.
+	e.docker.write(cname("alice"), "workspace/notes/todo.md", "- done, late\n")
+	e.advance(until.Sub(e.now()) + time.Second)
+	e.mustConverge()
+	c = e.class()
+	if c.Status.Phase != api.PhaseDown {
+		t.Fatalf("phase %s after the late hand-in", c.Status.Phase)
+	}
+	h, ok := c.Status.Late["alice"]
+	if !ok || !h.RequestedAt.Equal(lateAt) || h.RunID == downRun {
+		t.Fatalf("status.late = %+v", c.Status.Late)
+	}
+	idx, ok := e.runIndex(h.RunID)
+	if !ok || idx.Kind != artifacts.RunKindLate || len(idx.Students) != 1 || idx.Students[0].StudentID != "alice" || idx.Students[0].Outcome != artifacts.OutcomeCollected {
+		t.Fatalf("late hand-in index %+v (stored %v)", idx, ok)
+	}
+	key := artifacts.FilesKey(api.ArtifactPrefix(classID, h.RunID, "alice"), "workspace/notes/todo.md")
+	if b, _ := e.art.object(key); string(b) != "- done, late\n" {
+		t.Errorf("the late run holds %q at %s, want the late work", b, key)
+	}
+	if _, ok := e.docker.container(cname("alice")); ok {
+		t.Error("alice's late sandbox is still there")
+	}
+	if _, ok := e.docker.network(netName); ok {
+		t.Error("the class network is still there")
+	}
+	if c.Status.Run.ID != downRun {
+		t.Errorf("the late hand-in replaced the Down's run %s with %s", downRun, c.Status.Run.ID)
+	}
+	if res := e.mustConverge(); len(res.Plan) != 0 {
+		t.Fatalf("the late hand-in was repeated:\n%s", res.Plan)
+	}
+}
+
+// TestALateHandInAskedBeforeADownDoesNotHoldALaterOne: a late hand-in
+// belongs to the Down it was asked in.
+func TestALateHandInAskedBeforeADownDoesNotHoldALaterOne(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice")
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	e.mustConverge()
+	lateAt, until := e.now(), e.now().Add(time.Hour)
+	e.advance(time.Minute)
+	downAt := e.now()
+	e.store.edit(classID, func(c *api.Class) {
+		c.PerStudent = map[string]api.StudentDesire{"alice": {LateAt: &lateAt, LateUntil: &until}}
+		c.DesiredPhase, c.DesiredAt = api.PhaseDown, &downAt
+	})
+	e.mustConverge()
+	if c := e.class(); c.Status.Phase != api.PhaseDown {
+		t.Fatalf("phase %s: a late hand-in from before the Down held the class", c.Status.Phase)
+	}
+}
+
+// TestAnExtendedSandboxThatStopsIsStartedAgain: during extra time past the
+// Down, the student's sandbox is kept like an Up class's, not collected
+// because it stopped.
+func TestAnExtendedSandboxThatStopsIsStartedAgain(t *testing.T) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	e.mustConverge()
+	until := e.now().Add(30 * time.Minute)
+	e.store.edit(classID, func(c *api.Class) {
+		up := clockStart
+		c.UpSince = &up
+		c.PerStudent = map[string]api.StudentDesire{"alice": {Until: &until, UntilUp: &up}}
+		c.DesiredPhase = api.PhaseDown
+	})
+	e.mustConverge()
+	e.docker.exit(cname("alice"), e.now())
+	e.advance(time.Minute) // past its restart pause
+	res, err := e.pass()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Plan.String() != "start-container alice (homeroom-cs101-alice)\n" {
+		t.Fatalf("plan for alice's stopped sandbox during her extra time:\n%s", res.Plan)
+	}
+	if a, _ := e.docker.container(cname("alice")); a.state != "running" {
+		t.Fatalf("alice's sandbox is %s", a.state)
+	}
+}
+
+// exit stops a sandbox as a crash would, at the time given.
+func (d *fakeDocker) exit(name string, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.lookup(name)
+	c.state, c.exitCode, c.finishedAt = "exited", 1, at
+}
+
+// owner is the uid CopyTo wrote a file as, -1 when it did not write it.
+func (d *fakeDocker) owner(name, path string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if uid, ok := d.owners[name+":"+path]; ok {
+		return uid
+	}
+	return -1
+}
