@@ -55,7 +55,8 @@ func TestScheduleSetShowClearAndRoundTrip(t *testing.T) {
 	}
 }
 
-// TestStudentCommands: restart, collect and extend one student, recorded as
+// TestStudentCommands: restart, collect and extend one student, and give
+// one a late hand-in after the Down, recorded as
 // the class's desired state; refusals say why, exit 1 or 2.
 func TestStudentCommands(t *testing.T) {
 	e := newEnv(t)
@@ -74,5 +75,11 @@ func TestStudentCommands(t *testing.T) {
 	}
 	if cl.PerStudent["alice"].RestartAt == nil || cl.PerStudent["bob"].CollectAt == nil || cl.PerStudent["carol"].Until == nil || len(cl.PerStudent) != 3 {
 		t.Errorf("perStudent %+v", cl.PerStudent)
+	}
+	e.run("student", "late", "cs101-a", "bob", "--minutes", "20").want(t, exitRefused, "class_up")
+	e.run("down", "cs101-a").want(t, exitOK)
+	e.run("student", "late", "cs101-a", "bob", "--minutes", "20").want(t, exitOK, "student bob of class cs101-a has a late hand-in until")
+	if cl, err = e.store.Get(context.Background(), "cs101-a"); err != nil || cl.PerStudent["bob"].LateUntil == nil {
+		t.Errorf("bob's late hand-in: %+v %v", cl.PerStudent["bob"], err)
 	}
 }

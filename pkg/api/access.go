@@ -122,6 +122,7 @@ const (
 	AuditStudentRestart = "student.restart" // one student's sandbox made again
 	AuditStudentCollect = "student.collect" // one student's work collected now
 	AuditStudentExtend  = "student.extend"  // one student's time extended past the class's Down
+	AuditStudentLate    = "student.late"    // a late hand-in given to one student of a Down class
 	AuditClassDelete    = "class.delete"
 	AuditSubjectCreate  = "subject.create"
 	AuditSubjectUpdate  = "subject.update"

@@ -135,7 +135,7 @@ func (s *Server) auditQuery(c echo.Context) (store.AuditQuery, error) {
 // auditActions are the values ?action= takes.
 var auditActions = []string{
 	api.AuditClassCreate, api.AuditClassUpdate, api.AuditClassUp, api.AuditClassDown, api.AuditClassExpire, api.AuditClassDelete,
-	api.AuditClassSchedule, api.AuditStudentRestart, api.AuditStudentCollect, api.AuditStudentExtend,
+	api.AuditClassSchedule, api.AuditStudentRestart, api.AuditStudentCollect, api.AuditStudentExtend, api.AuditStudentLate,
 	api.AuditSubjectCreate, api.AuditSubjectUpdate, api.AuditSubjectDelete,
 	api.AuditRosterCreate, api.AuditRosterUpdate, api.AuditRosterDelete,
 	api.AuditUserCreate, api.AuditUserUpdate, api.AuditUserDelete,

@@ -312,6 +312,7 @@ func (s *Server) Handler() http.Handler {
 	v1.POST("/classes/:id/students/:student/restart", s.studentAction(api.AuditStudentRestart, restartStudent))
 	v1.POST("/classes/:id/students/:student/collect", s.studentAction(api.AuditStudentCollect, collectStudent))
 	v1.POST("/classes/:id/students/:student/extend", s.studentAction(api.AuditStudentExtend, extendStudent))
+	v1.POST("/classes/:id/students/:student/late", s.studentAction(api.AuditStudentLate, lateStudent))
 	v1.GET("/classes/:id/runs", s.listRuns)
 	v1.GET("/classes/:id/runs/:run", s.getRun)
 	v1.GET("/classes/:id/runs/:run/archive", s.getRunArchive)

@@ -164,13 +164,24 @@ func (s *Server) issueLinks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if cl.DesiredPhase != api.PhaseUp || cl.UpSince == nil {
-		return apiError(http.StatusConflict, "not_up",
-			fmt.Sprintf("class %q is not Up: a link signs in to the class while it is Up; bring it Up first", id))
-	}
+	now := s.signIn.now().UTC().Truncate(time.Millisecond)
+	up := cl.DesiredPhase == api.PhaseUp && cl.UpSince != nil
 	students := b.Students
 	if students == nil {
 		students = cl.Spec.Students
+		if !up {
+			// A Down class: the students it still keeps a sandbox for.
+			students = nil
+			for _, st := range cl.Spec.Students {
+				if _, ok := cl.SignInSince(st, now); ok {
+					students = append(students, st)
+				}
+			}
+		}
+	}
+	if !up && len(students) == 0 {
+		return apiError(http.StatusConflict, "not_up",
+			fmt.Sprintf("class %q is not Up: a link signs in to the class while it is Up, or to a student's sandbox during extra time or a late hand-in; bring it Up first", id))
 	}
 	if len(students) == 0 {
 		return apiError(http.StatusBadRequest, "invalid_students", "students: name at least one student, or leave it out for all")
@@ -188,6 +199,16 @@ func (s *Server) issueLinks(c echo.Context) error {
 			off = append(off, ErrorDetail{Value: st, Message: "not a student of this class"})
 		}
 		seen[st] = true
+	}
+	var down []string
+	for _, st := range students {
+		if _, ok := cl.SignInSince(st, now); !ok && len(off) == 0 {
+			down = append(down, st)
+		}
+	}
+	if len(down) > 0 {
+		return apiError(http.StatusConflict, "not_up",
+			fmt.Sprintf("class %q is Down, and %s %s no extra time or late hand-in running: there is no sandbox to sign in to", id, strings.Join(down, ", "), map[bool]string{true: "has", false: "have"}[len(down) == 1]))
 	}
 	if len(off) > 0 {
 		names := make([]string, len(off))
@@ -207,16 +228,22 @@ func (s *Server) issueLinks(c echo.Context) error {
 	if b.Teacher {
 		holder = p.name
 	}
-	now := s.signIn.now().UTC().Truncate(time.Millisecond)
-	expires := now.Add(DefaultLinkLifetime)
-	if t := cl.ExpiresAt(); t != nil && t.Before(expires) {
-		expires = t.UTC().Truncate(time.Millisecond)
-	}
 	items := make([]linkItem, 0, len(students))
+	var latest time.Time // the audit records when the last of them ends
 	for _, st := range students {
+		expires := now.Add(DefaultLinkLifetime)
+		for _, t := range []*time.Time{cl.ExpiresAt(), cl.SignInUntil(st, now)} {
+			if t != nil && t.Before(expires) {
+				expires = t.UTC().Truncate(time.Millisecond)
+			}
+		}
+		if expires.After(latest) {
+			latest = expires
+		}
+		since, _ := cl.SignInSince(st, now)
 		secret := signin.Mint(sec.Key, signin.LinkPrefix)
 		l := api.SignInLink{ID: api.LinkID(id, st, holder), ClassID: id, Student: st, Holder: holder,
-			Hash: signin.Hash(secret), UpSince: *cl.UpSince, IssuedAt: now, IssuedBy: p.name, ExpiresAt: expires}
+			Hash: signin.Hash(secret), UpSince: since, IssuedAt: now, IssuedBy: p.name, ExpiresAt: expires}
 		if err := s.store.PutLink(ctx, l); err != nil {
 			return err
 		}
@@ -229,7 +256,7 @@ func (s *Server) issueLinks(c echo.Context) error {
 		}
 		items = append(items, linkItem{Student: st, Holder: h, URL: api.SignInURL(id, st, s.signIn.domain, secret), ExpiresAt: expires})
 	}
-	s.store.RecordLinksIssued(ctx, cl, students, holder, expires)
+	s.store.RecordLinksIssued(ctx, cl, students, holder, latest)
 	return writeList(c, items)
 }
 
@@ -262,7 +289,7 @@ func (s *Server) listLinks(c echo.Context) error {
 	now := s.signIn.now()
 	var items []liveLink
 	for _, l := range ls {
-		if cl.DesiredPhase != api.PhaseUp || cl.UpSince == nil || !cl.UpSince.Equal(l.UpSince) ||
+		if since, ok := cl.SignInSince(l.Student, now); !ok || !since.Equal(l.UpSince) ||
 			!now.Before(l.ExpiresAt) || !slices.Contains(cl.Spec.Students, l.Student) {
 			continue
 		}
@@ -436,11 +463,16 @@ func (s *Server) checkStanding(ctx context.Context, classID, student, holder str
 	switch {
 	case err != nil:
 		return "", err
-	case cl == nil || cl.UpSince == nil || !cl.UpSince.Equal(upSince) ||
-		(cl.DesiredPhase != api.PhaseUp && !cl.Extended(student, s.signIn.now())):
-		// A student whose time was extended keeps signing in to their
-		// sandbox after the class's Down, until their time is up.
+	case cl == nil:
 		return refuseClassNotUp, nil
+	}
+	// A student whose time was extended keeps signing in to their sandbox
+	// after the class's Down until their time is up; one given a late
+	// hand-in signs in to the sandbox made for it, with links issued since.
+	if since, ok := cl.SignInSince(student, s.signIn.now()); !ok || !since.Equal(upSince) {
+		return refuseClassNotUp, nil
+	}
+	switch {
 	case !slices.Contains(cl.Spec.Students, student):
 		return refuseNotOnRoster, nil
 	case holder == "" || holder == api.BootstrapAdmin:

@@ -50,6 +50,8 @@ func (s *Server) studentAction(action string, ask asker) echo.HandlerFunc {
 		switch {
 		case errors.Is(err, store.ErrNotOnRoster):
 			return apiError(http.StatusUnprocessableEntity, "not_in_class", fmt.Sprintf("student %q is not on the roster of class %q", student, id))
+		case errors.Is(err, errClassUp):
+			return apiError(http.StatusConflict, "class_up", fmt.Sprintf("class %q is Up: %s's sandbox runs; give extra time or collect it instead (a late hand-in is for after a Down)", id, student))
 		case errors.Is(err, store.ErrClassNotUp):
 			return apiError(http.StatusConflict, "class_not_up", fmt.Sprintf("class %q is not Up: bring it up first (a Down collects every student)", id))
 		case err != nil:
@@ -79,18 +81,17 @@ var (
 	collectStudent = upOnly(func(d *api.StudentDesire, now time.Time) { d.CollectAt = &now })
 )
 
-// extendBody is the body of POST …/students/{student}/extend: a time, or a
-// number of minutes from now.
-type extendBody struct {
+// untilBody is the body of POST …/students/{student}/extend and …/late:
+// a time, or a number of minutes from now.
+type untilBody struct {
 	Until   *time.Time `json:"until"`
 	Minutes int        `json:"minutes"`
 }
 
-// extendStudent keeps a student's sandbox past the class's Down until a
-// time at most api.MaxExtension ahead: asked while the class is Up, or while
-// the student's time already runs past its Down (to move it again).
-func extendStudent(student string, body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
-	var b extendBody
+// parseUntil reads an untilBody into the end it names at a given now:
+// in the future and at most api.MaxExtension ahead, or an *httpError.
+func parseUntil(body []byte) (func(now time.Time) (time.Time, error), error) {
+	var b untilBody
 	if err := decodeJSON(body, &b); err != nil {
 		return nil, err
 	}
@@ -100,20 +101,66 @@ func extendStudent(student string, body []byte) (func(*api.StudentDesire, *api.C
 	if b.Minutes < 0 || time.Duration(b.Minutes)*time.Minute > api.MaxExtension {
 		return nil, apiError(http.StatusBadRequest, "invalid_extension", fmt.Sprintf("minutes is %d: from 1 to %d", b.Minutes, int(api.MaxExtension/time.Minute)))
 	}
-	return func(d *api.StudentDesire, c *api.Class, now time.Time) error {
-		if c.DesiredPhase != api.PhaseUp && !c.Extended(student, now) {
-			return store.ErrClassNotUp
-		}
+	return func(now time.Time) (time.Time, error) {
 		until := now.Add(time.Duration(b.Minutes) * time.Minute)
 		if b.Until != nil {
 			until = b.Until.UTC().Truncate(time.Second)
 		}
 		if !until.After(now) || until.Sub(now) > api.MaxExtension {
-			return apiError(http.StatusBadRequest, "invalid_extension",
+			return until, apiError(http.StatusBadRequest, "invalid_extension",
 				fmt.Sprintf("until %s: it must be in the future and at most %s ahead", until.Format(time.RFC3339), api.MaxExtension))
+		}
+		return until, nil
+	}, nil
+}
+
+// extendStudent keeps a student's sandbox past the class's Down until a
+// time at most api.MaxExtension ahead: asked while the class is Up, or while
+// the student's time already runs past its Down (to move it again).
+func extendStudent(student string, body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
+	end, err := parseUntil(body)
+	if err != nil {
+		return nil, err
+	}
+	return func(d *api.StudentDesire, c *api.Class, now time.Time) error {
+		if c.DesiredPhase != api.PhaseUp && !c.Extended(student, now) {
+			return store.ErrClassNotUp
+		}
+		until, err := end(now)
+		if err != nil {
+			return err
 		}
 		up := *c.UpSince
 		d.Until, d.UntilUp = &until, &up
+		return nil
+	}, nil
+}
+
+// errClassUp answers a late hand-in asked of a class that is Up: the
+// student's sandbox runs, and extend or collect is what the teacher wants.
+var errClassUp = errors.New("class is up")
+
+// lateStudent gives a student of a Down class a late hand-in until a time
+// at most api.MaxExtension ahead: their sandbox made again with their last
+// collected work, then collected as a run of its own. Asked again while it
+// runs, it moves the end and keeps the sandbox and its sign-ins.
+func lateStudent(student string, body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
+	end, err := parseUntil(body)
+	if err != nil {
+		return nil, err
+	}
+	return func(d *api.StudentDesire, c *api.Class, now time.Time) error {
+		if c.DesiredPhase == api.PhaseUp {
+			return errClassUp
+		}
+		until, err := end(now)
+		if err != nil {
+			return err
+		}
+		if !c.Late(student, now) {
+			d.LateAt = &now
+		}
+		d.LateUntil = &until
 		return nil
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -117,5 +118,86 @@ func TestExtraTimeForOneStudent(t *testing.T) {
 	}
 	if r := e.do("POST", "/api/v1/classes/cs101-a/students/bob/extend", `{"minutes": 10}`); r.code != http.StatusConflict || errorOf(t, r).Code != "class_not_up" {
 		t.Errorf("bob after the Down: %d %s", r.code, r.body)
+	}
+}
+
+// TestALateHandInForOneStudent: after a Down, a teacher gives one student a
+// late hand-in; that student, and only that student, gets a new link and
+// signs in with it until its end, and the links of the Up do not come back
+// to life. Asked again, it moves the end and keeps the sign-in. Bad
+// requests are refused and write nothing.
+func TestALateHandInForOneStudent(t *testing.T) {
+	e := newEnvWith(t, policy.Default(), apiserver.WithSignInFailureLimit(1000, 1000))
+	upClass(e)
+	ls := byStudent(e.links(token, "cs101-a", ""))
+	late := "/api/v1/classes/cs101-a/students/alice/late"
+	if r := e.do("POST", late, `{"minutes": 30}`); r.code != http.StatusConflict || errorOf(t, r).Code != "class_up" {
+		t.Errorf("late hand-in of an Up class: %d %s", r.code, r.body)
+	}
+	e.ok(http.StatusAccepted, "POST", "/api/v1/classes/cs101-a/down", "")
+	if r := e.do("POST", "/api/v1/classes/cs101-a/links", ""); r.code != http.StatusConflict || errorOf(t, r).Code != "not_up" {
+		t.Errorf("links of a Down class without a late hand-in: %d %s", r.code, r.body)
+	}
+	for _, tc := range []struct{ path, body, code string }{
+		{late, `{}`, "invalid_extension"},
+		{late, `{"minutes": 100000}`, "invalid_extension"},
+		{late, `{"until": "2001-01-01T00:00:00Z"}`, "invalid_extension"},
+		{"/api/v1/classes/cs101-a/students/mallory/late", `{"minutes": 30}`, "not_in_class"},
+	} {
+		before, _ := e.store.Get(context.Background(), "cs101-a")
+		r := e.do("POST", tc.path, tc.body)
+		if r.code < 400 || r.code > 499 || errorOf(t, r).Code != tc.code {
+			t.Errorf("POST %s %s: %d %s, want %s", tc.path, tc.body, r.code, r.body, tc.code)
+		}
+		if after, _ := e.store.Get(context.Background(), "cs101-a"); after.Version != before.Version {
+			t.Errorf("POST %s %s wrote the class", tc.path, tc.body)
+		}
+	}
+
+	r := e.do("POST", late, `{"minutes": 30}`)
+	var c api.Class
+	if err := json.Unmarshal(r.body, &c); r.code != http.StatusAccepted || err != nil {
+		t.Fatalf("late: %d %s", r.code, r.body)
+	}
+	d := c.PerStudent["alice"]
+	if d.LateAt == nil || d.LateUntil == nil || time.Until(*d.LateUntil) < 29*time.Minute || time.Until(*d.LateUntil) > 31*time.Minute {
+		t.Fatalf("alice's late hand-in: %+v", d)
+	}
+	entries, _, err := e.store.ListAudit(context.Background(), store.AuditQuery{ClassID: "cs101-a", Action: api.AuditStudentLate})
+	if err != nil || len(entries) != 1 || entries[0].Target != "class/cs101-a/student/alice" {
+		t.Errorf("audit %+v %v", entries, err)
+	}
+	if r := e.do("POST", "/api/v1/classes/cs101-a/links", `{"students": ["bob"]}`); r.code != http.StatusConflict || errorOf(t, r).Code != "not_up" {
+		t.Errorf("a link for bob, who has no late hand-in: %d %s", r.code, r.body)
+	}
+	fresh := e.links(token, "cs101-a", "")
+	exp, _ := time.Parse(time.RFC3339Nano, string(fresh[0].ExpiresAt))
+	if len(fresh) != 1 || fresh[0].Student != "alice" || exp.After(d.LateUntil.Add(time.Millisecond)) {
+		t.Fatalf("links of the Down class: %+v, want alice's alone, ending with her late hand-in at %s", fresh, d.LateUntil)
+	}
+	alice := e.follow(fresh[0], "")
+	if r := e.check(check{host: aliceHost, uri: "/", cookies: []string{alice}}); r.code != http.StatusOK {
+		t.Errorf("alice's session during her late hand-in: %d %s", r.code, r.body)
+	}
+	u, _ := url.Parse(ls["alice"].URL)
+	if r := e.check(check{host: u.Host, uri: u.RequestURI(), accept: "text/html"}); r.code == http.StatusFound {
+		t.Error("alice's link from the Up signed her in to her late hand-in")
+	}
+
+	// Moved: the same request time, so her sign-in holds.
+	r = e.do("POST", late, `{"minutes": 60}`)
+	if err := json.Unmarshal(r.body, &c); r.code != http.StatusAccepted || err != nil {
+		t.Fatalf("moving the late hand-in: %d %s", r.code, r.body)
+	}
+	if got := c.PerStudent["alice"]; !got.LateAt.Equal(*d.LateAt) || !got.LateUntil.After(*d.LateUntil) {
+		t.Errorf("moved late hand-in %+v, want lateAt %s kept and a later end", got, d.LateAt)
+	}
+	if r := e.check(check{host: aliceHost, uri: "/", cookies: []string{alice}}); r.code != http.StatusOK {
+		t.Errorf("alice's session after her late hand-in moved: %d %s", r.code, r.body)
+	}
+	// A new Up ends it.
+	e.ok(http.StatusAccepted, "POST", "/api/v1/classes/cs101-a/up", "")
+	if r := e.check(check{host: aliceHost, uri: "/", cookies: []string{alice}}); r.code != http.StatusUnauthorized {
+		t.Errorf("alice's late session after a new Up: %d %s", r.code, r.body)
 	}
 }

@@ -169,7 +169,8 @@ type RunSummary struct {
 	RunID string `json:"runId"`
 	// Subject is the run's, as RunSubject says.
 	Subject string `json:"subject,omitempty"`
-	// Kind is "down", "autosave" or "student", once the run is complete.
+	// Kind is "down", "autosave", "student" or "late", once the run is
+	// complete.
 	Kind string `json:"kind,omitempty"`
 	// Students is the number of students in the run's index when complete,
 	// otherwise the number of student prefixes stored so far.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,9 +116,16 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		}
 	default:
 		seen := map[string]bool{}
+		in := Input{Class: *c, Observed: obs, Now: now}
+		kept := append(extendedKept(in), lateOpen(in)...)
 		for _, id := range c.Spec.Students {
 			seen[id] = true
-			st.Students = append(st.Students, downStudent(student(id)))
+			s := downStudent(student(id))
+			if slices.Contains(kept, id) {
+				// Signed in to past the Down: where, for its link.
+				s.Endpoint = api.Endpoint(c.ID, id, opts.Domain)
+			}
+			st.Students = append(st.Students, s)
 		}
 		for id := range obs.Containers {
 			if !seen[id] {
@@ -138,7 +146,6 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			if c.DownReason == api.ReasonTTLExpired {
 				ready.Reason = api.ReasonTTLExpired
 			}
-			in := Input{Class: *c, Observed: obs, Now: now}
 			if late := lateStudents(in); late != "" {
 				ready.Reason, ready.Message = reasonLate, late
 			}

@@ -577,10 +577,12 @@ function renderClass(cl, files, grades, week, signal, update, redraw) {
   const focused = document.activeElement && main.contains(document.activeElement) ? keyOf(document.activeElement) : null;
   const open = [...main.querySelectorAll("tr[data-student] details[open]")].map((d) => d.closest("tr").dataset.student);
   const openTests = [...main.querySelectorAll("tr[data-grade] details[open]")].map((d) => d.closest("tr").dataset.grade);
-  const links = cl.desiredPhase === "Up" ? linkControls(cl, signal, redraw) : null;
+  // A Down class still signs students in to the sandboxes it keeps for
+  // extra time or a late hand-in.
+  const links = cl.spec.students.some((sid) => signable(cl, sid)) ? linkControls(cl, signal, redraw) : null;
   main.replaceChildren(main.querySelector("h1"), actions, h("div", { class: "card" }, facts, bar), probList || "",
     weekView(cl, week.view) || "",
-    h("h2", {}, "Students"), links ? links.toolbar : "", studentsTable(cl, files, signal, links),
+    h("h2", {}, "Students"), links && cl.desiredPhase === "Up" ? links.toolbar : "", studentsTable(cl, files, signal, links),
     gradesSection(cl, grades, signal, redraw) || "",
     files.runs.length > 1 ? runPicker(files) : "", files.runs.length ? runsList(cl, files, signal, redraw) : "");
   for (const sid of open) main.querySelector(`tr[data-student="${CSS.escape(sid)}"] details`)?.setAttribute("open", "");
@@ -653,7 +655,9 @@ function runsList(cl, files, signal, redraw) {
     h("h2", { id: "runs-title" }, "Collections"),
     h("ul", { class: "runs", id: "runs" }, files.runs.slice().reverse().map((r) => {
       const what = !r.complete ? `Collection ${r.runId}` :
-        r.kind === "autosave" ? `Autosaved ${when(r.completedAt)}` : `Collected ${when(r.completedAt)}`;
+        r.kind === "autosave" ? `Autosaved ${when(r.completedAt)}` :
+        r.kind === "student" ? `Handed in ${when(r.completedAt)}` :
+        r.kind === "late" ? `Late hand-in ${when(r.completedAt)}` : `Collected ${when(r.completedAt)}`;
       const busy = downloading.has(cl.id + "/" + r.runId);
       return h("li", { "data-run": r.runId },
         h("span", {}, what),
@@ -699,29 +703,64 @@ function studentsTable(cl, files, signal, links) {
     const why = s.message ? h("details", { class: "why", "data-why": sid }, h("summary", {}, "why"), h("pre", {}, s.message)) : null;
     // What a teacher does for one student of an Up class: the controller
     // acts on it, as on everything else.
+    // After a Down, a student without extra time can be given a late
+    // hand-in: their sandbox back with their work, collected at its end.
     const handIn = cl.status?.handIns?.[sid];
+    const lateDone = cl.status?.late?.[sid];
     const until = cl.perStudent?.[sid]?.until;
-    const extra = until && new Date(until) > new Date();
-    const up = cl.desiredPhase === "Up" && cl.spec.students.includes(sid);
-    const one = up || extra ? h("div", { class: "one-student" },
+    const extra = extended(cl, sid);
+    const late = lateRuns(cl, sid);
+    const onRoster = cl.spec.students.includes(sid);
+    const up = cl.desiredPhase === "Up" && onRoster;
+    const down = cl.desiredPhase !== "Up" && onRoster && !extra;
+    const one = up || extra || down ? h("div", { class: "one-student" },
       up ? h("button", { type: "button", class: "link", "data-action": "restart", "aria-label": `Restart ${sid}'s sandbox`,
         onclick: (e) => studentAction(cl, sid, "restart", e.currentTarget, signal) }, "Restart") : null,
       up ? h("button", { type: "button", class: "link", "data-action": "collect", "aria-label": `Collect ${sid}'s work now`,
         onclick: (e) => studentAction(cl, sid, "collect", e.currentTarget, signal) }, "Hand in now") : null,
-      h("button", { type: "button", class: "link", "data-action": "extend", "aria-label": `Give ${sid} 30 more minutes`,
-        onclick: (e) => studentAction(cl, sid, "extend", e.currentTarget, signal) }, "+30 min"),
+      up || extra ? h("button", { type: "button", class: "link", "data-action": "extend", "aria-label": `Give ${sid} 30 more minutes`,
+        onclick: (e) => studentAction(cl, sid, "extend", e.currentTarget, signal) }, "+30 min") : null,
+      down ? h("button", { type: "button", class: "link", "data-action": "late",
+        "aria-label": late ? `Give ${sid}'s late hand-in 30 more minutes` : `Give ${sid} a late hand-in of 30 minutes`,
+        onclick: (e) => studentAction(cl, sid, "late", e.currentTarget, signal) }, late ? "+30 min" : "Late hand-in") : null,
       extra ? h("span", { class: "muted", "data-until": until }, " extra time until ", moment(until)) : null,
-      handIn ? h("span", { class: "muted", "data-handin": handIn.runId }, " handed in ", moment(handIn.collectedAt)) : null) : null;
+      late ? h("span", { class: "muted", "data-late": cl.perStudent[sid].lateUntil }, " late hand-in until ", moment(cl.perStudent[sid].lateUntil)) : null,
+      handIn ? h("span", { class: "muted", "data-handin": handIn.runId }, " handed in ", moment(handIn.collectedAt)) : null,
+      lateDone && !late ? h("span", { class: "muted", "data-late-run": lateDone.runId }, " handed in late ", moment(lateDone.collectedAt)) : null) : null;
     return h("tr", { "data-student": sid },
       h("td", { "data-label": "Student" }, sid, one),
       h("td", { "data-label": "Sandbox" }, h("span", { class: "state-" + state, "data-state": state }, state), size, why),
-      links ? h("td", { "data-label": "Sign-in link" }, cl.spec.students.includes(sid) ? links.cell(sid, s.endpoint) : h("span", { class: "muted" }, "taken off the class")) : null,
+      links ? h("td", { "data-label": "Sign-in link" }, signable(cl, sid) ? links.cell(sid, s.endpoint) :
+        h("span", { class: "muted" }, onRoster ? "no sandbox" : "taken off the class")) : null,
       h("td", { "data-label": "Collected" }, fileList, warn ? " " : null, warn));
   });
   return h("table", { id: "students" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "Sandbox"),
       links ? h("th", { scope: "col" }, "Sign-in link") : null, h("th", { scope: "col" }, "Collected files"))),
     h("tbody", {}, rows));
+}
+
+// extended tells whether sid's extra time runs past the class's Down
+// (as api.Class.Extended does).
+function extended(cl, sid) {
+  const d = cl.perStudent?.[sid];
+  return cl.desiredPhase !== "Up" && !!(d?.until && new Date(d.until) > new Date() &&
+    d.untilUp && cl.upSince && new Date(d.untilUp).getTime() === new Date(cl.upSince).getTime());
+}
+
+// lateRuns tells whether sid's late hand-in runs (as api.Class.Late does):
+// asked since the class's Down, not over, not collected yet.
+function lateRuns(cl, sid) {
+  const d = cl.perStudent?.[sid];
+  if (cl.desiredPhase === "Up" || !d?.lateAt || !d.lateUntil || new Date(d.lateUntil) <= new Date()) return false;
+  if (cl.desiredAt && new Date(d.lateAt) <= new Date(cl.desiredAt)) return false;
+  const done = cl.status?.late?.[sid];
+  return !done || new Date(done.requestedAt) < new Date(d.lateAt);
+}
+
+// signable tells whether sid has a sandbox to sign in to.
+function signable(cl, sid) {
+  return cl.spec.students.includes(sid) && (cl.desiredPhase === "Up" || extended(cl, sid) || lateRuns(cl, sid));
 }
 
 // studentAction asks for a restart or a hand-in of one student; the class's
@@ -734,12 +773,17 @@ async function studentAction(cl, sid, action, btn, signal) {
   }
   btn.disabled = true;
   try {
-    // Extra time counts from its current end while it runs, else from now.
-    const until = cl.perStudent?.[sid]?.until;
-    const from = until && new Date(until) > new Date() ? new Date(until) : new Date();
-    const body = action === "extend" ? { until: new Date(from.getTime() + 30 * 60000).toISOString().replace(/\.\d+Z$/, "Z") } : undefined;
+    // Extra time and a late hand-in count from their current end while
+    // they run, else from now.
+    const d = cl.perStudent?.[sid] || {};
+    const end = action === "extend" ? d.until : action === "late" && lateRuns(cl, sid) ? d.lateUntil : null;
+    const from = end && new Date(end) > new Date() ? new Date(end) : new Date();
+    const body = action === "extend" || action === "late" ? { until: new Date(from.getTime() + 30 * 60000).toISOString().replace(/\.\d+Z$/, "Z") } : undefined;
     await api("POST", `/api/v1/classes/${encodeURIComponent(cl.id)}/students/${encodeURIComponent(sid)}/${action}`, { body, signal });
-    show("info", action === "restart" ? `Restarting ${sid}'s sandbox…` : action === "extend" ? `${sid} has 30 more minutes; their work is collected when their time is up.` : `Collecting ${sid}'s work…`);
+    show("info", action === "restart" ? `Restarting ${sid}'s sandbox…` :
+      action === "extend" ? `${sid} has 30 more minutes; their work is collected when their time is up.` :
+      action === "late" ? `${sid}'s sandbox comes back with their work for 30 more minutes; make them a link. It is collected as a late hand-in at the end.` :
+      `Collecting ${sid}'s work…`);
   } catch (ex) {
     if (ex.name !== "AbortError") show("error", ex.message);
   } finally {
