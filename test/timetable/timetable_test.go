@@ -218,6 +218,108 @@ func TestOneStudentWithExtraTime(t *testing.T) {
 	}
 }
 
+// TestALateHandIn: against the real daemon, after a Down one student is
+// given a late hand-in: their sandbox comes back with the work the Down
+// collected, theirs to change (the sandbox's user owns it), and at its end
+// it is collected into a run of kind late of its own and removed; the
+// Down's run and the other student are left as they were.
+func TestALateHandIn(t *testing.T) {
+	s := start(t, "late")
+	d, id := s.d, s.id
+	s.up("amy", "ben")
+	testenv.SaveFile(t, d, id, "amy", "essay/draft.txt", "amy's draft\n")
+	testenv.SaveFile(t, d, id, "ben", "answer.txt", "42\n")
+	s.call("POST", "/api/v1/classes/"+id+"/down", nil, nil)
+	down := s.waitFor("Down", 2*time.Minute, func(c api.Class) bool {
+		return c.Status.Phase == api.PhaseDown && c.Status.Run != nil && c.Status.Run.CompletedAt != nil
+	})
+	downRun := down.Status.Run.ID
+
+	late := "/api/v1/classes/" + id + "/students/amy/late"
+	if code := s.call("POST", late, map[string]any{"minutes": 30}, nil); code != http.StatusAccepted {
+		t.Fatalf("late: %d", code)
+	}
+	s.waitFor("amy's late sandbox", 2*time.Minute, func(c api.Class) bool {
+		r := api.FindCondition(c.Status.Conditions, api.ConditionReady)
+		info, err := d.InspectContainer(context.Background(), api.ContainerName(id, "amy"))
+		return r != nil && r.Reason == "LateHandIns" && err == nil && info.State.Running && info.Config.Labels[api.LabelLate] != ""
+	})
+	if _, err := d.InspectContainer(context.Background(), api.ContainerName(id, "ben")); err == nil {
+		t.Error("ben's sandbox came back with amy's late hand-in")
+	}
+	info, _ := d.InspectContainer(context.Background(), api.ContainerName(id, "amy"))
+	ip := info.NetworkSettings.Networks[api.NetworkName(id)].IPAddress
+	var draft string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get("http://" + ip + ":8080/files/essay/draft.txt")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				draft = string(b)
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("amy's late sandbox never served her draft: %v", err)
+		}
+	}
+	if draft != "amy's draft\n" {
+		t.Errorf("amy's restored draft: %q", draft)
+	}
+	// The sandbox's user changes restored files and makes new ones beside
+	// them: a restore owned by root would refuse both.
+	testenv.SaveFile(t, d, id, "amy", "essay/draft.txt", "amy's essay, finished late\n")
+	testenv.SaveFile(t, d, id, "amy", "essay/sources.txt", "a book\n")
+
+	// The end moved to now: she hands in.
+	if code := s.call("POST", late, map[string]any{"until": time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)}, nil); code != http.StatusAccepted {
+		t.Fatalf("moving the late hand-in's end: %d", code)
+	}
+	c := s.waitFor("amy's late hand-in collected", 2*time.Minute, func(c api.Class) bool {
+		return c.Status.Late["amy"].RunID != "" && c.Status.Phase == api.PhaseDown
+	})
+	run := c.Status.Late["amy"].RunID
+	if c.Status.Run.ID != downRun || run == downRun {
+		t.Errorf("runs after the late hand-in: the Down's %s (was %s), the late one %s", c.Status.Run.ID, downRun, run)
+	}
+	var runs struct {
+		Items []struct {
+			RunID    string `json:"runId"`
+			Kind     string `json:"kind"`
+			Students int    `json:"students"`
+		} `json:"items"`
+	}
+	s.call("GET", "/api/v1/classes/"+id+"/runs", nil, &runs)
+	kinds := map[string]string{}
+	for _, r := range runs.Items {
+		kinds[r.RunID] = r.Kind
+		if r.RunID == run && r.Students != 1 {
+			t.Errorf("the late run: %+v", r)
+		}
+	}
+	if kinds[run] != "late" || kinds[downRun] != "down" {
+		t.Errorf("run kinds %v, want %s late and %s down", kinds, run, downRun)
+	}
+	for _, f := range []struct{ run, path, want string }{
+		{run, "essay/draft.txt", "amy's essay, finished late\n"},
+		{run, "essay/sources.txt", "a book\n"},
+		{downRun, "essay/draft.txt", "amy's draft\n"},
+	} {
+		var got []byte
+		if code := s.call("GET", "/api/v1/classes/"+id+"/artifacts/amy/files/workspace/"+f.path+"?run="+f.run, nil, &got); code != http.StatusOK || string(got) != f.want {
+			t.Errorf("amy's %s in run %s: %d %q, want %q", f.path, f.run, code, got, f.want)
+		}
+	}
+	if _, err := d.InspectContainer(context.Background(), api.ContainerName(id, "amy")); err == nil {
+		t.Error("amy's late sandbox is still there")
+	}
+	s.waitFor("the class network gone", time.Minute, func(api.Class) bool {
+		nets, err := d.ListNetworks(context.Background(), id)
+		return err == nil && len(nets) == 0
+	})
+}
+
 // system is Homeroom on embedded services and the real daemon, with one
 // class of a test.
 type system struct {
