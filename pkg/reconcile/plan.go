@@ -111,7 +111,7 @@ func (p Plan) withoutNewSandboxes(obs Observed) Plan {
 	for _, a := range p {
 		_, exists := obs.Containers[a.Student]
 		switch {
-		case a.Kind == CreateContainer, a.Kind == StartContainer && !exists:
+		case a.Kind == CreateContainer, (a.Kind == StartContainer || a.Kind == RestoreWork) && !exists:
 		case (a.Kind == CreateNetwork || a.Kind == ConnectTraefik) && len(obs.Containers) == 0:
 		default:
 			out = append(out, a)

@@ -258,7 +258,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	plan := PlanFor(Input{Class: *class, Template: tmpl, Observed: obs, Now: r.now()})
 	var quotaErr error
 	if plan.creates() {
-		switch err := r.admit(ctx, class); {
+		switch err := r.admit(ctx, class, plan); {
 		case errors.As(err, new(*policy.QuotaError)):
 			// Over quota: make nothing new, keep what runs, and say why.
 			quotaErr = err
@@ -557,7 +557,7 @@ func passID() string {
 // and records the admission in status before another class of the subject
 // is looked at: the apiserver checks too, but two Ups racing can both pass
 // it, and only this serialized check holds the quota.
-func (r *Reconciler) admit(ctx context.Context, class *api.Class) error {
+func (r *Reconciler) admit(ctx context.Context, class *api.Class, plan Plan) error {
 	r.admitMu.Lock()
 	defer r.admitMu.Unlock()
 	all, err := r.store.List(ctx)
@@ -567,8 +567,21 @@ func (r *Reconciler) admit(ctx context.Context, class *api.Class) error {
 	admitted := func(c *api.Class) bool {
 		return c.DesiredPhase == api.PhaseUp && (c.Status.Phase == api.PhaseProvisioning || c.Status.Phase == api.PhaseUp)
 	}
-	if err := r.policy.Admit(class.Spec, r.policy.UsageWhere(all, class.Spec.Subject, class.ID, admitted)); err != nil {
+	spec := class.Spec
+	if class.DesiredPhase != api.PhaseUp {
+		// A Down class makes only late hand-ins' sandboxes: those count.
+		spec.Students = nil
+		for _, a := range plan {
+			if a.Kind == CreateContainer {
+				spec.Students = append(spec.Students, a.Student)
+			}
+		}
+	}
+	if err := r.policy.Admit(spec, r.policy.UsageWhere(all, class.Spec.Subject, class.ID, admitted)); err != nil {
 		return err
+	}
+	if class.DesiredPhase != api.PhaseUp {
+		return nil
 	}
 	return r.writeStatus(ctx, class, func(st *api.ClassStatus) {
 		if st.Phase != api.PhaseProvisioning && st.Phase != api.PhaseUp {

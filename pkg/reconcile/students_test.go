@@ -1,12 +1,17 @@
 package reconcile_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/reconcile"
 )
 
 // TestATeacherRestartsOneStudentAndCollectsAnother: a restart makes one
@@ -343,4 +348,45 @@ func (d *fakeDocker) owner(name, path string) int {
 		return uid
 	}
 	return -1
+}
+
+// TestALateHandInOverQuotaWaits: a late hand-in's sandbox counts against
+// the subject's quota like any other (itself, not the class's roster);
+// over it, nothing is made, the class says why, and the sandbox comes once
+// there is room.
+func TestALateHandInOverQuotaWaits(t *testing.T) {
+	e := newEnv(t)
+	pol, err := policy.Parse([]byte(`templates:
+  - {name: sandbox, image: homeroom/sandbox:dev, port: 8080, collectPaths: [/workspace], memoryMiB: 128, cpus: 0.5, pids: 64, readOnlyRootFS: true}
+subjects:
+  cs: {maxContainers: 3}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rec = reconcile.New(e.store, e.docker, e.art, pol, reconcile.Options{
+		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second, Now: e.now,
+	}, zaptest.NewLogger(t))
+	// Five students, of whom only alice's sandbox is made again.
+	e.putClass(api.PhaseDown, "alice", "bob", "carol", "dan", "eve")
+	e.store.put(api.Class{ID: "other", Spec: api.ClassSpec{Subject: "cs", Template: "sandbox", Students: []string{"x", "y", "z"}},
+		DesiredPhase: api.PhaseUp, Generation: 1, Version: 1, Status: api.ClassStatus{Phase: api.PhaseUp}})
+	lateAt, until := e.now(), e.now().Add(time.Hour)
+	e.store.edit(classID, func(c *api.Class) {
+		c.PerStudent = map[string]api.StudentDesire{"alice": {LateAt: &lateAt, LateUntil: &until}}
+	})
+	if _, err := e.pass(); !errors.As(err, new(*policy.QuotaError)) {
+		t.Fatalf("pass over quota: %v, want the quota's error", err)
+	}
+	if _, ok := e.docker.container(cname("alice")); ok {
+		t.Fatal("a late sandbox was made over the subject's quota")
+	}
+	if s := cond(e.class(), api.ConditionSynced); s.Status != "False" || s.Reason != "QuotaExceeded" || !strings.Contains(s.Message, "maxContainers") {
+		t.Errorf("Synced = %+v, want the quota named", s)
+	}
+	e.store.edit("other", func(c *api.Class) { c.DesiredPhase = api.PhaseDown })
+	e.mustConverge()
+	if a, ok := e.docker.container(cname("alice")); !ok || a.state != "running" {
+		t.Fatalf("alice's late sandbox once there is room: %+v %v", a, ok)
+	}
 }
