@@ -552,13 +552,19 @@ func (c ObservedContainer) restartPaused(now time.Time) bool {
 }
 
 // pausedRestarts lists, by student, the stopped sandboxes of an Up class
-// whose restart pause is not over at now.
+// (or kept past its Down) whose restart pause is not over at now.
 func pausedRestarts(in Input) []ObservedContainer {
-	if in.Class.DesiredPhase != api.PhaseUp || in.Template == nil {
+	if in.Template == nil {
 		return nil
 	}
+	students := in.Class.Spec.Students
+	if in.Class.DesiredPhase != api.PhaseUp {
+		// Past a Down, only the sandboxes kept for extra time or a late
+		// hand-in are started again.
+		students = append(extendedKept(in), lateOpen(in)...)
+	}
 	var out []ObservedContainer
-	for _, s := range in.Class.Spec.Students {
+	for _, s := range students {
 		c, ok := in.Observed.Containers[s]
 		if ok && c.restartPaused(in.Now) {
 			out = append(out, c)

@@ -133,11 +133,21 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			}
 		}
 		runActive := st.Run != nil && st.Run.CompletedAt == nil
-		if (obs.Empty() || obs.OnlyLeakedNetwork()) && !runActive {
+		late := lateOpen(in)
+		// Late hand-ins' sandboxes are not the class's: it is Down once
+		// everything else was collected and removed.
+		onlyLate := len(late) > 0 && len(obs.Stranded()) == 0
+		for id := range obs.Containers {
+			onlyLate = onlyLate && slices.Contains(late, id)
+		}
+		if (obs.Empty() || obs.OnlyLeakedNetwork() || onlyLate) && !runActive {
 			st.Phase = api.PhaseDown
 			ready.Reason, ready.Message = "ClassDown", ""
 			if c.DownReason == api.ReasonTTLExpired {
 				ready.Reason, ready.Message = api.ReasonTTLExpired, "the class's ttlSeconds ran out; it was collected and taken down"
+			}
+			if onlyLate {
+				ready.Reason, ready.Message = reasonLate, lateStudents(in)
 			}
 		} else {
 			st.Phase = api.PhaseCollecting

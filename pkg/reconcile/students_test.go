@@ -237,8 +237,11 @@ func TestALateHandInRestoresTheWorkAndMakesItsOwnRun(t *testing.T) {
 		t.Errorf("RequeueAfter %s, want at most %s (the late hand-in's end)", res.RequeueAfter, until.Sub(e.now()))
 	}
 	c = e.class()
-	if r := cond(c, api.ConditionReady); r.Reason != "LateHandIns" || !strings.Contains(r.Message, "alice until") {
-		t.Errorf("Ready = %+v", r)
+	if r := cond(c, api.ConditionReady); c.Status.Phase != api.PhaseDown || r.Reason != "LateHandIns" || !strings.Contains(r.Message, "alice until") {
+		t.Errorf("during the late hand-in: phase %s, Ready = %+v; want Down, alice's sandbox being hers", c.Status.Phase, r)
+	}
+	if ep := studentStatus(c, "alice").Endpoint; ep == "" {
+		t.Error("alice's status gives no address for her late sandbox")
 	}
 	if c.Status.Run.ID != downRun || c.Status.Run.CompletedAt == nil {
 		t.Errorf("the Down's run is %+v, want %s complete", c.Status.Run, downRun)
@@ -318,9 +321,17 @@ func TestAnExtendedSandboxThatStopsIsStartedAgain(t *testing.T) {
 		c.DesiredPhase = api.PhaseDown
 	})
 	e.mustConverge()
+	e.frozen.Store(true) // the pause is measured against a clock that holds still
 	e.docker.exit(cname("alice"), e.now())
-	e.advance(time.Minute) // past its restart pause
 	res, err := e.pass()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Plan) != 0 || res.RequeueAfter <= 0 || res.RequeueAfter > reconcile.RestartPause {
+		t.Fatalf("right after alice's sandbox stopped: plan\n%s\nrequeue after %s, want nothing until its restart pause is over", res.Plan, res.RequeueAfter)
+	}
+	e.advance(reconcile.RestartPause)
+	res, err = e.pass()
 	if err != nil {
 		t.Fatal(err)
 	}

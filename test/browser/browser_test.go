@@ -556,6 +556,55 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 		t.Errorf("downloaded %q, want %q", got, notes)
 	}
 
+	// A late hand-in for alice: her sandbox comes back with her notes, she
+	// gets a new link (and only she can), and at its end her work is
+	// collected as a run of its own.
+	run("a late hand-in for alice",
+		chromedp.Click(chromedp.CSS(`tr[data-student="alice"] button[data-action="late"]`)),
+		waitFor("alice's late hand-in", `!!document.querySelector('tr[data-student="alice"] [data-late]')`, 10*time.Second),
+		waitFor("alice's sandbox back", `!!document.querySelector('tr[data-student="alice"] [data-state="running"]')`, 2*time.Minute),
+		waitFor("a link only for alice", `!!document.querySelector("#renew-alice") && !document.querySelector("#renew-bob") && !document.querySelector("#links")`, 10*time.Second),
+		chromedp.Click(chromedp.CSS("#renew-alice")),
+		waitFor("alice's late link", `(document.getElementById("link-alice")?.value || "").startsWith("http://alice.`+classID+`.lab.localhost/.homeroom/signin/hrl_")`, 10*time.Second),
+		screenshot(t, shots, "05a-late-hand-in"),
+	)
+	lateLink := value(chromedp.Value(chromedp.CSS("#link-alice")))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if code, _ := through(t, tr, nil, "http://alice."+classID+".lab.localhost/"); code != http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Traefik never routed alice's late sandbox")
+		}
+	}
+	if code, _ := through(t, tr, nil, links["alice"]); code != http.StatusUnauthorized {
+		t.Errorf("alice's link from the Up during her late hand-in: %d", code)
+	}
+	late := signIn(t, tr, lateLink, "alice")
+	if code, body := through(t, tr, late, "http://alice."+classID+".lab.localhost/files/notes.txt"); code != http.StatusOK || body != string(notes) {
+		t.Errorf("alice's notes in her late sandbox: %d %q", code, body)
+	}
+	lateNotes := []byte("alice's notes, finished late\n")
+	testenv.PutFile(t, late, "http://alice."+classID+".lab.localhost/files/notes.txt", lateNotes)
+	// Its end moved to now, as a teacher would from the command line.
+	sys.call(token, "POST", "/api/v1/classes/"+classID+"/students/alice/late", map[string]any{"until": time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)}, nil)
+	run("alice's late hand-in collected",
+		waitFor("handed in late", `!!document.querySelector('tr[data-student="alice"] [data-late-run]')`, 2*time.Minute),
+		waitFor("the late run listed", `[...document.querySelectorAll("#runs li")].some((li) => li.textContent.startsWith("Late hand-in"))`, 30*time.Second),
+	)
+	var afterLate struct {
+		Status struct {
+			Late map[string]struct {
+				RunID string `json:"runId"`
+			} `json:"late"`
+		} `json:"status"`
+	}
+	sys.call(token, "GET", "/api/v1/classes/"+classID, nil, &afterLate)
+	var lateCopy []byte
+	if code := sys.call(token, "GET", "/api/v1/classes/"+classID+"/artifacts/alice/files/workspace/notes.txt?run="+afterLate.Status.Late["alice"].RunID, nil, &lateCopy); code != http.StatusOK || !bytes.Equal(lateCopy, lateNotes) {
+		t.Errorf("alice's late hand-in holds %d %q, want %q", code, lateCopy, lateNotes)
+	}
+
 	// Edit the class that is Down: a fourth student from the roster.
 	run("edit the class",
 		chromedp.Click(chromedp.CSS(`main a[href="#/classes/`+classID+`/edit"]`)),

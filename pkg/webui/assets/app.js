@@ -22,11 +22,12 @@ let view = null; // AbortController of the page shown: navigation ends its polls
 // The students' sign-in links made on this page. The API shows a link's
 // secret only in the answer that made it, so they are kept here, in this
 // tab's memory and nowhere else (never in storage): a reload or signing out
-// forgets them. By class id: { upSince, items: Map(student → link) }.
+// forgets them. By class id: { items: Map(student → link and the sitting
+// it was made for, "since": see sinceOf) }.
 const issuedLinks = new Map();
 // Whose own links still sign in, as the API lists them: when and by whom
 // each was issued and until when it is valid, never the link itself. By
-// class id: { upSince, items: Map(student → link) }; a class missing here
+// class id: { items: Map(student → link, with its "since") }; a class missing here
 // is not known (not loaded, or the API could not say).
 const liveLinks = new Map();
 // printSheet asks the link sheet to open the print dialog once drawn.
@@ -382,13 +383,14 @@ async function classPage(id, signal) {
   // The timetable's next seven days, for the week view.
   const week = { key: "", view: null };
   const render = () => renderClass(cl, files, grades, week, signal, async (next) => { cl = next; await refreshFiles(); await refreshLive(); await refreshGrades(); await refreshWeek(); render(); }, () => render());
-  // refreshLive asks whose links still sign in when the class is Up: on
-  // the first look, and when it came Up again (a new Up ends every link).
+  // refreshLive asks whose links still sign in when a student can sign
+  // in: on the first look, and when that changed (a new Up ends every
+  // link; a late hand-in starts a sitting of its own).
   // Issuing links asks again (issueLinks), and so does each confirmation
   // before it, so that what it says is current.
   let liveKey = "";
   const refreshLive = async () => {
-    const key = cl.desiredPhase === "Up" ? "up|" + cl.upSince : "";
+    const key = cl.spec.students.map((sid) => sinceOf(cl, sid) || "").join("|").replace(/^\|*$/, "");
     if (key === liveKey) return;
     liveKey = key;
     if (!key) return;
@@ -402,9 +404,11 @@ async function classPage(id, signal) {
     }
   };
   // refreshFiles reloads the collected files when a collection finished
-  // since the last look (or on the first).
+  // since the last look (or on the first): the class's run, or one
+  // student's hand-in, early or late.
   const refreshFiles = async () => {
-    const key = (cl.status?.run?.id || "") + "|" + (cl.status?.run?.completedAt || "");
+    const one = [cl.status?.handIns, cl.status?.late].flatMap((m) => Object.values(m || {}).map((x) => x.runId)).sort();
+    const key = [cl.status?.run?.id || "", cl.status?.run?.completedAt || "", ...one].join("|");
     if (key === files.key) return;
     try {
       const runs = (await api("GET", `/api/v1/classes/${encodeURIComponent(id)}/runs`, { signal })).items || [];
@@ -941,16 +945,28 @@ function gradeRow(it) {
 // in: made in the class's current Up, not expired, for a student still in
 // the class.
 function linksOf(cl) {
-  const kept = issuedLinks.get(cl.id);
-  if (!kept || cl.desiredPhase !== "Up" || kept.upSince !== cl.upSince) {
-    issuedLinks.delete(cl.id);
-    return new Map();
-  }
+  return current(cl, issuedLinks.get(cl.id)?.items) || new Map();
+}
+
+// current drops from links (by student) those that expired, or that were
+// made for another sitting than the student's now (another Up, or another
+// late hand-in); nothing when links is.
+function current(cl, links) {
+  if (!links) return null;
   const now = Date.now();
-  for (const [sid, l] of kept.items) {
-    if (Date.parse(l.expiresAt) <= now || !cl.spec.students.includes(sid)) kept.items.delete(sid);
+  for (const [sid, l] of links) {
+    if (Date.parse(l.expiresAt) <= now || l.since !== sinceOf(cl, sid)) links.delete(sid);
   }
-  return kept.items;
+  return links;
+}
+
+// sinceOf is what sid's links are bound to, as api.Class.SignInSince: the
+// class's Up, which extra time carries past its Down, or a late hand-in's
+// request; null without a sandbox to sign in to.
+function sinceOf(cl, sid) {
+  if (!cl.spec.students.includes(sid)) return null;
+  if (cl.desiredPhase === "Up" || extended(cl, sid)) return cl.upSince || null;
+  return lateRuns(cl, sid) ? cl.perStudent[sid].lateAt : null;
 }
 
 // loadLiveLinks asks the API whose own links still sign in to the class
@@ -958,14 +974,14 @@ function linksOf(cl) {
 // does not end them), and keeps the answer for the page. It returns the
 // students' live links by student, or null when the API could not say.
 async function loadLiveLinks(cl, signal) {
-  if (cl.desiredPhase !== "Up") {
+  if (!cl.spec.students.some((sid) => signable(cl, sid))) {
     liveLinks.delete(cl.id);
     return new Map();
   }
   try {
     const { items } = await api("GET", `/api/v1/classes/${encodeURIComponent(cl.id)}/links`, { signal });
-    const own = new Map(items.filter((l) => l.holder === l.student).map((l) => [l.student, l]));
-    liveLinks.set(cl.id, { upSince: cl.upSince, items: own });
+    const own = new Map(items.filter((l) => l.holder === l.student).map((l) => [l.student, { ...l, since: sinceOf(cl, l.student) }]));
+    liveLinks.set(cl.id, { items: own });
     return own;
   } catch (ex) {
     if (ex.name === "AbortError") throw ex;
@@ -978,13 +994,7 @@ async function loadLiveLinks(cl, signal) {
 // those that expired since or whose student left the class; null when they
 // are not known.
 function liveOf(cl) {
-  const kept = liveLinks.get(cl.id);
-  if (!kept || cl.desiredPhase !== "Up" || kept.upSince !== cl.upSince) return null;
-  const now = Date.now();
-  for (const [sid, l] of kept.items) {
-    if (Date.parse(l.expiresAt) <= now || !cl.spec.students.includes(sid)) kept.items.delete(sid);
-  }
-  return kept.items;
+  return current(cl, liveLinks.get(cl.id)?.items);
 }
 
 // issueLinks asks for new sign-in links: the students' own (which ends
@@ -997,8 +1007,8 @@ async function issueLinks(cl, students, teacher, signal) {
   const { items } = await api("POST", `/api/v1/classes/${encodeURIComponent(cl.id)}/links`, { body, signal });
   if (!teacher) {
     let kept = issuedLinks.get(cl.id);
-    if (!kept || kept.upSince !== cl.upSince) issuedLinks.set(cl.id, kept = { upSince: cl.upSince, items: new Map() });
-    for (const l of items) kept.items.set(l.student, l);
+    if (!kept) issuedLinks.set(cl.id, kept = { items: new Map() });
+    for (const l of items) kept.items.set(l.student, { ...l, since: sinceOf(cl, l.student) });
     await loadLiveLinks(cl, signal);
   }
   return items;
