@@ -2,6 +2,7 @@ package grading
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -110,7 +111,13 @@ type Grader struct {
 	// controller last recorded an outcome of: a pass that read the grading
 	// just before that outcome was written does not start it again.
 	recorded map[string]int
-	running  chan struct{} // Parallel tokens
+	// running has a token for each grader that runs (Parallel places);
+	// readying, for each student whose submission is read from the object
+	// store for the grader to come (as many): a place is taken only with
+	// the submission in hand, so that the object store is not waited on
+	// while a place is held.
+	running  chan struct{}
+	readying chan struct{}
 	wg       sync.WaitGroup
 	// told holds, by grading id, how many outcomes the class was last told
 	// of, and when: its Graded condition is brought up to date at most
@@ -145,7 +152,7 @@ func New(s Store, d Docker, o Objects, p *policy.Policy, slots Slots, opts Optio
 		opts.SweepEvery = DefaultSweepEvery
 	}
 	return &Grader{store: s, docker: d, objects: o, policy: p, slots: slots, opts: opts, log: log,
-		metrics: newMetrics(opts.Registerer), inFlight: map[string]bool{}, recorded: map[string]int{}, running: make(chan struct{}, opts.Parallel),
+		metrics: newMetrics(opts.Registerer), inFlight: map[string]bool{}, recorded: map[string]int{}, running: make(chan struct{}, opts.Parallel), readying: make(chan struct{}, opts.Parallel),
 		wake: make(chan struct{}, 1), told: map[string]toldState{}, listed: map[string]int{}}
 }
 
@@ -315,17 +322,17 @@ func (b *batch) drained() bool {
 	return len(b.todo) == 0
 }
 
-// fill starts graders for the batch's students while places are free.
+// fill starts readying the batch's next students while there is room.
 func (g *Grader) fill(ctx context.Context, b *batch) {
 	for ctx.Err() == nil {
 		select {
-		case g.running <- struct{}{}:
+		case g.readying <- struct{}{}:
 		default:
-			return // every place taken: a freed one calls fill again
+			return // every room taken: one freed calls fill again
 		}
 		student, ok := g.take(b)
 		if !ok {
-			<-g.running
+			<-g.readying
 			return
 		}
 		g.wg.Add(1)
@@ -347,14 +354,16 @@ func (g *Grader) take(b *batch) (string, bool) {
 	return "", false
 }
 
-// work grades one student of the batch, holding one place until its
-// grader has stopped: storing its outcome needs no grader running, and the
-// place goes to the batch's next student at once.
+// work grades one student of the batch: it readies the submission, then
+// holds one place until the student's grader has stopped. Storing the
+// outcome needs no grader running: the place goes to the next student
+// readied at once, and the room readying took to the batch's next student
+// as soon as the place was taken.
 func (g *Grader) work(ctx context.Context, b *batch, student string) {
 	defer g.wg.Done()
 	key := b.gr.ID + "/" + student
-	var once sync.Once
-	free := func() { once.Do(func() { <-g.running; g.fill(ctx, b) }) }
+	p := &place{g: g}
+	p.onTaken = func() { <-g.readying; g.fill(ctx, b) }
 	recorded := false
 	defer func() {
 		if recorded {
@@ -369,10 +378,10 @@ func (g *Grader) work(ctx context.Context, b *batch, student string) {
 			delete(g.listed, b.gr.ID)
 			g.mu.Unlock()
 		}
-		// After a failure the place is freed without starting another:
-		// the next pass, at its tick, tries again, so that a broken store
-		// or daemon is not asked in a loop.
-		once.Do(func() { <-g.running })
+		// After a failure the room and the place are freed without
+		// readying another: the next pass, at its tick, tries again, so
+		// that a broken store or daemon is not asked in a loop.
+		p.release()
 		if recorded && b.drained() {
 			// The batch's last students: the next pass closes the grading
 			// when they are done. Before that, passes come at the tick, to
@@ -382,7 +391,67 @@ func (g *Grader) work(ctx context.Context, b *batch, student string) {
 			g.signal()
 		}
 	}()
-	recorded = g.gradeStudent(ctx, b.gr, student, b.existing[student], free)
+	recorded = g.gradeStudent(ctx, b.gr, student, b.existing[student], p)
+}
+
+// place is one student's way through readying, its grader's place, and
+// out: each token is given back once.
+type place struct {
+	g       *Grader
+	onTaken func() // the readying room is given up, to the next student
+	mu      sync.Mutex
+	readied bool // the readying room was given up
+	taken   bool // a place is held
+	freed   bool // the place was given back
+}
+
+// take waits for a grader's place, then gives up the readying room.
+func (p *place) take(ctx context.Context) error {
+	select {
+	case p.g.running <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.mu.Lock()
+	p.taken = true
+	p.mu.Unlock()
+	p.readyDone()
+	return nil
+}
+
+// readyDone gives up the readying room to the batch's next student: the
+// submission is in hand, or no grader is needed.
+func (p *place) readyDone() {
+	p.mu.Lock()
+	ready := !p.readied
+	p.readied = true
+	p.mu.Unlock()
+	if ready {
+		p.onTaken()
+	}
+}
+
+// free gives the place back: the grader has stopped.
+func (p *place) free() {
+	p.mu.Lock()
+	give := p.taken && !p.freed
+	p.freed = true
+	p.mu.Unlock()
+	if give {
+		<-p.g.running
+	}
+}
+
+// release gives back whatever is still held, readying no one.
+func (p *place) release() {
+	p.free()
+	p.mu.Lock()
+	ready := !p.readied
+	p.readied = true
+	p.mu.Unlock()
+	if ready {
+		<-p.g.readying
+	}
 }
 
 // begin marks a student in flight, unless it is, or (attempt above 0) its
@@ -419,7 +488,7 @@ func (g *Grader) step(ctx context.Context, fn func() error) error {
 // before the outcome is written to the store, and the container removed
 // last, so that a crash anywhere leaves something the next pass finishes
 // without running the grader again.
-func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student string, existing *container.Summary, free func()) (recorded bool) {
+func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student string, existing *container.Summary, p *place) (recorded bool) {
 	log := g.log.With(zap.String("classId", gr.ClassID), zap.String("runId", gr.RunID),
 		zap.String("studentId", student), zap.Int("attempt", gr.Attempt))
 	id := gr.ID
@@ -435,12 +504,22 @@ func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student stri
 	switch {
 	case err == nil:
 		log.Info("grade already stored; recording it")
+		p.readyDone()
 	case !errors.Is(err, artifacts.ErrNotFound):
 		log.Warn("read a stored grade; trying again later", zap.Error(err))
 		return false
 	default:
+		sub, err := g.ready(ctx, gr, student, existing)
+		if err != nil {
+			log.Warn("read the submission; trying again later", zap.Error(err))
+			return false
+		}
 		ph.mark("lookup")
-		r, err := g.run(ctx, gr, student, existing, log, ph)
+		if err := p.take(ctx); err != nil {
+			return false
+		}
+		ph.mark("wait")
+		r, err := g.run(ctx, gr, student, existing, sub, log, ph)
 		if err != nil {
 			// Not the grader's fault (the daemon, the object store): the
 			// next pass tries again.
@@ -448,7 +527,7 @@ func (g *Grader) gradeStudent(ctx context.Context, gr *api.Grading, student stri
 			return false
 		}
 		rec = *r
-		free()
+		p.free()
 		if _, err := g.objects.PutJSON(wctx, api.GradeAttemptKey(gr.ClassID, gr.RunID, student, gr.Attempt), rec); err != nil {
 			log.Warn("store the grade; trying again later", zap.Error(err))
 			return false
@@ -509,7 +588,7 @@ func resultLabel(state string) string {
 // run makes sure the student's grader has run and returns its outcome. An
 // error means the outcome is not known yet; a grader that fails is an
 // outcome (GradeFailed), not an error.
-func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, existing *container.Summary, log *zap.Logger, ph *phases) (*api.GradeRecord, error) {
+func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, existing *container.Summary, sub *submission, log *zap.Logger, ph *phases) (*api.GradeRecord, error) {
 	rec := &api.GradeRecord{SchemaVersion: 1, ClassID: gr.ClassID, RunID: gr.RunID, StudentID: student, Attempt: gr.Attempt}
 	fail := func(format string, args ...any) (*api.GradeRecord, error) {
 		rec.State, rec.Reason = api.GradeFailed, fmt.Sprintf(format, args...)
@@ -544,16 +623,21 @@ func (g *Grader) run(ctx context.Context, gr *api.Grading, student string, exist
 	var started time.Time
 	running := true
 	if id == "" {
-		m, err := g.objects.GetManifest(ctx, gr.ClassID, gr.RunID, student)
-		if errors.Is(err, artifacts.ErrNotFound) {
+		if sub == nil {
+			var err error
+			if sub, err = g.ready(ctx, gr, student, nil); err != nil {
+				return nil, err
+			}
+		}
+		if sub.m == nil {
 			return fail("no collected work: the run has no manifest for %s", student)
 		}
-		if err != nil {
-			return nil, err
+		if sub.bad != "" {
+			return fail("%s", sub.bad)
 		}
-		err = g.step(ctx, func() error {
+		err := g.step(ctx, func() error {
 			var err error
-			id, err = g.start(ctx, gr, student, grader, name, m)
+			id, err = g.start(ctx, gr, student, grader, name, sub)
 			return err
 		})
 		var bad *badSubmission
@@ -652,8 +736,58 @@ type badSubmission struct{ reason string }
 
 func (b *badSubmission) Error() string { return b.reason }
 
+// submission is a student's collected work readied for their grader before
+// it takes a place: the manifest (nil when the run has none for the
+// student), and the tar to copy in when it is small enough to hold (else
+// it streams from the object store while the place is held), or why it
+// cannot be graded.
+type submission struct {
+	m   *artifacts.Manifest
+	tar []byte
+	bad string
+}
+
+// readyMaxBytes bounds a submission held in memory: Parallel of them are
+// readied at once.
+const readyMaxBytes = 4 << 20
+
+// ready reads the student's submission for a grader to come. A grader
+// left by an earlier controller needs none (unless it never started).
+func (g *Grader) ready(ctx context.Context, gr *api.Grading, student string, existing *container.Summary) (*submission, error) {
+	if existing != nil && existing.State != "created" {
+		return nil, nil
+	}
+	tmpl, ok := g.policy.Template(gr.Template)
+	if !ok || tmpl.Grader == nil {
+		return nil, nil // run fails the student for it
+	}
+	m, err := g.objects.GetManifest(ctx, gr.ClassID, gr.RunID, student)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		return &submission{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sub := &submission{m: m}
+	if m.TotalBytes > readyMaxBytes {
+		return sub, nil
+	}
+	var b bytes.Buffer
+	err = g.writeSubmission(ctx, &b, m, tmpl.Grader)
+	var bad *badSubmission
+	switch {
+	case errors.As(err, &bad):
+		sub.bad = bad.reason
+	case err != nil:
+		return nil, err
+	default:
+		sub.tar = b.Bytes()
+	}
+	return sub, nil
+}
+
 // start creates the grader, copies the student's files in and starts it.
-func (g *Grader) start(ctx context.Context, gr *api.Grading, student string, grader *policy.Grader, name string, m *artifacts.Manifest) (string, error) {
+func (g *Grader) start(ctx context.Context, gr *api.Grading, student string, grader *policy.Grader, name string, sub *submission) (string, error) {
 	spec := Spec(gr, student, grader, name)
 	id, err := g.docker.CreateFresh(ctx, spec)
 	if dockerx.IsNotFound(err) {
@@ -673,15 +807,25 @@ func (g *Grader) start(ctx context.Context, gr *api.Grading, student string, gra
 	if err != nil {
 		return "", err
 	}
-	pr, pw := io.Pipe()
+	var r io.Reader
 	werr := make(chan error, 1)
-	go func() {
-		err := g.writeSubmission(ctx, pw, m, grader)
-		pw.CloseWithError(err)
-		werr <- err
-	}()
-	cerr := g.docker.CopyTo(ctx, id, "/", pr)
-	pr.CloseWithError(errors.New("copy ended"))
+	if sub.tar != nil {
+		r = bytes.NewReader(sub.tar)
+		werr <- nil
+	} else {
+		pr, pw := io.Pipe()
+		defer pr.CloseWithError(errors.New("copy ended"))
+		go func() {
+			err := g.writeSubmission(ctx, pw, sub.m, grader)
+			pw.CloseWithError(err)
+			werr <- err
+		}()
+		r = pr
+	}
+	cerr := g.docker.CopyTo(ctx, id, "/", r)
+	if pr, ok := r.(*io.PipeReader); ok {
+		pr.CloseWithError(errors.New("copy ended"))
+	}
 	if err := <-werr; err != nil {
 		_ = g.docker.RemoveContainer(ctx, id)
 		return "", err
