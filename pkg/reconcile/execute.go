@@ -101,6 +101,24 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 		if stopped(ctx) {
 			return ErrStopped
 		}
+		if p[i].Kind == ConnectTraefik && i+1 < len(p) && p[i+1].Student != "" {
+			// Traefik joins the class network while the sandboxes are
+			// made: nothing of theirs waits for it (it finds them by
+			// their labels once attached), and an Up is that much shorter.
+			connect := p[i]
+			done := make(chan error, 1)
+			go func() { done <- e.step(ctx, connect) }()
+			j := stageEnd(p, i+1)
+			serr := e.stage(ctx, p[i+1:j])
+			if err := <-done; err != nil {
+				return errors.Join(&stepError{Action: connect, Err: err}, serr)
+			}
+			if serr != nil {
+				return serr
+			}
+			i = j
+			continue
+		}
 		if p[i].Student == "" {
 			if err := e.step(ctx, p[i]); err != nil {
 				return &stepError{Action: p[i], Err: err}
@@ -108,16 +126,21 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 			i++
 			continue
 		}
-		j := i
-		for j < len(p) && p[j].Student != "" {
-			j++
-		}
+		j := stageEnd(p, i)
 		if err := e.stage(ctx, p[i:j]); err != nil {
 			return err
 		}
 		i = j
 	}
 	return nil
+}
+
+// stageEnd is where the stage of student steps that starts at i ends.
+func stageEnd(p Plan, i int) int {
+	for i < len(p) && p[i].Student != "" {
+		i++
+	}
+	return i
 }
 
 // stage runs each student's steps in order, students concurrently: at most

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,5 +200,43 @@ func TestContainersAreCreatedOnTheClassNetwork(t *testing.T) {
 		if _, ok := spec.Networking.EndpointsConfig[netName]; !ok || string(spec.HostConfig.NetworkMode) != netName {
 			t.Errorf("%s created with networks %v, mode %s", spec.Name, spec.Networking.EndpointsConfig, spec.HostConfig.NetworkMode)
 		}
+	}
+}
+
+// Traefik joins a new class network while the sandboxes are made, not
+// before: an Up does not wait on the attachment. Here the attachment
+// waits until a sandbox was made; run one after the other, it never would.
+func TestTraefikJoinsWhileTheSandboxesAreMade(t *testing.T) {
+	e := newEnv(t)
+	made := make(chan struct{})
+	var once sync.Once
+	var gaveUp atomic.Bool
+	e.docker.beforeConnect = func() {
+		select {
+		case <-made:
+		case <-time.After(10 * time.Second):
+			gaveUp.Store(true) // no sandbox came: they waited for this
+		}
+	}
+	e.docker.beforeRemove = e.checkSafeToRemove
+	e.putClass(api.PhaseUp, "alice", "bob")
+	go func() {
+		for range 1000 {
+			if len(e.docker.createdSpecs()) > 0 {
+				once.Do(func() { close(made) })
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if gaveUp.Load() {
+		t.Fatal("the sandboxes were made only after Traefik joined the class network")
+	}
+	e.mustConverge()
+	if tr, _ := e.docker.container(traefikName); len(tr.nets) == 0 {
+		t.Error("Traefik is not on the class network")
 	}
 }

@@ -108,6 +108,8 @@ type fakeDocker struct {
 	created        []dockerx.ContainerSpec // every CreateContainer, in order
 	// beforeRemove is called, without the lock, before a container is removed.
 	beforeRemove func(name string, labels map[string]string)
+	// beforeConnect is called, without the lock, before a network connect.
+	beforeConnect func()
 	// owners are the uids CopyTo wrote files as, by "container:path".
 	owners map[string]int
 }
@@ -388,6 +390,9 @@ func (d *fakeDocker) RemoveNetwork(_ context.Context, ref string) error {
 }
 
 func (d *fakeDocker) Connect(_ context.Context, networkID, containerID string) error {
+	if d.beforeConnect != nil {
+		d.beforeConnect()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.record("Connect", d.targetOf(containerID)); err != nil {
