@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/reconcile"
 )
 
 // A network the daemon refuses to remove with nothing on it ("has active
@@ -22,9 +23,14 @@ func TestLeakedNetworkDoesNotHoldTheClass(t *testing.T) {
 		t.Fatalf("first Down pass: %v", err)
 	}
 	// Known as leaked now: the run completes without it, the network is
-	// tried again last.
+	// tried again last, and its refusal fails nothing: the class's passes
+	// are not held back, and the removal is tried again every LeakRetry.
 	res, err := e.pass()
-	if err == nil {
+	if err != nil || !res.Converged || res.RequeueAfter != reconcile.LeakRetry {
+		t.Fatalf("a pass refused the known leaked network again: %v, converged %v, again in %s; want no error, converged, again in %s",
+			err, res.Converged, res.RequeueAfter, reconcile.LeakRetry)
+	}
+	if _, ok := e.docker.network(netName); !ok {
 		t.Fatal("a leaked network's removal succeeded")
 	}
 	c := e.class()

@@ -282,6 +282,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		r.metrics.driftRepairs.Add(float64(len(plan) - plan.count(Autosave)))
 	}
 	var execErr error
+	// A network the daemon refused before with nothing on it is known as
+	// leaked: the class is Down without it (see planDown).
+	leaked := obs.Network != nil && obs.Network.Leaked
 	if len(plan) > 0 {
 		log.Info("executing plan", zap.Stringers("steps", plan))
 		ex := &executor{r: r, class: class, tmpl: tmpl, obs: obs, log: log}
@@ -301,6 +304,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 	}
 	if execErr == nil && quotaErr != nil {
 		execErr = &TerminalError{Err: quotaErr}
+	}
+	retryLeak := false
+	if se := asStepError(execErr); leaked && se != nil && se.Action.Kind == RemoveNetwork && errors.Is(execErr, dockerx.ErrNetworkLeaked) {
+		// Refused again, as known: not a failure of the pass, which would
+		// hold every pass of the class (its grading's progress among them)
+		// behind the retries' growing pauses. It is retried every
+		// LeakRetry; the NetworkLeaked condition says why.
+		execErr, retryLeak = nil, true
+		log.Info("the class network is still refused by the daemon; retrying later", zap.Duration("in", LeakRetry))
 	}
 	if execErr != nil {
 		execErr = classify(execErr)
@@ -343,7 +355,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		res.RequeueAfter = max(next.Sub(r.now()), time.Millisecond)
 	}
 	after := Input{Class: *class, Template: tmpl, Observed: obs, Now: r.now()}
-	res.Converged = execErr == nil && len(PlanFor(after)) == 0
+	res.Converged = execErr == nil && (len(PlanFor(after)) == 0 || retryLeak)
+	if retryLeak && (res.RequeueAfter == 0 || LeakRetry < res.RequeueAfter) {
+		res.RequeueAfter = LeakRetry
+	}
 	if err == nil && class.Generation == planned.Generation {
 		res.Version = class.Version
 	}
@@ -446,6 +461,10 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 	}
 	return obs, nil
 }
+
+// LeakRetry is how often the removal of a leaked class network is tried
+// again (dockerx.ErrNetworkLeaked).
+const LeakRetry = 30 * time.Second
 
 // noteNetworkRemoval remembers a class network the daemon refuses to remove
 // with no container on it (dockerx.ErrNetworkLeaked), and forgets it once
