@@ -331,9 +331,11 @@ type system struct {
 
 func start(t *testing.T, id string) *system {
 	d := testenv.Docker(t)
+	// Registered first, so run last: after the controller is stopped, or
+	// it could make again what the cleanup removes.
+	testenv.CleanupClass(t, d, id)
 	sys := testenv.StartSystem(t, "hr-timetable-no-router")
 	t.Cleanup(sys.Kill)
-	testenv.CleanupClass(t, d, id)
 	return &system{System: sys, t: t, d: d, id: id}
 }
 
