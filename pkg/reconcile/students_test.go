@@ -93,19 +93,7 @@ func TestATeacherRestartsOneStudentAndCollectsAnother(t *testing.T) {
 // network and the run stay; at the end of the extra time the student is
 // collected in the same run, and the class is Down.
 func TestAStudentWithExtraTimeStaysUpAlone(t *testing.T) {
-	e := newEnv(t)
-	e.putClass(api.PhaseUp, "alice", "bob")
-	if _, err := e.pass(); err != nil {
-		t.Fatal(err)
-	}
-	e.mustConverge()
-	until := e.now().Add(30 * time.Minute)
-	e.store.edit(classID, func(c *api.Class) {
-		up := clockStart
-		c.UpSince = &up
-		c.PerStudent = map[string]api.StudentDesire{"alice": {Until: &until, UntilUp: &up}}
-		c.DesiredPhase = api.PhaseDown
-	})
+	e, until := downWithAliceExtended(t)
 	res := e.mustConverge()
 	if want := until.Sub(e.now()); res.RequeueAfter <= 0 || res.RequeueAfter > want {
 		t.Errorf("RequeueAfter %s, want at most %s (alice's end)", res.RequeueAfter, want)
@@ -307,19 +295,7 @@ func TestALateHandInAskedBeforeADownDoesNotHoldALaterOne(t *testing.T) {
 // Down, the student's sandbox is kept like an Up class's, not collected
 // because it stopped.
 func TestAnExtendedSandboxThatStopsIsStartedAgain(t *testing.T) {
-	e := newEnv(t)
-	e.putClass(api.PhaseUp, "alice", "bob")
-	if _, err := e.pass(); err != nil {
-		t.Fatal(err)
-	}
-	e.mustConverge()
-	until := e.now().Add(30 * time.Minute)
-	e.store.edit(classID, func(c *api.Class) {
-		up := clockStart
-		c.UpSince = &up
-		c.PerStudent = map[string]api.StudentDesire{"alice": {Until: &until, UntilUp: &up}}
-		c.DesiredPhase = api.PhaseDown
-	})
+	e, _ := downWithAliceExtended(t)
 	e.mustConverge()
 	e.frozen.Store(true) // the pause is measured against a clock that holds still
 	e.docker.exit(cname("alice"), e.now())
@@ -400,4 +376,24 @@ subjects:
 	if a, ok := e.docker.container(cname("alice")); !ok || a.state != "running" {
 		t.Fatalf("alice's late sandbox once there is room: %+v %v", a, ok)
 	}
+}
+
+// downWithAliceExtended brings a class of alice and bob Up, then Down with
+// 30 minutes of extra time for alice, and returns its end; no pass has
+// seen the Down yet.
+func downWithAliceExtended(t *testing.T) (*env, time.Time) {
+	e := newEnv(t)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	e.mustConverge()
+	until := e.now().Add(30 * time.Minute)
+	e.store.edit(classID, func(c *api.Class) {
+		up := clockStart
+		c.UpSince = &up
+		c.PerStudent = map[string]api.StudentDesire{"alice": {Until: &until, UntilUp: &up}}
+		c.DesiredPhase = api.PhaseDown
+	})
+	return e, until
 }

@@ -115,24 +115,7 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 	if inspect("ben") != benBefore {
 		t.Error("ben's sandbox was made again too")
 	}
-	info, _ := d.InspectContainer(context.Background(), api.ContainerName(id, "amy"))
-	ip := info.NetworkSettings.Networks[api.NetworkName(id)].IPAddress
-	var notes string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		resp, err := http.Get("http://" + ip + ":8080/files/notes.txt")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				notes = string(b)
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("amy's restarted sandbox never served her notes: %v", err)
-		}
-	}
-	if notes != "amy's notes\n" {
+	if notes := s.served("amy", "notes.txt"); notes != "amy's notes\n" {
 		t.Errorf("amy's notes after the restart: %q", notes)
 	}
 
@@ -247,24 +230,7 @@ func TestALateHandIn(t *testing.T) {
 	if _, err := d.InspectContainer(context.Background(), api.ContainerName(id, "ben")); err == nil {
 		t.Error("ben's sandbox came back with amy's late hand-in")
 	}
-	info, _ := d.InspectContainer(context.Background(), api.ContainerName(id, "amy"))
-	ip := info.NetworkSettings.Networks[api.NetworkName(id)].IPAddress
-	var draft string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		resp, err := http.Get("http://" + ip + ":8080/files/essay/draft.txt")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				draft = string(b)
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("amy's late sandbox never served her draft: %v", err)
-		}
-	}
-	if draft != "amy's draft\n" {
+	if draft := s.served("amy", "essay/draft.txt"); draft != "amy's draft\n" {
 		t.Errorf("amy's restored draft: %q", draft)
 	}
 	// The sandbox's user changes restored files and makes new ones beside
@@ -359,6 +325,30 @@ func (s *system) up(students ...string) {
 	}
 	s.call("POST", "/api/v1/classes/"+s.id+"/up", nil, nil)
 	s.waitFor("Up", 2*time.Minute, upToDate)
+}
+
+// served is the file at name in student's sandbox, as its lab serves it
+// on the class network, once it does (within 30 s).
+func (s *system) served(student, name string) string {
+	s.t.Helper()
+	info, err := s.d.InspectContainer(context.Background(), api.ContainerName(s.id, student))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ip := info.NetworkSettings.Networks[api.NetworkName(s.id)].IPAddress
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get("http://" + ip + ":8080/files/" + name)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return string(b)
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s's sandbox never served %s: %v", student, name, err)
+		}
+	}
 }
 
 // upToDate: the class is Up for its latest generation.
