@@ -143,7 +143,8 @@ var errClassUp = errors.New("class is up")
 // lateStudent gives a student of a Down class a late hand-in until a time
 // at most api.MaxExtension ahead: their sandbox made again with their last
 // collected work, then collected as a run of its own. Asked again while it
-// runs, it moves the end and keeps the sandbox and its sign-ins.
+// runs, it moves the end and keeps the sandbox and its sign-ins (which
+// end with their link, at the end as it was when the link was made).
 func lateStudent(student string, body []byte) (func(*api.StudentDesire, *api.Class, time.Time) error, error) {
 	end, err := parseUntil(body)
 	if err != nil {
