@@ -165,20 +165,14 @@ func planUp(in Input) Plan {
 	}
 	full := FullWorkspaces(in)
 	if in.Template != nil {
-		net := api.NetworkName(in.Class.ID)
-		if obs.Network == nil {
-			p = append(p, Action{Kind: CreateNetwork, Target: net})
-		}
-		if obs.Traefik != nil && !obs.Traefik.HostNetwork && (obs.Network == nil || !obs.Traefik.Attached) {
-			p = append(p, Action{Kind: ConnectTraefik, Target: net})
-		}
+		p = append(p, classNetwork(in)...)
 		for _, s := range in.Class.Spec.Students {
 			c, ok := obs.Containers[s]
 			switch {
 			case ok && restartAsked(in.Class, s, c):
 				// Made again from the template; its work is on named
 				// volumes, which the new container finds again.
-				if c.State == "running" || c.State == "paused" || c.State == "restarting" {
+				if c.live() {
 					p = append(p, Action{Kind: StopContainer, Student: s, Target: c.Name})
 				}
 				p = append(p,
@@ -212,7 +206,7 @@ func planUp(in Input) Plan {
 	// comes first, and a failed one stops the pass before any stop.
 	var stops Plan
 	for _, s := range sortedKeys(full) {
-		if c, ok := obs.Containers[s]; ok && (c.State == "running" || c.State == "paused" || c.State == "restarting") {
+		if c, ok := obs.Containers[s]; ok && c.live() {
 			stops = append(stops, Action{Kind: StopContainer, Student: s, Target: c.Name})
 		}
 	}
@@ -260,7 +254,7 @@ func collectAndRemove(in Input, students []string, active bool) Plan {
 	for _, s := range students {
 		c := in.Observed.Containers[s]
 		if !collected[s] {
-			if c.State == "running" || c.State == "paused" || c.State == "restarting" {
+			if c.live() {
 				// Stopping first lets the student's program save, and freezes
 				// the files so the archive is a consistent snapshot.
 				p = append(p, Action{Kind: StopContainer, Student: s, Target: c.Name})
@@ -337,7 +331,7 @@ func planDown(in Input) Plan {
 	p = append(p, collectStranded(in, stranded, active)...)
 	for _, s := range lateEnded {
 		c := obs.Containers[s]
-		if c.State == "running" || c.State == "paused" || c.State == "restarting" {
+		if c.live() {
 			p = append(p, Action{Kind: StopContainer, Student: s, Target: c.Name})
 		}
 		p = append(p, Action{Kind: LateHandIn, Student: s, Target: c.Name},
@@ -375,6 +369,21 @@ func planDown(in Input) Plan {
 	return p
 }
 
+// classNetwork makes the class network and attaches Traefik to it, where
+// either is missing.
+func classNetwork(in Input) Plan {
+	var p Plan
+	obs := in.Observed
+	net := api.NetworkName(in.Class.ID)
+	if obs.Network == nil {
+		p = append(p, Action{Kind: CreateNetwork, Target: net})
+	}
+	if obs.Traefik != nil && !obs.Traefik.HostNetwork && (obs.Network == nil || !obs.Traefik.Attached) {
+		p = append(p, Action{Kind: ConnectTraefik, Target: net})
+	}
+	return p
+}
+
 // keepUp keeps the sandboxes of a Down class's students with extra time or
 // a late hand-in running: the class network and its route, a stopped one
 // started again (after its restart pause), and a late hand-in's sandbox
@@ -385,13 +394,7 @@ func keepUp(in Input, extended, late []string) Plan {
 	if in.Template == nil {
 		return nil // no template: nothing to make a sandbox or network from
 	}
-	net := api.NetworkName(in.Class.ID)
-	if obs.Network == nil {
-		p = append(p, Action{Kind: CreateNetwork, Target: net})
-	}
-	if obs.Traefik != nil && !obs.Traefik.HostNetwork && (obs.Network == nil || !obs.Traefik.Attached) {
-		p = append(p, Action{Kind: ConnectTraefik, Target: net})
-	}
+	p = append(p, classNetwork(in)...)
 	for _, s := range late {
 		c, ok := obs.Containers[s]
 		switch {
@@ -455,6 +458,16 @@ func extendedKept(in Input) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// keptPastDown lists the students of a Down class whose sandbox is kept
+// for extra time or a late hand-in.
+func keptPastDown(in Input) []string { return append(extendedKept(in), lateOpen(in)...) }
+
+// live tells a container whose processes are there (running, paused or
+// restarting): stopping it lets them save first.
+func (c ObservedContainer) live() bool {
+	return c.State == "running" || c.State == "paused" || c.State == "restarting"
 }
 
 // lateOpen lists, in order, the students on the roster of a Down class
@@ -561,7 +574,7 @@ func pausedRestarts(in Input) []ObservedContainer {
 	if in.Class.DesiredPhase != api.PhaseUp {
 		// Past a Down, only the sandboxes kept for extra time or a late
 		// hand-in are started again.
-		students = append(extendedKept(in), lateOpen(in)...)
+		students = keptPastDown(in)
 	}
 	var out []ObservedContainer
 	for _, s := range students {

@@ -428,7 +428,7 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 		// Only the sandboxes kept past the Down are started again when
 		// they stop; the others are being collected.
 		in := Input{Class: *class, Observed: obs, Now: r.now()}
-		if kept := append(extendedKept(in), lateOpen(in)...); len(kept) > 0 {
+		if kept := keptPastDown(in); len(kept) > 0 {
 			if err := stampStops(ctx, r.docker, obs, kept); err != nil {
 				return obs, err
 			}

@@ -117,7 +117,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 	default:
 		seen := map[string]bool{}
 		in := Input{Class: *c, Observed: obs, Now: now}
-		kept := append(extendedKept(in), lateOpen(in)...)
+		kept := keptPastDown(in)
 		for _, id := range c.Spec.Students {
 			seen[id] = true
 			s := downStudent(student(id))
