@@ -121,3 +121,20 @@ func WriteFiles(ctx context.Context, tw *tar.Writer, objs Opener, files []File, 
 	}
 	return nil
 }
+
+// Stream runs write and read at once, joined by a pipe: what write writes,
+// read reads, nothing held in memory. Each returns its own error; a write
+// that fails ends the read with its error, and a read that ends early
+// ends the write.
+func Stream(write func(io.Writer) error, read func(io.Reader) error) (writeErr, readErr error) {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := write(pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	readErr = read(pr)
+	pr.CloseWithError(errors.New("the reader stopped"))
+	return <-done, readErr
+}

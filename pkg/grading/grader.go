@@ -807,31 +807,18 @@ func (g *Grader) start(ctx context.Context, gr *api.Grading, student string, gra
 	if err != nil {
 		return "", err
 	}
-	var r io.Reader
-	werr := make(chan error, 1)
+	copyIn := func(r io.Reader) error { return g.docker.CopyTo(ctx, id, "/", r) }
+	var werr, cerr error
 	if sub.tar != nil {
-		r = bytes.NewReader(sub.tar)
-		werr <- nil
+		cerr = copyIn(bytes.NewReader(sub.tar))
 	} else {
-		pr, pw := io.Pipe()
-		defer pr.CloseWithError(errors.New("copy ended"))
-		go func() {
-			err := g.writeSubmission(ctx, pw, sub.m, grader)
-			pw.CloseWithError(err)
-			werr <- err
-		}()
-		r = pr
+		werr, cerr = artifacts.Stream(func(w io.Writer) error { return g.writeSubmission(ctx, w, sub.m, grader) }, copyIn)
 	}
-	cerr := g.docker.CopyTo(ctx, id, "/", r)
-	if pr, ok := r.(*io.PipeReader); ok {
-		pr.CloseWithError(errors.New("copy ended"))
-	}
-	if err := <-werr; err != nil {
+	if werr != nil || cerr != nil {
 		_ = g.docker.RemoveContainer(ctx, id)
-		return "", err
-	}
-	if cerr != nil {
-		_ = g.docker.RemoveContainer(ctx, id)
+		if werr != nil {
+			return "", werr // a badSubmission is told apart by the caller
+		}
 		return "", cerr
 	}
 	if err := g.docker.StartContainer(ctx, id); err != nil {

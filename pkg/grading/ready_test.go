@@ -115,11 +115,13 @@ func (s *gradeStore) results() map[string]string {
 }
 
 // readyObjects holds one answer file per student; read[student] closes
-// when that student's manifest was read.
+// when that student's manifest was read. A manifest of a student in big
+// says it holds more than a submission readied in memory may.
 type readyObjects struct {
 	mu      sync.Mutex
 	objects map[string][]byte
 	read    map[string]chan struct{}
+	big     map[string]bool
 }
 
 func (o *readyObjects) GetManifest(_ context.Context, classID, runID, student string) (*artifacts.Manifest, error) {
@@ -129,8 +131,14 @@ func (o *readyObjects) GetManifest(_ context.Context, classID, runID, student st
 	o.mu.Lock()
 	o.objects[key] = body
 	o.mu.Unlock()
-	defer close(o.read[student])
-	return &artifacts.Manifest{ClassID: classID, RunID: runID, StudentID: student, TotalBytes: int64(len(body)),
+	if ch := o.read[student]; ch != nil {
+		defer close(ch)
+	}
+	total := int64(len(body))
+	if o.big[student] {
+		total = readyMaxBytes + 1
+	}
+	return &artifacts.Manifest{ClassID: classID, RunID: runID, StudentID: student, TotalBytes: total,
 		Files: []artifacts.File{{Path: "workspace/answer.txt", Key: key, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}}}, nil
 }
 
@@ -151,19 +159,45 @@ func (o *readyObjects) PutJSON(context.Context, string, any) (artifacts.Object, 
 func (o *readyObjects) GetJSON(context.Context, string, any) error { return artifacts.ErrNotFound }
 
 // readyDocker runs every grader to a full score; a grader's Wait holds
-// until its channel in waits closes.
+// until its channel in waits closes. copied holds what each grader was
+// given, file by file.
 type readyDocker struct {
 	Docker
-	waits map[string]<-chan struct{}
+	waits  map[string]<-chan struct{}
+	mu     sync.Mutex
+	copied map[string]map[string]string
 }
 
 func (d *readyDocker) ListGraders(context.Context) ([]container.Summary, error) { return nil, nil }
 func (d *readyDocker) CreateFresh(_ context.Context, spec dockerx.ContainerSpec) (string, error) {
 	return spec.Name, nil
 }
-func (d *readyDocker) CopyTo(_ context.Context, _, _ string, r io.Reader) error {
-	_, err := io.Copy(io.Discard, r)
-	return err
+func (d *readyDocker) CopyTo(_ context.Context, id, _ string, r io.Reader) error {
+	files := map[string]string{}
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return err
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			files[hdr.Name] = string(b)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.copied == nil {
+		d.copied = map[string]map[string]string{}
+	}
+	d.copied[id] = files
+	return nil
 }
 func (d *readyDocker) StartContainer(context.Context, string) error { return nil }
 func (d *readyDocker) Wait(ctx context.Context, id string) (int64, error) {
@@ -190,3 +224,35 @@ func (d *readyDocker) RemoveContainer(context.Context, string) error { return ni
 type freeSlots struct{}
 
 func (freeSlots) Acquire(context.Context) (func(), error) { return func() {}, nil }
+
+// A submission too big to ready in memory streams from the object store
+// into its grader, checked the same way.
+func TestABigSubmissionStreamsIntoItsGrader(t *testing.T) {
+	pol, err := policy.Parse([]byte(`templates:
+  - {name: sandbox, image: x, port: 8080, memoryMiB: 64, cpus: 0.5, pids: 64, grader: {image: g, command: [grade]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &gradeStore{grading: api.Grading{ClassID: "c", RunID: "r", Template: "sandbox", Attempt: 1, Students: []string{"amy", "ben"}}}
+	objs := &readyObjects{objects: map[string][]byte{}, big: map[string]bool{"ben": true}}
+	d := &readyDocker{}
+	g := New(st, d, objs, pol, freeSlots{}, Options{Parallel: 1}, zap.NewNop())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for open := true; open; {
+		if open, err = g.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+		g.Wait()
+	}
+	if r := st.results(); r["amy"] != api.GradeGraded || r["ben"] != api.GradeGraded {
+		t.Errorf("results %v, want both graded", r)
+	}
+	for _, s := range []string{"amy", "ben"} {
+		got := d.copied[api.GraderName("c", "r", s, 1)]["submission/workspace/answer.txt"]
+		if got != s+"'s answer\n" {
+			t.Errorf("%s's grader was given %q", s, got)
+		}
+	}
+}

@@ -739,23 +739,17 @@ func (e *executor) restorePath(ctx context.Context, name, p string, files []arti
 	if err != nil {
 		return 0, err
 	}
-	pr, pw := io.Pipe()
-	werr := make(chan error, 1)
-	go func() {
-		tw := tar.NewWriter(pw)
-		err := artifacts.WriteFiles(ctx, tw, e.r.artifacts, files, artifacts.Layout{
+	werr, cerr := artifacts.Stream(func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		if err := artifacts.WriteFiles(ctx, tw, e.r.artifacts, files, artifacts.Layout{
 			Name: under, UID: uid, GID: gid, FileMode: 0o644, DirMode: 0o755,
-		})
-		if err == nil {
-			err = tw.Close()
+		}); err != nil {
+			return err
 		}
-		pw.CloseWithError(err)
-		werr <- err
-	}()
-	cerr := e.r.docker.CopyTo(ctx, name, p, pr)
-	pr.CloseWithError(errors.New("copy ended"))
-	if err := <-werr; err != nil {
-		return 0, err
+		return tw.Close()
+	}, func(r io.Reader) error { return e.r.docker.CopyTo(ctx, name, p, r) })
+	if werr != nil {
+		return 0, werr
 	}
 	return n, cerr
 }
