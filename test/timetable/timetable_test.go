@@ -124,25 +124,11 @@ func TestOneStudentRestartAndHandIn(t *testing.T) {
 	}
 	c := s.waitFor("ben's hand-in", 2*time.Minute, func(c api.Class) bool { return c.Status.HandIns["ben"].RunID != "" })
 	run := c.Status.HandIns["ben"].RunID
-	var runs struct {
-		Items []struct {
-			RunID    string `json:"runId"`
-			Kind     string `json:"kind"`
-			Students int    `json:"students"`
-		} `json:"items"`
-	}
-	s.call("GET", "/api/v1/classes/"+id+"/runs", nil, &runs)
-	found := false
-	for _, r := range runs.Items {
-		if r.RunID == run {
-			found = true
-			if r.Kind != "student" || r.Students != 1 {
-				t.Errorf("the hand-in's run: %+v", r)
-			}
-		}
-	}
-	if !found {
-		t.Errorf("run %s not among the class's runs %+v", run, runs.Items)
+	runs := s.runs()
+	if r, found := runs[run]; !found {
+		t.Errorf("run %s not among the class's runs %+v", run, runs)
+	} else if r.Kind != "student" || r.Students != 1 {
+		t.Errorf("the hand-in's run: %+v", r)
 	}
 	var got []byte
 	if code := s.call("GET", "/api/v1/classes/"+id+"/artifacts/ben/files/workspace/answer.txt?run="+run, nil, &got); code != http.StatusOK || string(got) != "42\n" {
@@ -249,23 +235,9 @@ func TestALateHandIn(t *testing.T) {
 	if c.Status.Run.ID != downRun || run == downRun {
 		t.Errorf("runs after the late hand-in: the Down's %s (was %s), the late one %s", c.Status.Run.ID, downRun, run)
 	}
-	var runs struct {
-		Items []struct {
-			RunID    string `json:"runId"`
-			Kind     string `json:"kind"`
-			Students int    `json:"students"`
-		} `json:"items"`
-	}
-	s.call("GET", "/api/v1/classes/"+id+"/runs", nil, &runs)
-	kinds := map[string]string{}
-	for _, r := range runs.Items {
-		kinds[r.RunID] = r.Kind
-		if r.RunID == run && r.Students != 1 {
-			t.Errorf("the late run: %+v", r)
-		}
-	}
-	if kinds[run] != "late" || kinds[downRun] != "down" {
-		t.Errorf("run kinds %v, want %s late and %s down", kinds, run, downRun)
+	runs := s.runs()
+	if runs[run].Kind != "late" || runs[run].Students != 1 || runs[downRun].Kind != "down" {
+		t.Errorf("runs %+v, want %s late of one student and %s down", runs, run, downRun)
 	}
 	for _, f := range []struct{ run, path, want string }{
 		{run, "essay/draft.txt", "amy's essay, finished late\n"},
@@ -349,6 +321,31 @@ func (s *system) served(student, name string) string {
 			s.t.Fatalf("%s's sandbox never served %s: %v", student, name, err)
 		}
 	}
+}
+
+// runSummary is one run as GET …/runs lists it.
+type runSummary struct {
+	Kind     string `json:"kind"`
+	Students int    `json:"students"`
+}
+
+// runs lists the class's runs by id.
+func (s *system) runs() map[string]runSummary {
+	s.t.Helper()
+	var list struct {
+		Items []struct {
+			RunID string `json:"runId"`
+			runSummary
+		} `json:"items"`
+	}
+	if code := s.call("GET", "/api/v1/classes/"+s.id+"/runs", nil, &list); code != http.StatusOK {
+		s.t.Fatalf("list runs: %d", code)
+	}
+	out := map[string]runSummary{}
+	for _, r := range list.Items {
+		out[r.RunID] = r.runSummary
+	}
+	return out
 }
 
 // upToDate: the class is Up for its latest generation.
