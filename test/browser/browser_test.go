@@ -590,6 +590,10 @@ func TestTeacherBringsAClassUpAndDown(t *testing.T) {
 	sys.call(token, "POST", "/api/v1/classes/"+classID+"/students/alice/late", map[string]any{"until": time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)}, nil)
 	run("alice's late hand-in collected",
 		waitFor("handed in late", `!!document.querySelector('tr[data-student="alice"] [data-late-run]')`, 2*time.Minute),
+		// The hand-in is recorded before the pass that made it removes the
+		// sandbox and writes the class's status: the edit below must start
+		// from that status, or its save meets a newer version (412).
+		waitFor("alice's late sandbox removed", `!!document.querySelector('tr[data-student="alice"] [data-state="removed"]')`, time.Minute),
 		waitFor("the late run listed", `[...document.querySelectorAll("#runs li")].some((li) => li.textContent.startsWith("Late hand-in"))`, 30*time.Second),
 	)
 	var afterLate struct {
