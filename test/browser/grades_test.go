@@ -117,8 +117,7 @@ func TestTeacherSeesTheGradebook(t *testing.T) {
 			%s.startsWith("3 of 3 students graded (attempt %d)")`, attempt, text("#grades-status"), attempt)
 	}
 	t0 := time.Now()
-	run("sign in and open the class",
-		chromedp.Navigate(sys.URL+"/"),
+	b.open("sign in and open the class", sys.URL+"/",
 		chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.SendKeys(chromedp.CSS("#token"), token+kb.Enter),
 		waitFor("the class in the list", `!!document.querySelector('[data-class="`+gradesClassID+`"] [data-phase="Down"]')`, 20*time.Second),

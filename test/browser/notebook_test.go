@@ -119,9 +119,8 @@ func TestStudentWorksInANotebook(t *testing.T) {
 	// alice follows her link: signed in, she is at her notebook's file
 	// list, at the root of her host.
 	b := openBrowser(t, shots, t.TempDir(), "MAP *.lab.localhost "+tr.Addr)
-	tree := &notebookTab{t: t, ctx: b.ctx, shots: shots}
-	tree.run("alice follows her link",
-		chromedp.Navigate(links["alice"]),
+	tree := &notebookTab{t: t, ctx: b.ctx, shots: shots, watch: b.watch}
+	tree.open("alice follows her link", links["alice"],
 		waitFor("Jupyter's file list", `location.origin === `+strconv.Quote(alice)+` && location.pathname === "/tree" && !!document.querySelector("#notebook_list")`, 30*time.Second),
 		waitFor("an empty home", text("#notebook_list")+`.includes("The notebook list is empty")`, 20*time.Second),
 		waitFor("the kernels in the New menu", `!!document.querySelector("#kernel-python3 a")`, 20*time.Second),
@@ -141,8 +140,7 @@ func TestStudentWorksInANotebook(t *testing.T) {
 	// on it in the file list would.
 	nbURL := closeNewTab(t, b.ctx, alice+"/notebooks/")
 	nb := tree
-	nb.run("the new notebook",
-		chromedp.Navigate(nbURL),
+	nb.open("the new notebook", nbURL,
 		waitFor("the notebook", `typeof Jupyter !== "undefined" && !!Jupyter.notebook && Jupyter.notebook._fully_loaded === true`, 30*time.Second),
 		waitFor("its kernel idle, over the websocket",
 			`!!Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected() && document.querySelector("#kernel_indicator_icon").classList.contains("kernel_idle_icon")`, 60*time.Second),
@@ -370,13 +368,25 @@ type notebookTab struct {
 	t     *testing.T
 	ctx   context.Context
 	shots string
+	watch *pageWatch
 }
 
 // run takes a step; a failure keeps a screenshot and says what the page
 // showed.
 func (n *notebookTab) run(step string, actions ...chromedp.Action[chromedp.Void]) {
 	n.t.Helper()
-	if err := chromedp.Do(n.ctx, actions...); err != nil {
+	n.check(step, chromedp.Do(n.ctx, actions...))
+}
+
+// open is run for a step that begins by loading url (see open).
+func (n *notebookTab) open(step, url string, actions ...chromedp.Action[chromedp.Void]) {
+	n.t.Helper()
+	n.check(step, open(n.t, n.ctx, n.watch, url, actions...))
+}
+
+func (n *notebookTab) check(step string, err error) {
+	n.t.Helper()
+	if err != nil {
 		_ = chromedp.Do(n.ctx, screenshot(n.t, n.shots, "notebook-failed"))
 		shown, _ := chromedp.Run(n.ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
 		n.t.Fatalf("%s: %v\nthe page: %.3000s", step, err, shown)

@@ -39,8 +39,7 @@ func TestTeacherSetsATimetable(t *testing.T) {
 	}
 
 	b := openBrowser(t, shots, t.TempDir(), "")
-	b.run("sign in and open the class's edit page",
-		chromedp.Navigate(sys.URL+"/"),
+	b.open("sign in and open the class's edit page", sys.URL+"/",
 		chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.SendKeys(chromedp.CSS("#token"), token+kb.Enter),
 		chromedp.Click(chromedp.CSS(`main a[href="#/classes/`+classID+`"]`)),

@@ -192,6 +192,7 @@ func (k *kernel) run(code string, timeout time.Duration) result {
 		k.s.t.Fatalf("%s: send a cell: %v", k.s.id, err)
 	}
 	var res result
+	idle := false
 	for {
 		_, data, err := k.conn.Read(ctx)
 		if err != nil {
@@ -216,6 +217,10 @@ func (k *kernel) run(code string, timeout time.Duration) result {
 		if m.ParentHeader["msg_id"] != msgID {
 			continue
 		}
+		// The reply comes on the shell channel and what the cell printed on
+		// iopub, in no set order between them; the kernel reports idle on
+		// iopub only after what the cell printed, so a cell is over when
+		// both its reply and its idle have come.
 		switch typ {
 		case "stream":
 			if c.Name == "stdout" {
@@ -223,8 +228,12 @@ func (k *kernel) run(code string, timeout time.Duration) result {
 			}
 		case "error":
 			res.Error = c.Ename + ": " + c.Evalue
+		case "status":
+			idle = idle || c.ExecutionState == "idle"
 		case "execute_reply":
 			res.Status = c.Status
+		}
+		if idle && res.Status != "" {
 			return res
 		}
 	}
