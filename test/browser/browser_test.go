@@ -674,6 +674,9 @@ type tab struct {
 	ctx   context.Context
 	shots string
 	watch *pageWatch
+	// jupyter: the tab shows Jupyter's pages, which have no <main>, so a
+	// failure shows the page's address and text instead.
+	jupyter bool
 }
 
 // openBrowser starts Chromium for one test. Downloads go to downloads;
@@ -842,11 +845,17 @@ func (b *tab) open(step, url string, actions ...chromedp.Action[chromedp.Void]) 
 
 func (b *tab) check(step string, err error) {
 	b.t.Helper()
-	if err != nil {
-		_ = chromedp.Do(b.ctx, screenshot(b.t, b.shots, "failed"))
-		html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(chromedp.CSS("main")))
-		b.t.Fatalf("%s: %v\nthe page: %.3000s", step, err, html)
+	if err == nil {
+		return
 	}
+	if b.jupyter {
+		_ = chromedp.Do(b.ctx, screenshot(b.t, b.shots, "notebook-failed"))
+		shown, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
+		b.t.Fatalf("%s: %v\nthe page: %.3000s", step, err, shown)
+	}
+	_ = chromedp.Do(b.ctx, screenshot(b.t, b.shots, "failed"))
+	html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+	b.t.Fatalf("%s: %v\nthe page: %.3000s", step, err, html)
 }
 
 // value reads something from the page.

@@ -119,7 +119,9 @@ func TestStudentWorksInANotebook(t *testing.T) {
 	// alice follows her link: signed in, she is at her notebook's file
 	// list, at the root of her host.
 	b := openBrowser(t, shots, t.TempDir(), "MAP *.lab.localhost "+tr.Addr)
-	tree := &notebookTab{t: t, ctx: b.ctx, shots: shots, watch: b.watch}
+	jt := *b
+	jt.jupyter = true
+	tree := &notebookTab{&jt}
 	tree.open("alice follows her link", links["alice"],
 		waitFor("Jupyter's file list", `location.origin === `+strconv.Quote(alice)+` && location.pathname === "/tree" && !!document.querySelector("#notebook_list")`, 30*time.Second),
 		waitFor("an empty home", text("#notebook_list")+`.includes("The notebook list is empty")`, 20*time.Second),
@@ -362,36 +364,9 @@ func (s *system) waitPhase(tok, id string, phase api.Phase, timeout time.Duratio
 	s.t.Fatalf("class %s never reached %s: %s", id, phase, st)
 }
 
-// notebookTab is a tab of Jupyter's pages (tab.run would wait for a <main>
-// they do not have).
-type notebookTab struct {
-	t     *testing.T
-	ctx   context.Context
-	shots string
-	watch *pageWatch
-}
-
-// run takes a step; a failure keeps a screenshot and says what the page
-// showed.
-func (n *notebookTab) run(step string, actions ...chromedp.Action[chromedp.Void]) {
-	n.t.Helper()
-	n.check(step, chromedp.Do(n.ctx, actions...))
-}
-
-// open is run for a step that begins by loading url (see open).
-func (n *notebookTab) open(step, url string, actions ...chromedp.Action[chromedp.Void]) {
-	n.t.Helper()
-	n.check(step, open(n.t, n.ctx, n.watch, url, actions...))
-}
-
-func (n *notebookTab) check(step string, err error) {
-	n.t.Helper()
-	if err != nil {
-		_ = chromedp.Do(n.ctx, screenshot(n.t, n.shots, "notebook-failed"))
-		shown, _ := chromedp.Run(n.ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
-		n.t.Fatalf("%s: %v\nthe page: %.3000s", step, err, shown)
-	}
-}
+// notebookTab is a tab of Jupyter's pages (see tab.jupyter), whose value
+// evaluates JavaScript.
+type notebookTab struct{ *tab }
 
 // value evaluates a JavaScript expression of the page as a string.
 func (n *notebookTab) value(js string) string {
