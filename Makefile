@@ -2,6 +2,7 @@
 GO      ?= go
 BIN     := bin
 SANDBOX_IMAGE ?= homeroom/sandbox:dev
+NODEJOB_IMAGE ?= homeroom/nodejob:dev
 GOFLAGS_BUILD := -trimpath
 FUZZTIME ?= 30s
 
@@ -10,7 +11,7 @@ FUZZTIME ?= 30s
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/apiserver ./cmd/controller ./cmd/sandbox ./cmd/homeroomctl ./cmd/grader-file
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/apiserver ./cmd/controller ./cmd/sandbox ./cmd/homeroomctl ./cmd/grader-file ./cmd/nodejob
 
 docker:
 	@scripts/ensure-docker.sh
@@ -23,6 +24,10 @@ images: build docker
 	cp $(BIN)/sandbox images/sandbox/Dockerfile $(BIN)/image-sandbox/
 	DOCKER_BUILDKIT=0 docker build -q -t $(SANDBOX_IMAGE) $(BIN)/image-sandbox >/dev/null
 	@echo "built $(SANDBOX_IMAGE)"
+	rm -rf $(BIN)/image-nodejob && mkdir -p $(BIN)/image-nodejob
+	cp $(BIN)/nodejob images/nodejob/Dockerfile $(BIN)/image-nodejob/
+	DOCKER_BUILDKIT=0 docker build -q -t $(NODEJOB_IMAGE) $(BIN)/image-nodejob >/dev/null
+	@echo "built $(NODEJOB_IMAGE)"
 	@scripts/ensure-notebook.sh
 	@BIN=$(BIN) GO=$(GO) scripts/ensure-graders.sh
 

@@ -22,6 +22,7 @@ import (
 	"github.com/homeroom/homeroom/pkg/grading"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/reconcile"
+	"github.com/homeroom/homeroom/pkg/swarm"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -74,6 +75,19 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("%w: is dockerd running?", err)
 	}
 
+	// rt runs the classes: the daemon itself, or the swarm it manages.
+	// Graders run on that daemon either way.
+	var rt runtime = docker
+	if cfg.Runtime == "swarm" {
+		sw := swarm.New(docker, art, swarm.Options{
+			JobImage: cfg.SwarmJobImage, NodeSocket: cfg.SwarmNodeSocket, StoreEndpoint: cfg.SwarmStoreEndpoint,
+		})
+		if err := sw.CheckManager(ctx); err != nil {
+			return err
+		}
+		rt = sw
+	}
+
 	pool, err := cfg.CheckSubnets() // checked by loadConfig already
 	if err != nil {
 		return err
@@ -87,8 +101,8 @@ func run(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		docker.Metrics(), controller.NewStateCollector(st, docker))
-	rec := reconcile.New(st, docker, art, pol, reconcile.Options{
+		docker.Metrics(), controller.NewStateCollector(st, rt))
+	rec := reconcile.New(st, rt, art, pol, reconcile.Options{
 		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, RouterURL: strings.TrimSuffix(cfg.TraefikURL, "/"), ForwardAuth: cfg.ForwardAuthAddress(secrets.ForwardAuth), Parallel: o.parallel, GlobalParallel: o.globalParallel, Registerer: reg,
 		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: o.orphanGrace,
 	}, log)
@@ -97,7 +111,7 @@ func run(ctx context.Context) error {
 	grader := grading.New(st, docker, art, pol, rec, grading.Options{
 		Graded: func(classID string) { ctl.Enqueue(classID) }, Registerer: reg, SweepEvery: o.resync,
 	}, log.Named("grading"))
-	ctl = controller.New(rec, st, docker, controller.Options{
+	ctl = controller.New(rec, st, rt, controller.Options{
 		Elector: elector,
 		Workers: o.workers, PollInterval: o.poll, ChangeInterval: o.changeInterval, ResyncInterval: o.resync, Router: cfg.Traefik,
 		Grading: grader,
@@ -112,7 +126,7 @@ func run(ctx context.Context) error {
 	}()
 	defer srv.Close()
 
-	log.Info("controller running", zap.String("metrics", "http://"+cfg.ControllerListen+"/metrics"),
+	log.Info("controller running", zap.String("metrics", "http://"+cfg.ControllerListen+"/metrics"), zap.String("runtime", cfg.Runtime),
 		zap.String("traefik", cfg.Traefik), zap.String("domain", cfg.Domain))
 	return ctl.Run(ctx)
 }
@@ -142,4 +156,12 @@ func newMux(reg prometheus.Gatherer, ready map[string]func(context.Context) erro
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// runtime is what runs the classes: reconcile's Docker, with the events and
+// the orphans' classes the controller reads.
+type runtime interface {
+	reconcile.Docker
+	controller.EventSource
+	controller.ClassFinder
 }

@@ -45,11 +45,18 @@ type S3Server struct {
 // StartS3 starts a versitygw for the test; it is stopped in the test's cleanup.
 func StartS3(t testing.TB) *S3Server {
 	t.Helper()
+	return StartS3On(t, "127.0.0.1")
+}
+
+// StartS3On is StartS3 on another of the machine's addresses, where
+// something that is not on loopback (a swarm node) reaches it.
+func StartS3On(t testing.TB, host string) *S3Server {
+	t.Helper()
 	bin, err := versitygw.Binary()
 	if err != nil {
 		Unavailable(t, "versitygw binary (set HOMEROOM_VERSITYGW, or install it at /var/cache/homeroom/versitygw-"+versitygw.Version+"/versitygw or on PATH)")
 	}
-	s := &S3Server{t: t, bin: bin, addr: FreeAddr(t), dir: t.TempDir(),
+	s := &S3Server{t: t, bin: bin, addr: FreeAddrOn(t, host), dir: t.TempDir(),
 		accessKey: "test-" + rand.Text()[:12], secretKey: rand.Text()}
 	// The posix backend keeps object metadata in extended attributes; where
 	// the temporary directory cannot hold them, use its sidecar directory.

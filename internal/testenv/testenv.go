@@ -33,9 +33,15 @@ func Unavailable(t testing.TB, format string, args ...any) {
 // already in use"). Below that range only listeners take ports.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	return FreeAddrOn(t, "127.0.0.1")
+}
+
+// FreeAddrOn is FreeAddr on another of the machine's addresses.
+func FreeAddrOn(t testing.TB, host string) string {
+	t.Helper()
 	for range 100 {
 		port := 20000 + mrand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		l, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
 		if err != nil {
 			continue // taken; draw again
 		}

@@ -51,6 +51,16 @@ type Config struct {
 	// SubnetPool and SubnetBits size class networks (controller only).
 	SubnetPool string
 	SubnetBits int
+	// Runtime is where classes run (controller only): "docker", the daemon
+	// of DOCKER_HOST; "swarm", the swarm whose manager that daemon is. The
+	// Swarm* settings are the swarm runtime's.
+	Runtime string
+	// SwarmJobImage runs cmd/nodejob on the nodes; every node must have it.
+	SwarmJobImage string
+	// SwarmNodeSocket is each node's Docker socket, on that node.
+	SwarmNodeSocket string
+	// SwarmStoreEndpoint is the object store as the nodes reach it.
+	SwarmStoreEndpoint string
 	// The embedded artifact server's address: run by the apiserver when no
 	// external one is configured, and found there by the controller. The
 	// embedded store has no address: see EmbeddedStoreSocket.

@@ -255,6 +255,10 @@ func (c *Config) Settings(b Binary) []Setting {
 		{Controller, Setting{"signin-check-url", "HOMEROOM_SIGNIN_CHECK_URL", "where Traefik reaches the apiserver's sign-in check; empty: http:// and -apiserver-listen, 0.0.0.0 read as 127.0.0.1", String(&c.SignInCheckURL, "")}},
 		{Controller, Setting{"subnet-pool", "HOMEROOM_SUBNET_POOL", "IPv4 pool class networks take their subnets from", Checked(&c.SubnetPool, "10.200.0.0/15", checkSubnetPool)}},
 		{Controller, Setting{"subnet-bits", "HOMEROOM_SUBNET_BITS", "prefix length of one class network's subnet, between the pool's and 28", Int(&c.SubnetBits, 23, 1)}},
+		{Controller, Setting{"runtime", "HOMEROOM_RUNTIME", "where classes run: docker, the daemon of DOCKER_HOST; swarm, the swarm that daemon manages", OneOf(&c.Runtime, "docker", "docker", "swarm")}},
+		{Controller, Setting{"swarm-job-image", "HOMEROOM_SWARM_JOB_IMAGE", "with -runtime swarm: the image of the jobs run on the nodes (cmd/nodejob), which every node must have", String(&c.SwarmJobImage, "homeroom/nodejob:dev")}},
+		{Controller, Setting{"swarm-node-socket", "HOMEROOM_SWARM_NODE_SOCKET", "with -runtime swarm: each node's Docker socket, on that node, which the jobs use", String(&c.SwarmNodeSocket, "/var/run/docker.sock")}},
+		{Controller, Setting{"swarm-store-endpoint", "HOMEROOM_SWARM_STORE_ENDPOINT", "with -runtime swarm: the object store as the nodes reach it (host:port or URL), for the collection jobs' uploads; empty: -s3-endpoint", String(&c.SwarmStoreEndpoint, "")}},
 		{Both, Setting{"log-level", "HOMEROOM_LOG_LEVEL", "the least severe log lines written", OneOf(&c.LogLevel, "info", "debug", "info", "warn", "error")}},
 		{Both, Setting{"log-format", "HOMEROOM_LOG_FORMAT", "the log lines' format; console suits a terminal", OneOf(&c.LogFormat, "json", "json", "console")}},
 	}

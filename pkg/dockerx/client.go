@@ -47,6 +47,10 @@ type Client struct {
 // class, for the caller to register.
 func (c *Client) Metrics() prometheus.Collector { return c.calls }
 
+// Track counts one API call made with API() (a runtime built on this
+// client) under op.
+func (c *Client) Track(op string, err error) { c.track(op, err) }
+
 // track counts one API call; error is "" for success, else its class.
 func (c *Client) track(op string, err error) {
 	class := ""
@@ -600,9 +604,19 @@ func (c *Client) LogTail(ctx context.Context, id string, lines, maxBytes int) (s
 		return "", fmt.Errorf("logs of %s: %w", id, err)
 	}
 	defer rc.Close()
-	out := tailBuffer{max: maxBytes}
-	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
+	tail, err := ReadLogTail(rc, maxBytes)
+	if err != nil {
 		return "", fmt.Errorf("logs of %s: %w", id, err)
+	}
+	return tail, nil
+}
+
+// ReadLogTail reads a multiplexed log stream (a container's or a swarm
+// service's) and returns its last maxBytes as printable text.
+func ReadLogTail(r io.Reader, maxBytes int) (string, error) {
+	out := tailBuffer{max: maxBytes}
+	if _, err := stdcopy.StdCopy(&out, &out, r); err != nil {
+		return "", err
 	}
 	return printable(out.b.String()), nil
 }

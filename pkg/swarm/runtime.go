@@ -1,0 +1,700 @@
+// Package swarm is Homeroom's runtime on a Docker Swarm cluster. It gives
+// the controller the same calls as the single Docker host (the reconcile
+// package's Docker interface), so that the planner and the executor stay
+// the same: a class network is an overlay network, a student's sandbox is a
+// service of one replica that the swarm places on a node, and what must
+// happen where a student's work is (collecting it, removing its volumes)
+// runs there as a one-shot swarm job (cmd/nodejob). Labels on the services
+// remain the only record of ownership.
+package swarm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/dockerx"
+)
+
+// Staging is the part of the object store a collection job uploads
+// through: a presigned address for one object, which the controller then
+// reads and removes.
+type Staging interface {
+	PresignPut(ctx context.Context, key string, ttl time.Duration, endpoint string) (string, error)
+	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	Remove(ctx context.Context, key string) error
+}
+
+// Options configure the runtime.
+type Options struct {
+	// JobImage runs cmd/nodejob; every node must have it.
+	JobImage string
+	// StoreEndpoint is the object store as the nodes reach it (host:port or
+	// a URL), for the collection jobs' uploads; "" is the controller's.
+	StoreEndpoint string
+	// NodeSocket is where each node's Docker socket is, on that node; the
+	// jobs mount it (default /var/run/docker.sock).
+	NodeSocket string
+	// JobTimeout bounds one job from creation to completion (default 10 min).
+	JobTimeout time.Duration
+	// StartTimeout bounds how long a sandbox may take to be running on its
+	// node (default 3 min): placing it, and the node's image lookup.
+	StartTimeout time.Duration
+}
+
+// Runtime runs classes on a swarm through one of its managers. The calls
+// about plain containers and networks (Traefik's attachment, the graders,
+// events) go to the manager's own daemon, as on a single host.
+type Runtime struct {
+	*dockerx.Client
+	api     *client.Client
+	staging Staging
+	opts    Options
+
+	mu      sync.Mutex
+	classOf map[string]string // service name → class, for events of removed services
+}
+
+// New wraps the client of a manager's daemon.
+func New(c *dockerx.Client, staging Staging, opts Options) *Runtime {
+	if opts.NodeSocket == "" {
+		opts.NodeSocket = "/var/run/docker.sock"
+	}
+	if opts.JobTimeout <= 0 {
+		opts.JobTimeout = 10 * time.Minute
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 3 * time.Minute
+	}
+	return &Runtime{Client: c, api: c.API(), staging: staging, opts: opts, classOf: map[string]string{}}
+}
+
+// CheckManager fails unless the daemon is an active manager of a swarm.
+func (r *Runtime) CheckManager(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, dockerx.DefaultTimeout)
+	defer cancel()
+	info, err := r.api.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("docker info: %w", err)
+	}
+	if info.Swarm.LocalNodeState != swarm.LocalNodeStateActive || !info.Swarm.ControlAvailable {
+		return fmt.Errorf("the Docker daemon at %s is not a manager of an active swarm (state %q): HOMEROOM_RUNTIME=swarm needs one", r.api.DaemonHost(), info.Swarm.LocalNodeState)
+	}
+	return nil
+}
+
+func (r *Runtime) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, dockerx.DefaultTimeout)
+}
+
+func managedFilter(classID string) filters.Args {
+	f := filters.NewArgs(filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue))
+	if classID != "" {
+		f.Add("label", api.LabelClass+"="+classID)
+	}
+	return f
+}
+
+// sandboxes lists the students' services (not the jobs) of one class, or
+// of all with classID "".
+func (r *Runtime) sandboxes(ctx context.Context, classID string) ([]swarm.Service, error) {
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	svcs, err := r.api.ServiceList(cctx, swarm.ServiceListOptions{Filters: managedFilter(classID)})
+	r.Track("service_list", err)
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	out := svcs[:0]
+	for _, s := range svcs {
+		if s.Spec.Labels[api.LabelStudent] != "" && s.Spec.Labels[labelJob] == "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// tasks lists the tasks of the given services, newest first.
+func (r *Runtime) tasks(ctx context.Context, serviceIDs ...string) ([]swarm.Task, error) {
+	if len(serviceIDs) == 0 {
+		return nil, nil
+	}
+	f := filters.NewArgs()
+	for _, id := range serviceIDs {
+		f.Add("service", id)
+	}
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	ts, err := r.api.TaskList(cctx, swarm.TaskListOptions{Filters: f})
+	r.Track("task_list", err)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	slices.SortFunc(ts, func(a, b swarm.Task) int { return b.Meta.CreatedAt.Compare(a.Meta.CreatedAt) })
+	return ts, nil
+}
+
+// replicas is the service's wanted count of tasks.
+func replicas(s swarm.Service) uint64 {
+	if s.Spec.Mode.Replicated == nil || s.Spec.Mode.Replicated.Replicas == nil {
+		return 0
+	}
+	return *s.Spec.Mode.Replicated.Replicas
+}
+
+// state maps a sandbox's service and its newest task to Docker's container
+// states, which the planner reads: a service scaled to 0 is a stopped
+// sandbox, a task on its way to running is one made and not yet started,
+// and a task that ended while wanted running is one the swarm restarts.
+func state(s swarm.Service, t *swarm.Task) string {
+	if replicas(s) == 0 {
+		return "exited"
+	}
+	if t == nil {
+		return "created"
+	}
+	switch t.Status.State {
+	case swarm.TaskStateRunning:
+		return "running"
+	case swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateShutdown, swarm.TaskStateComplete, swarm.TaskStateOrphaned, swarm.TaskStateRemove:
+		return "restarting"
+	default:
+		return "created"
+	}
+}
+
+// ListContainers lists the class's sandboxes as the single host's
+// containers: the service's id, name and labels, and its newest task's
+// state and address on the class network.
+func (r *Runtime) ListContainers(ctx context.Context, classID string) ([]container.Summary, error) {
+	svcs, err := r.sandboxes(ctx, classID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(svcs))
+	for i, s := range svcs {
+		ids[i] = s.ID
+	}
+	ts, err := r.tasks(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
+	newest := map[string]*swarm.Task{}
+	for i := range ts {
+		t := &ts[i]
+		if cur := newest[t.ServiceID]; cur == nil || (cur.DesiredState != swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning) {
+			newest[t.ServiceID] = t
+		}
+	}
+	out := make([]container.Summary, 0, len(svcs))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range svcs {
+		t := newest[s.ID]
+		c := container.Summary{
+			ID: s.ID, Names: []string{"/" + s.Spec.Name}, Labels: s.Spec.Labels,
+			Image: s.Spec.TaskTemplate.ContainerSpec.Image, Created: s.Meta.CreatedAt.Unix(),
+			State: state(s, t),
+		}
+		if t != nil {
+			net := api.NetworkName(s.Spec.Labels[api.LabelClass])
+			for _, a := range t.NetworksAttachments {
+				if a.Network.Spec.Name == net && len(a.Addresses) > 0 {
+					ip, _, _ := strings.Cut(a.Addresses[0], "/")
+					c.NetworkSettings = &container.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{net: {IPAddress: ip}}}
+				}
+			}
+		}
+		r.classOf[s.Spec.Name] = s.Spec.Labels[api.LabelClass]
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// InspectContainer inspects a container on the manager (Traefik's, a
+// grader's). A sandbox is a service: the planner inspects one only to read
+// how its last run ended, which the swarm reports per task.
+func (r *Runtime) InspectContainer(ctx context.Context, nameOrID string) (container.InspectResponse, error) {
+	info, err := r.Client.InspectContainer(ctx, nameOrID)
+	if !cerrdefs.IsNotFound(err) {
+		return info, err
+	}
+	s, serr := r.service(ctx, nameOrID)
+	if serr != nil {
+		return info, err
+	}
+	ts, terr := r.tasks(ctx, s.ID)
+	if terr != nil {
+		return info, terr
+	}
+	resp := container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{ID: s.ID, Name: "/" + s.Spec.Name, State: &container.State{}},
+		Config:            &container.Config{Labels: s.Spec.Labels},
+	}
+	if len(ts) > 0 {
+		t := ts[0]
+		resp.State.Status = state(s, &t)
+		resp.State.Running = t.Status.State == swarm.TaskStateRunning
+		resp.State.Error = t.Status.Err
+		if cs := t.Status.ContainerStatus; cs != nil {
+			resp.State.ExitCode = cs.ExitCode
+		}
+		resp.State.StartedAt = t.Meta.CreatedAt.Format(time.RFC3339Nano)
+		resp.State.FinishedAt = t.Status.Timestamp.Format(time.RFC3339Nano)
+	}
+	return resp, nil
+}
+
+func (r *Runtime) service(ctx context.Context, nameOrID string) (swarm.Service, error) {
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	s, _, err := r.api.ServiceInspectWithRaw(cctx, nameOrID, swarm.ServiceInspectOptions{})
+	r.Track("service_inspect", err)
+	return s, err
+}
+
+// EnsureNetwork makes the class network an attachable overlay network:
+// attachable, so that Traefik, a plain container on a manager, can join
+// it. Overlay networks have no switch between their members, so the
+// bridge's isolation option does not apply.
+func (r *Runtime) EnsureNetwork(ctx context.Context, name string, opts network.CreateOptions) (string, error) {
+	opts.Driver = "overlay"
+	opts.Attachable = true
+	opts.Scope = "swarm"
+	opts.Options = nil
+	return r.Client.EnsureNetwork(ctx, name, opts)
+}
+
+// CreateContainer makes the student's service from the container spec the
+// planner made for a single host: the same image, command, user, limits,
+// hardening, volumes and labels, one replica, spread over the nodes by the
+// swarm's scheduler, with the template's memory reserved on the node so
+// that no node takes more sandboxes than it can hold. A service of that
+// name is adopted when its labels say it is this student's with the same
+// config hash, and replaced otherwise.
+func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpec) (string, error) {
+	if spec.Config.Labels[api.LabelRecovering] != "" {
+		// Work volumes whose sandbox is gone are on the node they were
+		// used on, which a container made through the manager cannot
+		// reach.
+		return "", errors.New("collecting work volumes without their sandbox is not supported on a swarm yet")
+	}
+	svc := serviceSpec(spec)
+	cctx, cancel := r.ctx(ctx)
+	resp, err := r.api.ServiceCreate(cctx, svc, swarm.ServiceCreateOptions{QueryRegistry: false})
+	cancel()
+	r.Track("service_create", err)
+	if err == nil {
+		r.remember(spec)
+		return resp.ID, nil
+	}
+	if !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
+		return "", fmt.Errorf("create service %s: %w", spec.Name, err)
+	}
+	existing, ierr := r.service(ctx, spec.Name)
+	if ierr != nil {
+		return "", fmt.Errorf("create service %s: %w (inspect: %v)", spec.Name, err, ierr)
+	}
+	want, got := spec.Config.Labels, existing.Spec.Labels
+	if got[api.LabelManagedBy] != api.ManagedByValue || got[api.LabelClass] != want[api.LabelClass] || got[api.LabelStudent] != want[api.LabelStudent] {
+		return "", fmt.Errorf("service %s %w", spec.Name, dockerx.ErrNotOurs)
+	}
+	if got[api.LabelConfigHash] == want[api.LabelConfigHash] {
+		r.remember(spec)
+		return existing.ID, nil
+	}
+	if err := r.RemoveContainer(ctx, existing.ID); err != nil {
+		return "", err
+	}
+	cctx, cancel = r.ctx(ctx)
+	defer cancel()
+	resp, err = r.api.ServiceCreate(cctx, svc, swarm.ServiceCreateOptions{QueryRegistry: false})
+	r.Track("service_create", err)
+	if err != nil {
+		return "", fmt.Errorf("recreate service %s: %w", spec.Name, err)
+	}
+	r.remember(spec)
+	return resp.ID, nil
+}
+
+func (r *Runtime) remember(spec dockerx.ContainerSpec) {
+	r.mu.Lock()
+	r.classOf[spec.Name] = spec.Config.Labels[api.LabelClass]
+	r.mu.Unlock()
+}
+
+// serviceSpec translates a single host's container spec.
+func serviceSpec(spec dockerx.ContainerSpec) swarm.ServiceSpec {
+	cfg, host := spec.Config, spec.HostConfig
+	one := uint64(1)
+	cs := &swarm.ContainerSpec{
+		Image: cfg.Image, Labels: cfg.Labels, Args: cfg.Cmd, Hostname: cfg.Hostname, Env: cfg.Env,
+		Dir: cfg.WorkingDir, User: cfg.User, ReadOnly: host.ReadonlyRootfs,
+		CapabilityDrop: host.CapDrop, CapabilityAdd: host.CapAdd,
+		Mounts: slices.Clone(host.Mounts),
+		// Newer daemons honour it; 20.10's swarm has no such option.
+		Privileges: &swarm.Privileges{NoNewPrivileges: slices.Contains(host.SecurityOpt, "no-new-privileges:true")},
+	}
+	if len(cfg.Entrypoint) > 0 {
+		cs.Command = cfg.Entrypoint
+	}
+	for target := range host.Tmpfs {
+		cs.Mounts = append(cs.Mounts, mount.Mount{Type: mount.TypeTmpfs, Target: target,
+			TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 16 << 20, Mode: 0o1777}})
+	}
+	res := &swarm.ResourceRequirements{
+		Limits:       &swarm.Limit{NanoCPUs: host.NanoCPUs, MemoryBytes: host.Memory},
+		Reservations: &swarm.Resources{MemoryBytes: host.Memory},
+	}
+	if host.PidsLimit != nil {
+		res.Limits.Pids = *host.PidsLimit
+	}
+	var nets []swarm.NetworkAttachmentConfig
+	if spec.Networking != nil {
+		for name, ep := range spec.Networking.EndpointsConfig {
+			a := swarm.NetworkAttachmentConfig{Target: name}
+			if ep != nil {
+				a.Aliases = ep.Aliases
+			}
+			nets = append(nets, a)
+		}
+	}
+	var logs *swarm.Driver
+	if host.LogConfig.Type != "" {
+		logs = &swarm.Driver{Name: host.LogConfig.Type, Options: host.LogConfig.Config}
+	}
+	return swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: spec.Name, Labels: cfg.Labels},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: cs, Resources: res, Networks: nets, LogDriver: logs,
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny},
+		},
+		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
+	}
+}
+
+// scale sets the service's replicas; one already there is left alone.
+// Scaling to none records the node the sandbox last ran on in the
+// service's labels, in the same update: the swarm forgets the tasks of a
+// service scaled to none, and its work volume stays on that node.
+func (r *Runtime) scale(ctx context.Context, name string, n uint64) (swarm.Service, error) {
+	s, err := r.service(ctx, name)
+	if err != nil {
+		return s, err
+	}
+	if replicas(s) == n {
+		return s, nil
+	}
+	if n == 0 {
+		node, err := r.lastNode(ctx, s)
+		if err != nil {
+			return s, err
+		}
+		if node != "" {
+			labels := maps.Clone(s.Spec.Labels)
+			labels[labelNode] = node
+			s.Spec.Labels = labels
+		}
+	}
+	s.Spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &n}
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	_, err = r.api.ServiceUpdate(cctx, s.ID, s.Version, s.Spec, swarm.ServiceUpdateOptions{})
+	r.Track("service_update", err)
+	if err != nil {
+		return s, fmt.Errorf("scale service %s to %d: %w", name, n, err)
+	}
+	return r.service(ctx, name)
+}
+
+// lastNode is the node of the sandbox's newest task, or the one recorded
+// when it was scaled to none; "" when it never ran.
+func (r *Runtime) lastNode(ctx context.Context, s swarm.Service) (string, error) {
+	ts, err := r.tasks(ctx, s.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range ts {
+		if t.NodeID != "" {
+			return t.NodeID, nil
+		}
+	}
+	return s.Spec.Labels[labelNode], nil
+}
+
+// StartContainer wants the sandbox running and waits until its task runs
+// on a node: the swarm starts it on its own time, and the pass that
+// started it reports it running. A task the node failed to start is
+// reported with the node's reason.
+func (r *Runtime) StartContainer(ctx context.Context, name string) error {
+	s, err := r.scale(ctx, name, 1)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.StartTimeout)
+	defer cancel()
+	last := ""
+	for {
+		ts, err := r.tasks(ctx, s.ID)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if t.DesiredState != swarm.TaskStateRunning {
+				if t.Status.Err != "" {
+					last = t.Status.Err
+				}
+				continue
+			}
+			if t.Status.State == swarm.TaskStateRunning {
+				return nil
+			}
+			if t.Status.Err != "" {
+				last = t.Status.Err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if last != "" {
+				return fmt.Errorf("start %s: not running after %s: %s", name, r.opts.StartTimeout, last)
+			}
+			return fmt.Errorf("start %s: not running after %s", name, r.opts.StartTimeout)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// StopContainer scales the sandbox to none and waits until its task has
+// stopped, so that nothing writes to its work while it is collected.
+func (r *Runtime) StopContainer(ctx context.Context, name string, grace int) error {
+	s, err := r.scale(ctx, name, 0)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+time.Minute)
+	defer cancel()
+	for {
+		ts, err := r.tasks(ctx, s.ID)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ts, func(t swarm.Task) bool { return !terminal(t.Status.State) }) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stop %s: its task still runs", name)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func terminal(s swarm.TaskState) bool {
+	switch s {
+	case swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateOrphaned, swarm.TaskStateRemove:
+		return true
+	}
+	return false
+}
+
+// RemoveContainer removes the student's service; one already gone is
+// success. Its work volumes stay on the node until RemoveVolume.
+func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	err := r.api.ServiceRemove(cctx, name)
+	r.Track("service_remove", err)
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove service %s: %w", name, err)
+	}
+	return nil
+}
+
+// ListVolumes lists the class's work volumes the controller can collect
+// without their sandbox. On a swarm they are on the nodes, out of the
+// manager's reach, so none are listed: a sandbox's work is collected
+// through its service (see Archive).
+func (r *Runtime) ListVolumes(ctx context.Context, classID string) ([]*volume.Volume, error) {
+	return nil, nil
+}
+
+// VolumeSizes measures no workspaces on a swarm: the volumes are on the
+// nodes.
+func (r *Runtime) VolumeSizes(ctx context.Context) ([]*volume.Volume, error) { return nil, nil }
+
+// RemoveVolume removes a work volume on every node that has it, through a
+// job on each node, which removes it only where it carries Homeroom's
+// labels. A node that is down holds the job, and the removal is retried
+// by the next pass.
+func (r *Runtime) RemoveVolume(ctx context.Context, name string) error {
+	_, err := r.runJob(ctx, job{kind: "remove-volume", global: true, args: []string{"remove-volume", "-name", name}})
+	return err
+}
+
+// Archive streams a tar of path in the sandbox's work, as the single
+// host's archive API gives it: a job on the node that ran the sandbox
+// uploads the tar to a staging object, which is read from the object store
+// and removed once read.
+func (r *Runtime) Archive(ctx context.Context, name, path string) (io.ReadCloser, error) {
+	s, err := r.service(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("archive %s:%s: %w", name, path, err)
+	}
+	class, student := s.Spec.Labels[api.LabelClass], s.Spec.Labels[api.LabelStudent]
+	node, err := r.lastNode(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if node == "" {
+		return nil, fmt.Errorf("archive %s:%s: the sandbox never ran on a node", name, path)
+	}
+	key := "staging/" + class + "/" + student + "/" + randomID() + ".tar"
+	url, err := r.staging.PresignPut(ctx, key, r.opts.JobTimeout, r.opts.StoreEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.runJob(ctx, job{
+		kind: "collect", class: class, student: student, node: node,
+		args: []string{"collect", "-class", class, "-student", student, "-path", path, "-image", r.opts.JobImage, "-put", url},
+	}); err != nil {
+		_ = r.staging.Remove(context.WithoutCancel(ctx), key)
+		return nil, fmt.Errorf("archive %s:%s: %w", name, path, err)
+	}
+	rc, _, err := r.staging.Open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("archive %s:%s: read the staged tar: %w", name, path, err)
+	}
+	return &staged{ReadCloser: rc, remove: func() error { return r.staging.Remove(context.WithoutCancel(ctx), key) }}, nil
+}
+
+// staged is a staging object being read; closing it removes the object.
+type staged struct {
+	io.ReadCloser
+	remove func() error
+}
+
+func (s *staged) Close() error { return errors.Join(s.ReadCloser.Close(), s.remove()) }
+
+// CopyTo is not supported on a swarm yet: restoring work into a sandbox
+// needs a job on its node, like collecting it.
+func (r *Runtime) CopyTo(ctx context.Context, name, dir string, rd io.Reader) error {
+	return errors.New("restoring work into a sandbox is not supported on a swarm yet")
+}
+
+// Logs streams the sandbox's logs through the manager.
+func (r *Runtime) Logs(ctx context.Context, name string) (io.ReadCloser, error) {
+	rc, err := r.api.ServiceLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true})
+	r.Track("service_logs", err)
+	if err != nil {
+		return nil, fmt.Errorf("logs of %s: %w", name, err)
+	}
+	return rc, nil
+}
+
+// LogTail is the sandbox's last log lines, through the manager.
+func (r *Runtime) LogTail(ctx context.Context, name string, lines, maxBytes int) (string, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	rc, err := r.api.ServiceLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(lines)})
+	r.Track("service_logs", err)
+	if err != nil {
+		return "", fmt.Errorf("logs of %s: %w", name, err)
+	}
+	defer rc.Close()
+	return dockerx.ReadLogTail(rc, maxBytes)
+}
+
+// Events adds the swarm's service events, with the class of the service
+// the event is about, to the manager's container and network events: a
+// sandbox's task has no events of its own on the manager.
+func (r *Runtime) Events(ctx context.Context, router string) (<-chan events.Message, <-chan error) {
+	ctx, cancel := context.WithCancel(ctx)
+	base, baseErrs := r.Client.Events(ctx, router)
+	svc, svcErrs := r.api.Events(ctx, events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ServiceEventType)))})
+	msgs := make(chan events.Message)
+	errs := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+		cancel()
+	}
+	go func() {
+		defer cancel()
+		for {
+			var m events.Message
+			select {
+			case <-ctx.Done():
+				return
+			case m = <-base:
+			case m = <-svc:
+				r.mu.Lock()
+				class := r.classOf[m.Actor.Attributes["name"]]
+				r.mu.Unlock()
+				if class == "" {
+					continue
+				}
+				m.Actor.Attributes = map[string]string{api.LabelClass: class, "name": m.Actor.Attributes["name"]}
+			case err := <-baseErrs:
+				fail(err)
+				return
+			case err := <-svcErrs:
+				fail(err)
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return msgs, errs
+}
+
+// ManagedClasses adds the classes of Homeroom's services to those of its
+// containers and networks on the manager.
+func (r *Runtime) ManagedClasses(ctx context.Context) ([]string, error) {
+	ids, err := r.Client.ManagedClasses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	svcs, err := r.sandboxes(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range svcs {
+		if c := s.Spec.Labels[api.LabelClass]; c != "" && !slices.Contains(ids, c) {
+			ids = append(ids, c)
+		}
+	}
+	return ids, nil
+}
+
+func randomID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

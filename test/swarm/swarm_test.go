@@ -1,0 +1,265 @@
+// Package swarm tests Homeroom's Swarm runtime on a real multi-node swarm
+// made on this machine (scripts/swarm-nodes.sh): three Docker daemons, each
+// in its own network namespace, joined to one swarm. The apiserver and the
+// controller run as `make run` runs them, with HOMEROOM_RUNTIME=swarm and the
+// manager's socket as DOCKER_HOST.
+package swarm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/homeroom/homeroom/internal/testenv"
+	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
+)
+
+type system struct {
+	*testenv.System
+	t     *testing.T
+	sw    *testenv.Swarm
+	store *artifacts.Store
+	id    string
+}
+
+func start(t *testing.T, id string) *system {
+	sw := testenv.StartSwarm(t, 3)
+	// The collection jobs upload from the nodes: the object store listens
+	// where they reach the machine.
+	s3 := testenv.StartS3On(t, sw.HostAddr)
+	cfg := s3.Config()
+	sys := testenv.StartSystem(t, "hr-swarm-no-router",
+		"DOCKER_HOST="+sw.ManagerHost(), "HOMEROOM_RUNTIME=swarm", "HOMEROOM_SWARM_NODE_SOCKET="+sw.NodeSocket,
+		"HOMEROOM_S3_ENDPOINT="+cfg.Endpoint, "HOMEROOM_S3_ACCESS_KEY="+cfg.AccessKey, "HOMEROOM_S3_SECRET_KEY="+cfg.SecretKey,
+		"HOMEROOM_S3_BUCKET="+cfg.Bucket)
+	t.Cleanup(sys.Kill) // before the swarm goes, registered earlier
+	store, err := artifacts.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &system{System: sys, t: t, sw: sw, store: store, id: id}
+}
+
+func (s *system) call(method, path string, body, out any) int {
+	return s.Call(s.t, s.AdminToken, method, path, body, out)
+}
+
+func (s *system) waitFor(what string, timeout time.Duration, ok func(api.Class) bool) api.Class {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var c api.Class
+	for time.Now().Before(deadline) {
+		if code := s.call("GET", "/api/v1/classes/"+s.id, nil, &c); code == http.StatusOK && ok(c) {
+			return c
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.t.Fatalf("class %s not %s after %s: phase %s, conditions %+v, controller log:\n%s", s.id, what, timeout, c.Status.Phase, c.Status.Conditions, tail(s.Controller.Output(), 40))
+	return c
+}
+
+func tail(s string, lines int) string {
+	ls := strings.Split(s, "\n")
+	return strings.Join(ls[max(0, len(ls)-lines):], "\n")
+}
+
+func settled(phase api.Phase) func(api.Class) bool {
+	return func(c api.Class) bool {
+		return c.Status.Phase == phase && c.Status.ObservedGeneration == c.Generation
+	}
+}
+
+// nodeNames maps the swarm's node ids to their host names (hr-node-K).
+func (s *system) nodeNames() map[string]string {
+	ns, err := s.sw.Nodes[0].NodeList(context.Background(), swarm.NodeListOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, n := range ns {
+		out[n.ID] = n.Description.Hostname
+	}
+	return out
+}
+
+// placement is the node (1-based) each student's sandbox runs on.
+func (s *system) placement() map[string]int {
+	ctx := context.Background()
+	names := s.nodeNames()
+	f := filters.NewArgs(filters.Arg("label", api.LabelClass+"="+s.id), filters.Arg("desired-state", "running"))
+	ts, err := s.sw.Nodes[0].TaskList(ctx, swarm.TaskListOptions{Filters: f})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, t := range ts {
+		if t.Status.State != swarm.TaskStateRunning {
+			continue
+		}
+		var k int
+		if _, err := fmt.Sscanf(names[t.NodeID], "hr-node-%d", &k); err != nil {
+			s.t.Fatalf("task on node %s (%q): %v", t.NodeID, names[t.NodeID], err)
+		}
+		out[t.Spec.ContainerSpec.Labels[api.LabelStudent]] = k
+	}
+	return out
+}
+
+// leftovers lists what of the class any node still holds: containers,
+// volumes, and (on the manager) services and the class network.
+func (s *system) leftovers() []string {
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", api.LabelClass+"="+s.id))
+	var left []string
+	for i, n := range s.sw.Nodes {
+		cs, err := n.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, c := range cs {
+			left = append(left, fmt.Sprintf("node %d: container %s", i+1, c.Names))
+		}
+		vs, err := n.VolumeList(ctx, volume.ListOptions{Filters: f})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, v := range vs.Volumes {
+			left = append(left, fmt.Sprintf("node %d: volume %s", i+1, v.Name))
+		}
+	}
+	svcs, err := s.sw.Nodes[0].ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue))})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, sv := range svcs {
+		left = append(left, "service "+sv.Spec.Name)
+	}
+	ns, err := s.sw.Nodes[0].NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, n := range ns {
+		left = append(left, "network "+n.Name)
+	}
+	return left
+}
+
+// A class of 12 comes Up spread over the three nodes, each student's work
+// (written on the node that runs their sandbox) is collected byte for byte
+// at Down, and Down leaves nothing of the class on any node.
+func TestAClassAcrossThreeNodes(t *testing.T) {
+	s := start(t, "swarm12")
+	var students []string
+	for i := 1; i <= 12; i++ {
+		students = append(students, fmt.Sprintf("s%02d", i))
+	}
+	if code := s.call("PUT", "/api/v1/classes/"+s.id, map[string]any{"subject": "cs", "template": "sandbox", "students": students}, nil); code != http.StatusCreated {
+		t.Fatalf("put: %d", code)
+	}
+	s.call("POST", "/api/v1/classes/"+s.id+"/up", nil, nil)
+	c := s.waitFor("Up", 5*time.Minute, settled(api.PhaseUp))
+	for _, st := range c.Status.Students {
+		if st.State != "running" {
+			t.Errorf("%s: %s, want running", st.ID, st.State)
+		}
+	}
+
+	where := s.placement()
+	if len(where) != len(students) {
+		t.Fatalf("%d sandboxes run, want %d: %v", len(where), len(students), where)
+	}
+	per := map[int]int{}
+	for _, k := range where {
+		per[k]++
+	}
+	t.Logf("sandboxes per node: %v", per)
+	for k := 1; k <= 3; k++ {
+		if per[k] < 3 {
+			t.Errorf("node %d runs %d of the 12 sandboxes; a class spreads over the nodes (%v)", k, per[k], per)
+		}
+	}
+
+	// Each student's work, written where their sandbox keeps it: in its
+	// work volume, on the node that runs it. One file is larger than a
+	// part of a multipart upload would be small.
+	want := map[string]map[string][]byte{}
+	for _, st := range students {
+		dir := s.sw.VolumeDir(where[st], api.VolumeName(s.id, st, "/workspace"))
+		files := map[string][]byte{
+			"answer.txt":    []byte("the answer of " + st + "\n"),
+			"notes/day1.md": []byte(strings.Repeat(st+" wrote this. ", 1000)),
+		}
+		if st == "s01" {
+			big := make([]byte, 3<<20)
+			for i := range big {
+				big[i] = byte(i*7 + i/251)
+			}
+			files["data.bin"] = big
+		}
+		for name, body := range files {
+			p := filepath.Join(dir, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatalf("%s's volume on node %d: %v", st, where[st], err)
+			}
+			if err := os.WriteFile(p, body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_ = os.Chown(p, 65534, 65534)
+		}
+		want[st] = files
+	}
+
+	s.call("POST", "/api/v1/classes/"+s.id+"/down", nil, nil)
+	c = s.waitFor("Down", 5*time.Minute, settled(api.PhaseDown))
+	if c.Status.Run == nil || c.Status.Run.CompletedAt == nil {
+		t.Fatalf("no completed run: %+v", c.Status.Run)
+	}
+	run := c.Status.Run.ID
+	ctx := context.Background()
+	for _, st := range students {
+		for name, body := range want[st] {
+			key := api.ArtifactPrefix(s.id, run, st) + "files/workspace/" + name
+			rc, _, err := s.store.Open(ctx, key)
+			if err != nil {
+				t.Errorf("%s's %s (from node %d): %v", st, name, where[st], err)
+				continue
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(body) {
+				t.Errorf("%s's %s: %d bytes collected, want the %d written", st, name, len(got), len(body))
+			}
+		}
+	}
+	// The nodes remove the containers of removed services (the jobs') on
+	// their own time, soon after.
+	left := s.leftovers()
+	for deadline := time.Now().Add(time.Minute); len(left) > 0 && time.Now().Before(deadline); left = s.leftovers() {
+		time.Sleep(500 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Errorf("Down left on the swarm: %v", left)
+	}
+	keys, err := s.store.ListKeys(ctx, "staging/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		t.Errorf("staging objects left in the object store: %v", keys)
+	}
+}
