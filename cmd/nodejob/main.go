@@ -32,6 +32,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
@@ -196,10 +197,41 @@ func removeVolume(ctx context.Context, args []string) error {
 	if v.Labels[api.LabelManagedBy] != api.ManagedByValue {
 		return fmt.Errorf("volume %s is not Homeroom's: left alone", *name)
 	}
-	// A volume still mounted is refused: work never goes from under its sandbox.
-	if err := d.VolumeRemove(cctx, *name, false); err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("remove %s: %w", *name, err)
+	// The node's agent removes the container of a removed service at the
+	// same time: a removal already in progress is waited for.
+	for attempt := 1; ; attempt++ {
+		err := removeWorkVolume(cctx, d, *name)
+		if err == nil || !cerrdefs.IsConflict(err) || attempt == 20 {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	fmt.Println("removed", *name)
+}
+
+// removeWorkVolume removes the stopped Homeroom containers that hold the
+// volume, then the volume.
+func removeWorkVolume(cctx context.Context, d *client.Client, name string) error {
+	// The sandbox's container outlives its removed service for a moment,
+	// stopped: that one goes first. A volume that a running container
+	// mounts is refused: work never goes from under its sandbox.
+	users, err := d.ContainerList(cctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("volume", name))})
+	if err != nil {
+		return fmt.Errorf("containers using %s: %w", name, err)
+	}
+	for _, c := range users {
+		if c.State == "running" || c.State == "restarting" || c.State == "paused" {
+			return fmt.Errorf("volume %s is in use by %s, which is %s: left alone", name, c.Names, c.State)
+		}
+		if c.Labels[api.LabelManagedBy] != api.ManagedByValue {
+			return fmt.Errorf("volume %s is used by %s, which is not Homeroom's: left alone", name, c.Names)
+		}
+		if err := d.ContainerRemove(cctx, c.ID, container.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove %s, stopped, which holds %s: %w", c.Names, name, err)
+		}
+	}
+	if err := d.VolumeRemove(cctx, name, false); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	fmt.Println("removed", name)
 	return nil
 }

@@ -71,6 +71,9 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	classOf map[string]string // service name → class, for events of removed services
+	// volumeNode is the node a removed service last ran on, by service
+	// name, where its work volumes are removed.
+	volumeNode map[string]string
 }
 
 // New wraps the client of a manager's daemon.
@@ -84,7 +87,7 @@ func New(c *dockerx.Client, staging Staging, opts Options) *Runtime {
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 3 * time.Minute
 	}
-	return &Runtime{Client: c, api: c.API(), staging: staging, opts: opts, classOf: map[string]string{}}
+	return &Runtime{Client: c, api: c.API(), staging: staging, opts: opts, classOf: map[string]string{}, volumeNode: map[string]string{}}
 }
 
 // CheckManager fails unless the daemon is an active manager of a swarm.
@@ -499,8 +502,19 @@ func (r *Runtime) StopContainer(ctx context.Context, name string, grace int) err
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(ts, func(t swarm.Task) bool { return !terminal(t.Status.State) }) {
+		var live []swarm.Task
+		for _, t := range ts {
+			if !terminal(t.Status.State) {
+				live = append(live, t)
+			}
+		}
+		if len(live) == 0 {
 			return nil
+		}
+		for _, t := range live {
+			if err := r.nodeUp(ctx, t.NodeID); err != nil {
+				return fmt.Errorf("stop %s: %w", name, err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -519,8 +533,16 @@ func terminal(s swarm.TaskState) bool {
 }
 
 // RemoveContainer removes the student's service; one already gone is
-// success. Its work volumes stay on the node until RemoveVolume.
+// success. Its work volumes stay on the node until RemoveVolume, which is
+// told that node.
 func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
+	if s, err := r.service(ctx, name); err == nil {
+		if node, err := r.lastNode(ctx, s); err == nil && node != "" {
+			r.mu.Lock()
+			r.volumeNode[name] = node
+			r.mu.Unlock()
+		}
+	}
 	cctx, cancel := r.ctx(ctx)
 	defer cancel()
 	err := r.api.ServiceRemove(cctx, name)
@@ -543,13 +565,55 @@ func (r *Runtime) ListVolumes(ctx context.Context, classID string) ([]*volume.Vo
 // nodes.
 func (r *Runtime) VolumeSizes(ctx context.Context) ([]*volume.Volume, error) { return nil, nil }
 
-// RemoveVolume removes a work volume on every node that has it, through a
-// job on each node, which removes it only where it carries Homeroom's
-// labels. A node that is down holds the job, and the removal is retried
-// by the next pass.
+// RemoveVolume removes a work volume through a job on the node the
+// sandbox last ran on, which removes it only where it carries Homeroom's
+// labels. Where that node is not known (the controller restarted between
+// removing the sandbox and its volume), the job runs on every node; a node
+// that is down holds it, and the removal is retried by the next pass.
 func (r *Runtime) RemoveVolume(ctx context.Context, name string) error {
-	_, err := r.runJob(ctx, job{kind: "remove-volume", global: true, args: []string{"remove-volume", "-name", name}})
+	r.mu.Lock()
+	node := ""
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		node = r.volumeNode[name[:i]]
+	}
+	r.mu.Unlock()
+	if node != "" {
+		if err := r.nodeUp(ctx, node); err != nil {
+			return fmt.Errorf("remove volume %s: %w", name, err)
+		}
+	}
+	_, err := r.runJob(ctx, job{kind: "remove-volume", node: node, global: node == "", args: []string{"remove-volume", "-name", name}})
 	return err
+}
+
+// nodeUp fails, naming the node, unless the node is ready: work on a node
+// that is down waits there for it, and the pass that needs it says so.
+func (r *Runtime) nodeUp(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	n, _, err := r.api.NodeInspectWithRaw(cctx, id)
+	r.Track("node_inspect", err)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", id, err)
+	}
+	if n.Status.State != swarm.NodeStateReady {
+		return fmt.Errorf("%w: %s (%s) is %s%s; the work there waits for it", ErrNodeDown, n.Description.Hostname, id, n.Status.State, suffix(n.Status.Message))
+	}
+	return nil
+}
+
+// ErrNodeDown: a student's sandbox or work is on a node the swarm cannot
+// reach.
+var ErrNodeDown = errors.New("node down")
+
+func suffix(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return " (" + msg + ")"
 }
 
 // Archive streams a tar of path in the sandbox's work, as the single
@@ -568,6 +632,9 @@ func (r *Runtime) Archive(ctx context.Context, name, path string) (io.ReadCloser
 	}
 	if node == "" {
 		return nil, fmt.Errorf("archive %s:%s: the sandbox never ran on a node", name, path)
+	}
+	if err := r.nodeUp(ctx, node); err != nil {
+		return nil, fmt.Errorf("archive %s:%s: %w", name, path, err)
 	}
 	key := "staging/" + class + "/" + student + "/" + randomID() + ".tar"
 	url, err := r.staging.PresignPut(ctx, key, r.opts.JobTimeout, r.opts.StoreEndpoint)

@@ -156,44 +156,31 @@ func (s *system) leftovers() []string {
 	return left
 }
 
-// A class of 12 comes Up spread over the three nodes, each student's work
-// (written on the node that runs their sandbox) is collected byte for byte
-// at Down, and Down leaves nothing of the class on any node.
-func TestAClassAcrossThreeNodes(t *testing.T) {
-	s := start(t, "swarm12")
+// up brings a class of n students Up and returns them.
+func (s *system) up(n int) []string {
+	s.t.Helper()
 	var students []string
-	for i := 1; i <= 12; i++ {
+	for i := 1; i <= n; i++ {
 		students = append(students, fmt.Sprintf("s%02d", i))
 	}
 	if code := s.call("PUT", "/api/v1/classes/"+s.id, map[string]any{"subject": "cs", "template": "sandbox", "students": students}, nil); code != http.StatusCreated {
-		t.Fatalf("put: %d", code)
+		s.t.Fatalf("put: %d", code)
 	}
 	s.call("POST", "/api/v1/classes/"+s.id+"/up", nil, nil)
 	c := s.waitFor("Up", 5*time.Minute, settled(api.PhaseUp))
 	for _, st := range c.Status.Students {
 		if st.State != "running" {
-			t.Errorf("%s: %s, want running", st.ID, st.State)
+			s.t.Errorf("%s: %s, want running", st.ID, st.State)
 		}
 	}
+	return students
+}
 
-	where := s.placement()
-	if len(where) != len(students) {
-		t.Fatalf("%d sandboxes run, want %d: %v", len(where), len(students), where)
-	}
-	per := map[int]int{}
-	for _, k := range where {
-		per[k]++
-	}
-	t.Logf("sandboxes per node: %v", per)
-	for k := 1; k <= 3; k++ {
-		if per[k] < 3 {
-			t.Errorf("node %d runs %d of the 12 sandboxes; a class spreads over the nodes (%v)", k, per[k], per)
-		}
-	}
-
-	// Each student's work, written where their sandbox keeps it: in its
-	// work volume, on the node that runs it. One file is larger than a
-	// part of a multipart upload would be small.
+// work writes each student's work where their sandbox keeps it: in its
+// work volume, on the node that runs it. s01's includes a file larger
+// than one part of a multipart upload.
+func (s *system) work(students []string, where map[string]int) map[string]map[string][]byte {
+	s.t.Helper()
 	want := map[string]map[string][]byte{}
 	for _, st := range students {
 		dir := s.sw.VolumeDir(where[st], api.VolumeName(s.id, st, "/workspace"))
@@ -211,38 +198,38 @@ func TestAClassAcrossThreeNodes(t *testing.T) {
 		for name, body := range files {
 			p := filepath.Join(dir, name)
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatalf("%s's volume on node %d: %v", st, where[st], err)
+				s.t.Fatalf("%s's volume on node %d: %v", st, where[st], err)
 			}
 			if err := os.WriteFile(p, body, 0o644); err != nil {
-				t.Fatal(err)
+				s.t.Fatal(err)
 			}
 			_ = os.Chown(p, 65534, 65534)
 		}
 		want[st] = files
 	}
+	return want
+}
 
-	s.call("POST", "/api/v1/classes/"+s.id+"/down", nil, nil)
-	c = s.waitFor("Down", 5*time.Minute, settled(api.PhaseDown))
-	if c.Status.Run == nil || c.Status.Run.CompletedAt == nil {
-		t.Fatalf("no completed run: %+v", c.Status.Run)
-	}
-	run := c.Status.Run.ID
+// collected checks that the run holds every student's work byte for byte,
+// and that the Down left nothing on any node nor in staging.
+func (s *system) collected(run string, want map[string]map[string][]byte, where map[string]int) {
+	s.t.Helper()
 	ctx := context.Background()
-	for _, st := range students {
-		for name, body := range want[st] {
+	for st, files := range want {
+		for name, body := range files {
 			key := api.ArtifactPrefix(s.id, run, st) + "files/workspace/" + name
 			rc, _, err := s.store.Open(ctx, key)
 			if err != nil {
-				t.Errorf("%s's %s (from node %d): %v", st, name, where[st], err)
+				s.t.Errorf("%s's %s (from node %d): %v", st, name, where[st], err)
 				continue
 			}
 			got, err := io.ReadAll(rc)
 			rc.Close()
 			if err != nil {
-				t.Fatal(err)
+				s.t.Fatal(err)
 			}
 			if string(got) != string(body) {
-				t.Errorf("%s's %s: %d bytes collected, want the %d written", st, name, len(got), len(body))
+				s.t.Errorf("%s's %s: %d bytes collected, want the %d written", st, name, len(got), len(body))
 			}
 		}
 	}
@@ -253,13 +240,107 @@ func TestAClassAcrossThreeNodes(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	if len(left) > 0 {
-		t.Errorf("Down left on the swarm: %v", left)
+		s.t.Errorf("Down left on the swarm: %v", left)
 	}
 	keys, err := s.store.ListKeys(ctx, "staging/")
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	if len(keys) > 0 {
-		t.Errorf("staging objects left in the object store: %v", keys)
+		s.t.Errorf("staging objects left in the object store: %v", keys)
 	}
+}
+
+func (s *system) down() api.Class {
+	s.t.Helper()
+	s.call("POST", "/api/v1/classes/"+s.id+"/down", nil, nil)
+	c := s.waitFor("Down", 5*time.Minute, settled(api.PhaseDown))
+	if c.Status.Run == nil || c.Status.Run.CompletedAt == nil {
+		s.t.Fatalf("no completed run: %+v", c.Status.Run)
+	}
+	return c
+}
+
+// A class of 12 comes Up spread over the three nodes, each student's work
+// (written on the node that runs their sandbox) is collected byte for byte
+// at Down, and Down leaves nothing of the class on any node.
+func TestAClassAcrossThreeNodes(t *testing.T) {
+	s := start(t, "swarm12")
+	students := s.up(12)
+	where := s.placement()
+	if len(where) != len(students) {
+		t.Fatalf("%d sandboxes run, want %d: %v", len(where), len(students), where)
+	}
+	per := map[int]int{}
+	for _, k := range where {
+		per[k]++
+	}
+	t.Logf("sandboxes per node: %v", per)
+	for k := 1; k <= 3; k++ {
+		if per[k] < 3 {
+			t.Errorf("node %d runs %d of the 12 sandboxes; a class spreads over the nodes (%v)", k, per[k], per)
+		}
+	}
+	want := s.work(students, where)
+	c := s.down()
+	s.collected(c.Status.Run.ID, want, where)
+}
+
+// A node that is down when its students' work is to be collected holds the
+// class in Collecting, with the node named in its status, and nothing of
+// those students is removed; once the node is back the Down completes with
+// every student's work.
+func TestCollectionWaitsForANodeThatIsDown(t *testing.T) {
+	s := start(t, "swarmdown")
+	students := s.up(6)
+	where := s.placement()
+	if len(where) != len(students) {
+		t.Fatalf("%d sandboxes run, want %d: %v", len(where), len(students), where)
+	}
+	want := s.work(students, where)
+	var onNode3 []string
+	for st, k := range where {
+		if k == 3 {
+			onNode3 = append(onNode3, st)
+		}
+	}
+	if len(onNode3) == 0 {
+		t.Fatalf("no sandbox on node 3: %v", where)
+	}
+
+	s.sw.StopNode(3)
+	s.call("POST", "/api/v1/classes/"+s.id+"/down", nil, nil)
+	c := s.waitFor("reporting node 3", 3*time.Minute, func(c api.Class) bool {
+		for _, cd := range c.Status.Conditions {
+			if strings.Contains(cd.Message, "hr-node-3") {
+				return true
+			}
+		}
+		return false
+	})
+	if c.Status.Phase != api.PhaseCollecting {
+		t.Errorf("phase %s while node 3 is down, want Collecting", c.Status.Phase)
+	}
+	for _, cd := range c.Status.Conditions {
+		if strings.Contains(cd.Message, "hr-node-3") {
+			t.Logf("%s %s: %s", cd.Type, cd.Reason, cd.Message)
+		}
+	}
+	for _, st := range c.Status.Students {
+		if where[st.ID] == 3 && st.Artifacts != nil {
+			t.Errorf("%s on the node that is down has artifacts %+v", st.ID, st.Artifacts)
+		}
+	}
+	for _, st := range onNode3 {
+		if _, err := os.Stat(s.sw.VolumeDir(3, api.VolumeName(s.id, st, "/workspace"))); err != nil {
+			t.Errorf("%s's work on node 3 while it is down: %v", st, err)
+		}
+	}
+
+	s.sw.StartNode(3)
+	c = s.waitFor("Down", 5*time.Minute, settled(api.PhaseDown))
+	if c.Status.Run == nil || c.Status.Run.CompletedAt == nil {
+		t.Fatalf("no completed run: %+v", c.Status.Run)
+	}
+	s.collected(c.Status.Run.ID, want, where)
 }
