@@ -3,6 +3,8 @@ package testenv
 import (
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
 )
 
 // NodeJobImage is the image of the Swarm runtime's jobs, which `make images`
@@ -31,12 +36,15 @@ type Swarm struct {
 	NodeSocket string
 	// Root holds each node's data root, nodeK.
 	Root string
+
+	managerAddr string
+	images      []string
 }
 
-// StartSwarm makes a swarm of n nodes, each with the lab image and the
-// jobs' image, and removes it when the test ends. It needs root and the
-// host's daemon with both images (`make images`).
-func StartSwarm(t testing.TB, n int) *Swarm {
+// StartSwarm makes a swarm of n nodes, each with the lab image, the jobs'
+// image and the images given, and removes it when the test ends. It needs
+// root and the host's daemon with those images (`make images`).
+func StartSwarm(t testing.TB, n int, images ...string) *Swarm {
 	t.Helper()
 	Docker(t) // the host's daemon and the lab image, or skip (fail in CI)
 	if os.Geteuid() != 0 {
@@ -47,7 +55,7 @@ func StartSwarm(t testing.TB, n int) *Swarm {
 		t.Fatal(err)
 	}
 	s := &Swarm{t: t, script: filepath.Join(root, "scripts", "swarm-nodes.sh"), HostAddr: "10.231.7.1",
-		NodeSocket: "/run/homeroom-node/docker.sock", Root: "/var/lib/homeroom-swarm"}
+		NodeSocket: "/run/homeroom-node/docker.sock", Root: "/var/lib/homeroom-swarm", managerAddr: "10.231.7.11", images: append([]string{SandboxImage, NodeJobImage}, images...)}
 	s.run("down") // what a killed run left
 	t.Cleanup(func() { s.run("down") })
 	out := s.run("up", fmt.Sprint(n))
@@ -70,7 +78,7 @@ func (s *Swarm) run(args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.script, args...)
-	cmd.Env = append(os.Environ(), "HOMEROOM_SWARM_IMAGES="+SandboxImage+" "+NodeJobImage)
+	cmd.Env = append(os.Environ(), "HOMEROOM_SWARM_IMAGES="+strings.Join(s.images, " "))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -109,5 +117,74 @@ func repoRoot() (string, error) {
 			return "", fmt.Errorf("no go.mod above the test's directory")
 		}
 		dir = parent
+	}
+}
+
+// SwarmTraefik is a real Traefik with the Swarm provider, as a plain
+// container on the manager (where the controller attaches it to each class
+// network), publishing its web entrypoint on the manager's address.
+type SwarmTraefik struct {
+	Name string
+	// Addr is host:port of its web entrypoint, reached from this machine.
+	Addr string
+}
+
+// StartTraefik runs Traefik on the manager; it goes with the swarm.
+func (s *Swarm) StartTraefik(t testing.TB) *SwarmTraefik {
+	t.Helper()
+	ctx := context.Background()
+	m := s.Nodes[0]
+	if _, err := m.ImageInspect(ctx, TraefikImage); err != nil {
+		t.Fatalf("the manager has no %s (StartSwarm loads it): %v", TraefikImage, err)
+	}
+	port := 30000 + mrand.IntN(2000)
+	tr := &SwarmTraefik{Name: "hr-swarm-traefik", Addr: fmt.Sprintf("%s:%d", s.managerAddr, port)}
+	cfg := &container.Config{
+		Image: TraefikImage,
+		Cmd: []string{
+			"--providers.swarm=true",
+			"--providers.swarm.endpoint=unix:///var/run/docker.sock",
+			"--providers.swarm.exposedbydefault=false",
+			"--providers.swarm.refreshSeconds=1s",
+			"--entrypoints.web.address=:80",
+			"--log.level=INFO",
+		},
+		ExposedPorts: nat.PortSet{"80/tcp": {}},
+	}
+	host := &container.HostConfig{
+		Binds:        []string{s.NodeSocket + ":/var/run/docker.sock:ro"},
+		PortBindings: nat.PortMap{"80/tcp": {{HostIP: s.managerAddr, HostPort: fmt.Sprint(port)}}},
+	}
+	resp, err := m.ContainerCreate(ctx, cfg, host, nil, nil, tr.Name)
+	if err != nil {
+		t.Fatalf("create traefik on the manager: %v", err)
+	}
+	if err := m.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		t.Fatalf("start traefik on the manager: %v", err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		rc, err := m.ContainerLogs(context.Background(), resp.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "40"})
+		if err != nil {
+			return
+		}
+		defer rc.Close()
+		var b strings.Builder
+		stdcopy.StdCopy(&b, &b, rc)
+		t.Logf("traefik's last lines:\n%s", b.String())
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get("http://" + tr.Addr + "/")
+		if err == nil {
+			res.Body.Close()
+			return tr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("traefik did not answer on %s: %v", tr.Addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -47,6 +47,11 @@ func StartSystem(t testing.TB, traefik string, extraEnv ...string) *System {
 		"HOMEROOM_MONGO_URI=", "HOMEROOM_S3_ENDPOINT=", "HOMEROOM_ADMIN_TOKEN=",
 	}
 	env = append(env, extraEnv...)
+	for _, e := range extraEnv {
+		if l, ok := strings.CutPrefix(e, "HOMEROOM_LISTEN="); ok {
+			listen = l // the apiserver listens elsewhere, for a swarm's Traefik
+		}
+	}
 	s := &System{URL: "http://" + listen, ControllerURL: "http://" + ctlListen, S3Addr: s3, DataDir: data, bin: bin, env: env}
 	s.Start(t)
 	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))

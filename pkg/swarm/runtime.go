@@ -384,8 +384,17 @@ func serviceSpec(spec dockerx.ContainerSpec) swarm.ServiceSpec {
 	if host.LogConfig.Type != "" {
 		logs = &swarm.Driver{Name: host.LogConfig.Type, Options: host.LogConfig.Config}
 	}
+	labels := cfg.Labels
+	if net, ok := labels["traefik.docker.network"]; ok {
+		// Traefik's Swarm provider reads its own name for the network
+		// through which it reaches the service's tasks, and skips a
+		// service that also has the Docker provider's.
+		labels = maps.Clone(labels)
+		delete(labels, "traefik.docker.network")
+		labels["traefik.swarm.network"] = net
+	}
 	return swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: spec.Name, Labels: cfg.Labels},
+		Annotations: swarm.Annotations{Name: spec.Name, Labels: labels},
 		TaskTemplate: swarm.TaskSpec{
 			ContainerSpec: cs, Resources: res, Networks: nets, LogDriver: logs,
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny},

@@ -26,7 +26,7 @@ func TestServiceSpecKeepsTheSandboxSpec(t *testing.T) {
 	if svc.Name != api.ContainerName("c1", "alice") || svc.Labels[api.LabelStudent] != "alice" || cs.Labels[api.LabelConfigHash] == "" {
 		t.Errorf("name and labels: %q %v", svc.Name, svc.Labels)
 	}
-	if svc.Labels["traefik.enable"] != "true" {
+	if svc.Labels["traefik.enable"] != "true" || svc.Labels["traefik.swarm.network"] != api.NetworkName("c1") || svc.Labels["traefik.docker.network"] != "" {
 		t.Errorf("Traefik's labels are on the service: %v", svc.Labels)
 	}
 	if cs.Image != tmpl.Image || cs.User != tmpl.User || !cs.ReadOnly {

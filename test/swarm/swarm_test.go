@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/signin"
 )
 
 type system struct {
@@ -32,24 +34,43 @@ type system struct {
 	sw    *testenv.Swarm
 	store *artifacts.Store
 	id    string
+	tr    *testenv.SwarmTraefik // nil unless routed
 }
 
 func start(t *testing.T, id string) *system {
-	sw := testenv.StartSwarm(t, 3)
-	// The collection jobs upload from the nodes: the object store listens
-	// where they reach the machine.
+	return startWith(t, id, false)
+}
+
+// startWith starts the system on a swarm of three, with a Traefik on the
+// manager when routed.
+func startWith(t *testing.T, id string, routed bool) *system {
+	var sw *testenv.Swarm
+	router := "hr-swarm-no-router"
+	if routed {
+		sw = testenv.StartSwarm(t, 3, testenv.TraefikImage)
+	} else {
+		sw = testenv.StartSwarm(t, 3)
+	}
+	var tr *testenv.SwarmTraefik
+	if routed {
+		tr = sw.StartTraefik(t)
+		router = tr.Name
+	}
+	// The collection jobs upload from the nodes, and Traefik on the
+	// manager asks the apiserver's sign-in check: both listen where the
+	// nodes reach the machine.
 	s3 := testenv.StartS3On(t, sw.HostAddr)
 	cfg := s3.Config()
-	sys := testenv.StartSystem(t, "hr-swarm-no-router",
+	sys := testenv.StartSystem(t, router,
 		"DOCKER_HOST="+sw.ManagerHost(), "HOMEROOM_RUNTIME=swarm", "HOMEROOM_SWARM_NODE_SOCKET="+sw.NodeSocket,
 		"HOMEROOM_S3_ENDPOINT="+cfg.Endpoint, "HOMEROOM_S3_ACCESS_KEY="+cfg.AccessKey, "HOMEROOM_S3_SECRET_KEY="+cfg.SecretKey,
-		"HOMEROOM_S3_BUCKET="+cfg.Bucket)
+		"HOMEROOM_S3_BUCKET="+cfg.Bucket, "HOMEROOM_LISTEN="+testenv.FreeAddrOn(t, sw.HostAddr))
 	t.Cleanup(sys.Kill) // before the swarm goes, registered earlier
 	store, err := artifacts.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &system{System: sys, t: t, sw: sw, store: store, id: id}
+	return &system{System: sys, t: t, sw: sw, store: store, id: id, tr: tr}
 }
 
 func (s *system) call(method, path string, body, out any) int {
@@ -343,4 +364,90 @@ func TestCollectionWaitsForANodeThatIsDown(t *testing.T) {
 		t.Fatalf("no completed run: %+v", c.Status.Run)
 	}
 	s.collected(c.Status.Run.ID, want, where)
+}
+
+// through sends a request to Traefik for a URL, with a cookie, never
+// following redirects.
+func (s *system) through(method, rawURL, cookie string) (int, http.Header, string) {
+	s.t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(method, "http://"+s.tr.Addr+u.RequestURI(), nil)
+	req.Host = u.Host
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// Students on a swarm reach their sandboxes through Traefik on the
+// manager, with the sign-in check in front: each student reaches their
+// own, wherever the swarm placed it, and no one else's.
+func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
+	s := startWith(t, "swarmroute", true)
+	students := s.up(6)
+	where := s.placement()
+	host := func(st string) string { return api.Host(s.id, st, "lab.localhost") }
+	// Traefik reads the swarm's services every second: wait until each
+	// host is routed, that is until the sign-in check answers for it.
+	for _, st := range students {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			code, _, _ := s.through("GET", "http://"+host(st)+"/", "")
+			if code == http.StatusUnauthorized {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's host is not routed to the sign-in check: %d", st, code)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	var links struct{ Items []struct{ Student, URL string } }
+	if code := s.call("POST", "/api/v1/classes/"+s.id+"/links", nil, &links); code != http.StatusOK {
+		t.Fatalf("links: %d", code)
+	}
+	cookies := map[string]string{}
+	for _, l := range links.Items {
+		code, h, body := s.through("GET", l.URL, "")
+		if code != http.StatusFound {
+			t.Fatalf("following %s's link: %d %s", l.Student, code, body)
+		}
+		for _, ck := range (&http.Response{Header: h}).Cookies() {
+			if ck.Name == signin.CookieName {
+				cookies[l.Student] = ck.Name + "=" + ck.Value
+			}
+		}
+	}
+	for i, st := range students {
+		other := students[(i+1)%len(students)]
+		code, _, body := s.through("GET", "http://"+host(st)+"/", cookies[st])
+		if code != http.StatusOK || !strings.Contains(body, `"student":"`+st+`"`) {
+			t.Errorf("%s on their own host (sandbox on node %d): %d %.200s", st, where[st], code, body)
+		}
+		if code, _, body := s.through("GET", "http://"+host(other)+"/", cookies[st]); code != http.StatusForbidden {
+			t.Errorf("%s's session on %s's host (node %d): %d %.200s, want 403", st, other, where[other], code, body)
+		}
+		if code, _, _ := s.through("GET", "http://"+host(st)+"/", ""); code != http.StatusUnauthorized {
+			t.Errorf("no session on %s's host: %d, want 401", st, code)
+		}
+	}
+	nodes := map[int]bool{}
+	for _, k := range where {
+		nodes[k] = true
+	}
+	if len(nodes) < 3 {
+		t.Errorf("the class ran on %d nodes, want 3: %v", len(nodes), where)
+	}
+	c := s.down()
+	s.collected(c.Status.Run.ID, s.work(nil, nil), where)
 }
