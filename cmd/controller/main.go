@@ -80,7 +80,7 @@ func run(ctx context.Context) error {
 	var rt runtime = docker
 	if cfg.Runtime == "swarm" {
 		sw := swarm.New(docker, art, swarm.Options{
-			JobImage: cfg.SwarmJobImage, NodeSocket: cfg.SwarmNodeSocket, StoreEndpoint: cfg.SwarmStoreEndpoint,
+			JobImage: cfg.SwarmJobImage, NodeSocket: cfg.SwarmNodeSocket, StoreEndpoint: cfg.SwarmStoreEndpoint, Router: cfg.Traefik,
 		})
 		if err := sw.CheckManager(ctx); err != nil {
 			return err

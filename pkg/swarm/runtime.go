@@ -58,6 +58,9 @@ type Options struct {
 	// StartTimeout bounds how long a sandbox may take to be running on its
 	// node (default 3 min): placing it, and the node's image lookup.
 	StartTimeout time.Duration
+	// Router is the Traefik container on the manager, which joins each
+	// student's own network.
+	Router string
 }
 
 // Runtime runs classes on a swarm through one of its managers. The calls
@@ -220,7 +223,8 @@ func (r *Runtime) ListContainers(ctx context.Context, classID string) ([]contain
 		if t != nil {
 			net := api.NetworkName(s.Spec.Labels[api.LabelClass])
 			for _, a := range t.NetworksAttachments {
-				if a.Network.Spec.Name == net && len(a.Addresses) > 0 {
+				// The class network, or the student's own in its place.
+				if (a.Network.Spec.Name == net || a.Network.Spec.Name == s.Spec.Name) && len(a.Addresses) > 0 {
 					ip, _, _ := strings.Cut(a.Addresses[0], "/")
 					c.NetworkSettings = &container.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{net: {IPAddress: ip}}}
 				}
@@ -276,14 +280,171 @@ func (r *Runtime) service(ctx context.Context, nameOrID string) (swarm.Service, 
 
 // EnsureNetwork makes the class network an attachable overlay network:
 // attachable, so that Traefik, a plain container on a manager, can join
-// it. Overlay networks have no switch between their members, so the
-// bridge's isolation option does not apply.
+// it. An overlay network has no switch that keeps its members apart, as
+// the bridge's enable_icc=false does: where the template wants its
+// sandboxes apart, the network is marked isolated and each student's
+// sandbox gets a network of its own instead (see CreateContainer).
 func (r *Runtime) EnsureNetwork(ctx context.Context, name string, opts network.CreateOptions) (string, error) {
+	isolated := opts.Options[bridgeICC] == "false"
 	opts.Driver = "overlay"
 	opts.Attachable = true
 	opts.Scope = "swarm"
 	opts.Options = nil
+	if isolated {
+		opts.Labels = maps.Clone(opts.Labels)
+		opts.Labels[labelIsolated] = "true"
+	}
 	return r.Client.EnsureNetwork(ctx, name, opts)
+}
+
+// bridgeICC is the bridge driver's option for traffic between containers,
+// which the planner turns off unless a template allows collaboration.
+const bridgeICC = "com.docker.network.bridge.enable_icc"
+
+// labelIsolated marks a class network whose sandboxes must not reach each
+// other; labelStudentNetwork, a student's own network.
+const (
+	labelIsolated       = "homeroom.isolated"
+	labelStudentNetwork = "homeroom.student-network"
+)
+
+// studentNetwork gives the sandbox its own network when its class network
+// is isolated: internal like the class's, with the swarm's own addresses,
+// and with Traefik on it. It returns the network to attach the sandbox to.
+func (r *Runtime) studentNetwork(ctx context.Context, classNet, class, student, name string) (string, error) {
+	cctx, cancel := r.ctx(ctx)
+	n, err := r.api.NetworkInspect(cctx, classNet, network.InspectOptions{})
+	cancel()
+	r.Track("network_inspect", err)
+	if err != nil {
+		return "", fmt.Errorf("inspect %s: %w", classNet, err)
+	}
+	if n.Labels[labelIsolated] != "true" {
+		return classNet, nil
+	}
+	id, err := r.Client.EnsureNetwork(ctx, name, network.CreateOptions{
+		Driver: "overlay", Attachable: true, Scope: "swarm", Internal: n.Internal,
+		Labels: map[string]string{api.LabelManagedBy: api.ManagedByValue, api.LabelClass: class, api.LabelStudent: student, labelStudentNetwork: "true"},
+	})
+	if err != nil {
+		return "", err
+	}
+	if r.opts.Router != "" {
+		if err := r.Client.Connect(ctx, id, r.opts.Router); err != nil && !cerrdefs.IsNotFound(err) {
+			return "", err
+		}
+	}
+	return name, nil
+}
+
+// studentNetworks lists the class's students' own networks.
+func (r *Runtime) studentNetworks(ctx context.Context, class string) ([]network.Summary, error) {
+	ns, err := r.Client.ListNetworks(ctx, class)
+	if err != nil {
+		return nil, err
+	}
+	out := ns[:0]
+	for _, n := range ns {
+		if n.Labels[labelStudentNetwork] == "true" {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Connect attaches Traefik to the class network and to the class's
+// students' own networks: a Traefik started again is attached to all of
+// them by the step that attaches it to the class network.
+func (r *Runtime) Connect(ctx context.Context, networkID, containerID string) error {
+	if err := r.Client.Connect(ctx, networkID, containerID); err != nil {
+		return err
+	}
+	class, err := r.classOfNetwork(ctx, networkID)
+	if err != nil {
+		return err
+	}
+	own, err := r.studentNetworks(ctx, class)
+	if err != nil {
+		return err
+	}
+	for _, n := range own {
+		if err := r.Client.Connect(ctx, n.ID, containerID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Disconnect detaches Traefik from the class network and from whatever
+// student networks of the class are left.
+func (r *Runtime) Disconnect(ctx context.Context, networkID, containerID string) error {
+	class, err := r.classOfNetwork(ctx, networkID)
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return err
+	}
+	if class != "" {
+		own, err := r.studentNetworks(ctx, class)
+		if err != nil {
+			return err
+		}
+		for _, n := range own {
+			if err := r.Client.Disconnect(ctx, n.ID, containerID); err != nil {
+				return err
+			}
+		}
+	}
+	return r.Client.Disconnect(ctx, networkID, containerID)
+}
+
+func (r *Runtime) classOfNetwork(ctx context.Context, id string) (string, error) {
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	n, err := r.api.NetworkInspect(cctx, id, network.InspectOptions{})
+	r.Track("network_inspect", err)
+	if err != nil {
+		return "", err
+	}
+	return n.Labels[api.LabelClass], nil
+}
+
+// removeStudentNetwork removes the student's own network, if any, once its
+// service is gone: Traefik leaves it first, and the swarm may take a moment
+// to release the removed service's endpoint.
+func (r *Runtime) removeStudentNetwork(ctx context.Context, name string) error {
+	cctx, cancel := r.ctx(ctx)
+	n, err := r.api.NetworkInspect(cctx, name, network.InspectOptions{})
+	cancel()
+	r.Track("network_inspect", err)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", name, err)
+	}
+	if n.Labels[api.LabelManagedBy] != api.ManagedByValue || n.Labels[labelStudentNetwork] != "true" {
+		return nil // not a student's own network: left alone
+	}
+	if r.opts.Router != "" {
+		if err := r.Client.Disconnect(ctx, n.ID, r.opts.Router); err != nil {
+			return err
+		}
+	}
+	ctx, cancel = context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		cctx, ccancel := r.ctx(ctx)
+		err := r.api.NetworkRemove(cctx, n.ID)
+		ccancel()
+		r.Track("network_remove", err)
+		if err == nil || cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove network %s: %w", name, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // CreateContainer makes the student's service from the container spec the
@@ -300,7 +461,10 @@ func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpe
 		// reach.
 		return "", errors.New("collecting work volumes without their sandbox is not supported on a swarm yet")
 	}
-	svc := serviceSpec(spec)
+	svc, err := r.serviceFor(ctx, spec)
+	if err != nil {
+		return "", err
+	}
 	cctx, cancel := r.ctx(ctx)
 	resp, err := r.api.ServiceCreate(cctx, svc, swarm.ServiceCreateOptions{QueryRegistry: false})
 	cancel()
@@ -327,6 +491,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpe
 	if err := r.RemoveContainer(ctx, existing.ID); err != nil {
 		return "", err
 	}
+	if svc, err = r.serviceFor(ctx, spec); err != nil { // its own network went with it
+		return "", err
+	}
 	cctx, cancel = r.ctx(ctx)
 	defer cancel()
 	resp, err = r.api.ServiceCreate(cctx, svc, swarm.ServiceCreateOptions{QueryRegistry: false})
@@ -336,6 +503,26 @@ func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpe
 	}
 	r.remember(spec)
 	return resp.ID, nil
+}
+
+// serviceFor is the student's service, on the student's own network where
+// the class's keeps sandboxes apart.
+func (r *Runtime) serviceFor(ctx context.Context, spec dockerx.ContainerSpec) (swarm.ServiceSpec, error) {
+	svc := serviceSpec(spec)
+	nets := svc.TaskTemplate.Networks
+	if len(nets) != 1 {
+		return svc, nil
+	}
+	own, err := r.studentNetwork(ctx, nets[0].Target, spec.Config.Labels[api.LabelClass], spec.Config.Labels[api.LabelStudent], spec.Name)
+	if err != nil {
+		return svc, err
+	}
+	if own != nets[0].Target {
+		svc.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: own, Aliases: nets[0].Aliases}}
+		svc.Labels = maps.Clone(svc.Labels)
+		svc.Labels["traefik.swarm.network"] = own
+	}
+	return svc, nil
 }
 
 func (r *Runtime) remember(spec dockerx.ContainerSpec) {
@@ -559,7 +746,7 @@ func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove service %s: %w", name, err)
 	}
-	return nil
+	return r.removeStudentNetwork(ctx, name)
 }
 
 // ListVolumes lists the class's work volumes the controller can collect
