@@ -412,7 +412,9 @@ func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	var links struct{ Items []struct{ Student, URL string } }
+	var links struct {
+		Items []struct{ Student, URL string }
+	}
 	if code := s.call("POST", "/api/v1/classes/"+s.id+"/links", nil, &links); code != http.StatusOK {
 		t.Fatalf("links: %d", code)
 	}
