@@ -70,6 +70,14 @@ type service struct {
 	Devices       []any        `yaml:"devices"`
 	User          string       `yaml:"user"`
 	Restart       string       `yaml:"restart"`
+	Deploy        *deploy      `yaml:"deploy"` // a swarm stack's
+}
+
+// deploy is the part of a stack service's deploy key the manifests use.
+type deploy struct {
+	Placement struct {
+		Constraints []string `yaml:"constraints"`
+	} `yaml:"placement"`
 }
 
 type healthcheck struct {
@@ -229,6 +237,7 @@ func (m *mount) UnmarshalYAML(n *yaml.Node) error {
 // port is a port mapping in short ("[ip:]host:container[/proto]") or long syntax.
 type port struct {
 	HostIP, Published, Target string
+	Mode                      string // long syntax: ingress (the default) or host
 }
 
 func (p *port) UnmarshalYAML(n *yaml.Node) error {
@@ -251,11 +260,12 @@ func (p *port) UnmarshalYAML(n *yaml.Node) error {
 		HostIP    string `yaml:"host_ip"`
 		Published any    `yaml:"published"`
 		Target    any    `yaml:"target"`
+		Mode      string `yaml:"mode"`
 	}
 	if err := n.Decode(&long); err != nil {
 		return err
 	}
-	p.HostIP = long.HostIP
+	p.HostIP, p.Mode = long.HostIP, long.Mode
 	if long.Published != nil {
 		p.Published = fmt.Sprint(long.Published)
 	}
