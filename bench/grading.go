@@ -271,9 +271,5 @@ remove. Each pair measures directly, then Homeroom.
 	if sp.median > grTarget {
 		verdict = "MISS"
 	}
-	note := ""
-	if sp.min <= grTarget && sp.max > grTarget {
-		note = "; the pairs straddle the target, too wide a spread for a firm verdict"
-	}
-	fmt.Fprintf(w, "  %s  grading a run of %d within %.2f× running the graders directly: %s%s\n", verdict, r.o.students, grTarget, sp, note)
+	fmt.Fprintf(w, "  %s  grading a run of %d within %.2f× running the graders directly: %s%s\n", verdict, r.o.students, grTarget, sp, sp.note(grTarget))
 }

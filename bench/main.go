@@ -98,6 +98,7 @@ type options struct {
 	only string
 	fa   faOptions
 	nb   nbOptions
+	sw   swOptions
 	gr   grOptions
 	tt   ttOptions
 }
@@ -126,7 +127,7 @@ func run(ctx context.Context) error {
 	flag.IntVar(&o.pairs, "pairs", 3, "measurements of each size, each a baseline then Homeroom; targets are judged on the median ratio")
 	flag.IntVar(&o.embeddedPairs, "embedded-pairs", 3, "of those pairs of the class of 100, how many also measure a Homeroom Down with the apiserver's own object store against the same baseline (0: skip)")
 	flag.BoolVar(&o.sequential, "sequential", false, "also time the seed's Up loop (one container after another) in the first pair of each size; no target depends on it")
-	flag.StringVar(&o.only, "only", "", "run only this part: classes (Up, Down, scale), forwardauth (the sign-in check's cost), notebooks (a class of notebooks answering), grading (a run graded) or timetable (a class ready at its bell)")
+	flag.StringVar(&o.only, "only", "", "run only this part: classes (Up, Down, scale), forwardauth (the sign-in check's cost), notebooks (a class of notebooks answering), grading (a run graded) timetable (a class ready at its bell) or swarm (a class on a swarm of three daemons against the host)")
 	flag.IntVar(&o.fa.rate, "fa-rate", 200, "forwardauth: requests a second, with and without the sign-in check")
 	flag.DurationVar(&o.fa.duration, "fa-duration", 30*time.Second, "forwardauth: time each case is measured, split over the pairs")
 	flag.IntVar(&o.fa.pairs, "fa-pairs", 10, "forwardauth: alternations of the two cases (with, then without); short ones spread the machine's noise over both")
@@ -135,13 +136,18 @@ func run(ctx context.Context) error {
 	flag.IntVar(&o.gr.students, "gr-students", 100, "grading: students in the run graded")
 	flag.IntVar(&o.tt.students, "tt-students", 100, "timetable: students in the class with a session")
 	flag.DurationVar(&o.tt.ahead, "tt-ahead", 2*time.Minute, "timetable: how far ahead the session starts")
+	flag.IntVar(&o.sw.students, "sw-students", 100, "swarm: students in the class brought Up and Down on the swarm and on the host")
+	flag.IntVar(&o.sw.pairs, "sw-pairs", 3, "swarm: measurements, each the host then the swarm")
 	flag.IntVar(&o.gr.pairs, "gr-pairs", 3, "grading: measurements, each the graders run directly then a regrade by Homeroom")
 	flag.DurationVar(&o.nb.poll, "nb-poll", 100*time.Millisecond, "notebooks: how often each student's notebook is asked while the bench waits, on both sides")
 	flag.Parse()
 	switch o.only {
-	case "", "classes", "forwardauth", "notebooks", "grading", "timetable":
+	case "", "classes", "forwardauth", "notebooks", "grading", "timetable", "swarm":
 	default:
-		return fmt.Errorf("-only: %q is none of classes, forwardauth, notebooks, grading and timetable", o.only)
+		return fmt.Errorf("-only: %q is none of classes, forwardauth, notebooks, grading, timetable and swarm", o.only)
+	}
+	if o.sw.students < 1 || o.sw.pairs < 1 {
+		return errors.New("-sw-students and -sw-pairs must be at least 1")
 	}
 	if o.tt.students < 1 || o.tt.ahead < 0 {
 		return errors.New("-tt-students must be at least 1 and -tt-ahead not negative")
@@ -254,6 +260,19 @@ func run(ctx context.Context) error {
 		tt.report(os.Stdout, machine)
 		fmt.Fprintf(os.Stderr, "timetable done at %s\n", time.Since(begin).Round(time.Second))
 		if o.only == "timetable" {
+			return nil
+		}
+	}
+
+	if o.only == "" || o.only == "swarm" {
+		settle(ctx)
+		sw, err := swarmOverhead(ctx, o)
+		if err != nil {
+			return fmt.Errorf("swarm: %w", err)
+		}
+		sw.report(os.Stdout, machine)
+		fmt.Fprintf(os.Stderr, "swarm done at %s\n", time.Since(begin).Round(time.Second))
+		if o.only == "swarm" {
 			return nil
 		}
 	}
@@ -1035,13 +1054,7 @@ func report(w io.Writer, machine string, o options, rows []row, sc *scaleResult,
 		fmt.Fprintf(w, "  %s  %s\n", verdict, fmt.Sprintf(format, args...))
 	}
 	checkRatio := func(s spread, target float64, what string) {
-		note := ""
-		if s.min <= target && target < s.max {
-			// Some pairs pass and some miss: the median decides, but one
-			// more run could decide otherwise.
-			note = "; the pairs straddle the target, too wide a spread for a firm verdict"
-		}
-		check(s.median <= target, "%s within %.2f×: %s%s", what, target, s, note)
+		check(s.median <= target, "%s within %.2f×: %s%s", what, target, s, s.note(target))
 	}
 	for _, n := range []int{10, 50, 100} {
 		if s, ok := up[n]; ok {
@@ -1092,6 +1105,15 @@ func spreadOf(v []float64) spread {
 		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	return spread{median: m, min: s[0], max: s[len(s)-1]}
+}
+
+// note says when some pairs pass the target and some miss it: the median
+// decides, but one more run could decide otherwise.
+func (s spread) note(target float64) string {
+	if s.min <= target && target < s.max {
+		return "; the pairs straddle the target, too wide a spread for a firm verdict"
+	}
+	return ""
 }
 
 func (s spread) String() string {
@@ -1175,6 +1197,10 @@ type sysConfig struct {
 	// ("" none: the bench measures Docker and collection, not routing);
 	// traefikURL is its entrypoint, where readiness sees hosts routed.
 	traefik, traefikURL string
+	// s3Host is where the separate S3 server listens ("" loopback); env is
+	// added to both processes' environment.
+	s3Host string
+	env    []string
 }
 
 func startSystem(ctx context.Context, o options, c sysConfig) (*system, error) {
@@ -1195,6 +1221,9 @@ func startSystem(ctx context.Context, o options, c sysConfig) (*system, error) {
 		os.MkdirAll(bucketDir, 0o755)
 		os.MkdirAll(sidecar, 0o755)
 		s3Addr, access, secret := freeAddr(), "bench", strings.ToLower(rand.Text())
+		if c.s3Host != "" {
+			s3Addr = freeAddrOn(c.s3Host)
+		}
 		if s.s3, err = versitygw.Start(ctx, versitygw.Options{Binary: o.versitygw, Addr: s3Addr, Dir: bucketDir, Sidecar: sidecar,
 			AccessKey: access, SecretKey: secret}); err != nil {
 			return nil, fmt.Errorf("%w (run scripts/ensure-versitygw.sh)", err)
@@ -1231,6 +1260,7 @@ func startSystem(ctx context.Context, o options, c sysConfig) (*system, error) {
 		"HOMEROOM_RATE_LIMIT=1000", "HOMEROOM_RATE_BURST=1000",
 	}
 	env = append(env, s3Env...)
+	env = append(env, c.env...)
 	if s.apiserver, err = startProcess(dir, "apiserver", filepath.Join(o.bin, "apiserver"), env); err != nil {
 		return nil, err
 	}

@@ -649,12 +649,8 @@ func (r *nbResult) report(w io.Writer, machine string) {
 	if s.median <= nbTarget {
 		verdict = "PASS"
 	}
-	note := ""
-	if s.min <= nbTarget && nbTarget < s.max {
-		note = "; the pairs straddle the target, too wide a spread for a firm verdict"
-	}
 	fmt.Fprintf(w, "  %s  every notebook of %d answering through Traefik, signed in, within %.2f× the daemon's limit: %s%s\n",
-		verdict, r.o.students, nbTarget, s, note)
+		verdict, r.o.students, nbTarget, s, s.note(nbTarget))
 }
 
 // answerCounts is "404: n, 502: m, …" in the order of the codes.

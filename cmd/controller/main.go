@@ -81,6 +81,7 @@ func run(ctx context.Context) error {
 	if cfg.Runtime == "swarm" {
 		sw := swarm.New(docker, art, swarm.Options{
 			JobImage: cfg.SwarmJobImage, NodeSocket: cfg.SwarmNodeSocket, StoreEndpoint: cfg.SwarmStoreEndpoint, Router: cfg.Traefik,
+			NodeLostAfter: cfg.SwarmNodeLostAfter,
 		})
 		if err := sw.CheckManager(ctx); err != nil {
 			return err

@@ -4,6 +4,7 @@
 // that node's Docker socket.
 //
 //	nodejob collect -class C -student S -path P -image IMG -put URL
+//	nodejob restore -class C -student S -path P -template-image IMG -template T -get URL
 //	nodejob remove-volume -name NAME
 //
 // collect archives the student's work volume for P exactly as the Docker
@@ -13,6 +14,10 @@
 // holds no credentials of the object store. The controller reads the tar
 // back from the object store and collects it through its one collection
 // path, which verifies every file.
+//
+// restore extracts a tar, downloaded through a presigned address, into the
+// student's work volume before their sandbox starts (made from the
+// sandbox's image first, as its first start would, when missing).
 //
 // remove-volume removes a work volume on this node, where it has one. Both
 // act only on volumes that carry Homeroom's labels (collect: for that class
@@ -50,7 +55,7 @@ const (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nodejob collect|remove-volume [flags]")
+		fmt.Fprintln(os.Stderr, "usage: nodejob collect|restore|remove-volume [flags]")
 		os.Exit(2)
 	}
 	ctx := context.Background()
@@ -58,6 +63,8 @@ func main() {
 	switch os.Args[1] {
 	case "collect":
 		err = collect(ctx, os.Args[2:])
+	case "restore":
+		err = restore(ctx, os.Args[2:])
 	case "remove-volume":
 		err = removeVolume(ctx, os.Args[2:])
 	default:
@@ -79,6 +86,55 @@ func ours(v *volume.Volume, class, student string) bool {
 	return v.Labels[api.LabelManagedBy] == api.ManagedByValue && v.Labels[api.LabelClass] == class && v.Labels[api.LabelStudent] == student
 }
 
+// holder makes the container, never started, through which a student's
+// work volume for path is read or written on this node, and returns it
+// with what removes it. The volume must be Homeroom's for that student; a
+// missing one is an error unless fresh, where the mount makes it as the
+// sandbox's first start would: from templateImage's directory at path,
+// with the labels the sandbox's own mount gives it.
+func holder(ctx context.Context, d *client.Client, class, student, path, image, templateImage, template string, fresh, readOnly bool) (string, func(), error) {
+	name := api.VolumeName(class, student, path)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	v, err := d.VolumeInspect(cctx, name)
+	switch {
+	case err == nil:
+		if !ours(&v, class, student) {
+			return "", nil, fmt.Errorf("volume %s is not Homeroom's work volume of %s in %s: left alone", name, student, class)
+		}
+	case cerrdefs.IsNotFound(err) && fresh:
+		if templateImage == "" || template == "" {
+			return "", nil, errors.New("a fresh volume needs -template-image and -template")
+		}
+		image = templateImage
+	default:
+		// Mounting a missing volume would make an empty one, and an empty
+		// archive would read as a student who wrote nothing.
+		return "", nil, fmt.Errorf("work volume %s on this node: %w", name, err)
+	}
+	hname := "homeroom-holder-" + name
+	_ = d.ContainerRemove(cctx, hname, container.RemoveOptions{Force: true}) // a killed job's
+	resp, err := d.ContainerCreate(cctx, &container.Config{
+		Image: image, Cmd: []string{"true"}, NetworkDisabled: true,
+		Labels: map[string]string{api.LabelManagedBy: api.ManagedByValue, api.LabelClass: class, api.LabelRecovering: student},
+	}, &container.HostConfig{
+		NetworkMode: "none", CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges:true"}, ReadonlyRootfs: true,
+		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: name, Target: path, ReadOnly: readOnly,
+			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{
+				api.LabelManagedBy: api.ManagedByValue, api.LabelClass: class, api.LabelStudent: student,
+				api.LabelCollectPath: path, api.LabelTemplate: template,
+			}}}},
+	}, nil, nil, hname)
+	if err != nil {
+		return "", nil, fmt.Errorf("create %s: %w", hname, err)
+	}
+	return resp.ID, func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		defer cancel()
+		_ = d.ContainerRemove(rctx, resp.ID, container.RemoveOptions{Force: true})
+	}, nil
+}
+
 func collect(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
 	class := fs.String("class", "", "class id")
@@ -86,6 +142,9 @@ func collect(ctx context.Context, args []string) error {
 	path := fs.String("path", "", "the collect path the volume is mounted at in the sandbox")
 	image := fs.String("image", "", "image of the container that mounts the volume (never started)")
 	put := fs.String("put", "", "presigned URL the tar is uploaded to")
+	fresh := fs.Bool("fresh", false, "the sandbox never started: a missing volume is made from -template-image")
+	templateImage := fs.String("template-image", "", "with -fresh: the sandbox's image")
+	template := fs.String("template", "", "with -fresh: the sandbox's template, for the volume's labels")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,37 +156,11 @@ func collect(ctx context.Context, args []string) error {
 		return err
 	}
 	defer d.Close()
-	name := api.VolumeName(*class, *student, *path)
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	v, err := d.VolumeInspect(cctx, name)
-	cancel()
+	id, remove, err := holder(ctx, d, *class, *student, *path, *image, *templateImage, *template, *fresh, true)
 	if err != nil {
-		// Mounting a missing volume would make an empty one, and an empty
-		// archive would read as a student who wrote nothing.
-		return fmt.Errorf("work volume %s on this node: %w", name, err)
+		return err
 	}
-	if !ours(&v, *class, *student) {
-		return fmt.Errorf("volume %s is not Homeroom's work volume of %s in %s: left alone", name, *student, *class)
-	}
-	holder := "homeroom-collect-" + name
-	cctx, cancel = context.WithTimeout(ctx, callTimeout)
-	_ = d.ContainerRemove(cctx, holder, container.RemoveOptions{Force: true}) // a killed job's
-	resp, err := d.ContainerCreate(cctx, &container.Config{
-		Image: *image, Cmd: []string{"true"}, NetworkDisabled: true,
-		Labels: map[string]string{api.LabelManagedBy: api.ManagedByValue, api.LabelClass: *class, api.LabelRecovering: *student},
-	}, &container.HostConfig{
-		NetworkMode: "none", CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges:true"}, ReadonlyRootfs: true,
-		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: name, Target: *path, ReadOnly: true}},
-	}, nil, nil, holder)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("create %s: %w", holder, err)
-	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
-		defer cancel()
-		_ = d.ContainerRemove(rctx, resp.ID, container.RemoveOptions{Force: true})
-	}()
+	defer remove()
 
 	// S3 wants the length before the body: stage the tar on disk first.
 	tmp, err := os.CreateTemp("", "collect-*.tar")
@@ -138,7 +171,7 @@ func collect(ctx context.Context, args []string) error {
 	defer tmp.Close()
 	actx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
-	rc, _, err := d.CopyFromContainer(actx, resp.ID, *path)
+	rc, _, err := d.CopyFromContainer(actx, id, *path)
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", *path, err)
 	}
@@ -167,7 +200,71 @@ func collect(ctx context.Context, args []string) error {
 		body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 		return fmt.Errorf("upload: %s: %s", res.Status, body)
 	}
-	fmt.Printf("collected %s: %d bytes\n", name, n)
+	fmt.Printf("collected %s: %d bytes\n", api.VolumeName(*class, *student, *path), n)
+	return nil
+}
+
+// restore downloads a tar through a presigned address and extracts it into
+// the student's work volume for path, made first if the sandbox never ran.
+func restore(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	class := fs.String("class", "", "class id")
+	student := fs.String("student", "", "student id")
+	path := fs.String("path", "", "the collect path the volume is mounted at in the sandbox")
+	templateImage := fs.String("template-image", "", "the sandbox's image, from which a new volume is made")
+	template := fs.String("template", "", "the sandbox's template, for a new volume's labels")
+	get := fs.String("get", "", "presigned URL of the tar")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *class == "" || *student == "" || *path == "" || *templateImage == "" || *template == "" || *get == "" {
+		return errors.New("restore needs -class, -student, -path, -template-image, -template and -get")
+	}
+	d, err := docker()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	actx, cancel := context.WithTimeout(ctx, uploadTimeout)
+	defer cancel()
+	tmp, err := os.CreateTemp("", "restore-*.tar")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, *get, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("download: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return fmt.Errorf("download: %s: %s", res.Status, body)
+	}
+	n, err := io.Copy(tmp, io.LimitReader(res.Body, maxArchive+1))
+	if err != nil {
+		return fmt.Errorf("download: %w", err)
+	}
+	if n > maxArchive {
+		return fmt.Errorf("download: larger than %d bytes", int64(maxArchive))
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	id, remove, err := holder(ctx, d, *class, *student, *path, *templateImage, *templateImage, *template, true, false)
+	if err != nil {
+		return err
+	}
+	defer remove()
+	if err := d.CopyToContainer(actx, id, *path, tmp, container.CopyToContainerOptions{}); err != nil {
+		return fmt.Errorf("extract into %s: %w", *path, err)
+	}
+	fmt.Printf("restored %d bytes into %s\n", n, api.VolumeName(*class, *student, *path))
 	return nil
 }
 

@@ -27,6 +27,11 @@ const (
 	// gone; its value is the student. It has no LabelStudent, so it is
 	// never taken for the sandbox.
 	LabelRecovering = "homeroom.recovering"
+	// LabelLost is set by a runtime on a sandbox it reports whose work
+	// volume is out of reach for good, valued with why (the swarm node it
+	// was on is down): the sandbox is made again elsewhere with its last
+	// collected work. A runtime's report, never a label on a container.
+	LabelLost = "homeroom.lost"
 	// LabelLate marks a sandbox made again after its class's Down for a
 	// late hand-in: it is collected into a run of its own, not the Down's.
 	LabelLate = "homeroom.late"

@@ -249,6 +249,22 @@ type ClassStatus struct {
 	// Restarted is, by student id, the restart request (RestartAt) the
 	// student's sandbox was last made again for.
 	Restarted map[string]time.Time `json:"restarted,omitempty" bson:"restarted,omitempty"`
+	// Restored is, by student id, the last time a student's sandbox was
+	// made again elsewhere with their collected work put back: what was
+	// restored and from when.
+	Restored map[string]Restored `json:"restored,omitempty" bson:"restored,omitempty"`
+}
+
+// Restored records work put back into a student's new sandbox.
+type Restored struct {
+	// RunID is the run the work came from (an autosave, a hand-in or a
+	// Down), collected at CollectedAt; "" when there was none to restore.
+	RunID       string    `json:"runId,omitempty" bson:"runId,omitempty"`
+	CollectedAt time.Time `json:"collectedAt,omitempty" bson:"collectedAt,omitempty"`
+	Files       int       `json:"files" bson:"files"`
+	At          time.Time `json:"at" bson:"at"`
+	// Why the sandbox was made again, e.g. the node it was on being down.
+	Reason string `json:"reason" bson:"reason"`
 }
 
 // MaxUpSeconds is how many Up durations a class's status keeps.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Config is shared by the apiserver and the controller.
@@ -61,6 +62,9 @@ type Config struct {
 	SwarmNodeSocket string
 	// SwarmStoreEndpoint is the object store as the nodes reach it.
 	SwarmStoreEndpoint string
+	// SwarmNodeLostAfter is how long a node is down before its sandboxes
+	// are made again elsewhere with their last autosave.
+	SwarmNodeLostAfter time.Duration
 	// The embedded artifact server's address: run by the apiserver when no
 	// external one is configured, and found there by the controller. The
 	// embedded store has no address: see EmbeddedStoreSocket.

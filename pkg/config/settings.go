@@ -259,6 +259,7 @@ func (c *Config) Settings(b Binary) []Setting {
 		{Controller, Setting{"swarm-job-image", "HOMEROOM_SWARM_JOB_IMAGE", "with -runtime swarm: the image of the jobs run on the nodes (cmd/nodejob), which every node must have", String(&c.SwarmJobImage, "homeroom/nodejob:dev")}},
 		{Controller, Setting{"swarm-node-socket", "HOMEROOM_SWARM_NODE_SOCKET", "with -runtime swarm: each node's Docker socket, on that node, which the jobs use", String(&c.SwarmNodeSocket, "/var/run/docker.sock")}},
 		{Controller, Setting{"swarm-store-endpoint", "HOMEROOM_SWARM_STORE_ENDPOINT", "with -runtime swarm: the object store as the nodes reach it (host:port or URL), for the collection jobs' uploads; empty: -s3-endpoint", String(&c.SwarmStoreEndpoint, "")}},
+		{Controller, Setting{"swarm-node-lost-after", "HOMEROOM_SWARM_NODE_LOST_AFTER", "with -runtime swarm: how long a node is down before its sandboxes are made again on other nodes with their last autosave", Duration(&c.SwarmNodeLostAfter, time.Minute, time.Second, 24*time.Hour)}},
 		{Both, Setting{"log-level", "HOMEROOM_LOG_LEVEL", "the least severe log lines written", OneOf(&c.LogLevel, "info", "debug", "info", "warn", "error")}},
 		{Both, Setting{"log-format", "HOMEROOM_LOG_FORMAT", "the log lines' format; console suits a terminal", OneOf(&c.LogFormat, "json", "json", "console")}},
 	}

@@ -690,17 +690,37 @@ func (e *executor) handIn(ctx context.Context, student, name string, late bool) 
 // owned by whoever owns the (new, empty) work volume, as the files the
 // student makes. Copying again over a crash's half restore is harmless.
 func (e *executor) restore(ctx context.Context, student, name string) error {
+	lost := e.obs.Containers[student].Lost
 	e.mu.Lock()
 	classID, runID := e.class.ID, lastCollection(e.class, student)
+	if a := e.class.Status.Autosave; lost != "" && a != nil && a.RunID > runID {
+		// A sandbox made again while its class is Up: its latest work is
+		// the class's last autosave (which may not hold it: a student it
+		// failed to collect is in none).
+		runID = a.RunID
+	}
 	e.mu.Unlock()
+	note := func(r api.Restored) error {
+		if lost == "" {
+			return nil
+		}
+		r.At, r.Reason = e.r.now(), lost
+		return e.checkpoint(ctx, func(st *api.ClassStatus) {
+			st.Restored = maps.Clone(st.Restored)
+			if st.Restored == nil {
+				st.Restored = map[string]api.Restored{}
+			}
+			st.Restored[student] = r
+		})
+	}
 	if runID == "" {
-		return nil // never collected: the sandbox starts from its template
+		return note(api.Restored{}) // never collected: the sandbox starts from its template
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
 	defer cancel()
 	m, err := e.r.artifacts.GetManifest(ctx, classID, runID, student)
 	if errors.Is(err, artifacts.ErrNotFound) {
-		return nil // the run holds nothing of the student's
+		return note(api.Restored{}) // the run holds nothing of the student's
 	}
 	if err != nil {
 		return fmt.Errorf("manifest of %s in run %s: %w", student, runID, err)
@@ -719,8 +739,12 @@ func (e *executor) restore(ctx context.Context, student, name string) error {
 		}
 		files += n
 	}
-	e.log.Info("restored work for a late hand-in", zap.String("studentId", student), zap.String("runId", runID), zap.Int("files", files))
-	return nil
+	why := "a late hand-in"
+	if lost != "" {
+		why = lost
+	}
+	e.log.Info("restored work", zap.String("studentId", student), zap.String("runId", runID), zap.Int("files", files), zap.String("why", why))
+	return note(api.Restored{RunID: runID, CollectedAt: m.CollectedAt, Files: files})
 }
 
 // restorePath copies into collect path p of container name the files that

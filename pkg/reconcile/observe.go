@@ -77,6 +77,9 @@ type ObservedContainer struct {
 	// yet; Unready says why once the check's timeout has passed.
 	Waiting bool
 	Unready string
+	// Lost says why its work volume is out of reach for good (the runtime's
+	// api.LabelLost): it is made again with its last collected work.
+	Lost string
 	// Late: made after its class's Down for a late hand-in (api.LabelLate).
 	Late bool
 }
@@ -173,6 +176,7 @@ func observe(ctx context.Context, d observer, classID, traefikName string, wantU
 			Template:   c.Labels[api.LabelTemplate], Created: c.Created,
 			Paths: artifacts.RulesFromLabels(c.Labels).Paths,
 			Late:  c.Labels[api.LabelLate] != "",
+			Lost:  c.Labels[api.LabelLost],
 		}
 		if c.NetworkSettings != nil {
 			if ep := c.NetworkSettings.Networks[want]; ep != nil {

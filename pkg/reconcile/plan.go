@@ -169,6 +169,14 @@ func planUp(in Input) Plan {
 		for _, s := range in.Class.Spec.Students {
 			c, ok := obs.Containers[s]
 			switch {
+			case ok && c.Lost != "":
+				// Its work volume is gone with its node: made again
+				// elsewhere, with its last collected work (an autosave)
+				// put back before it starts.
+				p = append(p,
+					Action{Kind: ReplaceContainer, Student: s, Target: c.Name},
+					Action{Kind: RestoreWork, Student: s, Target: c.Name},
+					Action{Kind: StartContainer, Student: s, Target: c.Name})
 			case ok && restartAsked(in.Class, s, c):
 				// Made again from the template; its work is on named
 				// volumes, which the new container finds again.

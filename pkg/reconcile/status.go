@@ -26,6 +26,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		HandIns:            prev.HandIns,
 		Late:               prev.Late,
 		Restarted:          prev.Restarted,
+		Restored:           prev.Restored,
 	}
 	if obs.Network != nil {
 		st.Network = obs.Network.Name

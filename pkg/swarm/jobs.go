@@ -15,9 +15,13 @@ import (
 // what it does; jobs are never sandboxes.
 const labelJob = "homeroom.job"
 
-// labelNode records on a sandbox's service, scaled to none, the node its
-// work volume is on.
-const labelNode = "homeroom.node"
+// labelNode records on a sandbox's service the node it is pinned to, where
+// its work volume is; labelStarted, that it was ever started (its volume
+// holds the student's work from then on).
+const (
+	labelNode    = "homeroom.node"
+	labelStarted = "homeroom.started"
+)
 
 // job is one run of cmd/nodejob: on one node, or on every node (global).
 type job struct {

@@ -31,6 +31,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/dockerx"
 )
 
@@ -39,6 +40,8 @@ import (
 // reads and removes.
 type Staging interface {
 	PresignPut(ctx context.Context, key string, ttl time.Duration, endpoint string) (string, error)
+	PresignGet(ctx context.Context, key string, ttl time.Duration, endpoint string) (string, error)
+	PutStream(ctx context.Context, key string, r io.Reader, size int64, contentType string) (artifacts.Object, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
 	Remove(ctx context.Context, key string) error
 }
@@ -61,6 +64,10 @@ type Options struct {
 	// Router is the Traefik container on the manager, which joins each
 	// student's own network.
 	Router string
+	// NodeLostAfter is how long a node must have been down before its
+	// sandboxes are made again on other nodes with their last autosave
+	// (default 1 min): a daemon restarting comes back with their work.
+	NodeLostAfter time.Duration
 }
 
 // Runtime runs classes on a swarm through one of its managers. The calls
@@ -77,6 +84,8 @@ type Runtime struct {
 	// volumeNode is the node a removed service last ran on, by service
 	// name, where its work volumes are removed.
 	volumeNode map[string]string
+	// pinned counts the sandboxes pinned to each node (nil until counted).
+	pinned map[string]int
 }
 
 // New wraps the client of a manager's daemon.
@@ -89,6 +98,9 @@ func New(c *dockerx.Client, staging Staging, opts Options) *Runtime {
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 3 * time.Minute
+	}
+	if opts.NodeLostAfter <= 0 {
+		opts.NodeLostAfter = time.Minute
 	}
 	return &Runtime{Client: c, api: c.API(), staging: staging, opts: opts, classOf: map[string]string{}, volumeNode: map[string]string{}}
 }
@@ -203,6 +215,13 @@ func (r *Runtime) ListContainers(ctx context.Context, classID string) ([]contain
 	if err != nil {
 		return nil, err
 	}
+	var nodes map[string]node
+	if len(svcs) > 0 {
+		if nodes, err = r.nodes(ctx); err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now()
 	newest := map[string]*swarm.Task{}
 	for i := range ts {
 		t := &ts[i]
@@ -229,6 +248,11 @@ func (r *Runtime) ListContainers(ctx context.Context, classID string) ([]contain
 					c.NetworkSettings = &container.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{net: {IPAddress: ip}}}
 				}
 			}
+		}
+		if n, ok := nodes[s.Spec.Labels[labelNode]]; ok && replicas(s) > 0 && n.State != swarm.NodeStateReady && now.Sub(n.Since) >= r.opts.NodeLostAfter {
+			c.Labels = maps.Clone(c.Labels)
+			c.Labels[api.LabelLost] = fmt.Sprintf("the node it was on, %s (%s), has been %s since %s%s",
+				n.Hostname, n.ID, n.State, n.Since.UTC().Format(time.RFC3339), suffix(n.Message))
 		}
 		r.classOf[s.Spec.Name] = s.Spec.Labels[api.LabelClass]
 		out = append(out, c)
@@ -522,7 +546,97 @@ func (r *Runtime) serviceFor(ctx context.Context, spec dockerx.ContainerSpec) (s
 		svc.Labels = maps.Clone(svc.Labels)
 		svc.Labels["traefik.swarm.network"] = own
 	}
+	return r.place(ctx, svc)
+}
+
+// place pins the sandbox to a node, chosen here rather than by the swarm:
+// its work volume is on that node, so the swarm must not start it anywhere
+// else (it would start on an empty volume). The service is made with no
+// replica, as a container is made stopped: StartContainer starts it, after
+// whatever must be put into its volume first.
+func (r *Runtime) place(ctx context.Context, svc swarm.ServiceSpec) (swarm.ServiceSpec, error) {
+	node, err := r.pickNode(ctx)
+	if err != nil {
+		return svc, err
+	}
+	svc.Labels = maps.Clone(svc.Labels)
+	svc.Labels[labelNode] = node
+	svc.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.id==" + node}}
+	none := uint64(0)
+	svc.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &none}}
 	return svc, nil
+}
+
+// pickNode is the ready node with the fewest of Homeroom's sandboxes
+// pinned to it, counted once from the swarm and then as this runtime
+// places and removes them; a class spreads over the nodes.
+func (r *Runtime) pickNode(ctx context.Context) (string, error) {
+	nodes, err := r.nodes(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	counted := r.pinned != nil
+	r.mu.Unlock()
+	if !counted {
+		svcs, err := r.sandboxes(ctx, "")
+		if err != nil {
+			return "", err
+		}
+		r.mu.Lock()
+		if r.pinned == nil {
+			r.pinned = map[string]int{}
+			for _, s := range svcs {
+				r.pinned[s.Spec.Labels[labelNode]]++
+			}
+		}
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	best := ""
+	for _, n := range nodes {
+		if !n.ready() {
+			continue
+		}
+		if best == "" || r.pinned[n.ID] < r.pinned[best] || (r.pinned[n.ID] == r.pinned[best] && n.ID < best) {
+			best = n.ID
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("%w: no node of the swarm is ready and active", ErrNodeDown)
+	}
+	r.pinned[best]++
+	return best, nil
+}
+
+// node is what the runtime needs of a swarm node.
+type node struct {
+	ID, Hostname string
+	State        swarm.NodeState
+	Availability swarm.NodeAvailability
+	Message      string
+	Since        time.Time // its last change of state
+}
+
+func (n node) ready() bool {
+	return n.State == swarm.NodeStateReady && n.Availability == swarm.NodeAvailabilityActive
+}
+
+func (r *Runtime) nodes(ctx context.Context) (map[string]node, error) {
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	ns, err := r.api.NodeList(cctx, swarm.NodeListOptions{})
+	r.Track("node_list", err)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	out := make(map[string]node, len(ns))
+	for _, n := range ns {
+		out[n.ID] = node{ID: n.ID, Hostname: n.Description.Hostname, State: n.Status.State,
+			Availability: n.Spec.Availability, Message: n.Status.Message, Since: n.Meta.UpdatedAt}
+	}
+	return out, nil
 }
 
 func (r *Runtime) remember(spec dockerx.ContainerSpec) {
@@ -613,6 +727,13 @@ func (r *Runtime) scale(ctx context.Context, name string, n uint64) (swarm.Servi
 			s.Spec.Labels = labels
 		}
 	}
+	if n > 0 && s.Spec.Labels[labelStarted] == "" {
+		// From now on its work volume holds the student's work: a
+		// collection never makes it anew.
+		labels := maps.Clone(s.Spec.Labels)
+		labels[labelStarted] = "true"
+		s.Spec.Labels = labels
+	}
 	s.Spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &n}
 	cctx, cancel := r.ctx(ctx)
 	defer cancel()
@@ -627,6 +748,9 @@ func (r *Runtime) scale(ctx context.Context, name string, n uint64) (swarm.Servi
 // lastNode is the node of the sandbox's newest task, or the one recorded
 // when it was scaled to none; "" when it never ran.
 func (r *Runtime) lastNode(ctx context.Context, s swarm.Service) (string, error) {
+	if n := s.Spec.Labels[labelNode]; n != "" {
+		return n, nil // pinned there
+	}
 	ts, err := r.tasks(ctx, s.ID)
 	if err != nil {
 		return "", err
@@ -652,6 +776,9 @@ func (r *Runtime) StartContainer(ctx context.Context, name string) error {
 	defer cancel()
 	last := ""
 	for {
+		if err := r.nodeUp(ctx, s.Spec.Labels[labelNode]); err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
 		ts, err := r.tasks(ctx, s.ID)
 		if err != nil {
 			return err
@@ -736,6 +863,9 @@ func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
 		if node, err := r.lastNode(ctx, s); err == nil && node != "" {
 			r.mu.Lock()
 			r.volumeNode[name] = node
+			if r.pinned != nil && r.pinned[node] > 0 {
+				r.pinned[node]--
+			}
 			r.mu.Unlock()
 		}
 	}
@@ -837,10 +967,13 @@ func (r *Runtime) Archive(ctx context.Context, name, path string) (io.ReadCloser
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.runJob(ctx, job{
-		kind: "collect", class: class, student: student, node: node,
-		args: []string{"collect", "-class", class, "-student", student, "-path", path, "-image", r.opts.JobImage, "-put", url},
-	}); err != nil {
+	args := []string{"collect", "-class", class, "-student", student, "-path", path, "-image", r.opts.JobImage, "-put", url}
+	if s.Spec.Labels[labelStarted] == "" {
+		// Never started: its volume may not exist yet, and is what the
+		// sandbox's first start makes of its image's directory.
+		args = append(args, "-fresh", "-template-image", s.Spec.TaskTemplate.ContainerSpec.Image, "-template", s.Spec.Labels[api.LabelTemplate])
+	}
+	if _, err := r.runJob(ctx, job{kind: "collect", class: class, student: student, node: node, args: args}); err != nil {
 		_ = r.staging.Remove(context.WithoutCancel(ctx), key)
 		return nil, fmt.Errorf("archive %s:%s: %w", name, path, err)
 	}
@@ -859,10 +992,41 @@ type staged struct {
 
 func (s *staged) Close() error { return errors.Join(s.ReadCloser.Close(), s.remove()) }
 
-// CopyTo is not supported on a swarm yet: restoring work into a sandbox
-// needs a job on its node, like collecting it.
-func (r *Runtime) CopyTo(ctx context.Context, name, dir string, rd io.Reader) error {
-	return errors.New("restoring work into a sandbox is not supported on a swarm yet")
+// CopyTo extracts a tar into path in the sandbox's work volume, on the
+// node the sandbox is pinned to, before it starts: the tar goes to a
+// staging object, and a job there downloads it through a presigned address
+// and extracts it through that node's archive API, as the single host's
+// CopyTo does.
+func (r *Runtime) CopyTo(ctx context.Context, name, path string, rd io.Reader) error {
+	s, err := r.service(ctx, name)
+	if err != nil {
+		return fmt.Errorf("copy to %s:%s: %w", name, path, err)
+	}
+	class, student := s.Spec.Labels[api.LabelClass], s.Spec.Labels[api.LabelStudent]
+	node, err := r.lastNode(ctx, s)
+	if err != nil {
+		return err
+	}
+	if err := r.nodeUp(ctx, node); err != nil {
+		return fmt.Errorf("copy to %s:%s: %w", name, path, err)
+	}
+	key := "staging/" + class + "/" + student + "/" + randomID() + ".restore.tar"
+	if _, err := r.staging.PutStream(ctx, key, rd, -1, "application/x-tar"); err != nil {
+		return fmt.Errorf("copy to %s:%s: stage: %w", name, path, err)
+	}
+	defer r.staging.Remove(context.WithoutCancel(ctx), key)
+	url, err := r.staging.PresignGet(ctx, key, r.opts.JobTimeout, r.opts.StoreEndpoint)
+	if err != nil {
+		return err
+	}
+	_, err = r.runJob(ctx, job{kind: "restore", class: class, student: student, node: node, args: []string{
+		"restore", "-class", class, "-student", student, "-path", path,
+		"-template-image", s.Spec.TaskTemplate.ContainerSpec.Image, "-template", s.Spec.Labels[api.LabelTemplate], "-get", url,
+	}})
+	if err != nil {
+		return fmt.Errorf("copy to %s:%s: %w", name, path, err)
+	}
+	return nil
 }
 
 // Logs streams the sandbox's logs through the manager.
@@ -894,7 +1058,8 @@ func (r *Runtime) LogTail(ctx context.Context, name string, lines, maxBytes int)
 func (r *Runtime) Events(ctx context.Context, router string) (<-chan events.Message, <-chan error) {
 	ctx, cancel := context.WithCancel(ctx)
 	base, baseErrs := r.Client.Events(ctx, router)
-	svc, svcErrs := r.api.Events(ctx, events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ServiceEventType)))})
+	svc, svcErrs := r.api.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ServiceEventType)), filters.Arg("type", string(events.NodeEventType)))})
 	msgs := make(chan events.Message)
 	errs := make(chan error, 1)
 	fail := func(err error) {
@@ -913,6 +1078,38 @@ func (r *Runtime) Events(ctx context.Context, router string) (<-chan events.Mess
 				return
 			case m = <-base:
 			case m = <-svc:
+				if m.Type == events.NodeEventType {
+					// A node went down or came back: every class with a
+					// sandbox is looked at again.
+					r.mu.Lock()
+					classes := map[string]bool{}
+					for _, c := range r.classOf {
+						classes[c] = true
+					}
+					r.mu.Unlock()
+					send := func() bool {
+						for c := range classes {
+							select {
+							case msgs <- events.Message{Type: events.ServiceEventType, Actor: events.Actor{Attributes: map[string]string{api.LabelClass: c}}}:
+							case <-ctx.Done():
+								return false
+							}
+						}
+						return true
+					}
+					if !send() {
+						return
+					}
+					// Once more when a node down since now counts as lost.
+					go func() {
+						select {
+						case <-time.After(r.opts.NodeLostAfter + time.Second):
+							send()
+						case <-ctx.Done():
+						}
+					}()
+					continue
+				}
 				r.mu.Lock()
 				class := r.classOf[m.Actor.Attributes["name"]]
 				r.mu.Unlock()

@@ -30,11 +30,12 @@ import (
 
 type system struct {
 	*testenv.System
-	t     *testing.T
-	sw    *testenv.Swarm
-	store *artifacts.Store
-	id    string
-	tr    *testenv.SwarmTraefik // nil unless routed
+	t       *testing.T
+	sw      *testenv.Swarm
+	store   *artifacts.Store
+	id      string
+	tr      *testenv.SwarmTraefik // nil unless routed
+	stopped map[int]bool          // nodes stopped by the test
 }
 
 func start(t *testing.T, id string) *system {
@@ -42,8 +43,8 @@ func start(t *testing.T, id string) *system {
 }
 
 // startWith starts the system on a swarm of three, with a Traefik on the
-// manager when routed.
-func startWith(t *testing.T, id string, routed bool) *system {
+// manager when routed, and env added to the system's.
+func startWith(t *testing.T, id string, routed bool, env ...string) *system {
 	var sw *testenv.Swarm
 	router := "hr-swarm-no-router"
 	if routed {
@@ -61,10 +62,10 @@ func startWith(t *testing.T, id string, routed bool) *system {
 	// nodes reach the machine.
 	s3 := testenv.StartS3On(t, sw.HostAddr)
 	cfg := s3.Config()
-	sys := testenv.StartSystem(t, router,
-		"DOCKER_HOST="+sw.ManagerHost(), "HOMEROOM_RUNTIME=swarm", "HOMEROOM_SWARM_NODE_SOCKET="+sw.NodeSocket,
-		"HOMEROOM_S3_ENDPOINT="+cfg.Endpoint, "HOMEROOM_S3_ACCESS_KEY="+cfg.AccessKey, "HOMEROOM_S3_SECRET_KEY="+cfg.SecretKey,
-		"HOMEROOM_S3_BUCKET="+cfg.Bucket, "HOMEROOM_LISTEN="+testenv.FreeAddrOn(t, sw.HostAddr))
+	sys := testenv.StartSystem(t, router, append([]string{
+		"DOCKER_HOST=" + sw.ManagerHost(), "HOMEROOM_RUNTIME=swarm", "HOMEROOM_SWARM_NODE_SOCKET=" + sw.NodeSocket,
+		"HOMEROOM_S3_ENDPOINT=" + cfg.Endpoint, "HOMEROOM_S3_ACCESS_KEY=" + cfg.AccessKey, "HOMEROOM_S3_SECRET_KEY=" + cfg.SecretKey,
+		"HOMEROOM_S3_BUCKET=" + cfg.Bucket, "HOMEROOM_LISTEN=" + testenv.FreeAddrOn(t, sw.HostAddr)}, env...)...)
 	t.Cleanup(sys.Kill) // before the swarm goes, registered earlier
 	store, err := artifacts.New(context.Background(), cfg)
 	if err != nil {
@@ -145,6 +146,9 @@ func (s *system) leftovers() []string {
 	f := filters.NewArgs(filters.Arg("label", api.LabelClass+"="+s.id))
 	var left []string
 	for i, n := range s.sw.Nodes {
+		if s.stopped[i+1] {
+			continue // what it holds is checked once it is back
+		}
 		cs, err := n.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 		if err != nil {
 			s.t.Fatal(err)
@@ -515,4 +519,95 @@ func (s *system) probe(network, target string) int64 {
 		s.t.Fatal("probe did not finish")
 	}
 	return -1
+}
+
+// lostPolicy is the built-in sandbox template, autosaved every minute.
+const lostPolicy = `templates:
+  - name: sandbox
+    image: homeroom/sandbox:dev
+    port: 8080
+    user: "65534:65534"
+    collectPaths: [/workspace]
+    memoryMiB: 128
+    cpus: 0.5
+    pids: 64
+    readOnlyRootFS: true
+    internet: false
+    autosaveMinutes: 1
+`
+
+// A worker lost mid-class: its students' sandboxes are made again on the
+// other nodes with their last autosave put back before they start, their
+// status says what was restored and from when, and the Down that follows
+// (the worker still down) collects every student's work.
+func TestANodeLostMidClass(t *testing.T) {
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(pol, []byte(lostPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startWith(t, "swarmlost", false, "HOMEROOM_POLICY="+pol, "HOMEROOM_SWARM_NODE_LOST_AFTER=5s")
+	students := s.up(6)
+	where := s.placement()
+	var onNode3 []string
+	for _, st := range students {
+		if where[st] == 3 {
+			onNode3 = append(onNode3, st)
+		}
+	}
+	if len(onNode3) == 0 {
+		t.Fatalf("no sandbox on node 3: %v", where)
+	}
+	written := time.Now()
+	want := s.work(students, where)
+	c := s.waitFor("autosaved with every student's work", 4*time.Minute, func(c api.Class) bool {
+		a := c.Status.Autosave
+		return a != nil && a.StartedAt.After(written) && a.Collected == len(students)
+	})
+	autosave := c.Status.Autosave.RunID
+
+	s.sw.StopNode(3)
+	s.stopped = map[int]bool{3: true}
+	c = s.waitFor("with node 3's students made again", 4*time.Minute, func(c api.Class) bool {
+		for _, st := range onNode3 {
+			if _, ok := c.Status.Restored[st]; !ok {
+				return false
+			}
+		}
+		running := 0
+		for _, st := range c.Status.Students {
+			if st.State == "running" {
+				running++
+			}
+		}
+		return running == len(students) && settled(api.PhaseUp)(c)
+	})
+	moved := s.placement()
+	for _, st := range onNode3 {
+		r := c.Status.Restored[st]
+		t.Logf("%s: restored %+v", st, r)
+		if r.RunID != autosave || r.Files != len(want[st]) || r.CollectedAt.IsZero() || !strings.Contains(r.Reason, "hr-node-3") {
+			t.Errorf("%s: restored %+v; want autosave %s's %d files, collected at a time, because of hr-node-3", st, r, autosave, len(want[st]))
+		}
+		k := moved[st]
+		if k == 0 || k == 3 {
+			t.Fatalf("%s runs on node %d, want another node than 3 (%v)", st, k, moved)
+		}
+		dir := s.sw.VolumeDir(k, api.VolumeName(s.id, st, "/workspace"))
+		for name, body := range want[st] {
+			got, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil || string(got) != string(body) {
+				t.Errorf("%s's %s in the new sandbox on node %d: %d bytes (%v), want the %d autosaved", st, name, k, len(got), err, len(body))
+			}
+		}
+	}
+	for _, st := range students {
+		if where[st] != 3 {
+			if _, ok := c.Status.Restored[st]; ok || moved[st] != where[st] {
+				t.Errorf("%s, on node %d, was moved or restored: now on %d, %+v", st, where[st], moved[st], c.Status.Restored[st])
+			}
+		}
+	}
+
+	c = s.down()
+	s.collected(c.Status.Run.ID, want, moved)
 }
