@@ -275,16 +275,22 @@ func (p *port) UnmarshalYAML(n *yaml.Node) error {
 
 func loadCompose(t *testing.T) composeFile {
 	t.Helper()
-	b, err := os.ReadFile(composePath)
+	return loadComposeFile(t, composePath)
+}
+
+// loadComposeFile reads a Compose file (compose.yaml, or the stack file).
+func loadComposeFile(t *testing.T, path string) composeFile {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c composeFile
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatalf("%s: %v", composePath, err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	if len(c.Services) == 0 {
-		t.Fatalf("%s: no services", composePath)
+		t.Fatalf("%s: no services", path)
 	}
 	return c
 }

@@ -8,26 +8,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 )
 
 const stackPath = "stack.yaml"
 
 func loadStack(t *testing.T) composeFile {
 	t.Helper()
-	b, err := os.ReadFile(stackPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c composeFile
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatalf("%s: %v", stackPath, err)
-	}
-	if len(c.Services) == 0 {
-		t.Fatalf("%s: no services", stackPath)
-	}
-	return c
+	return loadComposeFile(t, stackPath)
 }
 
 // The stack runs Homeroom's own services on its control node, and the
