@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
@@ -90,6 +89,7 @@ func (r *Runtime) runJob(ctx context.Context, j job) (string, error) {
 	}()
 	ctx, cancel = context.WithTimeout(ctx, r.opts.JobTimeout)
 	defer cancel()
+	var wait backoff
 	for {
 		ts, err := r.tasks(ctx, resp.ID)
 		if err != nil {
@@ -102,10 +102,8 @@ func (r *Runtime) runJob(ctx context.Context, j job) (string, error) {
 		if len(waiting) == 0 {
 			return resp.ID, nil
 		}
-		select {
-		case <-ctx.Done():
+		if wait.wait(ctx) != nil {
 			return "", fmt.Errorf("%s job: not done after %s; waiting on %s", j.kind, r.opts.JobTimeout, strings.Join(waiting, ", "))
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -709,6 +709,18 @@ func serviceSpec(spec dockerx.ContainerSpec) swarm.ServiceSpec {
 // service's labels, in the same update: the swarm forgets the tasks of a
 // service scaled to none, and its work volume stays on that node.
 func (r *Runtime) scale(ctx context.Context, name string, n uint64) (swarm.Service, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := r.scaleOnce(ctx, name, n)
+		// The swarm updates a new service itself (its network
+		// allocation), so a read-then-update can meet a newer version;
+		// the daemon says so only in words.
+		if err == nil || attempt == 5 || !strings.Contains(err.Error(), "update out of sequence") {
+			return s, err
+		}
+	}
+}
+
+func (r *Runtime) scaleOnce(ctx context.Context, name string, n uint64) (swarm.Service, error) {
 	s, err := r.service(ctx, name)
 	if err != nil {
 		return s, err
@@ -775,9 +787,12 @@ func (r *Runtime) StartContainer(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.StartTimeout)
 	defer cancel()
 	last := ""
-	for {
-		if err := r.nodeUp(ctx, s.Spec.Labels[labelNode]); err != nil {
-			return fmt.Errorf("start %s: %w", name, err)
+	var wait backoff
+	for look := 0; ; look++ {
+		if look%4 == 0 {
+			if err := r.nodeUp(ctx, s.Spec.Labels[labelNode]); err != nil {
+				return fmt.Errorf("start %s: %w", name, err)
+			}
 		}
 		ts, err := r.tasks(ctx, s.ID)
 		if err != nil {
@@ -797,14 +812,31 @@ func (r *Runtime) StartContainer(ctx context.Context, name string) error {
 				last = t.Status.Err
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if wait.wait(ctx) != nil {
 			if last != "" {
 				return fmt.Errorf("start %s: not running after %s: %s", name, r.opts.StartTimeout, last)
 			}
 			return fmt.Errorf("start %s: not running after %s", name, r.opts.StartTimeout)
-		case <-time.After(250 * time.Millisecond):
 		}
+	}
+}
+
+// backoff paces a wait for the swarm: 200 ms before the first look again,
+// half as long again each time up to 2 s, so that a class of sandboxes
+// waiting at once does not keep the manager busy answering.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) wait(ctx context.Context) error {
+	if b.d == 0 {
+		b.d = 200 * time.Millisecond
+	} else {
+		b.d = min(b.d*3/2, 2*time.Second)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(b.d):
+		return nil
 	}
 }
 
@@ -820,6 +852,7 @@ func (r *Runtime) StopContainer(ctx context.Context, name string, grace int) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+time.Minute)
 	defer cancel()
+	var wait backoff
 	for {
 		ts, err := r.tasks(ctx, s.ID)
 		if err != nil {
@@ -839,10 +872,8 @@ func (r *Runtime) StopContainer(ctx context.Context, name string, grace int) err
 				return fmt.Errorf("stop %s: %w", name, err)
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if wait.wait(ctx) != nil {
 			return fmt.Errorf("stop %s: its task still runs", name)
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
