@@ -1446,8 +1446,11 @@ func (p *process) scrape(ctx context.Context) (scrape, error) {
 	return s, nil
 }
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freeAddr() string { return freeAddrOn("127.0.0.1") }
+
+// freeAddrOn is a free port on one of this machine's addresses.
+func freeAddrOn(host string) string {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		panic(err)
 	}

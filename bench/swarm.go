@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -142,14 +141,4 @@ then the swarm.`)
 		verdict = "MISS"
 	}
 	fmt.Fprintf(w, "  %s  Up of %d on the swarm within 1.5× the single host: %s%s\n", verdict, r.o.students, us, us.note(1.5))
-}
-
-// freeAddrOn is a free port on one of this machine's addresses.
-func freeAddrOn(host string) string {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -1116,17 +1116,24 @@ func TestComposeConfig(t *testing.T) {
 	if out, err := run(testEnv); err != nil {
 		t.Errorf("docker compose config: %v\n%s", err, out)
 	}
-	for v := range testEnv {
-		env := map[string]string{}
-		for k, val := range testEnv {
+	requiresEach(t, "docker compose config", testEnv, run)
+}
+
+// requiresEach checks that run, a command reading a Compose file, refuses
+// the file without each of env's variables and names the one missing.
+func requiresEach(t *testing.T, what string, env map[string]string, run func(map[string]string) ([]byte, error)) {
+	t.Helper()
+	for v := range env {
+		without := map[string]string{}
+		for k, val := range env {
 			if k != v {
-				env[k] = val
+				without[k] = val
 			}
 		}
-		if out, err := run(env); err == nil {
-			t.Errorf("docker compose config accepts the file without %s", v)
+		if out, err := run(without); err == nil {
+			t.Errorf("%s accepts the file without %s", what, v)
 		} else if !strings.Contains(string(out), v) {
-			t.Errorf("without %s, docker compose config fails without naming it:\n%s", v, out)
+			t.Errorf("without %s, %s fails without naming it:\n%s", v, what, out)
 		}
 	}
 }

@@ -149,17 +149,5 @@ func TestStackConfig(t *testing.T) {
 	if !strings.Contains(string(out), "http://10.0.0.5:8080") {
 		t.Errorf("the control node's address is not in the sign-in check's URL:\n%s", out)
 	}
-	for v := range env {
-		without := map[string]string{}
-		for k, val := range env {
-			if k != v {
-				without[k] = val
-			}
-		}
-		if out, err := run(without); err == nil {
-			t.Errorf("docker stack config accepts the file without %s", v)
-		} else if !strings.Contains(string(out), v) {
-			t.Errorf("without %s, docker stack config fails without naming it:\n%s", v, out)
-		}
-	}
+	requiresEach(t, "docker stack config", env, run)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/policy"
@@ -78,19 +79,25 @@ func CleanupClass(t testing.TB, d *dockerx.Client, classID string) {
 // not reachable.
 func Probe(t testing.TB, d *dockerx.Client, network, target, hostHeader string) int64 {
 	t.Helper()
+	return ProbeOn(t, d.API(), network, target, hostHeader)
+}
+
+// ProbeOn is Probe on the daemon c talks to (a swarm node's).
+func ProbeOn(t testing.TB, c *client.Client, network, target, hostHeader string) int64 {
+	t.Helper()
 	ctx := context.Background()
 	cmd := []string{"probe", target}
 	if hostHeader != "" {
 		cmd = append(cmd, hostHeader)
 	}
-	resp, err := d.API().ContainerCreate(ctx, &container.Config{Image: SandboxImage, Cmd: cmd, User: "65534:65534"},
+	resp, err := c.ContainerCreate(ctx, &container.Config{Image: SandboxImage, Cmd: cmd, User: "65534:65534"},
 		&container.HostConfig{NetworkMode: container.NetworkMode(network), CapDrop: []string{"ALL"}}, nil, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.API().ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
-	waitc, errc := d.API().ContainerWait(ctx, resp.ID, container.WaitConditionNextExit)
-	if err := d.API().ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+	defer c.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
+	waitc, errc := c.ContainerWait(ctx, resp.ID, container.WaitConditionNextExit)
+	if err := c.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	select {

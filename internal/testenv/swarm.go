@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,16 +174,6 @@ func (s *Swarm) StartTraefik(t testing.TB) *SwarmTraefik {
 		stdcopy.StdCopy(&b, &b, rc)
 		t.Logf("traefik's last lines:\n%s", b.String())
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get("http://" + tr.Addr + "/")
-		if err == nil {
-			res.Body.Close()
-			return tr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("traefik did not answer on %s: %v", tr.Addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitTraefik(t, tr.Addr)
+	return tr
 }

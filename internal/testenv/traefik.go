@@ -90,15 +90,22 @@ func (tr *Traefik) Start() {
 	if err := tr.d.API().ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
 		tr.t.Fatalf("start traefik: %v", err)
 	}
+	waitTraefik(tr.t, tr.Addr)
+}
+
+// waitTraefik waits up to 30 s for Traefik to answer on addr (404 for an
+// unknown host): then it is up.
+func waitTraefik(t testing.TB, addr string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + tr.Addr + "/")
+		resp, err := http.Get("http://" + addr + "/")
 		if err == nil {
 			resp.Body.Close()
-			return // Traefik answers (404 for an unknown host): it is up
+			return
 		}
 		if time.Now().After(deadline) {
-			tr.t.Fatalf("traefik did not answer on %s: %v", tr.Addr, err)
+			t.Fatalf("traefik did not answer on %s: %v", addr, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

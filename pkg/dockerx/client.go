@@ -105,7 +105,9 @@ func (c *Client) Ping(ctx context.Context) error {
 	return nil
 }
 
-func managedFilter(classID string) filters.Args {
+// ManagedFilter selects Homeroom's objects, of one class or (classID "")
+// all, by their labels.
+func ManagedFilter(classID string) filters.Args {
 	f := filters.NewArgs(filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue))
 	if classID != "" {
 		f.Add("label", api.LabelClass+"="+classID)
@@ -117,7 +119,7 @@ func managedFilter(classID string) filters.Args {
 func (c *Client) ListContainers(ctx context.Context, classID string) ([]container.Summary, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	cs, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: managedFilter(classID)})
+	cs, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: ManagedFilter(classID)})
 	c.track("container_list", err)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -191,7 +193,7 @@ func (c *Client) Wait(ctx context.Context, id string) (int64, error) {
 func (c *Client) ListNetworks(ctx context.Context, classID string) ([]network.Summary, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	ns, err := c.api.NetworkList(ctx, network.ListOptions{Filters: managedFilter(classID)})
+	ns, err := c.api.NetworkList(ctx, network.ListOptions{Filters: ManagedFilter(classID)})
 	c.track("network_list", err)
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
@@ -516,7 +518,7 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 func (c *Client) ListVolumes(ctx context.Context, classID string) ([]*volume.Volume, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	resp, err := c.api.VolumeList(ctx, volume.ListOptions{Filters: managedFilter(classID)})
+	resp, err := c.api.VolumeList(ctx, volume.ListOptions{Filters: ManagedFilter(classID)})
 	c.track("volume_list", err)
 	if err != nil {
 		return nil, fmt.Errorf("list volumes: %w", err)
@@ -656,7 +658,7 @@ func (c *Client) Events(ctx context.Context, router string) (<-chan events.Messa
 	ctx, cancel := context.WithCancel(ctx)
 	msgs := make(chan events.Message)
 	errs := make(chan error, 1)
-	managed := managedFilter("")
+	managed := ManagedFilter("")
 	managed.Add("type", string(events.ContainerEventType))
 	managed.Add("type", string(events.NetworkEventType))
 	streams := []filters.Args{managed}

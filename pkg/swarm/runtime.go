@@ -123,20 +123,12 @@ func (r *Runtime) ctx(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, dockerx.DefaultTimeout)
 }
 
-func managedFilter(classID string) filters.Args {
-	f := filters.NewArgs(filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue))
-	if classID != "" {
-		f.Add("label", api.LabelClass+"="+classID)
-	}
-	return f
-}
-
 // sandboxes lists the students' services (not the jobs) of one class, or
 // of all with classID "".
 func (r *Runtime) sandboxes(ctx context.Context, classID string) ([]swarm.Service, error) {
 	cctx, cancel := r.ctx(ctx)
 	defer cancel()
-	svcs, err := r.api.ServiceList(cctx, swarm.ServiceListOptions{Filters: managedFilter(classID)})
+	svcs, err := r.api.ServiceList(cctx, swarm.ServiceListOptions{Filters: dockerx.ManagedFilter(classID)})
 	r.Track("service_list", err)
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)

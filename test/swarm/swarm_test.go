@@ -450,12 +450,12 @@ func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
 	// From inside: a program on s01's network (where s01's sandbox is)
 	// reaches s01's sandbox, and no classmate's, even by address.
 	ip, own := s.ipOf("s01")
-	if got := s.probe(own, "http://"+ip+":8080/"); got != 0 {
+	if got := testenv.ProbeOn(t, s.sw.Nodes[0], own, "http://"+ip+":8080/", ""); got != 0 {
 		t.Errorf("a program beside s01's sandbox could not reach it: probe exit %d, want 0", got)
 	}
 	for _, other := range students[1:] {
 		ip, _ := s.ipOf(other)
-		if got := s.probe(own, "http://"+ip+":8080/"); got != 1 {
+		if got := testenv.ProbeOn(t, s.sw.Nodes[0], own, "http://"+ip+":8080/", ""); got != 1 {
 			t.Errorf("a program beside s01's sandbox reached %s's (node %d) by its address: probe exit %d, want 1", other, where[other], got)
 		}
 	}
@@ -491,34 +491,6 @@ func (s *system) ipOf(student string) (string, string) {
 	}
 	s.t.Fatalf("%s's sandbox has no address", student)
 	return "", ""
-}
-
-// probe runs the lab image's probe on the manager, on network, as a
-// student's program there would, and returns its exit code: 0 answered,
-// 1 not reachable.
-func (s *system) probe(network, target string) int64 {
-	s.t.Helper()
-	ctx := context.Background()
-	m := s.sw.Nodes[0]
-	resp, err := m.ContainerCreate(ctx, &container.Config{Image: testenv.SandboxImage, Cmd: []string{"probe", target}, User: "65534:65534"},
-		&container.HostConfig{NetworkMode: container.NetworkMode(network), CapDrop: []string{"ALL"}}, nil, nil, "")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer m.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
-	waitc, errc := m.ContainerWait(ctx, resp.ID, container.WaitConditionNextExit)
-	if err := m.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		s.t.Fatal(err)
-	}
-	select {
-	case w := <-waitc:
-		return w.StatusCode
-	case err := <-errc:
-		s.t.Fatal(err)
-	case <-time.After(time.Minute):
-		s.t.Fatal("probe did not finish")
-	}
-	return -1
 }
 
 // lostPolicy is the built-in sandbox template, autosaved every minute.
