@@ -24,7 +24,18 @@ func TestTeacherSetsATimetable(t *testing.T) {
 	token := sys.teacher()
 	shots := artifactsDir(t)
 
-	oneOff := time.Now().Add(72 * time.Hour).Truncate(time.Hour).UTC()
+	// The one-off session is on a Saturday evening in Berlin, so it never
+	// overlaps the weekday lessons added below, whatever day and hour the
+	// test runs (the server refuses overlapping sessions).
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().In(berlin).AddDate(0, 0, 2)
+	for day.Weekday() != time.Saturday {
+		day = day.AddDate(0, 0, 1)
+	}
+	oneOff := time.Date(day.Year(), day.Month(), day.Day(), 18, 0, 0, 0, berlin).UTC()
 	if c := sys.call(token, "PUT", "/api/v1/classes/"+classID, map[string]any{"subject": "cs101", "template": "sandbox", "students": []string{"alice", "bob"},
 		"schedule": map[string]any{"timezone": "Europe/Berlin", "sessions": []map[string]string{
 			{"start": oneOff.Format(time.RFC3339), "end": oneOff.Add(time.Hour).Format(time.RFC3339)}}}}, nil); c != http.StatusCreated {
