@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,9 +78,18 @@ func (s *System) Start(t testing.TB) {
 // and starts it again.
 func (s *System) RestartController(t testing.TB) {
 	t.Helper()
-	s.Controller.Kill()
-	s.Controller = StartProcess(t, filepath.Join(s.bin, "controller"), s.env)
+	s.ReplaceController(t, s.bin)
 	WaitHTTP(t, s.ControllerURL+"/readyz")
+}
+
+// ReplaceController ends the controller with SIGKILL, as a crash would,
+// and starts the one in directory bin instead (a build with failpoints,
+// see BuildBinariesWithTags) with env added. It does not wait for it to be
+// ready: a failpoint may kill it before.
+func (s *System) ReplaceController(t testing.TB, bin string, env ...string) {
+	t.Helper()
+	s.Controller.Kill()
+	s.Controller = StartProcess(t, filepath.Join(bin, "controller"), append(slices.Clone(s.env), env...))
 }
 
 // Artifacts is a client of the apiserver's embedded object store, with the

@@ -265,6 +265,17 @@ type Restored struct {
 	At          time.Time `json:"at" bson:"at"`
 	// Why the sandbox was made again, e.g. the node it was on being down.
 	Reason string `json:"reason" bson:"reason"`
+	// Pending says the sandbox is being made again and the work is not put
+	// back yet (At is when that began): recorded before the old sandbox is
+	// removed, so that a controller that crashes on the way still puts the
+	// work back before the new sandbox first starts.
+	Pending bool `json:"pending,omitempty" bson:"pending,omitempty"`
+}
+
+// RestorePending reports whether student's sandbox was being made again
+// elsewhere and their work is still to be put back.
+func (s ClassStatus) RestorePending(student string) bool {
+	return s.Restored[student].Pending
 }
 
 // MaxUpSeconds is how many Up durations a class's status keeps.

@@ -344,22 +344,47 @@ func (s *Store) LatestFileIn(ctx context.Context, classID, studentID, relPath st
 	if err := checkIDs(classID, studentID); err != nil {
 		return Item{}, err
 	}
+	run, m, err := s.latestManifestIn(ctx, classID, studentID, runs)
+	if err != nil {
+		return Item{}, fmt.Errorf("artifacts: %s: %w", relPath, err)
+	}
+	return manifestFile(classID, run, studentID, relPath, m)
+}
+
+// LatestManifest is the student's manifest in the latest run of the class
+// that collected the student, whatever its kind, and that run's id;
+// ErrNotFound is wrapped when no run did. A run in which the student's
+// collection failed (an autosave while their node was down) has no
+// manifest of theirs, so an earlier run's is found.
+func (s *Store) LatestManifest(ctx context.Context, classID, studentID string) (string, *Manifest, error) {
+	if err := checkIDs(classID, studentID); err != nil {
+		return "", nil, err
+	}
+	runs, err := s.runIDs(ctx, classID)
+	if err != nil {
+		return "", nil, err
+	}
+	return s.latestManifestIn(ctx, classID, studentID, runs)
+}
+
+// latestManifestIn is LatestManifest among the given runs only.
+func (s *Store) latestManifestIn(ctx context.Context, classID, studentID string, runs []string) (string, *Manifest, error) {
 	runs = slices.Clone(runs)
 	slices.Sort(runs)
 	for _, run := range slices.Backward(runs) {
 		if err := checkSegment("run", run); err != nil {
-			return Item{}, err
+			return "", nil, err
 		}
 		m, err := s.GetManifest(ctx, classID, run, studentID)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return Item{}, err
+			return "", nil, err
 		}
-		return manifestFile(classID, run, studentID, relPath, m)
+		return run, m, nil
 	}
-	return Item{}, fmt.Errorf("artifacts: %s of %s/%s: no collected run: %w", relPath, classID, studentID, ErrNotFound)
+	return "", nil, fmt.Errorf("artifacts: %s/%s: no collected run: %w", classID, studentID, ErrNotFound)
 }
 
 // RunFile finds relPath of a student in the manifest of one run; ErrNotFound

@@ -141,6 +141,15 @@ func TestListClassAndLatestFile(t *testing.T) {
 		if _, err := s.LatestFile(ctx, classID, "nobody", "files/workspace/notes.txt"); !errors.Is(err, artifacts.ErrNotFound) {
 			t.Errorf("LatestFile of an unknown student: %v, want ErrNotFound", err)
 		}
+		// The latest manifest of each: bob's run 2 has none, so run 1's.
+		for student, want := range map[string]string{"alice": run2, "bob": run1} {
+			if run, m, err := s.LatestManifest(ctx, classID, student); err != nil || run != want || m.StudentID != student {
+				t.Errorf("LatestManifest(%s) = %s, %+v, %v; want run %s's", student, run, m, err, want)
+			}
+		}
+		if _, _, err := s.LatestManifest(ctx, classID, "nobody"); !errors.Is(err, artifacts.ErrNotFound) {
+			t.Errorf("LatestManifest of an unknown student: %v, want ErrNotFound", err)
+		}
 		if items, err := s.ListClass(ctx, "no-such-class"); err != nil || len(items) != 0 {
 			t.Errorf("ListClass of an unknown class = %v, %v; want nothing", items, err)
 		}

@@ -51,7 +51,7 @@ type Docker interface {
 type Artifacts interface {
 	artifacts.Objects
 	artifacts.Opener
-	GetManifest(ctx context.Context, classID, runID, studentID string) (*artifacts.Manifest, error)
+	LatestManifest(ctx context.Context, classID, studentID string) (string, *artifacts.Manifest, error)
 	WriteRunIndex(ctx context.Context, classID, runID string, students []string, startedAt, completedAt time.Time, info artifacts.RunInfo) (*artifacts.RunIndex, error)
 	DeleteAutosave(ctx context.Context, classID, runID string) error
 }
@@ -239,11 +239,21 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		e.r.noteStart(e.classID(), a.Target, err)
 		return err
 	case ReplaceContainer:
+		if lost := e.obs.Containers[a.Student].Lost; lost != "" {
+			// Recorded before the lost sandbox goes: a crash from here
+			// until its work is put back leaves the restore still planned
+			// (see planUp), where otherwise the new sandbox would start
+			// empty.
+			if err := e.noteRestore(ctx, a.Student, api.Restored{Reason: lost, At: e.r.now(), Pending: true}); err != nil {
+				return err
+			}
+		}
 		// Not RemoveContainer's step: the work volumes stay, and the
 		// student is not checkpointed as removed.
 		if err := d.RemoveContainer(ctx, a.Target); err != nil {
 			return err
 		}
+		failpoint.Hit("replaced-before-create")
 		return e.create(ctx, a.Student)
 	case StopContainer:
 		return d.StopContainer(ctx, a.Target, e.r.opts.StopGraceSeconds)
@@ -685,45 +695,36 @@ func (e *executor) handIn(ctx context.Context, student, name string, late bool) 
 }
 
 // restore copies student's last collected work into their sandbox, made
-// for a late hand-in and not started yet: each collect path's files from
-// the manifest, checked against it as they stream from the object store,
-// owned by whoever owns the (new, empty) work volume, as the files the
-// student makes. Copying again over a crash's half restore is harmless.
+// again and not started yet (for a late hand-in, or elsewhere than a lost
+// node): each collect path's files from the manifest of the latest run
+// that collected the student (the Down's, a hand-in's, an autosave's),
+// checked against it as they stream from the object store, owned by
+// whoever owns the (new, empty) work volume, as the files the student
+// makes. Copying again over a crash's half restore is harmless.
 func (e *executor) restore(ctx context.Context, student, name string) error {
+	failpoint.Hit("before-restore")
 	lost := e.obs.Containers[student].Lost
 	e.mu.Lock()
-	classID, runID := e.class.ID, lastCollection(e.class, student)
-	if a := e.class.Status.Autosave; lost != "" && a != nil && a.RunID > runID {
-		// A sandbox made again while its class is Up: its latest work is
-		// the class's last autosave (which may not hold it: a student it
-		// failed to collect is in none).
-		runID = a.RunID
+	if r := e.class.Status.Restored[student]; lost == "" && r.Pending {
+		lost = r.Reason // made again by a controller that stopped before this
 	}
+	classID := e.class.ID
 	e.mu.Unlock()
 	note := func(r api.Restored) error {
 		if lost == "" {
 			return nil
 		}
 		r.At, r.Reason = e.r.now(), lost
-		return e.checkpoint(ctx, func(st *api.ClassStatus) {
-			st.Restored = maps.Clone(st.Restored)
-			if st.Restored == nil {
-				st.Restored = map[string]api.Restored{}
-			}
-			st.Restored[student] = r
-		})
-	}
-	if runID == "" {
-		return note(api.Restored{}) // never collected: the sandbox starts from its template
+		return e.noteRestore(ctx, student, r)
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
 	defer cancel()
-	m, err := e.r.artifacts.GetManifest(ctx, classID, runID, student)
+	runID, m, err := e.r.artifacts.LatestManifest(ctx, classID, student)
 	if errors.Is(err, artifacts.ErrNotFound) {
-		return note(api.Restored{}) // the run holds nothing of the student's
+		return note(api.Restored{}) // never collected: the sandbox starts from its template
 	}
 	if err != nil {
-		return fmt.Errorf("manifest of %s in run %s: %w", student, runID, err)
+		return fmt.Errorf("latest collected work of %s: %w", student, err)
 	}
 	files := 0
 	for _, p := range artifacts.RulesFor(e.tmpl).Paths {
@@ -745,6 +746,17 @@ func (e *executor) restore(ctx context.Context, student, name string) error {
 	}
 	e.log.Info("restored work", zap.String("studentId", student), zap.String("runId", runID), zap.Int("files", files), zap.String("why", why))
 	return note(api.Restored{RunID: runID, CollectedAt: m.CollectedAt, Files: files})
+}
+
+// noteRestore records r as student's last restore.
+func (e *executor) noteRestore(ctx context.Context, student string, r api.Restored) error {
+	return e.checkpoint(ctx, func(st *api.ClassStatus) {
+		st.Restored = maps.Clone(st.Restored) // the map may be shared with the class as read
+		if st.Restored == nil {
+			st.Restored = map[string]api.Restored{}
+		}
+		st.Restored[student] = r
+	})
 }
 
 // restorePath copies into collect path p of container name the files that
@@ -791,24 +803,6 @@ func (e *executor) owner(ctx context.Context, name, p string) (uid, gid int, err
 		return 0, 0, fmt.Errorf("read %s's owner: %w", p, err)
 	}
 	return hdr.Uid, hdr.Gid, nil
-}
-
-// lastCollection is the run that holds student's latest collected work:
-// the Down's, or a later late hand-in's or early hand-in's (run ids sort
-// by time).
-func lastCollection(c *api.Class, student string) string {
-	last := ""
-	for _, s := range c.Status.Students {
-		if s.ID == student && s.Artifacts != nil && s.Artifacts.RunID > last {
-			last = s.Artifacts.RunID
-		}
-	}
-	for _, h := range []api.HandIn{c.Status.Late[student], c.Status.HandIns[student]} {
-		if h.RunID > last {
-			last = h.RunID
-		}
-	}
-	return last
 }
 
 // supersedes tells whether an autosave holds at least what the one before

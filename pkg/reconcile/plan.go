@@ -177,6 +177,18 @@ func planUp(in Input) Plan {
 					Action{Kind: ReplaceContainer, Student: s, Target: c.Name},
 					Action{Kind: RestoreWork, Student: s, Target: c.Name},
 					Action{Kind: StartContainer, Student: s, Target: c.Name})
+			case in.Class.Status.RestorePending(s) && !c.live():
+				// Made again by a controller that stopped before putting
+				// the work back (and maybe before making the new sandbox):
+				// finished before the sandbox first starts.
+				name := c.Name
+				if !ok {
+					name = api.ContainerName(in.Class.ID, s)
+					p = append(p, Action{Kind: CreateContainer, Student: s, Target: name})
+				}
+				p = append(p,
+					Action{Kind: RestoreWork, Student: s, Target: name},
+					Action{Kind: StartContainer, Student: s, Target: name})
 			case ok && restartAsked(in.Class, s, c):
 				// Made again from the template; its work is on named
 				// volumes, which the new container finds again.
@@ -262,6 +274,11 @@ func collectAndRemove(in Input, students []string, active bool) Plan {
 	for _, s := range students {
 		c := in.Observed.Containers[s]
 		if !collected[s] {
+			if in.Class.Status.RestorePending(s) && !c.live() {
+				// Made again and never started: its work is still to be
+				// put back, or the run would hold an empty sandbox.
+				p = append(p, Action{Kind: RestoreWork, Student: s, Target: c.Name})
+			}
 			if c.live() {
 				// Stopping first lets the student's program save, and freezes
 				// the files so the archive is a consistent snapshot.

@@ -112,6 +112,9 @@ type fakeDocker struct {
 	beforeConnect func()
 	// owners are the uids CopyTo wrote files as, by "container:path".
 	owners map[string]int
+	// lostWork are the students whose work volumes went with a lost node
+	// (see lose): their next sandbox starts empty.
+	lostWork map[string]bool
 }
 
 type fakeContainer struct {
@@ -442,9 +445,10 @@ func (d *fakeDocker) CreateContainer(_ context.Context, spec dockerx.ContainerSp
 		files: work(want[api.LabelStudent]), logs: logsOf(want[api.LabelStudent]),
 		mounts: map[string]string{},
 	}
-	if want[api.LabelStudent] == "" || want[api.LabelLate] != "" {
+	if want[api.LabelStudent] == "" || want[api.LabelLate] != "" || d.lostWork[want[api.LabelStudent]] {
 		// A recovery container: only its volumes; a late hand-in's
-		// sandbox: empty volumes, until its work is restored.
+		// sandbox, or one made again for a lost node: empty volumes, until
+		// its work is restored.
 		c.files = map[string]string{}
 	}
 	for _, m := range spec.HostConfig.Mounts {
@@ -916,6 +920,30 @@ func (a *fakeArtifacts) GetManifest(_ context.Context, classID, runID, studentID
 		return nil, err
 	}
 	return &m, nil
+}
+
+// LatestManifest is the student's manifest in the latest run that has
+// one, as the real store finds it.
+func (a *fakeArtifacts) LatestManifest(ctx context.Context, classID, studentID string) (string, *artifacts.Manifest, error) {
+	a.mu.Lock()
+	var runs []string
+	for k := range a.objects {
+		if rest, ok := strings.CutPrefix(k, "classes/"+classID+"/"); ok {
+			if run, _, ok := strings.Cut(rest, "/"); ok && !slices.Contains(runs, run) {
+				runs = append(runs, run)
+			}
+		}
+	}
+	a.mu.Unlock()
+	slices.Sort(runs)
+	for _, run := range slices.Backward(runs) {
+		m, err := a.GetManifest(ctx, classID, run, studentID)
+		if errors.Is(err, artifacts.ErrNotFound) {
+			continue
+		}
+		return run, m, err
+	}
+	return "", nil, artifacts.ErrNotFound
 }
 
 func (a *fakeArtifacts) Open(_ context.Context, key string) (io.ReadCloser, int64, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -27,6 +28,9 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		Late:               prev.Late,
 		Restarted:          prev.Restarted,
 		Restored:           prev.Restored,
+	}
+	if c.DesiredPhase != api.PhaseUp {
+		st.Restored = withoutPending(st.Restored, obs)
 	}
 	if obs.Network != nil {
 		st.Network = obs.Network.Name
@@ -380,4 +384,23 @@ func untilList(what string, students []string, until func(api.StudentDesire) *ti
 		return ""
 	}
 	return what + ": " + strings.Join(out, ", ")
+}
+
+// withoutPending drops the restores still to do whose sandbox is gone once
+// the class is going Down: the work is in the run it would have come from,
+// and a later Up starts every student from the template.
+func withoutPending(rs map[string]api.Restored, obs Observed) map[string]api.Restored {
+	var out map[string]api.Restored
+	for s, r := range rs {
+		if _, ok := obs.Containers[s]; r.Pending && !ok {
+			if out == nil {
+				out = maps.Clone(rs)
+			}
+			delete(out, s)
+		}
+	}
+	if out == nil {
+		return rs
+	}
+	return out
 }

@@ -185,3 +185,19 @@ func TestRecoveryKeepsTheTemplatesExclusions(t *testing.T) {
 		t.Errorf("recovery collects with exclusions %q, want the template's %q", merged.ExcludeDirs, rules.ExcludeDirs)
 	}
 }
+
+// lose makes student's sandbox as a swarm reports one on a node lost for
+// good: labelled with why, its work volumes gone with the node.
+func (d *fakeDocker) lose(student, why string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.lookup(api.ContainerName(classID, student))
+	c.labels[api.LabelLost] = why
+	for _, v := range c.mounts {
+		delete(d.volumes, v)
+	}
+	if d.lostWork == nil {
+		d.lostWork = map[string]bool{}
+	}
+	d.lostWork[student] = true
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/volume"
+	"github.com/homeroom/homeroom/internal/failpoint"
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -537,8 +539,33 @@ func TestANodeLostMidClass(t *testing.T) {
 	})
 	autosave := c.Status.Autosave.RunID
 
+	// The controller that makes node 3's sandboxes again is killed on the
+	// way, as a crash would: first after removing a lost sandbox and
+	// before making its replacement, then before putting its work back.
+	// Each time the next controller must still restore the work before
+	// the new sandbox first starts.
+	crashing := testenv.BuildBinariesWithTags(t, []string{"failpoints"}, "controller")
+	s.ReplaceController(t, crashing, failpoint.Env+"=replaced-before-create")
 	s.sw.StopNode(3)
 	s.stopped = map[int]bool{3: true}
+	if st := s.Controller.Wait(4 * time.Minute); !testenv.KilledBy(st, syscall.SIGKILL) {
+		t.Fatalf("the controller was not killed after removing a lost sandbox: %v\n%s", st, tail(s.Controller.Output(), 40))
+	}
+	s.call("GET", "/api/v1/classes/"+s.id, nil, &c)
+	pending := 0
+	for _, st := range onNode3 {
+		if r := c.Status.Restored[st]; r.Pending && strings.Contains(r.Reason, "hr-node-3") {
+			pending++
+		}
+	}
+	if pending == 0 {
+		t.Fatalf("no restore of node 3's students is pending after the crash: %+v", c.Status.Restored)
+	}
+	s.ReplaceController(t, crashing, failpoint.Env+"=before-restore")
+	if st := s.Controller.Wait(4 * time.Minute); !testenv.KilledBy(st, syscall.SIGKILL) {
+		t.Fatalf("the controller was not killed before a restore: %v\n%s", st, tail(s.Controller.Output(), 40))
+	}
+	s.RestartController(t)
 	c = s.waitFor("with node 3's students made again", 4*time.Minute, func(c api.Class) bool {
 		for _, st := range onNode3 {
 			if _, ok := c.Status.Restored[st]; !ok {
@@ -557,7 +584,7 @@ func TestANodeLostMidClass(t *testing.T) {
 	for _, st := range onNode3 {
 		r := c.Status.Restored[st]
 		t.Logf("%s: restored %+v", st, r)
-		if r.RunID != autosave || r.Files != len(want[st]) || r.CollectedAt.IsZero() || !strings.Contains(r.Reason, "hr-node-3") {
+		if r.Pending || r.RunID != autosave || r.Files != len(want[st]) || r.CollectedAt.IsZero() || !strings.Contains(r.Reason, "hr-node-3") {
 			t.Errorf("%s: restored %+v; want autosave %s's %d files, collected at a time, because of hr-node-3", st, r, autosave, len(want[st]))
 		}
 		k := moved[st]

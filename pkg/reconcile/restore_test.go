@@ -1,0 +1,88 @@
+package reconcile_test
+
+import (
+	"testing"
+
+	"github.com/homeroom/homeroom/pkg/policy"
+)
+
+const lostWhy = "the node it was on, hr-node-3 (n3), has been down since 2026-12-01T09:00:00Z"
+
+// upWithTwoAutosaves brings alice and bob Up and autosaves twice: the first
+// holds alice's essay, the second could not reach her (her node went
+// down), so only the first holds her work. It returns the first's run id.
+func upWithTwoAutosaves(e *env) string {
+	e.t.Helper()
+	e.upNow("alice", "bob")
+	interval := policy.Default().Templates[0].AutosaveInterval()
+	e.docker.write(cname("alice"), "workspace/essay.txt", "draft 1")
+	e.advance(interval)
+	e.mustConverge()
+	first := e.class().Status.Autosave
+	if first == nil || first.Collected != 2 {
+		e.t.Fatalf("first autosave: %+v", first)
+	}
+	e.docker.fail("Archive", cname("alice"), -1)
+	e.advance(interval)
+	e.mustConverge()
+	second := e.class().Status.Autosave
+	if second.RunID == first.RunID || second.Collected != 1 || second.Failed != 1 {
+		e.t.Fatalf("second autosave: %+v", second)
+	}
+	e.docker.clear()
+	return first.RunID
+}
+
+// checkRestored checks that alice's new sandbox holds the essay of run,
+// restored before it started, and that her status says so.
+func checkRestored(e *env, run string) {
+	e.t.Helper()
+	c, ok := e.docker.container(cname("alice"))
+	if !ok || c.state != "running" || c.files["workspace/essay.txt"] != "draft 1" {
+		e.t.Errorf("alice's new sandbox: %v, %s, essay %q; want it running with her essay", ok, c.state, c.files["workspace/essay.txt"])
+	}
+	r := e.class().Status.Restored["alice"]
+	if r.Pending || r.RunID != run || r.Files != 3 || r.Reason != lostWhy {
+		e.t.Errorf("alice's restore: %+v; want run %s's 3 files, because of her node", r, run)
+	}
+}
+
+// A sandbox lost with its node after an autosave that could not reach it
+// gets back the work of the autosave before, the latest run that collected
+// the student, rather than nothing from the latest run.
+func TestALostSandboxGetsTheLatestRunThatHoldsItsWork(t *testing.T) {
+	e := newEnv(t)
+	run := upWithTwoAutosaves(e)
+	e.docker.lose("alice", lostWhy)
+	e.mustConverge()
+	checkRestored(e, run)
+}
+
+// A controller stopped while it makes a lost sandbox again, whether before
+// the new sandbox is made or before the work is put back, leaves the
+// restore pending in the status; the next pass finishes it before the new
+// sandbox first starts.
+func TestAnInterruptedReplacementStillRestores(t *testing.T) {
+	for _, stop := range []struct{ desc, op string }{
+		{"after the lost sandbox is removed", "CreateContainer"},
+		{"after the new sandbox is made", "CopyTo"},
+	} {
+		t.Run(stop.desc, func(t *testing.T) {
+			e := newEnv(t)
+			run := upWithTwoAutosaves(e)
+			e.docker.lose("alice", lostWhy)
+			e.docker.fail(stop.op, cname("alice"), 1)
+			if _, err := e.pass(); err == nil {
+				t.Fatalf("the pass did not stop at %s", stop.op)
+			}
+			if r := e.class().Status.Restored["alice"]; !r.Pending || r.Reason != lostWhy {
+				t.Fatalf("after the stop, alice's restore is %+v; want it pending, because of her node", r)
+			}
+			if c, ok := e.docker.container(cname("alice")); ok && c.state == "running" {
+				t.Fatal("alice's new sandbox started before her work was put back")
+			}
+			e.mustConverge()
+			checkRestored(e, run)
+		})
+	}
+}
