@@ -32,6 +32,17 @@ type WorkspaceMeasurer interface {
 	MeasureWorkspaces(ctx context.Context) ([]string, error)
 }
 
+// StagingSweeper removes what crashes left in the object store outside
+// any class: the swarm runtime's staging objects, copies of students' work
+// on their way between a node and the controller.
+type StagingSweeper interface {
+	SweepStaging(ctx context.Context, now time.Time) (int, error)
+}
+
+// SweepInterval is how often, at most, the controller sweeps staging: on
+// the first resync, then at the resyncs an interval apart.
+const SweepInterval = time.Hour
+
 // ChangeCounter counts the class writes the controller must act on. A
 // store that has one is read every ChangeInterval, cheaply, and a change
 // starts a full poll at once: without change streams (FerretDB) that is how
@@ -127,6 +138,8 @@ type Controller struct {
 	ownVersion map[string]int64
 
 	measuring atomic.Bool // a workspace measurement is in flight
+	sweeping  atomic.Bool // a sweep of staging is in flight
+	lastSweep time.Time   // read and written by the poll loop only
 
 	// gradingWake has a value when the store's change count moved: a
 	// grading may have been opened or asked again.
@@ -402,6 +415,7 @@ func (c *Controller) poll(ctx context.Context) {
 			if resync {
 				c.enqueueOrphans(ctx, versions)
 				c.measureWorkspaces(ctx)
+				c.sweepStaging(ctx)
 			}
 		}
 	wait:
@@ -529,6 +543,29 @@ func (c *Controller) enqueueAll(ctx context.Context) {
 	for id := range versions {
 		c.queue.Add(id)
 	}
+}
+
+// sweepStaging asks the runtime, in the background and at most every
+// SweepInterval, to remove the staging objects that crashes left behind.
+func (c *Controller) sweepStaging(ctx context.Context) {
+	s, ok := c.events.(StagingSweeper)
+	if !ok || (!c.lastSweep.IsZero() && time.Since(c.lastSweep) < SweepInterval) || !c.sweeping.CompareAndSwap(false, true) {
+		return
+	}
+	c.lastSweep = time.Now()
+	go func() {
+		defer c.sweeping.Store(false)
+		n, err := s.SweepStaging(ctx, time.Now())
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("sweep staging", zap.Error(err))
+			}
+			return
+		}
+		if n > 0 {
+			c.log.Info("removed staging objects left behind", zap.Int("objects", n))
+		}
+	}()
 }
 
 // measureWorkspaces measures the students' work volumes in the background

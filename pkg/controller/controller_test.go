@@ -293,3 +293,35 @@ func TestCountedChangesArePolledAtOnce(t *testing.T) {
 		t.Errorf("an uncounted change was polled before the full poll: %d passes", n)
 	}
 }
+
+// sweepingEvents is a runtime that also sweeps staging, counting sweeps.
+type sweepingEvents struct {
+	fakeEvents
+	sweeps atomic.Int32
+}
+
+func (s *sweepingEvents) SweepStaging(ctx context.Context, now time.Time) (int, error) {
+	s.sweeps.Add(1)
+	return 0, nil
+}
+
+// The staging sweep runs at the first resync and then at most once every
+// SweepInterval, however often the resync comes.
+func TestStagingIsSweptAtTheFirstResyncOnly(t *testing.T) {
+	rec := newFakeReconciler()
+	l := &fakeLister{versions: map[string]int64{"a": 1}}
+	ev := &sweepingEvents{fakeEvents: fakeEvents{ch: make(chan events.Message)}}
+	ctl := controller.New(rec, l, ev, controller.Options{
+		Workers: 1, PollInterval: 5 * time.Millisecond, ResyncInterval: 5 * time.Millisecond,
+	}, zaptest.NewLogger(t), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "a sweep", func() bool { return ev.sweeps.Load() > 0 })
+	n := rec.count("a")
+	eventually(t, "ten more resyncs", func() bool { return rec.count("a") >= n+10 })
+	if n := ev.sweeps.Load(); n != 1 {
+		t.Errorf("staging swept %d times in ten resyncs, want once", n)
+	}
+}

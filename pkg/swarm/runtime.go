@@ -44,6 +44,7 @@ type Staging interface {
 	PutStream(ctx context.Context, key string, r io.Reader, size int64, contentType string) (artifacts.Object, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
 	Remove(ctx context.Context, key string) error
+	ListKeys(ctx context.Context, prefix string) ([]string, error)
 }
 
 // Options configure the runtime.
@@ -985,7 +986,7 @@ func (r *Runtime) Archive(ctx context.Context, name, path string) (io.ReadCloser
 	if err := r.nodeUp(ctx, node); err != nil {
 		return nil, fmt.Errorf("archive %s:%s: %w", name, path, err)
 	}
-	key := "staging/" + class + "/" + student + "/" + randomID() + ".tar"
+	key := stagingKey(class, student, ".tar", time.Now())
 	url, err := r.staging.PresignPut(ctx, key, r.opts.JobTimeout, r.opts.StoreEndpoint)
 	if err != nil {
 		return nil, err
@@ -1005,6 +1006,49 @@ func (r *Runtime) Archive(ctx context.Context, name, path string) (io.ReadCloser
 		return nil, fmt.Errorf("archive %s:%s: read the staged tar: %w", name, path, err)
 	}
 	return &staged{ReadCloser: rc, remove: func() error { return r.staging.Remove(context.WithoutCancel(ctx), key) }}, nil
+}
+
+// StagingMaxAge is how old a staging object must be before SweepStaging
+// removes it: far longer than any job that writes one, and any collection
+// or restore that reads it, takes.
+const StagingMaxAge = 24 * time.Hour
+
+// stagingKey names a staging object of class and student made at now: the
+// time in the name is how a sweep tells one in use from one left behind.
+func stagingKey(class, student, suffix string, now time.Time) string {
+	return stagingPrefix + class + "/" + student + "/" + now.UTC().Format(stagingTime) + "-" + randomID() + suffix
+}
+
+const (
+	stagingPrefix = "staging/"
+	stagingTime   = "20060102T150405Z"
+)
+
+// SweepStaging removes the staging objects made before now less
+// StagingMaxAge, and returns how many it removed. The collection and the
+// restore remove theirs once read; these are what a controller that
+// stopped in between, or a job that uploaded after the controller gave up
+// on it, left behind: copies of students' work that nothing reads.
+func (r *Runtime) SweepStaging(ctx context.Context, now time.Time) (int, error) {
+	keys, err := r.staging.ListKeys(ctx, stagingPrefix)
+	if err != nil {
+		return 0, fmt.Errorf("sweep staging: %w", err)
+	}
+	removed := 0
+	for _, k := range keys {
+		stamp, _, _ := strings.Cut(k[strings.LastIndexByte(k, '/')+1:], "-")
+		made, err := time.Parse(stagingTime, stamp)
+		if err == nil && now.Sub(made) < StagingMaxAge {
+			continue
+		}
+		// Older, or named by a version of Homeroom before the time was
+		// in the name, which no longer runs.
+		if err := r.staging.Remove(ctx, k); err != nil {
+			return removed, fmt.Errorf("sweep staging: %w", err)
+		}
+		removed++
+	}
+	return removed, nil
 }
 
 // staged is a staging object being read; closing it removes the object.
@@ -1033,7 +1077,7 @@ func (r *Runtime) CopyTo(ctx context.Context, name, path string, rd io.Reader) e
 	if err := r.nodeUp(ctx, node); err != nil {
 		return fmt.Errorf("copy to %s:%s: %w", name, path, err)
 	}
-	key := "staging/" + class + "/" + student + "/" + randomID() + ".restore.tar"
+	key := stagingKey(class, student, ".restore.tar", time.Now())
 	if _, err := r.staging.PutStream(ctx, key, rd, -1, "application/x-tar"); err != nil {
 		return fmt.Errorf("copy to %s:%s: stage: %w", name, path, err)
 	}
