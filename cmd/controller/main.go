@@ -100,12 +100,20 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	var probeKey []byte
+	if cfg.Runtime == "swarm" {
+		// The sandboxes' overlay addresses are out of the controller's
+		// reach: their readiness check goes through Traefik, with a probe
+		// token the sign-in check lets through.
+		probeKey = secrets.Key
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		docker.Metrics(), controller.NewStateCollector(st, rt))
 	rec := reconcile.New(st, rt, art, pol, reconcile.Options{
 		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, RouterURL: strings.TrimSuffix(cfg.TraefikURL, "/"), ForwardAuth: cfg.ForwardAuthAddress(secrets.ForwardAuth), Parallel: o.parallel, GlobalParallel: o.globalParallel, Registerer: reg,
-		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: o.orphanGrace,
+		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: o.orphanGrace, ProbeKey: probeKey,
 	}, log)
 	elector := controller.NewElector(st, "homeroom-controller", o.id, o.leaseTTL, log, reg)
 	var ctl *controller.Controller

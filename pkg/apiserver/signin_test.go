@@ -409,3 +409,33 @@ func TestALinkExpiresWithTheClassTimeLimit(t *testing.T) {
 		t.Errorf("link expires %s, want the class's end %s", exp, want)
 	}
 }
+
+// The controller's readiness check through Traefik carries a probe token
+// minted with the sign-in key: it reaches that one sandbox, without
+// Homeroom's cookies, and no other; a token under another key, or expired,
+// is refused like no session at all.
+func TestAProbeTokenReachesOneSandbox(t *testing.T) {
+	e := newEnv(t)
+	upClass(e)
+	sec, err := e.store.SignInSecrets(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := func(key []byte, student string, until time.Time) string {
+		return signin.ProbeCookieName + "=" + signin.MintProbe(key, "cs101-a", student, until)
+	}
+	soon := time.Now().Add(signin.ProbeTTL)
+	r := e.check(check{host: aliceHost, uri: "/api", cookies: []string{"_xsrf=abc", probe(sec.Key, "alice", soon)}})
+	if r.code != http.StatusOK || r.header.Get("Cookie") != "_xsrf=abc" {
+		t.Errorf("alice's probe on her host: %d, Cookie passed on %q; want 200 and only the sandbox's own cookie", r.code, r.header.Get("Cookie"))
+	}
+	for name, c := range map[string]check{
+		"alice's probe on bob's host": {host: bobHost, uri: "/api", cookies: []string{probe(sec.Key, "alice", soon)}},
+		"a probe under another key":   {host: aliceHost, uri: "/api", cookies: []string{probe([]byte(strings.Repeat("x", signin.KeyBytes)), "alice", soon)}},
+		"an expired probe":            {host: aliceHost, uri: "/api", cookies: []string{probe(sec.Key, "alice", time.Now().Add(-time.Second))}},
+	} {
+		if r := e.check(c); r.code != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s, want 401", name, r.code, r.body)
+		}
+	}
+}

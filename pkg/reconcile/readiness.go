@@ -14,6 +14,7 @@ import (
 
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/policy"
+	"github.com/homeroom/homeroom/pkg/signin"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -22,7 +23,11 @@ import (
 // host's network reaches every class network, as Traefik does. A sandbox
 // counts as running once it answers 2xx or 3xx and, when the controller
 // knows Traefik's address (Options.RouterURL), once Traefik routes the
-// student's host to it; until then its student is
+// student's host to it. Where the controller cannot reach the sandboxes
+// (a swarm's overlay networks, Options.ProbeKey), the check goes through
+// Traefik only, with a probe token the sign-in check lets through to that
+// one sandbox, and the sandbox's own answer through it decides. Until then
+// its student is
 // "starting", and past the check's timeout "unready", with the last error
 // and log lines. Once answered, a container is not checked again (this is
 // not a liveness check); one that stops and starts is checked again.
@@ -42,9 +47,10 @@ const (
 	logTailBytes = 4096
 )
 
-// Probe sends one GET of url, with host as its Host header when not empty,
-// and returns the answer's status.
-type Probe func(ctx context.Context, url, host string) (int, error)
+// Probe sends one GET of url, with host as its Host header and cookie
+// ("name=value") as its Cookie header when not empty, and returns the
+// answer's status.
+type Probe func(ctx context.Context, url, host, cookie string) (int, error)
 
 // probeClient is the controller's only HTTP client toward sandboxes, which
 // are the students' programs: no proxy from the environment, no redirects
@@ -62,13 +68,16 @@ var probeClient = &http.Client{
 }
 
 // HTTPProbe is the default Probe.
-func HTTPProbe(ctx context.Context, url, host string) (int, error) {
+func HTTPProbe(ctx context.Context, url, host, cookie string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
 	if host != "" {
 		req.Host = host
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
 	}
 	resp, err := probeClient.Do(req)
 	if err != nil {
@@ -106,6 +115,23 @@ func routed(status int, err error) error {
 		return errors.New("Traefik does not route the student's host yet (404)")
 	case status >= 500:
 		return fmt.Errorf("Traefik answered %d %s", status, http.StatusText(status))
+	}
+	return nil
+}
+
+// throughRouter is the check through Traefik with a probe token: the
+// sandbox's own answer, 2xx or 3xx, where Traefik routes the student's
+// host and the sign-in check lets the token through.
+func throughRouter(status int, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("Traefik: %w", err)
+	case status == http.StatusNotFound:
+		return errors.New("404 through Traefik: it does not route the student's host yet, or the sandbox has no such page")
+	case status == http.StatusUnauthorized:
+		return errors.New("the sign-in check refused the controller's probe (401): do the controller and the apiserver share the store, and their clocks the time?")
+	case status >= 400:
+		return fmt.Errorf("answered %d %s through Traefik", status, http.StatusText(status))
 	}
 	return nil
 }
@@ -173,17 +199,26 @@ func (r *Reconciler) checkReadiness(ctx context.Context, classID string, t *poli
 	for i, s := range pending {
 		c := obs.Containers[s]
 		g.Go(func() error {
+			if r.opts.ProbeKey != nil {
+				if r.opts.RouterURL == "" {
+					results[i] = errors.New("the controller reaches these sandboxes only through Traefik, whose address it is not given (HOMEROOM_TRAEFIK_URL)")
+					return nil
+				}
+				token := signin.MintProbe(r.opts.ProbeKey, classID, s, time.Now().Add(signin.ProbeTTL))
+				results[i] = throughRouter(probe(gctx, r.opts.RouterURL+t.Readiness.Path, api.Host(classID, s, r.opts.Domain), signin.ProbeCookieName+"="+token))
+				return nil
+			}
 			if c.IP == "" {
 				results[i] = errors.New("it has no address on the class network")
 				return nil
 			}
 			url := "http://" + net.JoinHostPort(c.IP, strconv.Itoa(t.Port)) + t.Readiness.Path
-			if results[i] = answers(probe(gctx, url, "")); results[i] != nil || r.opts.RouterURL == "" {
+			if results[i] = answers(probe(gctx, url, "", "")); results[i] != nil || r.opts.RouterURL == "" {
 				return nil
 			}
 			// The sandbox answers; a student reaches it only once Traefik
 			// routes their host, a moment after the sandbox started.
-			results[i] = routed(probe(gctx, r.opts.RouterURL+t.Readiness.Path, api.Host(classID, s, r.opts.Domain)))
+			results[i] = routed(probe(gctx, r.opts.RouterURL+t.Readiness.Path, api.Host(classID, s, r.opts.Domain), ""))
 			return nil
 		})
 	}

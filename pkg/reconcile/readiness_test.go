@@ -14,6 +14,7 @@ import (
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/reconcile"
+	"github.com/homeroom/homeroom/pkg/signin"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -23,9 +24,10 @@ type probes struct {
 	mu      sync.Mutex
 	answers map[string]int // URL or Host → status; absent: connection refused
 	asked   map[string]int
+	cookies map[string]string // Host → the Cookie header last sent with it
 }
 
-func (p *probes) probe(_ context.Context, url, host string) (int, error) {
+func (p *probes) probe(_ context.Context, url, host, cookie string) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	key := url
@@ -33,6 +35,9 @@ func (p *probes) probe(_ context.Context, url, host string) (int, error) {
 		key = host
 	}
 	p.asked[key]++
+	if host != "" {
+		p.cookies[host] = cookie
+	}
 	if code, ok := p.answers[key]; ok {
 		return code, nil
 	}
@@ -62,6 +67,12 @@ func probeURL(student string) string { return "http://ip-of-" + cname(student) +
 // readyEnv is a class of the notebook-like template with a readiness check
 // of timeout seconds.
 func readyEnv(t *testing.T, timeout int) (*env, *probes) {
+	return readyEnvWith(t, timeout, nil)
+}
+
+// readyEnvWith is readyEnv with the controller given probeKey, as on a
+// swarm.
+func readyEnvWith(t *testing.T, timeout int, probeKey []byte) (*env, *probes) {
 	e := newEnv(t)
 	pol, err := policy.Parse([]byte(`templates:
   - {name: sandbox, image: homeroom/notebook:x, port: 8888, collectPaths: [/home/jovyan], memoryMiB: 512, cpus: 1, pids: 128, readOnlyRootFS: true,
@@ -70,9 +81,10 @@ func readyEnv(t *testing.T, timeout int) (*env, *probes) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &probes{answers: map[string]int{}, asked: map[string]int{}}
+	p := &probes{answers: map[string]int{}, asked: map[string]int{}, cookies: map[string]string{}}
 	e.rec = reconcile.New(e.store, e.docker, e.art, pol, reconcile.Options{
 		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second, Now: e.now, Probe: p.probe, RouterURL: routerURL,
+		ProbeKey: probeKey,
 	}, zaptest.NewLogger(t))
 	return e, p
 }
@@ -274,5 +286,45 @@ func TestSandboxKnowsWhoAndWhereItIs(t *testing.T) {
 		if !slices.Contains(env, want) {
 			t.Errorf("env %q lacks %q", env, want)
 		}
+	}
+}
+
+// Where the controller cannot reach the sandboxes (a swarm), the check goes
+// through Traefik only, with a probe token for that student's sandbox that
+// the sign-in check lets through: the sandbox's own answer there decides,
+// and its address is never asked.
+func TestSandboxCheckedThroughTraefikWithAProbeToken(t *testing.T) {
+	key := []byte(strings.Repeat("k", signin.KeyBytes))
+	e, p := readyEnvWith(t, 120, key)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	e.mustConverge()
+	for st, code := range map[string]int{"alice": 200, "bob": 404} {
+		p.set(probeURL(st), 200) // never asked
+		p.set(api.Host(classID, st, domain), code)
+	}
+	e.mustConverge()
+	c := e.class()
+	if a, b := studentState(c, "alice"), studentState(c, "bob"); a.State != "running" || b.State != api.StateStarting {
+		t.Errorf("alice answering through Traefik: %+v; bob with Traefik's 404: %+v", a, b)
+	}
+	if c.Status.Phase == api.PhaseUp {
+		t.Error("Up while bob's host answers 404")
+	}
+	if n := p.count("alice") + p.count("bob"); n != 0 {
+		t.Errorf("the sandboxes' addresses were asked %d times", n)
+	}
+	for _, st := range []string{"alice", "bob"} {
+		p.mu.Lock()
+		ck := p.cookies[api.Host(classID, st, domain)]
+		p.mu.Unlock()
+		name, token, _ := strings.Cut(ck, "=")
+		if name != signin.ProbeCookieName || !signin.ValidProbe(key, classID, st, token, time.Now()) {
+			t.Errorf("%s's check carried %q, not a probe token for %s's sandbox", st, ck, st)
+		}
+	}
+	p.set(api.Host(classID, "bob", domain), 200)
+	e.mustConverge()
+	if c := e.class(); c.Status.Phase != api.PhaseUp {
+		t.Errorf("both answering through Traefik: phase %s", c.Status.Phase)
 	}
 }

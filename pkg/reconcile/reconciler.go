@@ -74,6 +74,11 @@ type Options struct {
 	// running only once Traefik routes its student's host. "" checks only
 	// the sandbox.
 	RouterURL string
+	// ProbeKey, the sign-in key, is set where the controller cannot reach
+	// the sandboxes' addresses (a swarm's overlay networks): the readiness
+	// check then goes through Traefik at RouterURL only, with a probe token
+	// signed with it (signin.MintProbe).
+	ProbeKey []byte
 }
 
 // Reconciler runs passes.

@@ -15,7 +15,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
 )
@@ -71,6 +73,53 @@ func mac(key []byte, prefix string, random []byte) []byte {
 	h.Write([]byte(prefix))
 	h.Write(random)
 	return h.Sum(nil)[:macBytes]
+}
+
+// ProbeCookieName is the cookie the controller's readiness check carries
+// through Traefik where it cannot reach a sandbox itself (a swarm's overlay
+// networks). Its value is a probe token: the sign-in check lets the
+// request through to that one student's sandbox, without the cookie, until
+// the token expires. It is no session: nothing of it is in the store.
+const ProbeCookieName = "homeroom_probe"
+
+const probePrefix = "hrp_"
+
+// ProbeTTL is how long a probe token is good for: long enough for the
+// controller's and the apiserver's clocks to differ a little, short enough
+// that a token seen by anyone is soon worthless.
+const ProbeTTL = 2 * time.Minute
+
+// MintProbe returns a probe token for the sandbox of classID/student, good
+// until until, signed with key.
+func MintProbe(key []byte, classID, student string, until time.Time) string {
+	exp := strconv.FormatInt(until.Unix(), 10)
+	return probePrefix + exp + "." + base64.RawURLEncoding.EncodeToString(probeMAC(key, classID, student, exp))
+}
+
+// ValidProbe reports whether token lets a request through to the sandbox
+// of classID/student at now: signed with key for that sandbox, not
+// expired, and not good for longer than tokens are minted for.
+func ValidProbe(key []byte, classID, student, token string, now time.Time) bool {
+	rest, ok := strings.CutPrefix(token, probePrefix)
+	if !ok {
+		return false
+	}
+	exp, sig, ok := strings.Cut(rest, ".")
+	if !ok {
+		return false
+	}
+	until, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || strconv.FormatInt(until, 10) != exp || now.Unix() > until || until-now.Unix() > int64(2*ProbeTTL/time.Second) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+	return err == nil && hmac.Equal(b, probeMAC(key, classID, student, exp))
+}
+
+func probeMAC(key []byte, classID, student, exp string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(probePrefix + classID + "/" + student + "/" + exp))
+	return h.Sum(nil)
 }
 
 // Hash is what the store keeps of a secret.

@@ -3,6 +3,7 @@ package signin_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/homeroom/homeroom/pkg/signin"
 )
@@ -60,6 +61,43 @@ func TestParseHost(t *testing.T) {
 		class, student, ok := signin.ParseHost(tc.host, "lab.localhost")
 		if class != tc.class || student != tc.student || ok != tc.ok {
 			t.Errorf("%q: %q %q %v, want %q %q %v", tc.host, class, student, ok, tc.class, tc.student, tc.ok)
+		}
+	}
+}
+
+// A probe token lets through to one sandbox, under its key, until it
+// expires; nothing else passes: another sandbox, another key, a token
+// changed in any way, expired, or good for longer than tokens are minted.
+func TestProbeTokensAreForOneSandboxAndExpire(t *testing.T) {
+	key := []byte(strings.Repeat("k", signin.KeyBytes))
+	other := []byte(strings.Repeat("o", signin.KeyBytes))
+	now := time.Unix(1_800_000_000, 0)
+	tok := signin.MintProbe(key, "cs101", "alice", now.Add(signin.ProbeTTL))
+	if !signin.ValidProbe(key, "cs101", "alice", tok, now) || !signin.ValidProbe(key, "cs101", "alice", tok, now.Add(signin.ProbeTTL)) {
+		t.Fatalf("%s is not valid for its sandbox until it expires", tok)
+	}
+	flipped := []byte(tok)
+	flipped[len(flipped)-2] ^= 1
+	exp, _, _ := strings.Cut(strings.TrimPrefix(tok, "hrp_"), ".")
+	for name, c := range map[string]struct {
+		key                   []byte
+		class, student, token string
+		at                    time.Time
+	}{
+		"another student":         {key, "cs101", "bob", tok, now},
+		"another class":           {key, "cs102", "alice", tok, now},
+		"another key":             {other, "cs101", "alice", tok, now},
+		"expired":                 {key, "cs101", "alice", tok, now.Add(signin.ProbeTTL + time.Second)},
+		"one byte flipped":        {key, "cs101", "alice", string(flipped), now},
+		"a later expiry":          {key, "cs101", "alice", strings.Replace(tok, exp, exp[:len(exp)-1]+"9", 1), now},
+		"too long-lived":          {key, "cs101", "alice", signin.MintProbe(key, "cs101", "alice", now.Add(3*signin.ProbeTTL)), now},
+		"a session token":         {key, "cs101", "alice", signin.Mint(key, signin.SessionPrefix), now},
+		"empty":                   {key, "cs101", "alice", "", now},
+		"no signature":            {key, "cs101", "alice", "hrp_" + exp, now},
+		"an expiry with a + sign": {key, "cs101", "alice", strings.Replace(tok, exp, "+"+exp, 1), now},
+	} {
+		if signin.ValidProbe(c.key, c.class, c.student, c.token, c.at) {
+			t.Errorf("%s: %q passes", name, c.token)
 		}
 	}
 }

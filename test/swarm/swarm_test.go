@@ -58,6 +58,8 @@ func startWith(t *testing.T, id string, routed bool, env ...string) *system {
 	if routed {
 		tr = sw.StartTraefik(t)
 		router = tr.Name
+		// Where the controller checks readiness, through Traefik.
+		env = append(env, "HOMEROOM_TRAEFIK_URL=http://"+tr.Addr)
 	}
 	// The collection jobs upload from the nodes, and Traefik on the
 	// manager asks the apiserver's sign-in check: both listen where the
@@ -397,9 +399,20 @@ func (s *system) through(method, rawURL, cookie string) (int, http.Header, strin
 
 // Students on a swarm reach their sandboxes through Traefik on the
 // manager, with the sign-in check in front: each student reaches their
-// own, wherever the swarm placed it, and no one else's.
+// own, wherever the swarm placed it, and no one else's. The template has a
+// readiness check, which the controller, out of reach of the overlay
+// networks, makes through Traefik: the class is Up once every sandbox
+// answers there.
 func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
-	s := startWith(t, "swarmroute", true)
+	ready := strings.Replace(lostPolicy, "    autosaveMinutes: 1\n", "    readiness: {path: /, timeoutSeconds: 120}\n", 1)
+	if ready == lostPolicy {
+		t.Fatal("no readiness check put in the policy")
+	}
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(pol, []byte(ready), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startWith(t, "swarmroute", true, "HOMEROOM_POLICY="+pol)
 	students := s.up(6)
 	where := s.placement()
 	host := func(st string) string { return api.Host(s.id, st, "lab.localhost") }
