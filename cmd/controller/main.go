@@ -106,6 +106,11 @@ func run(ctx context.Context) error {
 		// reach: their readiness check goes through Traefik, with a probe
 		// token the sign-in check lets through.
 		probeKey = secrets.Key
+		for _, t := range pol.Templates {
+			if t.Readiness != nil && cfg.TraefikURL == "" {
+				log.Warn("on a swarm a readiness check goes through Traefik, whose address the controller is not given: set HOMEROOM_TRAEFIK_URL, or the template's sandboxes never count as running", zap.String("template", t.Name))
+			}
+		}
 	}
 
 	reg := prometheus.NewRegistry()
