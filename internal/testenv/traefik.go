@@ -3,7 +3,10 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +127,29 @@ func (tr *Traefik) Get(host, path string) (*http.Response, error) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+tr.Addr+path, nil)
 	req.Host = host
 	return (&http.Client{Timeout: 10 * time.Second}).Do(req)
+}
+
+// Through sends a request for rawURL to Traefik's entrypoint at addr, with
+// rawURL's host as the Host header and cookie (if any) as the Cookie
+// header, as a script would, never following redirects, and returns the
+// answer's status, header and body.
+func Through(t testing.TB, addr, method, rawURL, cookie, body string) (int, http.Header, string) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(method, "http://"+addr+u.RequestURI(), strings.NewReader(body))
+	req.Host = u.Host
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
 }

@@ -8,10 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -29,33 +27,10 @@ type link struct{ Student, Holder, URL string }
 
 func host(student string) string { return api.Host(classID, student, "lab.localhost") }
 
-// through sends a request through Traefik, as a script would, never
-// following redirects.
-func through(t *testing.T, tr *testenv.Traefik, method, rawURL, cookie, body string) (int, http.Header, string) {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(method, "http://"+tr.Addr+u.RequestURI(), strings.NewReader(body))
-	req.Host = u.Host
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, rawURL, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
-}
-
 // signIn follows a link through Traefik and returns the session cookie.
 func signIn(t *testing.T, tr *testenv.Traefik, l link) string {
 	t.Helper()
-	code, h, body := through(t, tr, "GET", l.URL, "", "")
+	code, h, body := testenv.Through(t, tr.Addr, "GET", l.URL, "", "")
 	if code != http.StatusFound || h.Get("Location") != "/" {
 		t.Fatalf("following %s: %d %v %s", l.URL, code, h, body)
 	}
@@ -128,7 +103,7 @@ func TestStudentsSignIn(t *testing.T) {
 	for _, s := range []string{"alice", "bob", "carol"} {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			code, _, _ := through(t, tr, "GET", "http://"+host(s)+"/", "", "")
+			code, _, _ := testenv.Through(t, tr.Addr, "GET", "http://"+host(s)+"/", "", "")
 			if code == http.StatusUnauthorized {
 				break
 			}
@@ -167,18 +142,18 @@ func TestStudentsSignIn(t *testing.T) {
 	})
 	alice := signIn(t, tr, links["alice"])
 	t.Run("alice's session replayed on bob's host gets 403", func(t *testing.T) {
-		code, _, body := through(t, tr, "PUT", "http://"+host("bob")+"/files/planted.py", alice, "print('not bob')")
+		code, _, body := testenv.Through(t, tr.Addr, "PUT", "http://"+host("bob")+"/files/planted.py", alice, "print('not bob')")
 		if code != http.StatusForbidden {
 			t.Fatalf("%d %s", code, body)
 		}
 	})
 	t.Run("no cookie gets the sign-in page and the sandbox never sees the request", func(t *testing.T) {
-		code, h, body := through(t, tr, "PUT", "http://"+host("bob")+"/files/planted.py", "", "print('not bob')")
+		code, h, body := testenv.Through(t, tr.Addr, "PUT", "http://"+host("bob")+"/files/planted.py", "", "print('not bob')")
 		if code != http.StatusUnauthorized || strings.Contains(body, "student") {
 			t.Fatalf("%d %v %s", code, h, body)
 		}
 		bob := signIn(t, tr, links["bob"])
-		_, _, listing := through(t, tr, "GET", "http://"+host("bob")+"/", bob, "")
+		_, _, listing := testenv.Through(t, tr.Addr, "GET", "http://"+host("bob")+"/", bob, "")
 		if !strings.Contains(listing, `"student":"bob"`) || strings.Contains(listing, "planted") {
 			t.Errorf("bob's sandbox: %s", listing)
 		}
@@ -225,7 +200,7 @@ func TestStudentsSignIn(t *testing.T) {
 			t.Fatalf("help link %+v", help)
 		}
 		session := signIn(t, tr, help)
-		code, _, body := through(t, tr, "GET", "http://"+host("alice")+"/", session, "")
+		code, _, body := testenv.Through(t, tr.Addr, "GET", "http://"+host("alice")+"/", session, "")
 		if code != http.StatusOK || !strings.Contains(body, "hello.py") {
 			t.Fatalf("the teacher on alice's host: %d %s", code, body)
 		}
@@ -242,7 +217,7 @@ func TestStudentsSignIn(t *testing.T) {
 		b.waitText(t, "This sign-in has ended")
 		b.do(t, chromedp.Navigate(links["alice"].URL))
 		b.waitText(t, "This sign-in has ended")
-		if code, _, _ := through(t, tr, "GET", "http://"+host("alice")+"/", alice, ""); code != http.StatusUnauthorized {
+		if code, _, _ := testenv.Through(t, tr.Addr, "GET", "http://"+host("alice")+"/", alice, ""); code != http.StatusUnauthorized {
 			t.Errorf("old session by script: %d", code)
 		}
 		b.do(t, chromedp.Navigate(fresh.URL))
@@ -253,12 +228,12 @@ func TestStudentsSignIn(t *testing.T) {
 	t.Run("after Down the link is refused", func(t *testing.T) {
 		sys.Call(t, ada, "POST", "/api/v1/classes/"+classID+"/down", nil, nil)
 		// At once, while the work is being collected: the check refuses.
-		code, h, _ := through(t, tr, "GET", links["carol"].URL, "", "")
+		code, h, _ := testenv.Through(t, tr.Addr, "GET", links["carol"].URL, "", "")
 		if code/100 == 2 || code/100 == 3 || strings.Contains(h.Get("Set-Cookie"), signin.CookieName+"=hrs_") {
 			t.Errorf("carol's link right after Down: %d %v", code, h)
 		}
 		waitPhase(t, sys, api.PhaseDown)
-		code, h, _ = through(t, tr, "GET", links["carol"].URL, "", "")
+		code, h, _ = testenv.Through(t, tr.Addr, "GET", links["carol"].URL, "", "")
 		if code/100 == 2 || code/100 == 3 || strings.Contains(h.Get("Set-Cookie"), signin.CookieName+"=hrs_") {
 			t.Errorf("carol's link after Down: %d %v", code, h)
 		}

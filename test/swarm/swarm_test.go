@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -374,29 +373,6 @@ func TestCollectionWaitsForANodeThatIsDown(t *testing.T) {
 	s.collected(c.Status.Run.ID, want, where)
 }
 
-// through sends a request to Traefik for a URL, with a cookie, never
-// following redirects.
-func (s *system) through(method, rawURL, cookie string) (int, http.Header, string) {
-	s.t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req, _ := http.NewRequest(method, "http://"+s.tr.Addr+u.RequestURI(), nil)
-	req.Host = u.Host
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, rawURL, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
-}
-
 // Students on a swarm reach their sandboxes through Traefik on the
 // manager, with the sign-in check in front: each student reaches their
 // own, wherever the swarm placed it, and no one else's. The template has a
@@ -421,7 +397,7 @@ func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
 	for _, st := range students {
 		deadline := time.Now().Add(time.Minute)
 		for {
-			code, _, _ := s.through("GET", "http://"+host(st)+"/", "")
+			code, _, _ := testenv.Through(s.t, s.tr.Addr, "GET", "http://"+host(st)+"/", "", "")
 			if code == http.StatusUnauthorized {
 				break
 			}
@@ -439,7 +415,7 @@ func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
 	}
 	cookies := map[string]string{}
 	for _, l := range links.Items {
-		code, h, body := s.through("GET", l.URL, "")
+		code, h, body := testenv.Through(s.t, s.tr.Addr, "GET", l.URL, "", "")
 		if code != http.StatusFound {
 			t.Fatalf("following %s's link: %d %s", l.Student, code, body)
 		}
@@ -451,14 +427,14 @@ func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
 	}
 	for i, st := range students {
 		other := students[(i+1)%len(students)]
-		code, _, body := s.through("GET", "http://"+host(st)+"/", cookies[st])
+		code, _, body := testenv.Through(s.t, s.tr.Addr, "GET", "http://"+host(st)+"/", cookies[st], "")
 		if code != http.StatusOK || !strings.Contains(body, `"student":"`+st+`"`) {
 			t.Errorf("%s on their own host (sandbox on node %d): %d %.200s", st, where[st], code, body)
 		}
-		if code, _, body := s.through("GET", "http://"+host(other)+"/", cookies[st]); code != http.StatusForbidden {
+		if code, _, body := testenv.Through(s.t, s.tr.Addr, "GET", "http://"+host(other)+"/", cookies[st], ""); code != http.StatusForbidden {
 			t.Errorf("%s's session on %s's host (node %d): %d %.200s, want 403", st, other, where[other], code, body)
 		}
-		if code, _, _ := s.through("GET", "http://"+host(st)+"/", ""); code != http.StatusUnauthorized {
+		if code, _, _ := testenv.Through(s.t, s.tr.Addr, "GET", "http://"+host(st)+"/", "", ""); code != http.StatusUnauthorized {
 			t.Errorf("no session on %s's host: %d, want 401", st, code)
 		}
 	}
