@@ -80,6 +80,9 @@ type Runtime struct {
 	staging Staging
 	opts    Options
 
+	// classOf and volumeNode are hints, bounded by maxRemembered (see
+	// note): forgetting one costs a dropped event, which the resync makes
+	// up for, or a volume removal asked of every node rather than one.
 	mu      sync.Mutex
 	classOf map[string]string // service name → class, for events of removed services
 	// volumeNode is the node a removed service last ran on, by service
@@ -247,7 +250,7 @@ func (r *Runtime) ListContainers(ctx context.Context, classID string) ([]contain
 			c.Labels[api.LabelLost] = fmt.Sprintf("the node it was on, %s (%s), has been %s since %s%s",
 				n.Hostname, n.ID, n.State, n.Since.UTC().Format(time.RFC3339), suffix(n.Message))
 		}
-		r.classOf[s.Spec.Name] = s.Spec.Labels[api.LabelClass]
+		note(r.classOf, s.Spec.Name, s.Spec.Labels[api.LabelClass])
 		out = append(out, c)
 	}
 	return out, nil
@@ -634,8 +637,21 @@ func (r *Runtime) nodes(ctx context.Context) (map[string]node, error) {
 
 func (r *Runtime) remember(spec dockerx.ContainerSpec) {
 	r.mu.Lock()
-	r.classOf[spec.Name] = spec.Config.Labels[api.LabelClass]
+	note(r.classOf, spec.Name, spec.Config.Labels[api.LabelClass])
 	r.mu.Unlock()
+}
+
+// maxRemembered bounds each of the runtime's hints: a controller that runs
+// for months sees ever more services come and go.
+const maxRemembered = 20_000
+
+// note sets m[k] = v, first emptying m when it holds maxRemembered hints
+// and k is new.
+func note(m map[string]string, k, v string) {
+	if _, ok := m[k]; !ok && len(m) >= maxRemembered {
+		clear(m)
+	}
+	m[k] = v
 }
 
 // serviceSpec translates a single host's container spec.
@@ -886,7 +902,7 @@ func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
 	if s, err := r.service(ctx, name); err == nil {
 		if node, err := r.lastNode(ctx, s); err == nil && node != "" {
 			r.mu.Lock()
-			r.volumeNode[name] = node
+			note(r.volumeNode, name, node)
 			if r.pinned != nil && r.pinned[node] > 0 {
 				r.pinned[node]--
 			}

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -120,5 +121,20 @@ func TestJobWaiting(t *testing.T) {
 				t.Errorf("waiting on %q, want %q", got, tc.waiting)
 			}
 		})
+	}
+}
+
+// The runtime's hints stay bounded however many services come and go.
+func TestHintsAreBounded(t *testing.T) {
+	m := map[string]string{}
+	for i := range maxRemembered + 10 {
+		note(m, "svc-"+strconv.Itoa(i), "c")
+	}
+	if len(m) > maxRemembered || m["svc-"+strconv.Itoa(maxRemembered+9)] != "c" {
+		t.Errorf("%d hints kept, the newest %q", len(m), m["svc-"+strconv.Itoa(maxRemembered+9)])
+	}
+	note(m, "svc-"+strconv.Itoa(maxRemembered+9), "d")
+	if m["svc-"+strconv.Itoa(maxRemembered+9)] != "d" {
+		t.Error("a hint was not updated")
 	}
 }
