@@ -352,11 +352,13 @@ func (s *Store) LatestFileIn(ctx context.Context, classID, studentID, relPath st
 }
 
 // LatestManifest is the student's manifest in the latest run of the class
-// that collected the student, whatever its kind, and that run's id;
-// ErrNotFound is wrapped when no run did. A run in which the student's
-// collection failed (an autosave while their node was down) has no
-// manifest of theirs, so an earlier run's is found.
-func (s *Store) LatestManifest(ctx context.Context, classID, studentID string) (string, *Manifest, error) {
+// that collected the student, whatever its kind, among the runs whose ids
+// sort at or after since ("" for every run; a time as run ids begin,
+// "20261201T090000Z", for the runs begun since), and that run's id;
+// ErrNotFound is wrapped when no such run did. A run in which the
+// student's collection failed (an autosave while their node was down) has
+// no manifest of theirs, so an earlier run's is found.
+func (s *Store) LatestManifest(ctx context.Context, classID, studentID, since string) (string, *Manifest, error) {
 	if err := checkIDs(classID, studentID); err != nil {
 		return "", nil, err
 	}
@@ -364,6 +366,7 @@ func (s *Store) LatestManifest(ctx context.Context, classID, studentID string) (
 	if err != nil {
 		return "", nil, err
 	}
+	runs = slices.DeleteFunc(runs, func(r string) bool { return r < since })
 	return s.latestManifestIn(ctx, classID, studentID, runs)
 }
 

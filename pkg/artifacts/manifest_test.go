@@ -143,12 +143,19 @@ func TestListClassAndLatestFile(t *testing.T) {
 		}
 		// The latest manifest of each: bob's run 2 has none, so run 1's.
 		for student, want := range map[string]string{"alice": run2, "bob": run1} {
-			if run, m, err := s.LatestManifest(ctx, classID, student); err != nil || run != want || m.StudentID != student {
+			if run, m, err := s.LatestManifest(ctx, classID, student, ""); err != nil || run != want || m.StudentID != student {
 				t.Errorf("LatestManifest(%s) = %s, %+v, %v; want run %s's", student, run, m, err, want)
 			}
 		}
-		if _, _, err := s.LatestManifest(ctx, classID, "nobody"); !errors.Is(err, artifacts.ErrNotFound) {
+		if _, _, err := s.LatestManifest(ctx, classID, "nobody", ""); !errors.Is(err, artifacts.ErrNotFound) {
 			t.Errorf("LatestManifest of an unknown student: %v, want ErrNotFound", err)
+		}
+		// Since run 2 began, bob was collected in none.
+		if run, _, err := s.LatestManifest(ctx, classID, "alice", run2); err != nil || run != run2 {
+			t.Errorf("alice's latest manifest since run 2: %s, %v", run, err)
+		}
+		if run, _, err := s.LatestManifest(ctx, classID, "bob", run2); !errors.Is(err, artifacts.ErrNotFound) {
+			t.Errorf("bob's latest manifest since run 2: %s, %v; want ErrNotFound", run, err)
 		}
 		if items, err := s.ListClass(ctx, "no-such-class"); err != nil || len(items) != 0 {
 			t.Errorf("ListClass of an unknown class = %v, %v; want nothing", items, err)

@@ -51,7 +51,7 @@ type Docker interface {
 type Artifacts interface {
 	artifacts.Objects
 	artifacts.Opener
-	LatestManifest(ctx context.Context, classID, studentID string) (string, *artifacts.Manifest, error)
+	LatestManifest(ctx context.Context, classID, studentID, since string) (string, *artifacts.Manifest, error)
 	WriteRunIndex(ctx context.Context, classID, runID string, students []string, startedAt, completedAt time.Time, info artifacts.RunInfo) (*artifacts.RunIndex, error)
 	DeleteAutosave(ctx context.Context, classID, runID string) error
 }
@@ -340,8 +340,12 @@ func (e *executor) step(ctx context.Context, a Action) error {
 func newRunID(now time.Time) string {
 	b := make([]byte, 3)
 	rand.Read(b)
-	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+	return now.UTC().Format(runIDTime) + "-" + hex.EncodeToString(b)
 }
+
+// runIDTime is how a run id begins: the time the run began, so that ids
+// sort by it.
+const runIDTime = "20060102T150405Z"
 
 // checkpoint records progress in the store before it returns, so that a
 // controller restarted mid-Down resumes from it instead of starting over.
@@ -708,7 +712,14 @@ func (e *executor) restore(ctx context.Context, student, name string) error {
 	if r := e.class.Status.Restored[student]; lost == "" && r.Pending {
 		lost = r.Reason // made again by a controller that stopped before this
 	}
-	classID := e.class.ID
+	classID, since := e.class.ID, ""
+	switch {
+	case lost != "" && e.class.UpSince != nil:
+		// Work of this Up only: its sandboxes started from the template.
+		since = e.class.UpSince.UTC().Format(runIDTime)
+	case lost == "" && e.class.Status.Run != nil:
+		since = e.class.Status.Run.ID // a late hand-in: the Down's work, or later
+	}
 	e.mu.Unlock()
 	note := func(r api.Restored) error {
 		if lost == "" {
@@ -719,7 +730,7 @@ func (e *executor) restore(ctx context.Context, student, name string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
 	defer cancel()
-	runID, m, err := e.r.artifacts.LatestManifest(ctx, classID, student)
+	runID, m, err := e.r.artifacts.LatestManifest(ctx, classID, student, since)
 	if errors.Is(err, artifacts.ErrNotFound) {
 		return note(api.Restored{}) // never collected: the sandbox starts from its template
 	}

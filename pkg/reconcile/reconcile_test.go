@@ -924,12 +924,12 @@ func (a *fakeArtifacts) GetManifest(_ context.Context, classID, runID, studentID
 
 // LatestManifest is the student's manifest in the latest run that has
 // one, as the real store finds it.
-func (a *fakeArtifacts) LatestManifest(ctx context.Context, classID, studentID string) (string, *artifacts.Manifest, error) {
+func (a *fakeArtifacts) LatestManifest(ctx context.Context, classID, studentID, since string) (string, *artifacts.Manifest, error) {
 	a.mu.Lock()
 	var runs []string
 	for k := range a.objects {
 		if rest, ok := strings.CutPrefix(k, "classes/"+classID+"/"); ok {
-			if run, _, ok := strings.Cut(rest, "/"); ok && !slices.Contains(runs, run) {
+			if run, _, ok := strings.Cut(rest, "/"); ok && run >= since && !slices.Contains(runs, run) {
 				runs = append(runs, run)
 			}
 		}

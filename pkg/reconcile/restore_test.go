@@ -2,7 +2,9 @@ package reconcile_test
 
 import (
 	"testing"
+	"time"
 
+	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/policy"
 )
 
@@ -84,5 +86,30 @@ func TestAnInterruptedReplacementStillRestores(t *testing.T) {
 			e.mustConverge()
 			checkRestored(e, run)
 		})
+	}
+}
+
+// A sandbox lost before anything of this Up collected its student starts
+// from the template: the work of an earlier Up (its Down's run) is not put
+// into a session that began without it.
+func TestALostSandboxGetsNothingFromAnEarlierUp(t *testing.T) {
+	e := newEnv(t)
+	e.upNow("alice", "bob")
+	e.docker.write(cname("alice"), "workspace/essay.txt", "last week's")
+	e.putClass(api.PhaseDown, "alice", "bob")
+	e.mustConverge()
+	if r := e.class().Status.Run; r == nil || r.CompletedAt == nil {
+		t.Fatalf("the Down's run: %+v", r)
+	}
+	e.advance(time.Hour)
+	e.upNow("alice", "bob")
+	e.docker.lose("alice", lostWhy)
+	e.mustConverge()
+	c, _ := e.docker.container(cname("alice"))
+	if got, ok := c.files["workspace/essay.txt"]; ok {
+		t.Errorf("alice's new sandbox has last week's essay %q", got)
+	}
+	if r := e.class().Status.Restored["alice"]; r.RunID != "" || r.Files != 0 || r.Pending || r.Reason != lostWhy {
+		t.Errorf("alice's restore: %+v; want none, because of her node", r)
 	}
 }
