@@ -32,6 +32,14 @@ const (
 	// was on is down): the sandbox is made again elsewhere with its last
 	// collected work. A runtime's report, never a label on a container.
 	LabelLost = "homeroom.lost"
+	// LabelLostOn goes with LabelLost: where the lost sandbox's work
+	// volumes are (the swarm node's id), to be collected once it is back.
+	// A runtime's report too.
+	LabelLostOn = "homeroom.lost-on"
+	// LabelRecoverOn is put with LabelRecovering on a recovery container
+	// for work volumes a lost sandbox left where it was: the runtime makes
+	// it there (the swarm node's id of LabelLostOn).
+	LabelRecoverOn = "homeroom.recover-on"
 	// LabelLate marks a sandbox made again after its class's Down for a
 	// late hand-in: it is collected into a run of its own, not the Down's.
 	LabelLate = "homeroom.late"

@@ -253,6 +253,30 @@ type ClassStatus struct {
 	// made again elsewhere with their collected work put back: what was
 	// restored and from when.
 	Restored map[string]Restored `json:"restored,omitempty" bson:"restored,omitempty"`
+	// LeftBehind is, by student id, the work volumes their sandboxes left
+	// where they were when they were made again elsewhere (a lost swarm
+	// node): what the student did after the work that was restored. Each
+	// is collected into a run of its own, of kind recovered, once that
+	// place is back, then removed there, and then dropped from here.
+	LeftBehind map[string][]LeftBehind `json:"leftBehind,omitempty" bson:"leftBehind,omitempty"`
+}
+
+// LeftBehind is one place holding a student's work volumes that their
+// sandbox, made again elsewhere, left.
+type LeftBehind struct {
+	// On is where: the swarm node's id.
+	On string `json:"on" bson:"on"`
+	// Reason is why the sandbox was made again (it names the node).
+	Reason string    `json:"reason" bson:"reason"`
+	Since  time.Time `json:"since" bson:"since"`
+	// RunID is the run of kind recovered the volumes are collected into,
+	// chosen when this was recorded: a collection done again writes the
+	// same run.
+	RunID string `json:"runId" bson:"runId"`
+	// CollectedAt is when they were collected and verified; removing them
+	// there comes only after.
+	CollectedAt *time.Time `json:"collectedAt,omitempty" bson:"collectedAt,omitempty"`
+	Files       int        `json:"files" bson:"files"`
 }
 
 // Restored records work put back into a student's new sandbox.

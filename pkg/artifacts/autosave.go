@@ -66,6 +66,9 @@ const (
 	RunKindStudent = "student"
 	// RunKindLate is one student's late hand-in after a Down.
 	RunKindLate = "late"
+	// RunKindRecovered is the work volumes one student's sandbox left on a
+	// lost swarm node, collected once the node was back.
+	RunKindRecovered = "recovered"
 )
 
 // KindOrDown is the run's kind, RunKindDown when the index has none.

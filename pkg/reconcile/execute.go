@@ -46,6 +46,17 @@ type Docker interface {
 	LogTail(ctx context.Context, id string, lines, maxBytes int) (string, error)
 }
 
+// Places is a runtime whose sandboxes run in places that can be lost and
+// come back (a swarm's nodes), where a sandbox made again elsewhere leaves
+// its work volumes (api.ClassStatus.LeftBehind).
+type Places interface {
+	// PlacesUp are the places that can be worked on now, by id.
+	PlacesUp(ctx context.Context) (map[string]bool, error)
+	// RemoveVolumeOn removes a work volume in that place only: the same
+	// name is the live sandbox's volume where it runs now.
+	RemoveVolumeOn(ctx context.Context, place, name string) error
+}
+
 // Artifacts is what the controller needs of the object store: what the
 // collector writes with, and the run index.
 type Artifacts interface {
@@ -239,12 +250,13 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		e.r.noteStart(e.classID(), a.Target, err)
 		return err
 	case ReplaceContainer:
-		if lost := e.obs.Containers[a.Student].Lost; lost != "" {
+		if c := e.obs.Containers[a.Student]; c.Lost != "" {
 			// Recorded before the lost sandbox goes: a crash from here
 			// until its work is put back leaves the restore still planned
 			// (see planUp), where otherwise the new sandbox would start
-			// empty.
-			if err := e.noteRestore(ctx, a.Student, api.Restored{Reason: lost, At: e.r.now(), Pending: true}); err != nil {
+			// empty; and its work volumes where it was are collected once
+			// that place is back (see recoverLeftBehind).
+			if err := e.noteReplacement(ctx, a.Student, c); err != nil {
 				return err
 			}
 		}
@@ -279,6 +291,10 @@ func (e *executor) step(ctx context.Context, a Action) error {
 		return e.handIn(ctx, a.Student, a.Target, true)
 	case RestoreWork:
 		return e.restore(ctx, a.Student, a.Target)
+	case CollectLeftBehind:
+		return e.collectLeftBehind(ctx, a.Student, a.Target)
+	case RemoveLeftBehind:
+		return e.removeLeftBehind(ctx, a.Student, a.Target)
 	case CollectVolumes:
 		return e.collect(ctx, a.Student, "")
 	case RemoveVolumes:
@@ -757,6 +773,137 @@ func (e *executor) restore(ctx context.Context, student, name string) error {
 	}
 	e.log.Info("restored work", zap.String("studentId", student), zap.String("runId", runID), zap.Int("files", files), zap.String("why", why))
 	return note(api.Restored{RunID: runID, CollectedAt: m.CollectedAt, Files: files})
+}
+
+// noteReplacement records, in one write, that the lost sandbox c of
+// student is being made again with its work still to put back, and where
+// it leaves its work volumes.
+func (e *executor) noteReplacement(ctx context.Context, student string, c ObservedContainer) error {
+	now := e.r.now()
+	return e.checkpoint(ctx, func(st *api.ClassStatus) {
+		st.Restored = maps.Clone(st.Restored)
+		if st.Restored == nil {
+			st.Restored = map[string]api.Restored{}
+		}
+		st.Restored[student] = api.Restored{Reason: c.Lost, At: now, Pending: true}
+		if c.LostOn == "" || slices.ContainsFunc(st.LeftBehind[student], func(lb api.LeftBehind) bool { return lb.On == c.LostOn }) {
+			return // known already: a replacement begun again after a crash
+		}
+		st.LeftBehind = maps.Clone(st.LeftBehind)
+		if st.LeftBehind == nil {
+			st.LeftBehind = map[string][]api.LeftBehind{}
+		}
+		st.LeftBehind[student] = append(slices.Clone(st.LeftBehind[student]),
+			api.LeftBehind{On: c.LostOn, Reason: c.Lost, Since: now, RunID: newRunID(now)})
+	})
+}
+
+// leftBehind is student's work volumes left at on, as the class records
+// them, if it does.
+func (e *executor) leftBehind(student, on string) (api.LeftBehind, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, lb := range e.class.Status.LeftBehind[student] {
+		if lb.On == on {
+			return lb, true
+		}
+	}
+	return api.LeftBehind{}, false
+}
+
+// editLeftBehind applies edit to student's record of work volumes left at
+// on; edit returns false to drop it.
+func (e *executor) editLeftBehind(ctx context.Context, student, on string, edit func(*api.LeftBehind) bool) error {
+	return e.checkpoint(ctx, func(st *api.ClassStatus) {
+		var kept []api.LeftBehind
+		for _, lb := range st.LeftBehind[student] {
+			if lb.On != on || edit(&lb) {
+				kept = append(kept, lb)
+			}
+		}
+		st.LeftBehind = maps.Clone(st.LeftBehind)
+		if len(kept) == 0 {
+			delete(st.LeftBehind, student)
+		} else {
+			st.LeftBehind[student] = kept
+		}
+	})
+}
+
+// collectLeftBehind collects the work volumes student's sandbox left at
+// on, now that it is back, into their own run of kind recovered: through
+// a recovery container the runtime makes there, the one collection path,
+// verified as every other. It is what the student did after the work that
+// was restored into their new sandbox.
+func (e *executor) collectLeftBehind(ctx context.Context, student, on string) error {
+	lb, ok := e.leftBehind(student, on)
+	if !ok || lb.CollectedAt != nil {
+		return nil
+	}
+	if e.tmpl == nil {
+		return fmt.Errorf("template gone from the policy: no image to mount %s's work volumes on %s in", student, on)
+	}
+	e.mu.Lock()
+	classID, subject := e.class.ID, e.class.Spec.Subject
+	e.mu.Unlock()
+	rules := artifacts.RulesFor(e.tmpl)
+	spec := RecoverySpec(classID, student, e.tmpl.Image, e.tmpl.Name, rules)
+	spec.Config.Labels[api.LabelRecoverOn] = on
+	ctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
+	defer cancel()
+	if _, err := e.r.docker.CreateContainer(ctx, spec); err != nil {
+		return fmt.Errorf("recovery container on %s: %w", on, err)
+	}
+	defer e.r.docker.RemoveContainer(context.WithoutCancel(ctx), spec.Name)
+	res, err := e.r.collector.Collect(ctx, artifacts.Request{
+		ClassID: classID, Subject: subject, RunID: lb.RunID, StudentID: student,
+		Container: spec.Name, Rules: rules,
+	})
+	if err != nil {
+		e.r.metrics.collects.WithLabelValues("failure").Inc()
+		return fmt.Errorf("work of %s left on %s: %w", student, on, err)
+	}
+	e.r.metrics.collects.WithLabelValues("success").Inc()
+	e.r.metrics.collectBytes.Add(float64(res.Uploaded))
+	done := e.r.now()
+	if _, err := e.r.artifacts.WriteRunIndex(ctx, classID, lb.RunID, []string{student}, lb.Since, done, artifacts.RunInfo{Subject: subject, Kind: artifacts.RunKindRecovered}); err != nil {
+		return fmt.Errorf("recovered run index: %w", err)
+	}
+	files := len(res.Manifest.Files)
+	e.log.Info("collected work left behind", zap.String("studentId", student), zap.String("on", on), zap.String("runId", lb.RunID), zap.Int("files", files))
+	return e.editLeftBehind(ctx, student, on, func(lb *api.LeftBehind) bool {
+		lb.CollectedAt, lb.Files = &done, files
+		return true
+	})
+}
+
+// removeLeftBehind removes, at on only, the work volumes student's sandbox
+// left there, once they are collected and verified; then the record goes.
+func (e *executor) removeLeftBehind(ctx context.Context, student, on string) error {
+	lb, ok := e.leftBehind(student, on)
+	if !ok {
+		return nil
+	}
+	if lb.CollectedAt == nil {
+		return fmt.Errorf("work of %s left on %s is not collected yet", student, on)
+	}
+	pl, ok := e.r.docker.(Places)
+	if !ok || e.tmpl == nil {
+		return fmt.Errorf("cannot remove the work volumes %s left on %s here", student, on)
+	}
+	e.mu.Lock()
+	classID := e.class.ID
+	e.mu.Unlock()
+	// A recovery container a crash left goes first: it holds the volumes.
+	if err := e.r.docker.RemoveContainer(ctx, api.RecoveryName(classID, student)); err != nil {
+		return err
+	}
+	for _, p := range artifacts.RulesFor(e.tmpl).Paths {
+		if err := pl.RemoveVolumeOn(ctx, on, api.VolumeName(classID, student, p)); err != nil {
+			return err
+		}
+	}
+	return e.editLeftBehind(ctx, student, on, func(*api.LeftBehind) bool { return false })
 }
 
 // noteRestore records r as student's last restore.

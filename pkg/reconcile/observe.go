@@ -31,6 +31,10 @@ type Observed struct {
 	// Workspaces are the bytes each student's work volumes held at the
 	// last measurement (see Reconciler.MeasureWorkspaces); nil before one.
 	Workspaces map[string]int64
+	// PlacesUp are the places (swarm nodes) that can be worked on now,
+	// asked of the runtime only while the class has work volumes left
+	// behind (api.ClassStatus.LeftBehind); nil otherwise.
+	PlacesUp map[string]bool
 }
 
 // ObservedVolume is a student's labelled work volume.
@@ -80,6 +84,8 @@ type ObservedContainer struct {
 	// Lost says why its work volume is out of reach for good (the runtime's
 	// api.LabelLost): it is made again with its last collected work.
 	Lost string
+	// LostOn is where its work volumes are (api.LabelLostOn).
+	LostOn string
 	// Late: made after its class's Down for a late hand-in (api.LabelLate).
 	Late bool
 }
@@ -174,9 +180,10 @@ func observe(ctx context.Context, d observer, classID, traefikName string, wantU
 			ID: c.ID, Name: name, Student: student, State: c.State,
 			ConfigHash: c.Labels[api.LabelConfigHash],
 			Template:   c.Labels[api.LabelTemplate], Created: c.Created,
-			Paths: artifacts.RulesFromLabels(c.Labels).Paths,
-			Late:  c.Labels[api.LabelLate] != "",
-			Lost:  c.Labels[api.LabelLost],
+			Paths:  artifacts.RulesFromLabels(c.Labels).Paths,
+			Late:   c.Labels[api.LabelLate] != "",
+			Lost:   c.Labels[api.LabelLost],
+			LostOn: c.Labels[api.LabelLostOn],
 		}
 		if c.NetworkSettings != nil {
 			if ep := c.NetworkSettings.Networks[want]; ep != nil {

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -38,6 +39,11 @@ const (
 	// HandIn collects one running sandbox as a run of kind student, at a
 	// teacher's request, stopping nothing.
 	HandIn Kind = "hand-in"
+	// CollectLeftBehind collects the work volumes a student's sandbox left
+	// at Target (a swarm node that was lost and is back) into a run of
+	// their own; RemoveLeftBehind then removes them there.
+	CollectLeftBehind Kind = "collect-left-behind"
+	RemoveLeftBehind  Kind = "remove-left-behind"
 	// RestoreWork copies a student's last collected work, checked against
 	// its manifest, into a sandbox made for a late hand-in, before its
 	// first start.
@@ -134,12 +140,34 @@ type Input struct {
 // PlanFor is the pure heart of the controller: it turns desired and observed
 // state into steps, doing no I/O, so that every decision is testable as text.
 func PlanFor(in Input) Plan {
+	var p Plan
 	switch in.Class.DesiredPhase {
 	case api.PhaseUp:
-		return planUp(in)
+		p = planUp(in)
 	default:
-		return planDown(in)
+		p = planDown(in)
 	}
+	return append(p, recoverLeftBehind(in)...)
+}
+
+// recoverLeftBehind collects into a run of their own, then removes, the
+// work volumes that sandboxes made again elsewhere left where they were,
+// wherever that place is back; whatever phase the class is in, as the
+// place may come back long after.
+func recoverLeftBehind(in Input) Plan {
+	var p Plan
+	for _, s := range sortedKeys(in.Class.Status.LeftBehind) {
+		for _, lb := range in.Class.Status.LeftBehind[s] {
+			if !in.Observed.PlacesUp[lb.On] {
+				continue
+			}
+			if lb.CollectedAt == nil {
+				p = append(p, Action{Kind: CollectLeftBehind, Student: s, Target: lb.On})
+			}
+			p = append(p, Action{Kind: RemoveLeftBehind, Student: s, Target: lb.On})
+		}
+	}
+	return p
 }
 
 func planUp(in Input) Plan {
@@ -525,13 +553,8 @@ func FullWorkspaces(in Input) map[string]bool {
 	return full
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 // AutosaveDue is when an Up class's next autosave is due: its template's

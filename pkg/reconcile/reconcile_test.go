@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"path"
 	"slices"
@@ -115,6 +116,11 @@ type fakeDocker struct {
 	// lostWork are the students whose work volumes went with a lost node
 	// (see lose): their next sandbox starts empty.
 	lostWork map[string]bool
+	// elsewhere are the volumes on other places (swarm nodes), by place
+	// and name: those lost sandboxes left (see lose); placesUp, which of
+	// those places can be worked on.
+	elsewhere map[string]map[string]*fakeVolume
+	placesUp  map[string]bool
 }
 
 type fakeContainer struct {
@@ -128,6 +134,7 @@ type fakeContainer struct {
 	files                  map[string]string // path relative to "/" → content
 	logs                   []logFrame
 	mounts                 map[string]string // target → volume name
+	on                     string            // a recovery container's place: its mounts are there
 	taskKept               bool              // containerd kept a task: every start is refused
 }
 
@@ -156,7 +163,7 @@ type fakeNetwork struct {
 var dockerWrites = map[string]bool{
 	"EnsureNetwork": true, "RemoveNetwork": true, "Connect": true, "Disconnect": true,
 	"CreateContainer": true, "StartContainer": true, "StopContainer": true, "RemoveContainer": true,
-	"RemoveVolume": true,
+	"RemoveVolume": true, "RemoveVolumeOn": true,
 }
 
 func newFakeDocker() *fakeDocker {
@@ -445,6 +452,19 @@ func (d *fakeDocker) CreateContainer(_ context.Context, spec dockerx.ContainerSp
 		files: work(want[api.LabelStudent]), logs: logsOf(want[api.LabelStudent]),
 		mounts: map[string]string{},
 	}
+	if on := want[api.LabelRecoverOn]; on != "" {
+		// A recovery container at another place: the volumes there.
+		c.files, c.on = map[string]string{}, on
+		for _, m := range spec.HostConfig.Mounts {
+			if v, ok := d.elsewhere[on][m.Source]; ok {
+				c.mounts[m.Target] = m.Source
+				maps.Copy(c.files, v.files)
+			}
+		}
+		d.containers[c.id] = c
+		d.created = append(d.created, spec)
+		return c.id, nil
+	}
 	if want[api.LabelStudent] == "" || want[api.LabelLate] != "" || d.lostWork[want[api.LabelStudent]] {
 		// A recovery container: only its volumes; a late hand-in's
 		// sandbox, or one made again for a lost node: empty volumes, until
@@ -544,7 +564,7 @@ func (d *fakeDocker) RemoveContainer(_ context.Context, ref string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for target, name := range c.mounts {
-		if v, ok := d.volumes[name]; ok {
+		if v, ok := d.volumes[name]; ok && c.on == "" {
 			dir := strings.TrimPrefix(target, "/") + "/"
 			v.files = map[string]string{}
 			for p, body := range c.files {

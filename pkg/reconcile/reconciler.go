@@ -415,6 +415,11 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 		return obs, err
 	}
 	obs.Workspaces = r.workspacesOf(class.ID)
+	if pl, ok := r.docker.(Places); ok && len(class.Status.LeftBehind) > 0 {
+		if obs.PlacesUp, err = pl.PlacesUp(ctx); err != nil {
+			return obs, err
+		}
+	}
 	r.markLeaked(&obs)
 	r.refusedMu.Lock()
 	for s, c := range obs.Containers {

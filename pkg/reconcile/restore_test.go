@@ -1,10 +1,12 @@
 package reconcile_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/policy"
 )
 
@@ -112,4 +114,78 @@ func TestALostSandboxGetsNothingFromAnEarlierUp(t *testing.T) {
 	if r := e.class().Status.Restored["alice"]; r.RunID != "" || r.Files != 0 || r.Pending || r.Reason != lostWhy {
 		t.Errorf("alice's restore: %+v; want none, because of her node", r)
 	}
+}
+
+// What a student wrote after the autosave stays in the work volumes their
+// lost sandbox left on its node. Once the node is back they are collected
+// into a run of their own, of kind recovered, verified, and only then
+// removed there; the new sandbox's volumes, of the same names, are left
+// alone. A failed collection removes nothing.
+func TestWorkLeftOnALostNodeIsCollectedWhenItIsBack(t *testing.T) {
+	e := newEnv(t)
+	run := upWithTwoAutosaves(e)
+	e.docker.write(cname("alice"), "workspace/essay.txt", "draft 2") // after the autosave that holds her work
+	e.docker.lose("alice", lostWhy)
+	e.mustConverge()
+	checkRestored(e, run)
+	lb := e.class().Status.LeftBehind["alice"]
+	if len(lb) != 1 || lb[0].On != lostPlace || lb[0].Reason != lostWhy || lb[0].RunID == "" || lb[0].CollectedAt != nil {
+		t.Fatalf("left behind: %+v; want alice's on %s, to collect", lb, lostPlace)
+	}
+	if res := e.mustConverge(); len(res.Plan) != 0 {
+		t.Fatalf("with %s down, the plan:\n%s", lostPlace, res.Plan)
+	}
+
+	e.docker.setPlace(lostPlace, true)
+	e.docker.fail("Archive", "recovery", 1)
+	if _, err := e.pass(); err == nil {
+		t.Fatal("a failed collection of the work left behind did not fail the pass")
+	}
+	if got := e.docker.left(lostPlace)["workspace/essay.txt"]; got != "draft 2" {
+		t.Fatalf("after a failed collection, the essay left on %s: %q", lostPlace, got)
+	}
+	e.mustConverge()
+	if lb := e.class().Status.LeftBehind; len(lb) != 0 {
+		t.Errorf("left behind after its collection: %+v", lb)
+	}
+	if left := e.docker.left(lostPlace); len(left) != 0 {
+		t.Errorf("still on %s: %v", lostPlace, left)
+	}
+	idx, ok := e.runIndex(lb[0].RunID)
+	if !ok || idx.Kind != artifacts.RunKindRecovered || len(idx.Students) != 1 || idx.Students[0].StudentID != "alice" {
+		t.Fatalf("the recovered run's index: %+v, %v", idx, ok)
+	}
+	m := e.manifestIn(lb[0].RunID, "alice")
+	if body := e.fileOf(m, "workspace/essay.txt"); body != "draft 2" {
+		t.Errorf("the recovered essay: %q, want the draft written after the autosave", body)
+	}
+	if c, _ := e.docker.container(cname("alice")); c.files["workspace/essay.txt"] != "draft 1" || c.state != "running" {
+		t.Errorf("alice's new sandbox: %s, essay %q; want it running with the restored draft", c.state, c.files["workspace/essay.txt"])
+	}
+}
+
+// manifestIn is student's manifest in run, as stored.
+func (e *env) manifestIn(run, student string) artifacts.Manifest {
+	e.t.Helper()
+	raw, ok := e.art.object(artifacts.ManifestKey(api.ArtifactPrefix(classID, run, student)))
+	if !ok {
+		e.t.Fatalf("no manifest of %s in run %s", student, run)
+	}
+	var m artifacts.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+// fileOf is the stored content of path in m, "" when m has no such file.
+func (e *env) fileOf(m artifacts.Manifest, path string) string {
+	e.t.Helper()
+	for _, f := range m.Files {
+		if f.Path == path {
+			b, _ := e.art.object(f.Key)
+			return string(b)
+		}
+	}
+	return ""
 }

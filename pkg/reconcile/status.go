@@ -28,6 +28,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		Late:               prev.Late,
 		Restarted:          prev.Restarted,
 		Restored:           prev.Restored,
+		LeftBehind:         prev.LeftBehind,
 	}
 	if c.DesiredPhase != api.PhaseUp {
 		st.Restored = withoutPending(st.Restored, obs)

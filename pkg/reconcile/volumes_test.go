@@ -3,6 +3,8 @@ package reconcile_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -186,18 +188,81 @@ func TestRecoveryKeepsTheTemplatesExclusions(t *testing.T) {
 	}
 }
 
+// lostPlace is the place (a swarm node's id) lose leaves volumes on.
+const lostPlace = "n3"
+
 // lose makes student's sandbox as a swarm reports one on a node lost for
-// good: labelled with why, its work volumes gone with the node.
+// good: labelled with why and where, its work volumes left at lostPlace,
+// which is down.
 func (d *fakeDocker) lose(student, why string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c := d.lookup(api.ContainerName(classID, student))
 	c.labels[api.LabelLost] = why
-	for _, v := range c.mounts {
-		delete(d.volumes, v)
+	c.labels[api.LabelLostOn] = lostPlace
+	if d.elsewhere == nil {
+		d.elsewhere = map[string]map[string]*fakeVolume{}
+	}
+	if d.elsewhere[lostPlace] == nil {
+		d.elsewhere[lostPlace] = map[string]*fakeVolume{}
+	}
+	for target, name := range c.mounts {
+		// What the sandbox wrote there up to the loss.
+		v := &fakeVolume{labels: d.volumes[name].labels, files: map[string]string{}}
+		dir := strings.TrimPrefix(target, "/") + "/"
+		for p, body := range c.files {
+			if strings.HasPrefix(p, dir) {
+				v.files[p] = body
+			}
+		}
+		d.elsewhere[lostPlace][name] = v
+		delete(d.volumes, name)
 	}
 	if d.lostWork == nil {
 		d.lostWork = map[string]bool{}
 	}
 	d.lostWork[student] = true
+}
+
+// setPlace marks a place up or down.
+func (d *fakeDocker) setPlace(place string, up bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.placesUp == nil {
+		d.placesUp = map[string]bool{}
+	}
+	d.placesUp[place] = up
+}
+
+func (d *fakeDocker) PlacesUp(context.Context) (map[string]bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("PlacesUp", ""); err != nil {
+		return nil, err
+	}
+	return maps.Clone(d.placesUp), nil
+}
+
+func (d *fakeDocker) RemoveVolumeOn(_ context.Context, place, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.record("RemoveVolumeOn", place+"/"+name); err != nil {
+		return err
+	}
+	if !d.placesUp[place] {
+		return fmt.Errorf("%s is down", place)
+	}
+	delete(d.elsewhere[place], name)
+	return nil
+}
+
+// left is what the volumes at place hold, by path.
+func (d *fakeDocker) left(place string) map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]string{}
+	for _, v := range d.elsewhere[place] {
+		maps.Copy(out, v.files)
+	}
+	return out
 }

@@ -249,6 +249,7 @@ func (r *Runtime) ListContainers(ctx context.Context, classID string) ([]contain
 			c.Labels = maps.Clone(c.Labels)
 			c.Labels[api.LabelLost] = fmt.Sprintf("the node it was on, %s (%s), has been %s since %s%s",
 				n.Hostname, n.ID, n.State, n.Since.UTC().Format(time.RFC3339), suffix(n.Message))
+			c.Labels[api.LabelLostOn] = n.ID
 		}
 		note(r.classOf, s.Spec.Name, s.Spec.Labels[api.LabelClass])
 		out = append(out, c)
@@ -476,9 +477,11 @@ func (r *Runtime) removeStudentNetwork(ctx context.Context, name string) error {
 // config hash, and replaced otherwise.
 func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpec) (string, error) {
 	if spec.Config.Labels[api.LabelRecovering] != "" {
+		if on := spec.Config.Labels[api.LabelRecoverOn]; on != "" {
+			return r.recoveryService(ctx, spec, on)
+		}
 		// Work volumes whose sandbox is gone are on the node they were
-		// used on, which a container made through the manager cannot
-		// reach.
+		// used on, which the controller does not know here.
 		return "", errors.New("collecting work volumes without their sandbox is not supported on a swarm yet")
 	}
 	svc, err := r.serviceFor(ctx, spec)
@@ -523,6 +526,49 @@ func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpe
 	}
 	r.remember(spec)
 	return resp.ID, nil
+}
+
+// recoveryService makes the service, never started, through which the
+// work volumes a lost sandbox left on node are collected: pinned there
+// and marked started, so that Archive reads the volume as it is rather
+// than as a first start would make it. One left by a crash is made anew.
+func (r *Runtime) recoveryService(ctx context.Context, spec dockerx.ContainerSpec, node string) (string, error) {
+	svc := serviceSpec(spec)
+	svc.TaskTemplate.Networks = nil
+	svc.Labels = maps.Clone(svc.Labels)
+	svc.Labels[labelNode] = node
+	svc.Labels[labelStarted] = "true"
+	svc.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.id==" + node}}
+	none := uint64(0)
+	svc.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &none}}
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := r.ctx(ctx)
+		resp, err := r.api.ServiceCreate(cctx, svc, swarm.ServiceCreateOptions{QueryRegistry: false})
+		cancel()
+		r.Track("service_create", err)
+		if err == nil {
+			return resp.ID, nil
+		}
+		if attempt > 0 || !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
+			return "", fmt.Errorf("create service %s: %w", spec.Name, err)
+		}
+		if err := r.removeService(ctx, spec.Name); err != nil {
+			return "", err
+		}
+	}
+}
+
+// removeService removes a service that is not a sandbox (no network of
+// its own, no node to remember).
+func (r *Runtime) removeService(ctx context.Context, name string) error {
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	err := r.api.ServiceRemove(cctx, name)
+	r.Track("service_remove", err)
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove service %s: %w", name, err)
+	}
+	return nil
 }
 
 // serviceFor is the student's service, on the student's own network where
@@ -919,6 +965,34 @@ func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
 	return r.removeStudentNetwork(ctx, name)
 }
 
+// PlacesUp are the nodes that are ready, by id: where the work volumes a
+// lost sandbox left can be collected and removed.
+func (r *Runtime) PlacesUp(ctx context.Context) (map[string]bool, error) {
+	ns, err := r.nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	up := map[string]bool{}
+	for id, n := range ns {
+		up[id] = n.State == swarm.NodeStateReady
+	}
+	return up, nil
+}
+
+// RemoveVolumeOn removes a work volume on node only, through a job there,
+// which removes it only where it carries Homeroom's labels: the volume of
+// the same name on the node the sandbox runs on now is left alone.
+func (r *Runtime) RemoveVolumeOn(ctx context.Context, node, name string) error {
+	if node == "" {
+		return fmt.Errorf("remove volume %s: no node named", name)
+	}
+	if err := r.nodeUp(ctx, node); err != nil {
+		return fmt.Errorf("remove volume %s: %w", name, err)
+	}
+	_, err := r.runJob(ctx, job{kind: "remove-volume", node: node, args: []string{"remove-volume", "-name", name}})
+	return err
+}
+
 // ListVolumes lists the class's work volumes the controller can collect
 // without their sandbox. On a swarm they are on the nodes, out of the
 // manager's reach, so none are listed: a sandbox's work is collected
@@ -992,6 +1066,9 @@ func (r *Runtime) Archive(ctx context.Context, name, path string) (io.ReadCloser
 		return nil, fmt.Errorf("archive %s:%s: %w", name, path, err)
 	}
 	class, student := s.Spec.Labels[api.LabelClass], s.Spec.Labels[api.LabelStudent]
+	if student == "" {
+		student = s.Spec.Labels[api.LabelRecovering] // a recovery service's
+	}
 	node, err := r.lastNode(ctx, s)
 	if err != nil {
 		return nil, err

@@ -661,7 +661,8 @@ function runsList(cl, files, signal, redraw) {
       const what = !r.complete ? `Collection ${r.runId}` :
         r.kind === "autosave" ? `Autosaved ${when(r.completedAt)}` :
         r.kind === "student" ? `Handed in ${when(r.completedAt)}` :
-        r.kind === "late" ? `Late hand-in ${when(r.completedAt)}` : `Collected ${when(r.completedAt)}`;
+        r.kind === "late" ? `Late hand-in ${when(r.completedAt)}` :
+        r.kind === "recovered" ? `Recovered from a lost node ${when(r.completedAt)}` : `Collected ${when(r.completedAt)}`;
       const busy = downloading.has(cl.id + "/" + r.runId);
       return h("li", { "data-run": r.runId },
         h("span", {}, what),
