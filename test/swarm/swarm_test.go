@@ -500,10 +500,15 @@ const lostPolicy = `templates:
 `
 
 // A worker lost mid-class: its students' sandboxes are made again on the
-// other nodes with their last autosave put back before they start, their
-// status says what was restored and from when, and the Down that follows
-// (the worker still down) collects every student's work.
+// other nodes with their last autosave put back before they start, even
+// with the controller killed on the way, and their status says what was
+// restored and from when. What they wrote after that autosave, left on the
+// worker, is collected into a run of its own once the worker is back, and
+// removed there; the Down that follows collects every student's work and
+// leaves nothing on any node.
 func TestANodeLostMidClass(t *testing.T) {
+	// Built first: the autosave's timing below leaves no room for a build.
+	crashing := testenv.BuildBinariesWithTags(t, []string{"failpoints"}, "controller")
 	pol := filepath.Join(t.TempDir(), "policy.yaml")
 	if err := os.WriteFile(pol, []byte(lostPolicy), 0o644); err != nil {
 		t.Fatal(err)
@@ -527,13 +532,22 @@ func TestANodeLostMidClass(t *testing.T) {
 		return a != nil && a.StartedAt.After(written) && a.Collected == len(students)
 	})
 	autosave := c.Status.Autosave.RunID
+	// What node 3's students write after that autosave stays on node 3.
+	after := map[string][]byte{}
+	for _, st := range onNode3 {
+		after[st] = []byte(strings.Repeat("written by "+st+" after the autosave\n", 100))
+		p := filepath.Join(s.sw.VolumeDir(3, api.VolumeName(s.id, st, "/workspace")), "after.txt")
+		if err := os.WriteFile(p, after[st], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chown(p, 65534, 65534)
+	}
 
 	// The controller that makes node 3's sandboxes again is killed on the
 	// way, as a crash would: first after removing a lost sandbox and
 	// before making its replacement, then before putting its work back.
 	// Each time the next controller must still restore the work before
 	// the new sandbox first starts.
-	crashing := testenv.BuildBinariesWithTags(t, []string{"failpoints"}, "controller")
 	s.ReplaceController(t, crashing, failpoint.Env+"=replaced-before-create")
 	s.sw.StopNode(3)
 	s.stopped = map[int]bool{3: true}
@@ -595,7 +609,60 @@ func TestANodeLostMidClass(t *testing.T) {
 			}
 		}
 	}
+	left := c.Status.LeftBehind
+	for _, st := range onNode3 {
+		if lb := left[st]; len(lb) != 1 || lb[0].CollectedAt != nil || !strings.Contains(lb[0].Reason, "hr-node-3") {
+			t.Errorf("%s's work left on node 3: %+v", st, lb)
+		}
+	}
+
+	// Node 3 comes back: what its students wrote after the autosave is
+	// collected, each into a run of kind recovered, and removed there.
+	s.sw.StartNode(3)
+	s.stopped = nil
+	c = s.waitFor("with the work left on node 3 collected", 4*time.Minute, func(c api.Class) bool { return len(c.Status.LeftBehind) == 0 })
+	var runs struct {
+		Items []struct{ RunID, Kind string }
+	}
+	if code := s.call("GET", "/api/v1/classes/"+s.id+"/runs", nil, &runs); code != http.StatusOK {
+		t.Fatalf("runs: %d", code)
+	}
+	recovered := map[string]bool{}
+	for _, r := range runs.Items {
+		if r.Kind == "recovered" {
+			recovered[r.RunID] = true
+		}
+	}
+	for _, st := range onNode3 {
+		run := left[st][0].RunID
+		if !recovered[run] {
+			t.Errorf("%s's run %s is not listed as recovered: %+v", st, run, runs.Items)
+		}
+		got := s.stored(run, st, "after.txt")
+		if string(got) != string(after[st]) {
+			t.Errorf("%s's after.txt, recovered from node 3: %d bytes, want the %d written", st, len(got), len(after[st]))
+		}
+		if _, err := os.Stat(s.sw.VolumeDir(3, api.VolumeName(s.id, st, "/workspace"))); !os.IsNotExist(err) {
+			t.Errorf("%s's old volume on node 3 is still there (%v)", st, err)
+		}
+	}
 
 	c = s.down()
 	s.collected(c.Status.Run.ID, want, moved)
+}
+
+// stored is the collected content of a student's file in a run.
+func (s *system) stored(run, student, name string) []byte {
+	s.t.Helper()
+	rc, _, err := s.store.Open(context.Background(), api.ArtifactPrefix(s.id, run, student)+"files/workspace/"+name)
+	if err != nil {
+		s.t.Errorf("%s's %s in run %s: %v", student, name, run, err)
+		return nil
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return b
 }
