@@ -558,8 +558,7 @@ func (r *Runtime) recoveryService(ctx context.Context, spec dockerx.ContainerSpe
 	}
 }
 
-// removeService removes a service that is not a sandbox (no network of
-// its own, no node to remember).
+// removeService removes a service, which may be gone already.
 func (r *Runtime) removeService(ctx context.Context, name string) error {
 	cctx, cancel := r.ctx(ctx)
 	defer cancel()
@@ -955,12 +954,8 @@ func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
 			r.mu.Unlock()
 		}
 	}
-	cctx, cancel := r.ctx(ctx)
-	defer cancel()
-	err := r.api.ServiceRemove(cctx, name)
-	r.Track("service_remove", err)
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("remove service %s: %w", name, err)
+	if err := r.removeService(ctx, name); err != nil {
+		return err
 	}
 	return r.removeStudentNetwork(ctx, name)
 }
