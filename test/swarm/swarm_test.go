@@ -86,6 +86,7 @@ func (s *system) waitFor(what string, timeout time.Duration, ok func(api.Class) 
 	deadline := time.Now().Add(timeout)
 	var c api.Class
 	for time.Now().Before(deadline) {
+		c = api.Class{} // a field the answer leaves out is not the last answer's
 		if code := s.call("GET", "/api/v1/classes/"+s.id, nil, &c); code == http.StatusOK && ok(c) {
 			return c
 		}
