@@ -354,6 +354,7 @@ func (s *system) waitPhase(tok, id string, phase api.Phase, timeout time.Duratio
 	deadline := time.Now().Add(timeout)
 	var c api.Class
 	for time.Now().Before(deadline) {
+		c = api.Class{} // a field the answer leaves out is not the last answer's
 		if code := s.call(tok, "GET", "/api/v1/classes/"+id, nil, &c); code == http.StatusOK &&
 			c.Status.Phase == phase && c.Status.ObservedGeneration == c.Generation {
 			return
