@@ -981,6 +981,18 @@ func (r *Runtime) RemoveVolumeOn(ctx context.Context, node, name string) error {
 	if node == "" {
 		return fmt.Errorf("remove volume %s: no node named", name)
 	}
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		// Never the volume of the sandbox that is pinned there now (one
+		// lost again, and made again on the node that came back): that
+		// volume is the live one.
+		s, err := r.service(ctx, name[:i])
+		switch {
+		case err == nil && s.Spec.Labels[labelNode] == node:
+			return fmt.Errorf("remove volume %s on %s: the student's sandbox is on that node now, and the volume is its own", name, node)
+		case err != nil && !cerrdefs.IsNotFound(err):
+			return fmt.Errorf("remove volume %s: %w", name, err)
+		}
+	}
 	if err := r.nodeUp(ctx, node); err != nil {
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}
