@@ -26,7 +26,9 @@ import (
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
+	"github.com/homeroom/homeroom/pkg/dockerx"
 	"github.com/homeroom/homeroom/pkg/signin"
+	hrswarm "github.com/homeroom/homeroom/pkg/swarm"
 )
 
 type system struct {
@@ -646,6 +648,29 @@ func TestANodeLostMidClass(t *testing.T) {
 		if _, err := os.Stat(s.sw.VolumeDir(3, api.VolumeName(s.id, st, "/workspace"))); !os.IsNotExist(err) {
 			t.Errorf("%s's old volume on node 3 is still there (%v)", st, err)
 		}
+	}
+
+	// Removing a volume left on a node never takes the volume of the
+	// sandbox pinned there now, which has the same name.
+	t.Setenv("DOCKER_HOST", s.sw.ManagerHost())
+	dc, err := dockerx.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	rt := hrswarm.New(dc, s.store, hrswarm.Options{JobImage: "homeroom/nodejob:dev", NodeSocket: s.sw.NodeSocket})
+	ids := map[string]string{}
+	for id, name := range s.nodeNames() {
+		ids[name] = id
+	}
+	st := onNode3[0]
+	vol := api.VolumeName(s.id, st, "/workspace")
+	err = rt.RemoveVolumeOn(context.Background(), ids[fmt.Sprintf("hr-node-%d", moved[st])], vol)
+	if err == nil || !strings.Contains(err.Error(), "sandbox is on that node now") {
+		t.Errorf("removing %s on node %d, where %s's sandbox runs: %v", vol, moved[st], st, err)
+	}
+	if _, err := os.Stat(s.sw.VolumeDir(moved[st], vol)); err != nil {
+		t.Errorf("%s's live volume on node %d: %v", st, moved[st], err)
 	}
 
 	c = s.down()
