@@ -942,9 +942,9 @@ func terminal(s swarm.TaskState) bool {
 
 // RemoveContainer removes the student's service; one already gone is
 // success. Its work volumes stay on the node until RemoveVolume, which is
-// told that node.
+// told that node. A recovery service is no sandbox: it counts on no node.
 func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
-	if s, err := r.service(ctx, name); err == nil {
+	if s, err := r.service(ctx, name); err == nil && s.Spec.Labels[api.LabelStudent] != "" {
 		if node, err := r.lastNode(ctx, s); err == nil && node != "" {
 			r.mu.Lock()
 			note(r.volumeNode, name, node)
