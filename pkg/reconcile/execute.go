@@ -786,15 +786,22 @@ func (e *executor) noteReplacement(ctx context.Context, student string, c Observ
 			st.Restored = map[string]api.Restored{}
 		}
 		st.Restored[student] = api.Restored{Reason: c.Lost, At: now, Pending: true}
-		if c.LostOn == "" || slices.ContainsFunc(st.LeftBehind[student], func(lb api.LeftBehind) bool { return lb.On == c.LostOn }) {
+		if c.LostOn == "" {
+			return
+		}
+		lbs := slices.Clone(st.LeftBehind[student])
+		if i := slices.IndexFunc(lbs, func(lb api.LeftBehind) bool { return lb.On == c.LostOn }); i >= 0 && lbs[i].CollectedAt == nil {
 			return // known already: a replacement begun again after a crash
+		} else if i >= 0 {
+			// Collected before, and the sandbox was made there again since
+			// and lost again: what is there now is collected anew.
+			lbs = slices.Delete(lbs, i, i+1)
 		}
 		st.LeftBehind = maps.Clone(st.LeftBehind)
 		if st.LeftBehind == nil {
 			st.LeftBehind = map[string][]api.LeftBehind{}
 		}
-		st.LeftBehind[student] = append(slices.Clone(st.LeftBehind[student]),
-			api.LeftBehind{On: c.LostOn, Reason: c.Lost, Since: now, RunID: newRunID(now)})
+		st.LeftBehind[student] = append(lbs, api.LeftBehind{On: c.LostOn, Reason: c.Lost, Since: now, RunID: newRunID(now)})
 	})
 }
 

@@ -189,3 +189,21 @@ func (e *env) fileOf(m artifacts.Manifest, path string) string {
 	}
 	return ""
 }
+
+// A sandbox lost on a place its earlier sandbox's work was already
+// collected from (made there again since, and lost again) has what is
+// there now collected anew: the old record's collection does not cover it.
+func TestALossWhereWorkWasCollectedBeforeCollectsAgain(t *testing.T) {
+	e := newEnv(t)
+	e.upNow("alice", "bob")
+	at := e.now()
+	e.store.edit(classID, func(c *api.Class) {
+		c.Status.LeftBehind = map[string][]api.LeftBehind{"alice": {{On: lostPlace, Reason: "earlier", Since: at, RunID: "20300101T000000Z-aaaaaa", CollectedAt: &at, Files: 1}}}
+	})
+	e.docker.lose("alice", lostWhy)
+	e.mustConverge()
+	lb := e.class().Status.LeftBehind["alice"]
+	if len(lb) != 1 || lb[0].CollectedAt != nil || lb[0].RunID == "20300101T000000Z-aaaaaa" || lb[0].Reason != lostWhy {
+		t.Errorf("left behind on %s after the second loss: %+v; want one record, to collect into a new run", lostPlace, lb)
+	}
+}
