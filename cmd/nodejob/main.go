@@ -3,7 +3,7 @@
 // must be done where a student's work is runs there, as a swarm job with
 // that node's Docker socket.
 //
-//	nodejob collect -class C -student S -path P -image IMG -put URL
+//	nodejob collect -class C -student S -path P -image IMG -put URL [-missing-ok]
 //	nodejob restore -class C -student S -path P -template-image IMG -template T -get URL
 //	nodejob remove-volume -name NAME
 //
@@ -13,7 +13,10 @@
 // with one PUT to URL, a presigned address for one staging object: the job
 // holds no credentials of the object store. The controller reads the tar
 // back from the object store and collects it through its one collection
-// path, which verifies every file.
+// path, which verifies every file. With -missing-ok, a volume this node
+// does not have is nothing left here, and an empty tar is uploaded: the
+// volume a lost sandbox left on its node may never have been made, or may
+// have gone with the node's disk.
 //
 // restore extracts a tar, downloaded through a presigned address, into the
 // student's work volume before their sandbox starts (made from the
@@ -26,6 +29,7 @@
 package main
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"flag"
@@ -145,6 +149,8 @@ func collect(ctx context.Context, args []string) error {
 	fresh := fs.Bool("fresh", false, "the sandbox never started: a missing volume is made from -template-image")
 	templateImage := fs.String("template-image", "", "with -fresh: the sandbox's image")
 	template := fs.String("template", "", "with -fresh: the sandbox's template, for the volume's labels")
+	missingOK := fs.Bool("missing-ok", false, "a missing volume is nothing left here: an empty tar is uploaded "+
+		"(the volume a lost sandbox left on its node, which may never have been made, or went with the node's disk)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -156,11 +162,6 @@ func collect(ctx context.Context, args []string) error {
 		return err
 	}
 	defer d.Close()
-	id, remove, err := holder(ctx, d, *class, *student, *path, *image, *templateImage, *template, *fresh, true)
-	if err != nil {
-		return err
-	}
-	defer remove()
 
 	// S3 wants the length before the body: stage the tar on disk first.
 	tmp, err := os.CreateTemp("", "collect-*.tar")
@@ -171,17 +172,35 @@ func collect(ctx context.Context, args []string) error {
 	defer tmp.Close()
 	actx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
-	rc, _, err := d.CopyFromContainer(actx, id, *path)
-	if err != nil {
-		return fmt.Errorf("archive %s: %w", *path, err)
-	}
-	n, err := io.Copy(tmp, io.LimitReader(rc, maxArchive+1))
-	rc.Close()
-	if err != nil {
-		return fmt.Errorf("archive %s: %w", *path, err)
-	}
-	if n > maxArchive {
-		return fmt.Errorf("archive %s: larger than %d bytes", *path, int64(maxArchive))
+	name := api.VolumeName(*class, *student, *path)
+	var n int64
+	if missing, err := volumeMissing(actx, d, name); err != nil {
+		return err
+	} else if missing && *missingOK && !*fresh {
+		if err := tar.NewWriter(tmp).Close(); err != nil {
+			return err
+		}
+		if n, err = tmp.Seek(0, io.SeekCurrent); err != nil {
+			return err
+		}
+	} else {
+		id, remove, err := holder(ctx, d, *class, *student, *path, *image, *templateImage, *template, *fresh, true)
+		if err != nil {
+			return err
+		}
+		defer remove()
+		rc, _, err := d.CopyFromContainer(actx, id, *path)
+		if err != nil {
+			return fmt.Errorf("archive %s: %w", *path, err)
+		}
+		n, err = io.Copy(tmp, io.LimitReader(rc, maxArchive+1))
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("archive %s: %w", *path, err)
+		}
+		if n > maxArchive {
+			return fmt.Errorf("archive %s: larger than %d bytes", *path, int64(maxArchive))
+		}
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return err
@@ -200,8 +219,22 @@ func collect(ctx context.Context, args []string) error {
 		body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 		return fmt.Errorf("upload: %s: %s", res.Status, body)
 	}
-	fmt.Printf("collected %s: %d bytes\n", api.VolumeName(*class, *student, *path), n)
+	fmt.Printf("collected %s: %d bytes\n", name, n)
 	return nil
+}
+
+// volumeMissing reports whether this node has no volume named name.
+func volumeMissing(ctx context.Context, d *client.Client, name string) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	_, err := d.VolumeInspect(cctx, name)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("inspect %s: %w", name, err)
+	}
+	return false, nil
 }
 
 // restore downloads a tar through a presigned address and extracts it into

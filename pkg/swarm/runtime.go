@@ -1092,6 +1092,10 @@ func (r *Runtime) Archive(ctx context.Context, name, path string) (io.ReadCloser
 		return nil, err
 	}
 	args := []string{"collect", "-class", class, "-student", student, "-path", path, "-image", r.opts.JobImage, "-put", url}
+	if s.Spec.Labels[api.LabelRecovering] != "" {
+		// What a lost sandbox left on its node: none there is none left.
+		args = append(args, "-missing-ok")
+	}
 	if s.Spec.Labels[labelStarted] == "" {
 		// Never started: its volume may not exist yet, and is what the
 		// sandbox's first start makes of its image's directory.
