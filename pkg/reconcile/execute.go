@@ -647,14 +647,7 @@ func (e *executor) noteRestarted(ctx context.Context, student string) error {
 	if at == nil || (answered && !last.Before(*at)) {
 		return nil // no restart asked, or answered already
 	}
-	return e.checkpoint(ctx, func(st *api.ClassStatus) {
-		rs := maps.Clone(st.Restarted)
-		if rs == nil {
-			rs = map[string]time.Time{}
-		}
-		rs[student] = *at
-		st.Restarted = rs
-	})
+	return e.checkpoint(ctx, func(st *api.ClassStatus) { st.Restarted = withKey(st.Restarted, student, *at) })
 }
 
 // handIn collects one student's sandbox as a run of its own at a teacher's
@@ -700,17 +693,11 @@ func (e *executor) handIn(ctx context.Context, student, name string, late bool) 
 	rec := api.HandIn{RunID: runID, RequestedAt: *at, CollectedAt: done}
 	e.log.Info("handed in", zap.String("studentId", student), zap.String("runId", runID), zap.String("kind", kind))
 	return e.checkpoint(ctx, func(st *api.ClassStatus) {
-		// A copy: the map may be shared with the class as read.
-		m := &st.HandIns
 		if late {
-			m = &st.Late
+			st.Late = withKey(st.Late, student, rec)
+		} else {
+			st.HandIns = withKey(st.HandIns, student, rec)
 		}
-		hs := maps.Clone(*m)
-		if hs == nil {
-			hs = map[string]api.HandIn{}
-		}
-		hs[student] = rec
-		*m = hs
 	})
 }
 
@@ -781,11 +768,7 @@ func (e *executor) restore(ctx context.Context, student, name string) error {
 func (e *executor) noteReplacement(ctx context.Context, student string, c ObservedContainer) error {
 	now := e.r.now()
 	return e.checkpoint(ctx, func(st *api.ClassStatus) {
-		st.Restored = maps.Clone(st.Restored)
-		if st.Restored == nil {
-			st.Restored = map[string]api.Restored{}
-		}
-		st.Restored[student] = api.Restored{Reason: c.Lost, At: now, Pending: true}
+		st.Restored = withKey(st.Restored, student, api.Restored{Reason: c.Lost, At: now, Pending: true})
 		if c.LostOn == "" {
 			return
 		}
@@ -797,11 +780,7 @@ func (e *executor) noteReplacement(ctx context.Context, student string, c Observ
 			// and lost again: what is there now is collected anew.
 			lbs = slices.Delete(lbs, i, i+1)
 		}
-		st.LeftBehind = maps.Clone(st.LeftBehind)
-		if st.LeftBehind == nil {
-			st.LeftBehind = map[string][]api.LeftBehind{}
-		}
-		st.LeftBehind[student] = append(lbs, api.LeftBehind{On: c.LostOn, Reason: c.Lost, Since: now, RunID: newRunID(now)})
+		st.LeftBehind = withKey(st.LeftBehind, student, append(lbs, api.LeftBehind{On: c.LostOn, Reason: c.Lost, Since: now, RunID: newRunID(now)}))
 	})
 }
 
@@ -915,13 +894,18 @@ func (e *executor) removeLeftBehind(ctx context.Context, student, on string) err
 
 // noteRestore records r as student's last restore.
 func (e *executor) noteRestore(ctx context.Context, student string, r api.Restored) error {
-	return e.checkpoint(ctx, func(st *api.ClassStatus) {
-		st.Restored = maps.Clone(st.Restored) // the map may be shared with the class as read
-		if st.Restored == nil {
-			st.Restored = map[string]api.Restored{}
-		}
-		st.Restored[student] = r
-	})
+	return e.checkpoint(ctx, func(st *api.ClassStatus) { st.Restored = withKey(st.Restored, student, r) })
+}
+
+// withKey is a copy of m with m[k] = v: a status's map may be shared with
+// the class as read, so it is never written in place.
+func withKey[V any](m map[string]V, k string, v V) map[string]V {
+	out := maps.Clone(m)
+	if out == nil {
+		out = map[string]V{}
+	}
+	out[k] = v
+	return out
 }
 
 // restorePath copies into collect path p of container name the files that

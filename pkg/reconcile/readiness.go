@@ -124,16 +124,15 @@ func routed(status int, err error) error {
 // host and the sign-in check lets the token through.
 func throughRouter(status int, err error) error {
 	switch {
-	case err != nil:
-		return fmt.Errorf("Traefik: %w", err)
-	case status == http.StatusNotFound:
+	case err == nil && status == http.StatusNotFound:
 		return errors.New("404 through Traefik: it does not route the student's host yet, or the sandbox has no such page")
-	case status == http.StatusUnauthorized:
+	case err == nil && status == http.StatusUnauthorized:
 		return errors.New("the sign-in check refused the controller's probe (401): do the controller and the apiserver share the store, and their clocks the time?")
-	case status >= 400:
-		return fmt.Errorf("answered %d %s through Traefik", status, http.StatusText(status))
 	}
-	return nil
+	if err := routed(status, err); err != nil {
+		return err
+	}
+	return answers(status, nil)
 }
 
 // probeState is what the controller knows of one container's check.
