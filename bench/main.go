@@ -1410,9 +1410,10 @@ func procOf(pid int) procStats {
 // clockTicks is USER_HZ, 100 on every Linux architecture Go runs on.
 const clockTicks = 100
 
-type scrape struct{ calls, passes float64 }
+type scrape struct{ calls, passes, poolFree float64 }
 
-// scrape sums the controller's Docker calls and reconcile passes.
+// scrape sums the controller's Docker calls and reconcile passes, and
+// reads the swarm runtime's free pool networks.
 func (p *process) scrape(ctx context.Context) (scrape, error) {
 	var s scrape
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
@@ -1441,6 +1442,8 @@ func (p *process) scrape(ctx context.Context) (scrape, error) {
 			}
 		case strings.HasPrefix(f[0], "homeroom_reconcile_passes_total{"):
 			s.passes += v
+		case f[0] == "homeroom_swarm_network_pool_free":
+			s.poolFree = v
 		}
 	}
 	return s, nil

@@ -78,10 +78,11 @@ func run(ctx context.Context) error {
 	// rt runs the classes: the daemon itself, or the swarm it manages.
 	// Graders run on that daemon either way.
 	var rt runtime = docker
+	var sw *swarm.Runtime
 	if cfg.Runtime == "swarm" {
-		sw := swarm.New(docker, art, swarm.Options{
+		sw = swarm.New(docker, art, swarm.Options{
 			JobImage: cfg.SwarmJobImage, NodeSocket: cfg.SwarmNodeSocket, StoreEndpoint: cfg.SwarmStoreEndpoint, Router: cfg.Traefik,
-			NodeLostAfter: cfg.SwarmNodeLostAfter,
+			NodeLostAfter: cfg.SwarmNodeLostAfter, NetworkPool: cfg.SwarmNetworkPool,
 		})
 		if err := sw.CheckManager(ctx); err != nil {
 			return err
@@ -116,6 +117,12 @@ func run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		docker.Metrics(), controller.NewStateCollector(st, rt))
+	if sw != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "homeroom_swarm_network_pool_free",
+			Help: "Students' own networks made ahead of an Up, with Traefik on them, that no sandbox has taken yet.",
+		}, func() float64 { return float64(sw.PoolFree()) }))
+	}
 	rec := reconcile.New(st, rt, art, pol, reconcile.Options{
 		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, RouterURL: strings.TrimSuffix(cfg.TraefikURL, "/"), ForwardAuth: cfg.ForwardAuthAddress(secrets.ForwardAuth), Parallel: o.parallel, GlobalParallel: o.globalParallel, Registerer: reg,
 		SubnetPool: pool, SubnetBits: cfg.SubnetBits, OrphanGrace: o.orphanGrace, ProbeKey: probeKey,

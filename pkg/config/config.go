@@ -65,6 +65,9 @@ type Config struct {
 	// SwarmNodeLostAfter is how long a node is down before its sandboxes
 	// are made again elsewhere with their last autosave.
 	SwarmNodeLostAfter time.Duration
+	// SwarmNetworkPool is how many students' own networks are kept made
+	// ahead of an Up.
+	SwarmNetworkPool int
 	// The embedded artifact server's address: run by the apiserver when no
 	// external one is configured, and found there by the controller. The
 	// embedded store has no address: see EmbeddedStoreSocket.

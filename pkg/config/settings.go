@@ -157,7 +157,10 @@ func Bool(p *bool, def bool) flag.Value {
 }
 
 // Int is a whole number of at least min.
-func Int(p *int, def, min int) flag.Value {
+func Int(p *int, def, min int) flag.Value { return IntBetween(p, def, min, math.MaxInt) }
+
+// IntBetween is a whole number from min to max.
+func IntBetween(p *int, def, min, max int) flag.Value {
 	return newValue(p, def, "int", func(s string) (int, error) {
 		n, err := strconv.Atoi(s)
 		if err != nil {
@@ -165,6 +168,9 @@ func Int(p *int, def, min int) flag.Value {
 		}
 		if n < min {
 			return 0, fmt.Errorf("want at least %d", min)
+		}
+		if n > max {
+			return 0, fmt.Errorf("want at most %d", max)
 		}
 		return n, nil
 	}, strconv.Itoa)
@@ -260,6 +266,7 @@ func (c *Config) Settings(b Binary) []Setting {
 		{Controller, Setting{"swarm-node-socket", "HOMEROOM_SWARM_NODE_SOCKET", "with -runtime swarm: each node's Docker socket, on that node, which the jobs use", String(&c.SwarmNodeSocket, "/var/run/docker.sock")}},
 		{Controller, Setting{"swarm-store-endpoint", "HOMEROOM_SWARM_STORE_ENDPOINT", "with -runtime swarm: the object store as the nodes reach it (host:port or URL), for the collection jobs' uploads; empty: -s3-endpoint", String(&c.SwarmStoreEndpoint, "")}},
 		{Controller, Setting{"swarm-node-lost-after", "HOMEROOM_SWARM_NODE_LOST_AFTER", "with -runtime swarm: how long a node is down before its sandboxes are made again on other nodes with their last autosave", Duration(&c.SwarmNodeLostAfter, time.Minute, time.Second, 24*time.Hour)}},
+		{Controller, Setting{"swarm-network-pool", "HOMEROOM_SWARM_NETWORK_POOL", "with -runtime swarm: how many students' own networks are kept made, with Traefik on them, ahead of an Up (a class's size or more brings it Up fastest); 0: each is made as its sandbox is", IntBetween(&c.SwarmNetworkPool, 32, 0, 1000)}},
 		{Both, Setting{"log-level", "HOMEROOM_LOG_LEVEL", "the least severe log lines written", OneOf(&c.LogLevel, "info", "debug", "info", "warn", "error")}},
 		{Both, Setting{"log-format", "HOMEROOM_LOG_FORMAT", "the log lines' format; console suits a terminal", OneOf(&c.LogFormat, "json", "json", "console")}},
 	}

@@ -30,7 +30,7 @@ func TestLoadDefaults(t *testing.T) {
 		Listen: "127.0.0.1:8080", ControllerListen: "127.0.0.1:8081", DataDir: "./data", Database: "homeroom",
 		S3Bucket: "homeroom", Traefik: "homeroom-traefik", Domain: "lab.localhost", LogLevel: "info", LogFormat: "json",
 		SubnetPool: "10.200.0.0/15", SubnetBits: 23, EmbeddedS3: "127.0.0.1:9100",
-		Runtime: "docker", SwarmJobImage: "homeroom/nodejob:dev", SwarmNodeSocket: "/var/run/docker.sock", SwarmNodeLostAfter: time.Minute,
+		Runtime: "docker", SwarmJobImage: "homeroom/nodejob:dev", SwarmNodeSocket: "/var/run/docker.sock", SwarmNodeLostAfter: time.Minute, SwarmNetworkPool: 32,
 	}
 	if c != want {
 		t.Errorf("defaults:\n%+v\nwant\n%+v", c, want)

@@ -39,6 +39,13 @@ type StagingSweeper interface {
 	SweepStaging(ctx context.Context, now time.Time) (int, error)
 }
 
+// NetworkPool keeps networks made ahead of an Up (the swarm runtime's).
+// Only the leader hands them out: one that stops leading drops its list.
+type NetworkPool interface {
+	KeepNetworkPool(ctx context.Context) (int, error)
+	DropNetworkPool()
+}
+
 // SweepInterval is how often, at most, the controller sweeps staging: on
 // the first resync, then at the resyncs an interval apart.
 const SweepInterval = time.Hour
@@ -139,6 +146,7 @@ type Controller struct {
 
 	measuring atomic.Bool // a workspace measurement is in flight
 	sweeping  atomic.Bool // a sweep of staging is in flight
+	pooling   atomic.Bool // a round of the network pool is in flight
 	lastSweep time.Time   // read and written by the poll loop only
 
 	// gradingWake has a value when the store's change count moved: a
@@ -412,6 +420,7 @@ func (c *Controller) poll(ctx context.Context) {
 				}
 			}
 			seen = versions
+			c.keepNetworkPool(ctx)
 			if resync {
 				c.enqueueOrphans(ctx, versions)
 				c.measureWorkspaces(ctx)
@@ -564,6 +573,33 @@ func (c *Controller) sweepStaging(ctx context.Context) {
 		}
 		if n > 0 {
 			c.log.Info("removed staging objects left behind", zap.Int("objects", n))
+		}
+	}()
+}
+
+// keepNetworkPool lets the runtime keep its network pool, in the
+// background: the runtime decides whether a round is due (it is cheap when
+// not). A controller that does not lead drops the pool.
+func (c *Controller) keepNetworkPool(ctx context.Context) {
+	p, ok := c.events.(NetworkPool)
+	if !ok {
+		return
+	}
+	if !c.leading() {
+		p.DropNetworkPool()
+		return
+	}
+	if !c.pooling.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.pooling.Store(false)
+		n, err := p.KeepNetworkPool(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("keep the network pool", zap.Error(err))
+		}
+		if n > 0 {
+			c.log.Info("made networks ahead of an Up", zap.Int("networks", n))
 		}
 	}()
 }

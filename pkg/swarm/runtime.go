@@ -69,6 +69,10 @@ type Options struct {
 	// sandboxes are made again on other nodes with their last autosave
 	// (default 1 min): a daemon restarting comes back with their work.
 	NodeLostAfter time.Duration
+	// NetworkPool is how many students' own networks are kept made ahead
+	// of an Up, with Router on them (see pool.go); 0 makes each as its
+	// sandbox is made.
+	NetworkPool int
 }
 
 // Runtime runs classes on a swarm through one of its managers. The calls
@@ -90,6 +94,7 @@ type Runtime struct {
 	volumeNode map[string]string
 	// pinned counts the sandboxes pinned to each node (nil until counted).
 	pinned map[string]int
+	pool   netPool
 }
 
 // New wraps the client of a manager's daemon.
@@ -106,7 +111,7 @@ func New(c *dockerx.Client, staging Staging, opts Options) *Runtime {
 	if opts.NodeLostAfter <= 0 {
 		opts.NodeLostAfter = time.Minute
 	}
-	return &Runtime{Client: c, api: c.API(), staging: staging, opts: opts, classOf: map[string]string{}, volumeNode: map[string]string{}}
+	return &Runtime{Client: c, api: c.API(), staging: staging, opts: opts, classOf: map[string]string{}, volumeNode: map[string]string{}, pool: netPool{size: max(opts.NetworkPool, 0)}}
 }
 
 // CheckManager fails unless the daemon is an active manager of a swarm.
@@ -331,43 +336,72 @@ const (
 
 // studentNetwork gives the sandbox its own network when its class network
 // is isolated: internal like the class's, with the swarm's own addresses,
-// and with Traefik on it. It returns the network to attach the sandbox to.
-func (r *Runtime) studentNetwork(ctx context.Context, classNet, class, student, name string) (string, error) {
+// and with Traefik on it; one from the pool where it has one. It returns
+// the network to attach the sandbox to, and whether it was the pool's.
+func (r *Runtime) studentNetwork(ctx context.Context, classNet, class, student, name string) (string, bool, error) {
 	cctx, cancel := r.ctx(ctx)
 	n, err := r.api.NetworkInspect(cctx, classNet, network.InspectOptions{})
 	cancel()
 	r.Track("network_inspect", err)
 	if err != nil {
-		return "", fmt.Errorf("inspect %s: %w", classNet, err)
+		return "", false, fmt.Errorf("inspect %s: %w", classNet, err)
 	}
 	if n.Labels[labelIsolated] != "true" {
-		return classNet, nil
+		return classNet, false, nil
+	}
+	if n.Internal { // the pool's networks are internal
+		if pooled, ok := r.takeNetwork(); ok {
+			return pooled, true, nil
+		}
 	}
 	id, err := r.Client.EnsureNetwork(ctx, name, network.CreateOptions{
 		Driver: "overlay", Attachable: true, Scope: "swarm", Internal: n.Internal,
 		Labels: map[string]string{api.LabelManagedBy: api.ManagedByValue, api.LabelClass: class, api.LabelStudent: student, labelStudentNetwork: "true"},
 	})
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if r.opts.Router != "" {
 		if err := r.Client.Connect(ctx, id, r.opts.Router); err != nil && !cerrdefs.IsNotFound(err) {
-			return "", err
+			return "", false, err
 		}
 	}
-	return name, nil
+	return name, false, nil
 }
 
-// studentNetworks lists the class's students' own networks.
-func (r *Runtime) studentNetworks(ctx context.Context, class string) ([]network.Summary, error) {
+// studentNetworks lists the class's students' own networks, by id: those
+// made for a student, which carry the class's label, and those taken from
+// the pool, which only the class's services name.
+func (r *Runtime) studentNetworks(ctx context.Context, class string) ([]string, error) {
 	ns, err := r.Client.ListNetworks(ctx, class)
 	if err != nil {
 		return nil, err
 	}
-	out := ns[:0]
+	var out []string
 	for _, n := range ns {
 		if n.Labels[labelStudentNetwork] == "true" {
-			out = append(out, n)
+			out = append(out, n.ID)
+		}
+	}
+	svcs, err := r.sandboxes(ctx, class)
+	if err != nil || len(svcs) == 0 {
+		return out, err
+	}
+	cctx, cancel := r.ctx(ctx)
+	pooled, err := r.api.NetworkList(cctx, network.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue), filters.Arg("label", labelPool+"=true"))})
+	cancel()
+	r.Track("network_list", err)
+	if err != nil {
+		return nil, fmt.Errorf("list pool networks: %w", err)
+	}
+	for _, s := range svcs {
+		for _, a := range s.Spec.TaskTemplate.Networks {
+			for _, n := range pooled {
+				if (a.Target == n.ID || a.Target == n.Name) && !slices.Contains(out, n.ID) {
+					out = append(out, n.ID)
+				}
+			}
 		}
 	}
 	return out, nil
@@ -389,7 +423,7 @@ func (r *Runtime) Connect(ctx context.Context, networkID, containerID string) er
 		return err
 	}
 	for _, n := range own {
-		if err := r.Client.Connect(ctx, n.ID, containerID); err != nil {
+		if err := r.Client.Connect(ctx, n, containerID); err != nil {
 			return err
 		}
 	}
@@ -409,7 +443,7 @@ func (r *Runtime) Disconnect(ctx context.Context, networkID, containerID string)
 			return err
 		}
 		for _, n := range own {
-			if err := r.Client.Disconnect(ctx, n.ID, containerID); err != nil {
+			if err := r.Client.Disconnect(ctx, n, containerID); err != nil {
 				return err
 			}
 		}
@@ -428,33 +462,38 @@ func (r *Runtime) classOfNetwork(ctx context.Context, id string) (string, error)
 	return n.Labels[api.LabelClass], nil
 }
 
-// removeStudentNetwork removes the student's own network, if any, once its
-// service is gone: Traefik leaves it first, and the swarm may take a moment
-// to release the removed service's endpoint.
-func (r *Runtime) removeStudentNetwork(ctx context.Context, name string) error {
-	cctx, cancel := r.ctx(ctx)
-	n, err := r.api.NetworkInspect(cctx, name, network.InspectOptions{})
-	cancel()
-	r.Track("network_inspect", err)
-	if cerrdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("inspect %s: %w", name, err)
-	}
-	if n.Labels[api.LabelManagedBy] != api.ManagedByValue || n.Labels[labelStudentNetwork] != "true" {
-		return nil // not a student's own network: left alone
-	}
-	if r.opts.Router != "" {
-		if err := r.Client.Disconnect(ctx, n.ID, r.opts.Router); err != nil {
-			return err
+// ownNetworks are those of the named networks that are a student's own
+// (made for the student or taken from the pool), by id; a network gone is
+// none.
+func (r *Runtime) ownNetworks(ctx context.Context, names []string) ([]string, error) {
+	var own []string
+	for _, name := range names {
+		cctx, cancel := r.ctx(ctx)
+		n, err := r.api.NetworkInspect(cctx, name, network.InspectOptions{})
+		cancel()
+		r.Track("network_inspect", err)
+		if cerrdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", name, err)
+		}
+		if n.Labels[api.LabelManagedBy] == api.ManagedByValue && n.Labels[labelStudentNetwork] == "true" && !slices.Contains(own, n.ID) {
+			own = append(own, n.ID)
 		}
 	}
-	ctx, cancel = context.WithTimeout(ctx, time.Minute)
+	return own, nil
+}
+
+// removeStudentNetwork removes a student's own network once its service is
+// gone (Traefik left it before: see RemoveContainer); the swarm may take a
+// moment to release the removed service's endpoint.
+func (r *Runtime) removeStudentNetwork(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
 		cctx, ccancel := r.ctx(ctx)
-		err := r.api.NetworkRemove(cctx, n.ID)
+		err := r.api.NetworkRemove(cctx, id)
 		ccancel()
 		r.Track("network_remove", err)
 		if err == nil || cerrdefs.IsNotFound(err) {
@@ -462,7 +501,7 @@ func (r *Runtime) removeStudentNetwork(ctx context.Context, name string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("remove network %s: %w", name, err)
+			return fmt.Errorf("remove network %s: %w", id, err)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -484,7 +523,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpe
 		// used on, which the controller does not know here.
 		return "", errors.New("collecting work volumes without their sandbox is not supported on a swarm yet")
 	}
-	svc, err := r.serviceFor(ctx, spec)
+	svc, pooled, err := r.serviceFor(ctx, spec)
 	if err != nil {
 		return "", err
 	}
@@ -496,10 +535,16 @@ func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpe
 		r.remember(spec)
 		return resp.ID, nil
 	}
+	existing, ierr := r.service(ctx, spec.Name)
+	if pooled != "" && (cerrdefs.IsNotFound(ierr) || ierr == nil && !r.names(ctx, existing, pooled)) {
+		// No service was made on the network taken from the pool (a
+		// service of that name already was, or none is): it is still
+		// free. Where that is not known, it stays taken.
+		r.giveBack(pooled)
+	}
 	if !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
 		return "", fmt.Errorf("create service %s: %w", spec.Name, err)
 	}
-	existing, ierr := r.service(ctx, spec.Name)
 	if ierr != nil {
 		return "", fmt.Errorf("create service %s: %w (inspect: %v)", spec.Name, err, ierr)
 	}
@@ -514,7 +559,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpe
 	if err := r.RemoveContainer(ctx, existing.ID); err != nil {
 		return "", err
 	}
-	if svc, err = r.serviceFor(ctx, spec); err != nil { // its own network went with it
+	if svc, _, err = r.serviceFor(ctx, spec); err != nil { // its own network went with it
 		return "", err
 	}
 	cctx, cancel = r.ctx(ctx)
@@ -526,6 +571,21 @@ func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpe
 	}
 	r.remember(spec)
 	return resp.ID, nil
+}
+
+// names reports whether the service is on the network, which it names by
+// id (as the swarm keeps it) or by name; where that cannot be told, it is.
+func (r *Runtime) names(ctx context.Context, s swarm.Service, network string) bool {
+	ids, err := r.ownNetworks(ctx, []string{network})
+	if err != nil {
+		return true
+	}
+	for _, a := range s.Spec.TaskTemplate.Networks {
+		if a.Target == network || slices.Contains(ids, a.Target) {
+			return true
+		}
+	}
+	return false
 }
 
 // recoveryService makes the service, never started, through which the
@@ -571,23 +631,32 @@ func (r *Runtime) removeService(ctx context.Context, name string) error {
 }
 
 // serviceFor is the student's service, on the student's own network where
-// the class's keeps sandboxes apart.
-func (r *Runtime) serviceFor(ctx context.Context, spec dockerx.ContainerSpec) (swarm.ServiceSpec, error) {
+// the class's keeps sandboxes apart. It names the network it took from the
+// pool, if it did.
+func (r *Runtime) serviceFor(ctx context.Context, spec dockerx.ContainerSpec) (swarm.ServiceSpec, string, error) {
 	svc := serviceSpec(spec)
 	nets := svc.TaskTemplate.Networks
 	if len(nets) != 1 {
-		return svc, nil
+		return svc, "", nil
 	}
-	own, err := r.studentNetwork(ctx, nets[0].Target, spec.Config.Labels[api.LabelClass], spec.Config.Labels[api.LabelStudent], spec.Name)
+	own, fromPool, err := r.studentNetwork(ctx, nets[0].Target, spec.Config.Labels[api.LabelClass], spec.Config.Labels[api.LabelStudent], spec.Name)
 	if err != nil {
-		return svc, err
+		return svc, "", err
+	}
+	pooled := ""
+	if fromPool {
+		pooled = own
 	}
 	if own != nets[0].Target {
 		svc.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: own, Aliases: nets[0].Aliases}}
 		svc.Labels = maps.Clone(svc.Labels)
 		svc.Labels["traefik.swarm.network"] = own
 	}
-	return r.place(ctx, svc)
+	svc, err = r.place(ctx, svc)
+	if err != nil && pooled != "" {
+		r.giveBack(pooled)
+	}
+	return svc, pooled, err
 }
 
 // place pins the sandbox to a node, chosen here rather than by the swarm:
@@ -940,11 +1009,22 @@ func terminal(s swarm.TaskState) bool {
 	return false
 }
 
-// RemoveContainer removes the student's service; one already gone is
-// success. Its work volumes stay on the node until RemoveVolume, which is
-// told that node. A recovery service is no sandbox: it counts on no node.
+// RemoveContainer removes the student's service and the student's own
+// network; one already gone is success. Traefik leaves that network before
+// the service goes, so that a network from the pool, once used, never
+// looks free again (see pool.go). The work volumes stay on the node until
+// RemoveVolume, which is told that node. A recovery service is no sandbox:
+// it counts on no node.
 func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
-	if s, err := r.service(ctx, name); err == nil && s.Spec.Labels[api.LabelStudent] != "" {
+	nets := []string{name} // a network made for the student has its name
+	s, err := r.service(ctx, name)
+	if err == nil {
+		nets = nets[:0]
+		for _, a := range s.Spec.TaskTemplate.Networks {
+			nets = append(nets, a.Target)
+		}
+	}
+	if err == nil && s.Spec.Labels[api.LabelStudent] != "" {
 		if node, err := r.lastNode(ctx, s); err == nil && node != "" {
 			r.mu.Lock()
 			note(r.volumeNode, name, node)
@@ -954,10 +1034,26 @@ func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
 			r.mu.Unlock()
 		}
 	}
+	own, err := r.ownNetworks(ctx, nets)
+	if err != nil {
+		return err
+	}
+	if r.opts.Router != "" {
+		for _, n := range own {
+			if err := r.Client.Disconnect(ctx, n, r.opts.Router); err != nil {
+				return err
+			}
+		}
+	}
 	if err := r.removeService(ctx, name); err != nil {
 		return err
 	}
-	return r.removeStudentNetwork(ctx, name)
+	for _, n := range own {
+		if err := r.removeStudentNetwork(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PlacesUp are the nodes that are ready, by id: where the work volumes a

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -391,9 +392,41 @@ func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
 	if err := os.WriteFile(pol, []byte(ready), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := startWith(t, "swarmroute", true, "HOMEROOM_POLICY="+pol)
+	// A pool of four networks for a class of six: four sandboxes take one
+	// made ahead, two have theirs made as they are.
+	s := startWith(t, "swarmroute", true, "HOMEROOM_POLICY="+pol, "HOMEROOM_SWARM_NETWORK_POOL=4")
+	pooled := s.waitForPool(4, nil)
+	// A crash after a sandbox's removal took Traefik off its pool network,
+	// before the network went: after a restart, that network is removed,
+	// never handed out, and the free ones are kept as they are.
+	spoiled := pooled[0]
+	if err := s.sw.Nodes[0].NetworkDisconnect(context.Background(), spoiled, s.tr.Name, true); err != nil {
+		t.Fatal(err)
+	}
+	s.RestartController(t)
+	kept := pooled[1:]
+	pooled = s.waitForPool(4, []string{spoiled})
+	for _, n := range kept {
+		if !slices.Contains(pooled, n) {
+			t.Errorf("the free network %s was not kept across the restart: the pool is %v", n, pooled)
+		}
+	}
 	students := s.up(6)
 	where := s.placement()
+	// Each network of the pool is one sandbox's own, and only its.
+	on := map[string]string{}
+	for _, st := range students {
+		_, own := s.ipOf(st)
+		if other, ok := on[own]; ok {
+			t.Errorf("%s and %s share the network %s", other, st, own)
+		}
+		on[own] = st
+	}
+	for _, n := range pooled {
+		if on[n] == "" {
+			t.Errorf("the pool's network %s went to no sandbox: %v", n, on)
+		}
+	}
 	host := func(st string) string { return api.Host(s.id, st, "lab.localhost") }
 	// Traefik reads the swarm's services every second: wait until each
 	// host is routed, that is until the sign-in check answers for it.
@@ -464,6 +497,45 @@ func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
 	}
 	c := s.down()
 	s.collected(c.Status.Run.ID, s.work(nil, nil), where)
+	// The networks the sandboxes used went with them; the pool is made up
+	// with new ones.
+	s.waitForPool(4, pooled)
+}
+
+// waitForPool waits until the pool holds n networks with Traefik on them
+// and none of those named not, and returns their names.
+func (s *system) waitForPool(n int, not []string) []string {
+	s.t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue), filters.Arg("label", "homeroom.network-pool=true"))
+	deadline := time.Now().Add(2 * time.Minute)
+	var names []string
+	for {
+		ns, err := s.sw.Nodes[0].NetworkList(ctx, network.ListOptions{Filters: f})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		tr, err := s.sw.Nodes[0].ContainerInspect(ctx, s.tr.Name)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		names = names[:0]
+		joined, stale := 0, false
+		for _, nw := range ns {
+			names = append(names, nw.Name)
+			if _, ok := tr.NetworkSettings.Networks[nw.Name]; ok {
+				joined++
+			}
+			stale = stale || slices.Contains(not, nw.Name)
+		}
+		if len(ns) == n && joined == n && !stale {
+			return names
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the pool holds %v, %d with Traefik on them; want %d, none of %v; controller log:\n%s", names, joined, n, not, tail(s.Controller.Output(), 40))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // ipOf is the address of the student's running sandbox, and the network
