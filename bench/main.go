@@ -138,6 +138,7 @@ func run(ctx context.Context) error {
 	flag.DurationVar(&o.tt.ahead, "tt-ahead", 2*time.Minute, "timetable: how far ahead the session starts")
 	flag.IntVar(&o.sw.students, "sw-students", 100, "swarm: students in the class brought Up and Down on the swarm and on the host")
 	flag.IntVar(&o.sw.pairs, "sw-pairs", 3, "swarm: measurements, each the host then the swarm")
+	flag.IntVar(&o.sw.pool, "sw-pool", -1, "swarm: students' networks made ahead of each Up (HOMEROOM_SWARM_NETWORK_POOL), and waited for; -1: one for each student, 0: none")
 	flag.IntVar(&o.gr.pairs, "gr-pairs", 3, "grading: measurements, each the graders run directly then a regrade by Homeroom")
 	flag.DurationVar(&o.nb.poll, "nb-poll", 100*time.Millisecond, "notebooks: how often each student's notebook is asked while the bench waits, on both sides")
 	flag.Parse()
@@ -1410,12 +1411,16 @@ func procOf(pid int) procStats {
 // clockTicks is USER_HZ, 100 on every Linux architecture Go runs on.
 const clockTicks = 100
 
-type scrape struct{ calls, passes, poolFree float64 }
+type scrape struct {
+	calls, passes, poolFree float64
+	// steps are, by step kind, the seconds spent in it and its count.
+	steps map[string][2]float64
+}
 
 // scrape sums the controller's Docker calls and reconcile passes, and
 // reads the swarm runtime's free pool networks.
 func (p *process) scrape(ctx context.Context) (scrape, error) {
-	var s scrape
+	s := scrape{steps: map[string][2]float64{}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -1444,6 +1449,16 @@ func (p *process) scrape(ctx context.Context) (scrape, error) {
 			s.passes += v
 		case f[0] == "homeroom_swarm_network_pool_free":
 			s.poolFree = v
+		case strings.HasPrefix(f[0], "homeroom_step_duration_seconds_sum{"), strings.HasPrefix(f[0], "homeroom_step_duration_seconds_count{"):
+			_, step, _ := strings.Cut(f[0], `step="`)
+			step, _, _ = strings.Cut(step, `"`)
+			sc := s.steps[step]
+			if strings.Contains(f[0], "_sum{") {
+				sc[0] = v
+			} else {
+				sc[1] = v
+			}
+			s.steps[step] = sc
 		}
 	}
 	return s, nil

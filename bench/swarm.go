@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,7 +15,11 @@ import (
 type swOptions struct {
 	students int
 	pairs    int
+	pool     int // networks made ahead of an Up; -1: as many as students
 }
+
+// swarmTraefik is the Traefik the bench runs on the swarm's manager.
+const swarmTraefik = "homeroom-bench-traefik"
 
 // swarmHostAddr is this machine's address on the bench swarm's network
 // (scripts/swarm-nodes.sh), where the nodes' jobs reach the object store.
@@ -31,6 +36,20 @@ type swResult struct {
 	o    swOptions
 	rows []swRow
 	took time.Duration
+}
+
+// stepTimes says, by step kind, how many steps ran between two scrapes
+// and their mean seconds once they had their slot.
+func stepTimes(before, after scrape) string {
+	var out []string
+	for step, a := range after.steps {
+		b := before.steps[step]
+		if n := a[1] - b[1]; n > 0 {
+			out = append(out, fmt.Sprintf("%s %.0f× %.2f s", step, n, (a[0]-b[0])/n))
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
 }
 
 // waitForPool waits until the swarm's controller holds n networks made
@@ -66,7 +85,7 @@ func swarmOverhead(ctx context.Context, o options) (*swResult, error) {
 	script := "scripts/swarm-nodes.sh"
 	swarmCmd := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, script, args...)
-		cmd.Env = append(os.Environ(), "HOMEROOM_SWARM_IMAGES=homeroom/sandbox:dev homeroom/nodejob:dev")
+		cmd.Env = append(os.Environ(), "HOMEROOM_SWARM_IMAGES=homeroom/sandbox:dev homeroom/nodejob:dev "+traefikImage)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -81,15 +100,30 @@ func swarmOverhead(ctx context.Context, o options) (*swResult, error) {
 		return nil, err
 	}
 	defer swarmCmd("down")
+	// As a swarm is deployed (README, On a Docker Swarm): Traefik as a
+	// plain container on the manager, which joins each sandbox's own
+	// network. On the host it runs on the host's network and joins none.
+	run := exec.CommandContext(ctx, "docker", "-H", manager, "run", "-d", "--name", swarmTraefik,
+		"-v", "/run/homeroom-node/docker.sock:/var/run/docker.sock:ro", traefikImage,
+		"--providers.swarm=true", "--providers.swarm.endpoint=unix:///var/run/docker.sock",
+		"--providers.swarm.exposedbydefault=false", "--providers.swarm.refreshSeconds=1s",
+		"--entrypoints.web.address=:80", "--log.level=WARN")
+	if out, err := run.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("start Traefik on the manager: %w\n%s", err, out)
+	}
+	pool := o.sw.pool
+	if pool < 0 {
+		pool = o.sw.students
+	}
 
 	host, err := startSystem(ctx, o, sysConfig{controller: true, policy: benchPolicy})
 	if err != nil {
 		return nil, err
 	}
 	defer host.stop()
-	sw, err := startSystem(ctx, o, sysConfig{controller: true, policy: benchPolicy, s3Host: swarmHostAddr, env: []string{
+	sw, err := startSystem(ctx, o, sysConfig{controller: true, policy: benchPolicy, s3Host: swarmHostAddr, traefik: swarmTraefik, env: []string{
 		"DOCKER_HOST=" + manager, "HOMEROOM_RUNTIME=swarm", "HOMEROOM_SWARM_NODE_SOCKET=/run/homeroom-node/docker.sock",
-		fmt.Sprintf("HOMEROOM_SWARM_NETWORK_POOL=%d", o.sw.students),
+		fmt.Sprintf("HOMEROOM_SWARM_NETWORK_POOL=%d", pool),
 	}})
 	if err != nil {
 		return nil, err
@@ -109,15 +143,15 @@ func swarmOverhead(ctx context.Context, o options) (*swResult, error) {
 			{host, &row.hostUp, &row.hostDown, &row.hostUpCPU, "host"},
 			{sw, &row.swarmUp, &row.swarmDown, &row.swarmUpCPU, "swarm"},
 		} {
-			if side.sys == sw {
+			if side.sys == sw && pool > 0 {
 				// As a school would run it: the pool holds a class's
 				// networks before the class comes Up. Making them again
 				// after a Down is not timed (see docs/benchmarks.md).
-				took, err := waitForPool(ctx, sw, n)
+				took, err := waitForPool(ctx, sw, pool)
 				if err != nil {
 					return nil, fmt.Errorf("pair %d: %w", pair, err)
 				}
-				fmt.Fprintf(os.Stderr, "swarm: pair %d: the pool of %d networks was full %.1f s after the last Down\n", pair, n, took.Seconds())
+				fmt.Fprintf(os.Stderr, "swarm: pair %d: the pool of %d networks was full %.1f s after the last Down\n", pair, pool, took.Seconds())
 			}
 			settle(ctx)
 			id := fmt.Sprintf("%s%s-%d-%d", classPrefix, side.name, n, pair)
@@ -125,8 +159,12 @@ func swarmOverhead(ctx context.Context, o options) (*swResult, error) {
 				return nil, err
 			}
 			cpu0 := side.sys.controller.proc().cpu
+			before, _ := side.sys.controller.scrape(ctx)
 			if *side.up, err = side.sys.api.upAndWait(ctx, id, n); err != nil {
 				return nil, fmt.Errorf("%s Up, pair %d: %w", side.name, pair, err)
+			}
+			if after, err := side.sys.controller.scrape(ctx); err == nil {
+				fmt.Fprintf(os.Stderr, "%s: pair %d: the Up's steps: %s\n", side.name, pair, stepTimes(before, after))
 			}
 			*side.cpu = side.sys.controller.proc().cpu - cpu0
 			if *side.down, err = side.sys.api.downAndWait(ctx, id, n, 0); err != nil {
@@ -165,6 +203,16 @@ scripts/swarm-nodes.sh on the same machine, so the swarm's nodes share the same 
 cannot be faster: the ratio is the runtime's overhead. Its Down collects every student on the node
 that holds the work, through a job there (see docs/scale-out.md). Each pair measures the host,
 then the swarm.`)
+	pool := fmt.Sprintf("a pool of %d networks, full before each Up (-sw-pool)", r.o.pool)
+	if r.o.pool < 0 {
+		pool = "a pool with a network for each student, full before each Up (-sw-pool)"
+	} else if r.o.pool == 0 {
+		pool = "no network pool (-sw-pool 0)"
+	}
+	fmt.Fprintf(w, `As a swarm is deployed, Traefik runs on the manager as a plain container and joins each sandbox's
+own network; the controller keeps %s. On the host
+Traefik is on the host's network and joins none; the bench runs none there.
+`, pool)
 	fmt.Fprintln(w, "\nTargets:")
 	verdict := "PASS"
 	if us.median > 1.5 {

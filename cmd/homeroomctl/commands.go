@@ -362,11 +362,15 @@ func (a *app) printClasses(cls []client.Class) error {
 }
 
 func (a *app) deleteCmd() *cobra.Command {
-	return &cobra.Command{
+	var abandon bool
+	cmd := &cobra.Command{
 		Use:   "delete CLASS",
 		Short: "Forget a class that is Down; its artifacts stay",
 		Long: `Forget a class that is Down; its artifacts stay. The server refuses (exit 2)
-while the class is not Down: take it down first (down CLASS --wait).
+while the class is not Down: take it down first (down CLASS --wait). On a swarm
+it also refuses while a lost node holds work of the class not yet collected,
+which is collected once the node is back: --abandon-left-behind deletes the
+class all the same and gives that work up.
 
 ` + exitCodeHelp,
 		Args:              cobra.ExactArgs(1),
@@ -376,7 +380,11 @@ while the class is not Down: take it down first (down CLASS --wait).
 			if err != nil {
 				return err
 			}
-			if err := c.Delete(cmd.Context(), args[0]); err != nil {
+			del := c.Delete
+			if abandon {
+				del = c.DeleteAbandoningLeftBehind
+			}
+			if err := del(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			if a.json() {
@@ -386,6 +394,8 @@ while the class is not Down: take it down first (down CLASS --wait).
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&abandon, "abandon-left-behind", false, "delete even while a lost node holds work of the class not yet collected, giving that work up")
+	return cmd
 }
 
 func (a *app) artifactsCmd() *cobra.Command {

@@ -281,7 +281,18 @@ func TestUpWaitDownDelete(t *testing.T) {
 		t.Fatalf("down --wait -o json: %v %s", err, r.out)
 	}
 
-	e.run("delete", "cs101-a").want(t, exitOK, "class/cs101-a deleted")
+	// Work a lost swarm node still holds keeps the class, unless given up.
+	cur, err := e.store.Get(context.Background(), "cs101-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := cur.Status
+	st.LeftBehind = map[string][]api.LeftBehind{"s1": {{On: "node3", Since: time.Now()}}}
+	if _, err := e.store.UpdateStatus(context.Background(), "cs101-a", cur.Version, st); err != nil {
+		t.Fatal(err)
+	}
+	e.run("delete", "cs101-a").want(t, exitRefused, "work_left_behind", "node3", "abandon")
+	e.run("delete", "cs101-a", "--abandon-left-behind").want(t, exitOK, "class/cs101-a deleted")
 	e.run("get", "cs101-a").want(t, exitRefused, "not_found")
 	e.run("up", "cs101-a").want(t, exitRefused, "not_found")
 }

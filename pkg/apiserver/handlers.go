@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"path"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
@@ -385,18 +387,28 @@ func (s *Server) phase(phase api.Phase) echo.HandlerFunc {
 	}
 }
 
-var errNotDown = errors.New("not down")
+var (
+	errNotDown    = errors.New("not down")
+	errLeftBehind = errors.New("work left behind")
+)
 
 func (s *Server) deleteClass(c echo.Context) error {
 	id, err := classID(c)
 	if err != nil {
 		return err
 	}
+	abandon := false
+	if v := c.QueryParam("abandonLeftBehind"); v != "" {
+		if abandon, err = strconv.ParseBool(v); err != nil {
+			return apiError(http.StatusBadRequest, "invalid_query", fmt.Sprintf("abandonLeftBehind %q is not true or false", v))
+		}
+	}
 	if _, err := s.storedClass(c, id); err != nil {
 		return err
 	}
 	p := who(c)
 	var phase api.Phase
+	var left []string
 	defer s.signIn.forgetClass(id)
 	err = s.store.Delete(c.Request().Context(), id, func(cl *api.Class) error {
 		if err := owns(p, id)(cl); err != nil {
@@ -408,11 +420,28 @@ func (s *Server) deleteClass(c echo.Context) error {
 		if cl.DesiredPhase != api.PhaseDown || cl.Status.Phase != api.PhaseDown || cl.Status.ObservedGeneration != cl.Generation {
 			return errNotDown
 		}
+		// Work left on a lost node is collected once the node is back,
+		// through this record only: forgetting the class would lose it,
+		// unless that is what is asked.
+		if !abandon {
+			for _, st := range slices.Sorted(maps.Keys(cl.Status.LeftBehind)) {
+				for _, lb := range cl.Status.LeftBehind[st] {
+					left = append(left, fmt.Sprintf("%s's on node %s (since %s)", st, lb.On, lb.Since.UTC().Format(time.RFC3339)))
+				}
+			}
+			if len(left) > 0 {
+				return errLeftBehind
+			}
+		}
 		return nil
 	})
 	if errors.Is(err, errNotDown) {
 		return apiError(http.StatusConflict, "not_down",
 			fmt.Sprintf("class %q is %s; bring it Down and wait for phase Down before deleting", id, phase))
+	}
+	if errors.Is(err, errLeftBehind) {
+		return apiError(http.StatusConflict, "work_left_behind",
+			fmt.Sprintf("class %q still has work on nodes that were lost, not yet collected: %s; it is collected once the node is back, and the class can be deleted then; to delete it now and give that work up, add ?abandonLeftBehind=true", id, strings.Join(left, ", ")))
 	}
 	if err != nil {
 		return storeError(err, id)

@@ -377,3 +377,47 @@ func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
+
+// Work a lost node still holds is collected, once the node is back,
+// through the class's record of it: deleting the class is refused while
+// there is some, with what and where, unless the work is given up on
+// purpose.
+func TestDeleteKeepsAClassWithWorkOnALostNode(t *testing.T) {
+	e := newEnv(t)
+	if r := e.do("PUT", "/api/v1/classes/cs101-a", spec); r.code != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.code, r.body)
+	}
+	ctx := context.Background()
+	cur, _ := e.store.Get(ctx, "cs101-a")
+	since := time.Date(2026, 12, 1, 4, 13, 54, 0, time.UTC)
+	if _, err := e.store.UpdateStatus(ctx, "cs101-a", cur.Version, api.ClassStatus{Phase: api.PhaseDown, ObservedGeneration: cur.Generation,
+		LeftBehind: map[string][]api.LeftBehind{"bob": {{On: "ytee37jj84wl", Reason: "the node it was on is down", Since: since, RunID: "20261201T041400Z-abcdef"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("DELETE", "/api/v1/classes/cs101-a", "")
+	if r.code != http.StatusConflict || !strings.Contains(string(r.body), `"work_left_behind"`) ||
+		!strings.Contains(string(r.body), "bob's on node ytee37jj84wl (since 2026-12-01T04:13:54Z)") || !strings.Contains(string(r.body), "abandonLeftBehind=true") {
+		t.Fatalf("delete with work on a lost node: %d %s", r.code, r.body)
+	}
+	if r := e.do("GET", "/api/v1/classes/cs101-a", ""); r.code != http.StatusOK || len(e.class(r).Status.LeftBehind["bob"]) != 1 {
+		t.Fatalf("after the refusal: %d %s", r.code, r.body)
+	}
+	for _, q := range []string{"abandonLeftBehind=yes please", "abandonLeftBehind="} {
+		r := e.do("DELETE", "/api/v1/classes/cs101-a?"+strings.ReplaceAll(q, " ", "%20"), "")
+		if q == "abandonLeftBehind=" {
+			if r.code != http.StatusConflict {
+				t.Errorf("%s: %d %s, want the refusal", q, r.code, r.body)
+			}
+			continue
+		}
+		if r.code != http.StatusBadRequest || !strings.Contains(string(r.body), `"invalid_query"`) {
+			t.Errorf("%s: %d %s, want 400", q, r.code, r.body)
+		}
+	}
+	if r := e.do("DELETE", "/api/v1/classes/cs101-a?abandonLeftBehind=true", ""); r.code != http.StatusNoContent {
+		t.Fatalf("delete giving the work up: %d %s", r.code, r.body)
+	}
+	if r := e.do("GET", "/api/v1/classes/cs101-a", ""); r.code != http.StatusNotFound {
+		t.Errorf("after the delete: %d", r.code)
+	}
+}

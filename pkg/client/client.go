@@ -283,6 +283,13 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 	return c.doJSON(ctx, http.MethodDelete, classPath(id), nil, nil, nil)
 }
 
+// DeleteAbandoningLeftBehind forgets a class that is Down even while a
+// lost swarm node holds work of it not yet collected (which Delete refuses
+// with work_left_behind): that work is given up.
+func (c *Client) DeleteAbandoningLeftBehind(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, classPath(id), url.Values{"abandonLeftBehind": {"true"}}, nil, nil)
+}
+
 // ListTemplates returns the allowlist.
 func (c *Client) ListTemplates(ctx context.Context) ([]Template, error) {
 	var l items[Template]

@@ -109,8 +109,10 @@ func TestClassCalls(t *testing.T) {
 	if cl, err = c.Down(ctx, "cs101-a"); err != nil || cl.DesiredPhase != api.PhaseDown {
 		t.Fatalf("down: %v %+v", err, cl)
 	}
+	// Down, with work a lost node still holds: kept, unless given up.
 	cur, _ := st.Get(ctx, "cs101-a")
-	if _, err := st.UpdateStatus(ctx, "cs101-a", cur.Version, api.ClassStatus{Phase: api.PhaseDown, ObservedGeneration: cur.Generation}); err != nil {
+	if _, err := st.UpdateStatus(ctx, "cs101-a", cur.Version, api.ClassStatus{Phase: api.PhaseDown, ObservedGeneration: cur.Generation,
+		LeftBehind: map[string][]api.LeftBehind{"a": {{On: "node3", Since: time.Now()}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if cl, err = c.GetClass(ctx, "cs101-a"); err != nil || cl.Status.Phase != api.PhaseDown || len(cl.Spec.Students) != 3 {
@@ -120,7 +122,8 @@ func TestClassCalls(t *testing.T) {
 	if err != nil || len(cls) != 1 || cls[0].ID != "cs101-a" {
 		t.Fatalf("list: %v %+v", err, cls)
 	}
-	if err := c.Delete(ctx, "cs101-a"); err != nil {
+	apiError(t, c.Delete(ctx, "cs101-a"), http.StatusConflict, "work_left_behind")
+	if err := c.DeleteAbandoningLeftBehind(ctx, "cs101-a"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.GetClass(ctx, "cs101-a")

@@ -57,6 +57,15 @@ type Places interface {
 	RemoveVolumeOn(ctx context.Context, place, name string) error
 }
 
+// CollectedRemover is a runtime that removes a collected sandbox and its
+// work volumes in one step, the volumes first: on a swarm only the sandbox
+// tells on which node its volumes are, so a crash between the two removals
+// must leave the sandbox, which the next pass removes the same way, rather
+// than volumes nobody can find.
+type CollectedRemover interface {
+	RemoveCollected(ctx context.Context, name string, volumes []string) error
+}
+
 // Artifacts is what the controller needs of the object store: what the
 // collector writes with, and the run index.
 type Artifacts interface {
@@ -270,15 +279,27 @@ func (e *executor) step(ctx context.Context, a Action) error {
 	case StopContainer:
 		return d.StopContainer(ctx, a.Target, e.r.opts.StopGraceSeconds)
 	case RemoveContainer:
+		// Its work volumes go with it: it was collected and verified, or
+		// this step would not run.
+		var volumes []string
+		for _, p := range e.obs.Containers[a.Student].Paths {
+			volumes = append(volumes, api.VolumeName(e.classID(), a.Student, p))
+		}
+		if cr, ok := d.(CollectedRemover); ok {
+			if err := cr.RemoveCollected(ctx, a.Target, volumes); err != nil {
+				return err
+			}
+			e.noteRemoved(a.Student)
+			return nil
+		}
 		if err := d.RemoveContainer(ctx, a.Target); err != nil {
 			return err
 		}
 		failpoint.Hit("container-removed")
-		// Its work volumes go with it: it was collected and verified, or
-		// this step would not run. A crash before they are gone leaves
-		// them for the next Down pass, which sees them stranded.
-		for _, p := range e.obs.Containers[a.Student].Paths {
-			if err := d.RemoveVolume(ctx, api.VolumeName(e.classID(), a.Student, p)); err != nil {
+		// A crash before the volumes are gone leaves them for the next
+		// Down pass, which sees them stranded.
+		for _, v := range volumes {
+			if err := d.RemoveVolume(ctx, v); err != nil {
 				return err
 			}
 		}

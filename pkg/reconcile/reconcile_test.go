@@ -1276,7 +1276,15 @@ func newEnv(t *testing.T) *env {
 	e.docker.beforeRemove = e.checkSafeToRemove
 
 	e.clock.Store(time.Date(2030, 1, 2, 9, 0, 0, 0, time.UTC).UnixNano())
-	e.rec = reconcile.New(e.store, e.docker, e.art, policy.Default(), reconcile.Options{
+	e.rec = e.reconciler(e.docker)
+	t.Cleanup(e.checkInvariants)
+	return e
+}
+
+// reconciler is the env's reconciler on the runtime d (the env's fake
+// Docker, or a wrapper of it).
+func (e *env) reconciler(d reconcile.Docker) *reconcile.Reconciler {
+	return reconcile.New(e.store, d, e.art, policy.Default(), reconcile.Options{
 		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second,
 		// Time moves on every reading, so a status rewritten only because
 		// time passed would show.
@@ -1286,9 +1294,7 @@ func newEnv(t *testing.T) *env {
 			}
 			return time.Unix(0, e.clock.Add(int64(time.Second))).UTC()
 		},
-	}, zaptest.NewLogger(t))
-	t.Cleanup(e.checkInvariants)
-	return e
+	}, zaptest.NewLogger(e.t))
 }
 
 // checkSafeToRemove enforces collect → upload → verify → checkpoint →

@@ -266,3 +266,92 @@ func (d *fakeDocker) left(place string) map[string]string {
 	}
 	return out
 }
+
+// volumesFirst is a runtime that removes a collected sandbox's work volumes
+// before the sandbox, as the swarm's does (reconcile.CollectedRemover):
+// there only the sandbox tells where its volumes are.
+type volumesFirst struct{ *fakeDocker }
+
+func (d volumesFirst) RemoveCollected(ctx context.Context, name string, volumes []string) error {
+	d.mu.Lock()
+	err := d.record("RemoveCollected", d.targetOf(name))
+	hook := d.beforeRemove
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, v := range volumes {
+		d.mu.Lock()
+		vol := d.volumes[v]
+		d.mu.Unlock()
+		if vol == nil {
+			continue
+		}
+		if hook != nil {
+			hook(v, vol.labels)
+		}
+		d.mu.Lock()
+		delete(d.volumes, v)
+		if c := d.lookup(name); c != nil {
+			for target, m := range c.mounts {
+				if m == v {
+					delete(c.mounts, target)
+				}
+			}
+		}
+		d.mu.Unlock()
+	}
+	// Between the two removals, as a crash would stop it.
+	d.mu.Lock()
+	err = d.record("RemoveCollected-sandbox", d.targetOf(name))
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return d.fakeDocker.RemoveContainer(ctx, name)
+}
+
+// Where the runtime removes a collected sandbox's volumes before the
+// sandbox, a Down stopped between the two removals finds the sandbox on
+// the next pass and removes it the same way: nothing is left, and nothing
+// is collected twice.
+func TestARemovalStoppedAfterTheVolumesEndsOnTheNextPass(t *testing.T) {
+	e := newEnv(t)
+	e.rec = e.reconciler(volumesFirst{e.docker})
+	e.bringUp("alice", "bob")
+	e.docker.fail("RemoveCollected-sandbox", cname("alice"), 1)
+	if _, err := e.pass(); err == nil {
+		t.Fatal("pass succeeded although alice's sandbox could not be removed")
+	}
+	if _, ok := e.docker.container(cname("alice")); !ok {
+		t.Fatal("alice's sandbox is gone: the fault did not stop the removal between its two steps")
+	}
+	if v := e.docker.volumeNames(); slices.Contains(v, api.VolumeName(classID, "alice", "/workspace")) {
+		t.Fatalf("alice's volume is still there: %v", v)
+	}
+	manifests := e.art.manifests("alice")
+	e.mustConverge()
+	if n := e.art.manifests("alice"); n != manifests {
+		t.Errorf("alice collected again: %d manifests, then %d", manifests, n)
+	}
+	if v := e.docker.volumeNames(); len(v) != 0 {
+		t.Errorf("volumes left: %v", v)
+	}
+	for _, st := range []string{"alice", "bob"} {
+		if _, ok := e.docker.container(cname(st)); ok {
+			t.Errorf("%s's sandbox is left", st)
+		}
+	}
+	var removals []string
+	for _, c := range e.docker.calls {
+		if strings.HasPrefix(c, "RemoveContainer ") || strings.HasPrefix(c, "RemoveVolume ") {
+			removals = append(removals, c)
+		}
+	}
+	if len(removals) != 2 { // the fake's own two sandbox removals, inside RemoveCollected
+		t.Errorf("the executor removed on its own as well: %v", removals)
+	}
+	if c := e.class(); c.Status.Phase != api.PhaseDown {
+		t.Errorf("phase %s, want Down", c.Status.Phase)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/homeroom/homeroom/internal/failpoint"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/artifacts"
 	"github.com/homeroom/homeroom/pkg/dockerx"
@@ -824,6 +825,11 @@ func serviceSpec(spec dockerx.ContainerSpec) swarm.ServiceSpec {
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny},
 		},
 		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
+		// No virtual address: Traefik reaches the task itself, by its own
+		// address, and nothing else reaches a sandbox; a virtual address
+		// would have each node set up a load balancer for it on the
+		// sandbox's network before the sandbox starts.
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
 }
 
@@ -1054,6 +1060,48 @@ func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// RemoveCollected removes a collected sandbox: its work volumes first,
+// through a job on the node it was pinned to, then its service and its own
+// network. The node is known from the service only: a crash between the
+// two leaves the service (scaled to none), which the next pass removes the
+// same way, and never a volume on a node nobody knows. The job removes the
+// stopped container of the sandbox's task with the volume, and refuses a
+// volume a running container holds.
+func (r *Runtime) RemoveCollected(ctx context.Context, name string, volumes []string) error {
+	s, err := r.service(ctx, name)
+	if cerrdefs.IsNotFound(err) {
+		// Gone already (by hand, or a controller of an earlier release):
+		// the volumes are removed where the runtime last saw it, if known.
+		for _, v := range volumes {
+			if err := r.RemoveVolume(ctx, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	node := s.Spec.Labels[labelNode]
+	if node == "" {
+		if node, err = r.lastNode(ctx, s); err != nil {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+	}
+	if len(volumes) > 0 && node != "" {
+		if err := r.nodeUp(ctx, node); err != nil {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+		for _, v := range volumes {
+			if _, err := r.runJob(ctx, job{kind: "remove-volume", node: node, args: []string{"remove-volume", "-name", v}}); err != nil {
+				return err
+			}
+		}
+	}
+	failpoint.Hit("container-removed")
+	return r.RemoveContainer(ctx, name)
 }
 
 // PlacesUp are the nodes that are ready, by id: where the work volumes a

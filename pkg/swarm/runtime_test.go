@@ -61,6 +61,11 @@ func TestServiceSpecKeepsTheSandboxSpec(t *testing.T) {
 	if r := svc.Mode.Replicated; r == nil || r.Replicas == nil || *r.Replicas != 1 {
 		t.Errorf("one replica: %+v", svc.Mode)
 	}
+	// Traefik reaches the task by its own address: no virtual address,
+	// whose load balancer each node would set up on the sandbox's network.
+	if e := svc.EndpointSpec; e == nil || e.Mode != swarm.ResolutionModeDNSRR || len(e.Ports) != 0 {
+		t.Errorf("endpoint %+v: want DNS round robin and no published port", e)
+	}
 }
 
 func TestStateOfASandbox(t *testing.T) {

@@ -745,6 +745,15 @@ func TestANodeLostMidClass(t *testing.T) {
 		t.Errorf("%s's live volume on node %d: %v", st, moved[st], err)
 	}
 
+	// The Down's controller is killed between removing a sandbox's work
+	// volume and removing the sandbox: the next one still knows the node
+	// the volume was on, and the Down leaves nothing on any node.
+	s.ReplaceController(t, crashing, failpoint.Env+"=container-removed")
+	s.call("POST", "/api/v1/classes/"+s.id+"/down", nil, nil)
+	if st := s.Controller.Wait(4 * time.Minute); !testenv.KilledBy(st, syscall.SIGKILL) {
+		t.Fatalf("the controller was not killed between a sandbox's removals: %v\n%s", st, tail(s.Controller.Output(), 40))
+	}
+	s.RestartController(t)
 	c = s.down()
 	s.collected(c.Status.Run.ID, want, moved)
 }
