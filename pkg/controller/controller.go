@@ -39,6 +39,12 @@ type StagingSweeper interface {
 	SweepStaging(ctx context.Context, now time.Time) (int, error)
 }
 
+// JobSweeper removes the one-shot jobs (the swarm runtime's) that a
+// controller stopped while they ran left behind.
+type JobSweeper interface {
+	SweepJobs(ctx context.Context) (int, error)
+}
+
 // NetworkPool keeps networks made ahead of an Up (the swarm runtime's).
 // Only the leader hands them out: one that stops leading drops its list.
 type NetworkPool interface {
@@ -46,8 +52,8 @@ type NetworkPool interface {
 	DropNetworkPool()
 }
 
-// SweepInterval is how often, at most, the controller sweeps staging: on
-// the first resync, then at the resyncs an interval apart.
+// SweepInterval is how often, at most, the controller sweeps what crashes
+// left (staging objects, jobs), from when it first leads.
 const SweepInterval = time.Hour
 
 // ChangeCounter counts the class writes the controller must act on. A
@@ -421,10 +427,10 @@ func (c *Controller) poll(ctx context.Context) {
 			}
 			seen = versions
 			c.keepNetworkPool(ctx)
+			c.sweep(ctx)
 			if resync {
 				c.enqueueOrphans(ctx, versions)
 				c.measureWorkspaces(ctx)
-				c.sweepStaging(ctx)
 			}
 		}
 	wait:
@@ -554,25 +560,36 @@ func (c *Controller) enqueueAll(ctx context.Context) {
 	}
 }
 
-// sweepStaging asks the runtime, in the background and at most every
-// SweepInterval, to remove the staging objects that crashes left behind.
-func (c *Controller) sweepStaging(ctx context.Context) {
-	s, ok := c.events.(StagingSweeper)
-	if !ok || (!c.lastSweep.IsZero() && time.Since(c.lastSweep) < SweepInterval) || !c.sweeping.CompareAndSwap(false, true) {
+// sweep asks the runtime, in the background, to remove what crashes left
+// behind (staging objects, jobs): as soon as this controller leads, so
+// that what the one before it left goes at once, then every SweepInterval.
+// Only the leader sweeps: another controller's may be in use.
+func (c *Controller) sweep(ctx context.Context) {
+	s, staging := c.events.(StagingSweeper)
+	j, jobs := c.events.(JobSweeper)
+	if !staging && !jobs || !c.leading() || (!c.lastSweep.IsZero() && time.Since(c.lastSweep) < SweepInterval) || !c.sweeping.CompareAndSwap(false, true) {
 		return
 	}
 	c.lastSweep = time.Now()
 	go func() {
 		defer c.sweeping.Store(false)
-		n, err := s.SweepStaging(ctx, time.Now())
-		if err != nil {
-			if ctx.Err() == nil {
+		if staging {
+			n, err := s.SweepStaging(ctx, time.Now())
+			if err != nil && ctx.Err() == nil {
 				c.log.Warn("sweep staging", zap.Error(err))
 			}
-			return
+			if n > 0 {
+				c.log.Info("removed staging objects left behind", zap.Int("objects", n))
+			}
 		}
-		if n > 0 {
-			c.log.Info("removed staging objects left behind", zap.Int("objects", n))
+		if jobs {
+			n, err := j.SweepJobs(ctx)
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("sweep jobs", zap.Error(err))
+			}
+			if n > 0 {
+				c.log.Info("removed jobs left behind", zap.Int("jobs", n))
+			}
 		}
 	}()
 }

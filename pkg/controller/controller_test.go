@@ -294,10 +294,11 @@ func TestCountedChangesArePolledAtOnce(t *testing.T) {
 	}
 }
 
-// sweepingEvents is a runtime that also sweeps staging, counting sweeps.
+// sweepingEvents is a runtime that also sweeps staging and jobs, counting
+// sweeps.
 type sweepingEvents struct {
 	fakeEvents
-	sweeps atomic.Int32
+	sweeps, jobSweeps atomic.Int32
 }
 
 func (s *sweepingEvents) SweepStaging(ctx context.Context, now time.Time) (int, error) {
@@ -305,9 +306,14 @@ func (s *sweepingEvents) SweepStaging(ctx context.Context, now time.Time) (int, 
 	return 0, nil
 }
 
-// The staging sweep runs at the first resync and then at most once every
-// SweepInterval, however often the resync comes.
-func TestStagingIsSweptAtTheFirstResyncOnly(t *testing.T) {
+func (s *sweepingEvents) SweepJobs(ctx context.Context) (int, error) {
+	s.jobSweeps.Add(1)
+	return 0, nil
+}
+
+// The sweeps of staging and of jobs run as soon as the controller leads
+// and then at most once every SweepInterval, however often it polls.
+func TestLeftoversAreSweptOnceWhenLeading(t *testing.T) {
 	rec := newFakeReconciler()
 	l := &fakeLister{versions: map[string]int64{"a": 1}}
 	ev := &sweepingEvents{fakeEvents: fakeEvents{ch: make(chan events.Message)}}
@@ -322,6 +328,9 @@ func TestStagingIsSweptAtTheFirstResyncOnly(t *testing.T) {
 	n := rec.count("a")
 	eventually(t, "ten more resyncs", func() bool { return rec.count("a") >= n+10 })
 	if n := ev.sweeps.Load(); n != 1 {
-		t.Errorf("staging swept %d times in ten resyncs, want once", n)
+		t.Errorf("staging swept %d times in ten polls, want once", n)
+	}
+	if n := ev.jobSweeps.Load(); n != 1 {
+		t.Errorf("jobs swept %d times in ten polls, want once", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/homeroom/homeroom/pkg/api"
@@ -74,6 +75,7 @@ func (r *Runtime) runJob(ctx context.Context, j job) (string, error) {
 			nodes = append(nodes, n.ID)
 		}
 	}
+	defer r.use(spec.Name)()
 	cctx, cancel := r.ctx(ctx)
 	resp, err := r.api.ServiceCreate(cctx, spec, swarm.ServiceCreateOptions{QueryRegistry: false})
 	cancel()
@@ -106,6 +108,32 @@ func (r *Runtime) runJob(ctx context.Context, j job) (string, error) {
 			return "", fmt.Errorf("%s job: not done after %s; waiting on %s", j.kind, r.opts.JobTimeout, strings.Join(waiting, ", "))
 		}
 	}
+}
+
+// SweepJobs removes the jobs a controller stopped while they ran (killed,
+// or crashed) left behind, which nothing would remove: those that no call
+// of this runtime runs, made before this runtime was (a job of another
+// controller, leading a moment ago, may still be running).
+func (r *Runtime) SweepJobs(ctx context.Context) (int, error) {
+	cctx, cancel := r.ctx(ctx)
+	svcs, err := r.api.ServiceList(cctx, swarm.ServiceListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue), filters.Arg("label", labelJob))})
+	cancel()
+	r.Track("service_list", err)
+	if err != nil {
+		return 0, fmt.Errorf("list jobs: %w", err)
+	}
+	n := 0
+	for _, s := range svcs {
+		if r.inUseNow(s.Spec.Name) || !s.Meta.CreatedAt.Before(r.started) {
+			continue
+		}
+		if err := r.removeService(ctx, s.ID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 type taskError struct {

@@ -168,7 +168,7 @@ func (r *Runtime) lookAtPool(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list services: %w", err)
 	}
-	router, err := r.InspectContainer(ctx, r.opts.Router)
+	router, err := r.Client.InspectContainer(ctx, r.opts.Router) // the container, never a service of that name
 	if cerrdefs.IsNotFound(err) {
 		r.DropNetworkPool() // no Traefik to join: no pool
 		return nil

@@ -96,6 +96,11 @@ type Runtime struct {
 	// pinned counts the sandboxes pinned to each node (nil until counted).
 	pinned map[string]int
 	pool   netPool
+	// inUse are the names of the jobs this runtime runs and the staging
+	// objects it uses now, which the sweeps leave alone; started, when the
+	// runtime was made: what a controller before it left is older.
+	inUse   map[string]bool
+	started time.Time
 }
 
 // New wraps the client of a manager's daemon.
@@ -112,7 +117,8 @@ func New(c *dockerx.Client, staging Staging, opts Options) *Runtime {
 	if opts.NodeLostAfter <= 0 {
 		opts.NodeLostAfter = time.Minute
 	}
-	return &Runtime{Client: c, api: c.API(), staging: staging, opts: opts, classOf: map[string]string{}, volumeNode: map[string]string{}, pool: netPool{size: max(opts.NetworkPool, 0)}}
+	return &Runtime{Client: c, api: c.API(), staging: staging, opts: opts, classOf: map[string]string{}, volumeNode: map[string]string{}, pool: netPool{size: max(opts.NetworkPool, 0)},
+		inUse: map[string]bool{}, started: time.Now()}
 }
 
 // CheckManager fails unless the daemon is an active manager of a swarm.
@@ -1231,8 +1237,10 @@ func (r *Runtime) Archive(ctx context.Context, name, path string) (io.ReadCloser
 		return nil, fmt.Errorf("archive %s:%s: %w", name, path, err)
 	}
 	key := stagingKey(class, student, ".tar", time.Now())
+	done := r.use(key)
 	url, err := r.staging.PresignPut(ctx, key, r.opts.JobTimeout, r.opts.StoreEndpoint)
 	if err != nil {
+		done()
 		return nil, err
 	}
 	args := []string{"collect", "-class", class, "-student", student, "-path", path, "-image", r.opts.JobImage, "-put", url}
@@ -1247,13 +1255,18 @@ func (r *Runtime) Archive(ctx context.Context, name, path string) (io.ReadCloser
 	}
 	if _, err := r.runJob(ctx, job{kind: "collect", class: class, student: student, node: node, args: args}); err != nil {
 		_ = r.staging.Remove(context.WithoutCancel(ctx), key)
+		done()
 		return nil, fmt.Errorf("archive %s:%s: %w", name, path, err)
 	}
 	rc, _, err := r.staging.Open(ctx, key)
 	if err != nil {
+		done()
 		return nil, fmt.Errorf("archive %s:%s: read the staged tar: %w", name, path, err)
 	}
-	return &staged{ReadCloser: rc, remove: func() error { return r.staging.Remove(context.WithoutCancel(ctx), key) }}, nil
+	return &staged{ReadCloser: rc, remove: func() error {
+		defer done()
+		return r.staging.Remove(context.WithoutCancel(ctx), key)
+	}}, nil
 }
 
 // StagingMaxAge is how old a staging object must be before SweepStaging
@@ -1272,11 +1285,33 @@ const (
 	stagingTime   = "20060102T150405Z"
 )
 
-// SweepStaging removes the staging objects made before now less
-// StagingMaxAge, and returns how many it removed. The collection and the
-// restore remove theirs once read; these are what a controller that
-// stopped in between, or a job that uploaded after the controller gave up
-// on it, left behind: copies of students' work that nothing reads.
+// use marks a job or a staging object as in use by this runtime until the
+// returned func is called.
+func (r *Runtime) use(name string) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inUse[name] = true
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.inUse, name)
+	}
+}
+
+// inUseNow reports whether this runtime uses the job or staging object.
+func (r *Runtime) inUseNow(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inUse[name]
+}
+
+// SweepStaging removes the staging objects made before this runtime was
+// and not in use by it, and those made before now less StagingMaxAge, and
+// returns how many it removed. The collection and the restore remove
+// theirs once read; these are what a controller that stopped in between,
+// or a job that uploaded after the controller gave up on it, left behind:
+// copies of students' work that nothing reads. Only the leading
+// controller sweeps: another's may be in use.
 func (r *Runtime) SweepStaging(ctx context.Context, now time.Time) (int, error) {
 	keys, err := r.staging.ListKeys(ctx, stagingPrefix)
 	if err != nil {
@@ -1286,7 +1321,8 @@ func (r *Runtime) SweepStaging(ctx context.Context, now time.Time) (int, error) 
 	for _, k := range keys {
 		stamp, _, _ := strings.Cut(k[strings.LastIndexByte(k, '/')+1:], "-")
 		made, err := time.Parse(stagingTime, stamp)
-		if err == nil && now.Sub(made) < StagingMaxAge {
+		before := made.Add(time.Second).Before(r.started) // named to the second
+		if err == nil && (!before || r.inUseNow(k)) && now.Sub(made) < StagingMaxAge {
 			continue
 		}
 		// Older, or named by a version of Homeroom before the time was
@@ -1326,6 +1362,7 @@ func (r *Runtime) CopyTo(ctx context.Context, name, path string, rd io.Reader) e
 		return fmt.Errorf("copy to %s:%s: %w", name, path, err)
 	}
 	key := stagingKey(class, student, ".restore.tar", time.Now())
+	defer r.use(key)()
 	if _, err := r.staging.PutStream(ctx, key, rd, -1, "application/x-tar"); err != nil {
 		return fmt.Errorf("copy to %s:%s: stage: %w", name, path, err)
 	}

@@ -45,3 +45,41 @@ func TestSweepStagingRemovesOnlyWhatWasLeftBehind(t *testing.T) {
 		t.Errorf("the class's work after the sweep: %v, %v", keys, err)
 	}
 }
+
+// What a controller before this one left is swept at once: the staging
+// objects made before this runtime was, except those it uses itself (a
+// name is to the second); those made since stay until they are a day old.
+func TestSweepStagingRemovesWhatAnEarlierControllerLeft(t *testing.T) {
+	ctx := context.Background()
+	store, err := artifacts.New(ctx, testenv.S3(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	r := &Runtime{staging: store, started: started, inUse: map[string]bool{}}
+	before := stagingKey("c2", "alice", ".tar", started.Add(-time.Minute))
+	using := stagingKey("c2", "bob", ".tar", started.Add(-time.Minute))
+	since := stagingKey("c2", "carol", ".restore.tar", started.Add(2*time.Second))
+	for _, k := range []string{before, using, since} {
+		if _, err := store.PutStream(ctx, k, bytes.NewReader([]byte("work")), 4, "application/octet-stream"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := r.use(using)
+	n, err := r.SweepStaging(ctx, started.Add(time.Hour))
+	if err != nil || n != 1 {
+		t.Errorf("sweep removed %d, %v; want 1", n, err)
+	}
+	want := []string{using, since}
+	slices.Sort(want)
+	if keys, err := store.ListKeys(ctx, "staging/c2/"); err != nil || !slices.Equal(keys, want) {
+		t.Errorf("staging after the sweep: %v, %v; want %v", keys, err, want)
+	}
+	done()
+	if n, err := r.SweepStaging(ctx, started.Add(time.Hour)); err != nil || n != 1 {
+		t.Errorf("once no longer in use: removed %d, %v; want 1", n, err)
+	}
+}
