@@ -75,10 +75,10 @@ func (s *System) Start(t testing.TB) {
 }
 
 // RestartController ends the controller with SIGKILL, as a crash would,
-// and starts it again.
-func (s *System) RestartController(t testing.TB) {
+// and starts it again, with env added (a later value of a variable wins).
+func (s *System) RestartController(t testing.TB, env ...string) {
 	t.Helper()
-	s.ReplaceController(t, s.bin)
+	s.ReplaceController(t, s.bin, env...)
 	WaitHTTP(t, s.ControllerURL+"/readyz")
 }
 

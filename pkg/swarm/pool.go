@@ -114,7 +114,7 @@ func (r *Runtime) DropNetworkPool() {
 // until the pool is full again. It does nothing while an Up is taking
 // networks, nor without Traefik. It reports how many networks it made.
 func (r *Runtime) KeepNetworkPool(ctx context.Context) (int, error) {
-	if r.pool.size == 0 || r.opts.Router == "" {
+	if r.opts.Router == "" {
 		return 0, nil
 	}
 	r.mu.Lock()
@@ -122,6 +122,10 @@ func (r *Runtime) KeepNetworkPool(ctx context.Context) (int, error) {
 	p := &r.pool
 	since := now.Sub(p.lastLook)
 	due := now.Sub(p.lastTake) >= poolQuiet && (since >= poolLook || since >= poolRetry && (!p.loaded || len(p.free) < p.size))
+	if p.size == 0 {
+		// No pool: one look, which removes what an earlier pool left.
+		due = !p.loaded && since >= poolRetry
+	}
 	if due {
 		p.lastLook = now
 	}
@@ -198,8 +202,20 @@ func (r *Runtime) lookAtPool(ctx context.Context) error {
 		}
 	}
 	free, spoiled := poolRound(nets, named, joined, r.pool.loaded, r.pool.free, r.pool.taken)
+	var excess []string // a pool made smaller since
+	if len(free) > r.pool.size {
+		free, excess = free[:r.pool.size], free[r.pool.size:]
+	}
 	r.pool.free, r.pool.loaded = free, true
 	r.mu.Unlock()
+	for _, n := range excess {
+		// Traefik off first: then it is left behind by the rules
+		// whatever happens next, and removed here or by a later round.
+		if err := r.Client.Disconnect(ctx, n, r.opts.Router); err != nil {
+			return err
+		}
+		spoiled = append(spoiled, n)
+	}
 	for _, n := range spoiled {
 		// One still in use (a removed service's endpoint not yet
 		// released) is removed by a later round.
