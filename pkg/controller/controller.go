@@ -573,15 +573,8 @@ func (c *Controller) sweep(ctx context.Context) {
 	c.lastSweep = time.Now()
 	go func() {
 		defer c.sweeping.Store(false)
-		if staging {
-			n, err := s.SweepStaging(ctx, time.Now())
-			if err != nil && ctx.Err() == nil {
-				c.log.Warn("sweep staging", zap.Error(err))
-			}
-			if n > 0 {
-				c.log.Info("removed staging objects left behind", zap.Int("objects", n))
-			}
-		}
+		// The jobs first: a job left running may still upload to a
+		// staging object.
 		if jobs {
 			n, err := j.SweepJobs(ctx)
 			if err != nil && ctx.Err() == nil {
@@ -589,6 +582,15 @@ func (c *Controller) sweep(ctx context.Context) {
 			}
 			if n > 0 {
 				c.log.Info("removed jobs left behind", zap.Int("jobs", n))
+			}
+		}
+		if staging {
+			n, err := s.SweepStaging(ctx, time.Now())
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("sweep staging", zap.Error(err))
+			}
+			if n > 0 {
+				c.log.Info("removed staging objects left behind", zap.Int("objects", n))
 			}
 		}
 	}()

@@ -1280,9 +1280,13 @@ func stagingKey(class, student, suffix string, now time.Time) string {
 	return stagingPrefix + class + "/" + student + "/" + now.UTC().Format(stagingTime) + "-" + randomID() + suffix
 }
 
+// stagingTime is to the millisecond: a controller started in the same
+// second as the one before it stopped must tell that one's objects from
+// its own. stagingTimeSeconds named them before.
 const (
-	stagingPrefix = "staging/"
-	stagingTime   = "20060102T150405Z"
+	stagingPrefix      = "staging/"
+	stagingTime        = "20060102T150405.000Z"
+	stagingTimeSeconds = "20060102T150405Z"
 )
 
 // use marks a job or a staging object as in use by this runtime until the
@@ -1321,7 +1325,11 @@ func (r *Runtime) SweepStaging(ctx context.Context, now time.Time) (int, error) 
 	for _, k := range keys {
 		stamp, _, _ := strings.Cut(k[strings.LastIndexByte(k, '/')+1:], "-")
 		made, err := time.Parse(stagingTime, stamp)
-		before := made.Add(time.Second).Before(r.started) // named to the second
+		before := made.Before(r.started)
+		if err != nil {
+			made, err = time.Parse(stagingTimeSeconds, stamp)
+			before = made.Add(time.Second).Before(r.started)
+		}
 		if err == nil && (!before || r.inUseNow(k)) && now.Sub(made) < StagingMaxAge {
 			continue
 		}

@@ -58,22 +58,27 @@ func TestSweepStagingRemovesWhatAnEarlierControllerLeft(t *testing.T) {
 	if err := store.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
 	}
-	started := time.Now()
+	started := time.Date(2026, 12, 1, 15, 8, 39, 871e6, time.UTC)
 	r := &Runtime{staging: store, started: started, inUse: map[string]bool{}}
-	before := stagingKey("c2", "alice", ".tar", started.Add(-time.Minute))
+	// The one before stopped in the second this one started.
+	before := stagingKey("c2", "alice", ".tar", started.Add(-600*time.Millisecond))
 	using := stagingKey("c2", "bob", ".tar", started.Add(-time.Minute))
-	since := stagingKey("c2", "carol", ".restore.tar", started.Add(2*time.Second))
-	for _, k := range []string{before, using, since} {
+	since := stagingKey("c2", "carol", ".restore.tar", started.Add(100*time.Millisecond))
+	// Named to the second by an earlier release: kept unless the whole
+	// second is before the start.
+	oldBefore := "staging/c2/dave/20261201T150838Z-0a1b2c3d4e5f.tar"
+	oldSame := "staging/c2/erin/20261201T150839Z-0a1b2c3d4e5f.tar"
+	for _, k := range []string{before, using, since, oldBefore, oldSame} {
 		if _, err := store.PutStream(ctx, k, bytes.NewReader([]byte("work")), 4, "application/octet-stream"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	done := r.use(using)
 	n, err := r.SweepStaging(ctx, started.Add(time.Hour))
-	if err != nil || n != 1 {
-		t.Errorf("sweep removed %d, %v; want 1", n, err)
+	if err != nil || n != 2 {
+		t.Errorf("sweep removed %d, %v; want 2", n, err)
 	}
-	want := []string{using, since}
+	want := []string{using, since, oldSame}
 	slices.Sort(want)
 	if keys, err := store.ListKeys(ctx, "staging/c2/"); err != nil || !slices.Equal(keys, want) {
 		t.Errorf("staging after the sweep: %v, %v; want %v", keys, err, want)
