@@ -9,9 +9,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/swarm"
 	"github.com/homeroom/homeroom/pkg/api"
-	"github.com/homeroom/homeroom/pkg/dockerx"
 )
 
 // A sandbox kept apart from its classmates has a network of its own, and
@@ -157,20 +155,13 @@ func (r *Runtime) KeepNetworkPool(ctx context.Context) (int, error) {
 // and keeps as free what the pool rules free (see poolRound); it removes
 // what they say was left behind.
 func (r *Runtime) lookAtPool(ctx context.Context) error {
-	cctx, cancel := r.ctx(ctx)
-	nets, err := r.api.NetworkList(cctx, network.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue), filters.Arg("label", labelPool+"=true"))})
-	cancel()
-	r.Track("network_list", err)
+	nets, err := r.poolNetworks(ctx)
 	if err != nil {
-		return fmt.Errorf("list pool networks: %w", err)
+		return err
 	}
-	cctx, cancel = r.ctx(ctx)
-	svcs, err := r.api.ServiceList(cctx, swarm.ServiceListOptions{Filters: dockerx.ManagedFilter("")})
-	cancel()
-	r.Track("service_list", err)
+	svcs, err := r.sandboxes(ctx, "") // jobs are on no network
 	if err != nil {
-		return fmt.Errorf("list services: %w", err)
+		return err
 	}
 	router, err := r.Client.InspectContainer(ctx, r.opts.Router) // the container, never a service of that name
 	if cerrdefs.IsNotFound(err) {
@@ -225,6 +216,19 @@ func (r *Runtime) lookAtPool(ctx context.Context) error {
 		r.Track("network_remove", err)
 	}
 	return nil
+}
+
+// poolNetworks lists the pool's networks, free and taken.
+func (r *Runtime) poolNetworks(ctx context.Context) ([]network.Summary, error) {
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	nets, err := r.api.NetworkList(cctx, network.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue), filters.Arg("label", labelPool+"=true"))})
+	r.Track("network_list", err)
+	if err != nil {
+		return nil, fmt.Errorf("list pool networks: %w", err)
+	}
+	return nets, nil
 }
 
 // poolRound decides, from the pool's networks as the swarm lists them,

@@ -394,13 +394,9 @@ func (r *Runtime) studentNetworks(ctx context.Context, class string) ([]string, 
 	if err != nil || len(svcs) == 0 {
 		return out, err
 	}
-	cctx, cancel := r.ctx(ctx)
-	pooled, err := r.api.NetworkList(cctx, network.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue), filters.Arg("label", labelPool+"=true"))})
-	cancel()
-	r.Track("network_list", err)
+	pooled, err := r.poolNetworks(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list pool networks: %w", err)
+		return nil, err
 	}
 	for _, s := range svcs {
 		for _, a := range s.Spec.TaskTemplate.Networks {
@@ -1028,8 +1024,14 @@ func terminal(s swarm.TaskState) bool {
 // RemoveVolume, which is told that node. A recovery service is no sandbox:
 // it counts on no node.
 func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
-	nets := []string{name} // a network made for the student has its name
 	s, err := r.service(ctx, name)
+	return r.removeSandbox(ctx, name, s, err)
+}
+
+// removeSandbox is RemoveContainer once the service is looked up (err is
+// that lookup's).
+func (r *Runtime) removeSandbox(ctx context.Context, name string, s swarm.Service, err error) error {
+	nets := []string{name} // a network made for the student has its name
 	if err == nil {
 		nets = nets[:0]
 		for _, a := range s.Spec.TaskTemplate.Networks {
@@ -1107,7 +1109,7 @@ func (r *Runtime) RemoveCollected(ctx context.Context, name string, volumes []st
 		}
 	}
 	failpoint.Hit("container-removed")
-	return r.RemoveContainer(ctx, name)
+	return r.removeSandbox(ctx, name, s, nil)
 }
 
 // PlacesUp are the nodes that are ready, by id: where the work volumes a

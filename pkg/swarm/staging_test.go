@@ -16,13 +16,7 @@ import (
 // use and everything outside staging.
 func TestSweepStagingRemovesOnlyWhatWasLeftBehind(t *testing.T) {
 	ctx := context.Background()
-	store, err := artifacts.New(ctx, testenv.S3(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.EnsureBucket(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := stagingStore(t)
 	r := &Runtime{staging: store}
 	now := time.Now()
 	old := stagingKey("c1", "alice", ".tar", now.Add(-StagingMaxAge-time.Minute))
@@ -51,13 +45,7 @@ func TestSweepStagingRemovesOnlyWhatWasLeftBehind(t *testing.T) {
 // name is to the second); those made since stay until they are a day old.
 func TestSweepStagingRemovesWhatAnEarlierControllerLeft(t *testing.T) {
 	ctx := context.Background()
-	store, err := artifacts.New(ctx, testenv.S3(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.EnsureBucket(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := stagingStore(t)
 	started := time.Date(2026, 12, 1, 15, 8, 39, 871e6, time.UTC)
 	r := &Runtime{staging: store, started: started, inUse: map[string]bool{}}
 	// The one before stopped in the second this one started.
@@ -87,4 +75,17 @@ func TestSweepStagingRemovesWhatAnEarlierControllerLeft(t *testing.T) {
 	if n, err := r.SweepStaging(ctx, started.Add(time.Hour)); err != nil || n != 1 {
 		t.Errorf("once no longer in use: removed %d, %v; want 1", n, err)
 	}
+}
+
+// stagingStore is a real object store, its bucket made.
+func stagingStore(t *testing.T) *artifacts.Store {
+	t.Helper()
+	store, err := artifacts.New(context.Background(), testenv.S3(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.EnsureBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
