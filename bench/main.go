@@ -1412,7 +1412,7 @@ func procOf(pid int) procStats {
 const clockTicks = 100
 
 type scrape struct {
-	calls, passes, poolFree float64
+	calls, passes, poolFree, poolWarm float64
 	// steps are, by step kind, the seconds spent in it and its count.
 	steps map[string][2]float64
 }
@@ -1449,6 +1449,8 @@ func (p *process) scrape(ctx context.Context) (scrape, error) {
 			s.passes += v
 		case f[0] == "homeroom_swarm_network_pool_free":
 			s.poolFree = v
+		case f[0] == "homeroom_swarm_network_pool_warm":
+			s.poolWarm = v
 		case strings.HasPrefix(f[0], "homeroom_step_duration_seconds_sum{"), strings.HasPrefix(f[0], "homeroom_step_duration_seconds_count{"):
 			_, step, _ := strings.Cut(f[0], `step="`)
 			step, _, _ = strings.Cut(step, `"`)

@@ -53,19 +53,19 @@ func stepTimes(before, after scrape) string {
 }
 
 // waitForPool waits until the swarm's controller holds n networks made
-// ahead of an Up, and says how long that took.
+// ahead of an Up, each set up on its node, and says how long that took.
 func waitForPool(ctx context.Context, sys *system, n int) (time.Duration, error) {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	for {
 		s, err := sys.controller.scrape(ctx)
-		if err == nil && s.poolFree >= float64(n) {
+		if err == nil && s.poolFree >= float64(n) && s.poolWarm >= float64(n) {
 			return time.Since(begin), nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("the network pool holds %.0f of %d after %s", s.poolFree, n, time.Since(begin).Round(time.Second))
+			return 0, fmt.Errorf("the network pool holds %.0f of %d, %.0f set up on their node, after %s", s.poolFree, n, s.poolWarm, time.Since(begin).Round(time.Second))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}

@@ -122,6 +122,10 @@ func run(ctx context.Context) error {
 			Name: "homeroom_swarm_network_pool_free",
 			Help: "Students' own networks made ahead of an Up, with Traefik on them, that no sandbox has taken yet.",
 		}, func() float64 { return float64(sw.PoolFree()) }))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "homeroom_swarm_network_pool_warm",
+			Help: "Free networks of the pool that are set up on their node, where a placeholder task runs on them.",
+		}, func() float64 { return float64(sw.PoolWarm()) }))
 	}
 	rec := reconcile.New(st, rt, art, pol, reconcile.Options{
 		Domain: cfg.Domain, TraefikContainer: cfg.Traefik, RouterURL: strings.TrimSuffix(cfg.TraefikURL, "/"), ForwardAuth: cfg.ForwardAuthAddress(secrets.ForwardAuth), Parallel: o.parallel, GlobalParallel: o.globalParallel, Registerer: reg,

@@ -6,6 +6,7 @@
 //	nodejob collect -class C -student S -path P -image IMG -put URL [-missing-ok]
 //	nodejob restore -class C -student S -path P -template-image IMG -template T -get URL
 //	nodejob remove-volume -name NAME
+//	nodejob wait
 //
 // collect archives the student's work volume for P exactly as the Docker
 // archive API gives it on a single host (a container that mounts the
@@ -26,6 +27,10 @@
 // act only on volumes that carry Homeroom's labels (collect: for that class
 // and student): a volume of the same name made by hand is never read or
 // removed.
+//
+// wait does nothing until it is stopped: it is the placeholder that keeps
+// a pool network set up on its node ahead of an Up. It is run without the
+// Docker socket, as nobody, and answers nothing.
 package main
 
 import (
@@ -37,6 +42,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -59,7 +66,7 @@ const (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nodejob collect|restore|remove-volume [flags]")
+		fmt.Fprintln(os.Stderr, "usage: nodejob collect|restore|remove-volume|wait [flags]")
 		os.Exit(2)
 	}
 	ctx := context.Background()
@@ -71,6 +78,10 @@ func main() {
 		err = restore(ctx, os.Args[2:])
 	case "remove-volume":
 		err = removeVolume(ctx, os.Args[2:])
+	case "wait":
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+		err = wait(ctx, os.Args[2:])
+		stop()
 	default:
 		fmt.Fprintf(os.Stderr, "nodejob: unknown command %q\n", os.Args[1])
 		os.Exit(2)
@@ -79,6 +90,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nodejob:", err)
 		os.Exit(1)
 	}
+}
+
+// wait returns, with no error, once ctx ends: a stop is its normal end.
+func wait(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("wait takes no arguments, got %q", args)
+	}
+	<-ctx.Done()
+	return nil
 }
 
 func docker() (*client.Client, error) {

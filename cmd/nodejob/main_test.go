@@ -56,3 +56,22 @@ func TestCollectOfAMissingVolume(t *testing.T) {
 		t.Errorf("the uploaded tar holds %+v (%v), want no entry", h, err)
 	}
 }
+
+// The placeholder waits until it is stopped, and a stop is no failure.
+func TestWaitEndsCleanlyWhenStopped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- wait(ctx, nil) }()
+	select {
+	case err := <-done:
+		t.Fatalf("wait returned before it was stopped: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("wait stopped: %v, want no error", err)
+	}
+	if err := wait(ctx, []string{"-x"}); err == nil {
+		t.Error("wait with an argument: no error")
+	}
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/homeroom/homeroom/pkg/api"
 )
 
@@ -27,9 +29,30 @@ import (
 // network before it removes the service, so a network once used never
 // looks free again, whatever step a crash stops at: such a network, named
 // by no service and without Traefik, is removed by the next round.
+//
+// A node sets an overlay network up (its namespace, its tunnel, its
+// peers) only when a container there first joins it, and a sandbox that
+// waits for that starts about twice as slowly. So each pool network is
+// made for a node (labelPoolNode), the node with the fewest free ones, and
+// kept set up there by a placeholder: a service of one task on that node
+// that only waits (nodejob wait), hardened like a sandbox, with no socket
+// and nothing to reach. A sandbox placed on a node takes a network warmed
+// there when the pool has one. Once the sandbox runs, its network stays
+// set up for it, and the next round removes the placeholder; a sandbox's
+// removal removes it too, before the network.
 
 // labelPool marks a network made ahead of an Up.
 const labelPool = "homeroom.network-pool"
+
+// labelPoolNode names, on a pool network, the node it is warmed on;
+// labelWarm marks a placeholder service, valued with its network's name.
+const (
+	labelPoolNode = "homeroom.pool-node"
+	labelWarm     = "homeroom.warms"
+)
+
+// warmPrefix begins a placeholder's name; the rest is its network's.
+const warmPrefix = "homeroom-warm-"
 
 // poolQuiet is how long after a network is taken the pool waits before it
 // makes more: the manager's daemon would otherwise join new networks to
@@ -61,10 +84,23 @@ type netPool struct {
 	// never free again, though the swarm may not list the service that
 	// names one yet (or ever, where its making failed).
 	taken map[string]time.Time
+	// nodeOf is the node each pool network was warmed on; ready, the
+	// ready nodes, as the last round saw them.
+	nodeOf map[string]string
+	ready  []string
+	// warm counts the free networks whose placeholder runs; warming, that
+	// one on a ready node does not run yet.
+	warm    int
+	warming bool
+	// unfinished: the last round could not remove a network yet (its
+	// endpoints not released), which the next one, soon, tries again.
+	unfinished bool
 }
 
-// take gives a free network, if the pool has one.
-func (r *Runtime) takeNetwork() (string, bool) {
+// takeNetwork gives a free network, if the pool has one: one warmed on
+// node where it can, else one warmed on no ready node, rather than one a
+// sandbox placed on another node will want.
+func (r *Runtime) takeNetwork(node string) (string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := &r.pool
@@ -72,8 +108,15 @@ func (r *Runtime) takeNetwork() (string, bool) {
 	if !p.loaded || len(p.free) == 0 {
 		return "", false
 	}
-	name := p.free[len(p.free)-1]
-	p.free = p.free[:len(p.free)-1]
+	i := slices.IndexFunc(p.free, func(n string) bool { return p.nodeOf[n] == node })
+	if i < 0 {
+		i = slices.IndexFunc(p.free, func(n string) bool { return !slices.Contains(p.ready, p.nodeOf[n]) })
+	}
+	if i < 0 {
+		i = len(p.free) - 1
+	}
+	name := p.free[i]
+	p.free = slices.Delete(p.free, i, i+1)
 	if p.taken == nil {
 		p.taken = map[string]time.Time{}
 	}
@@ -98,12 +141,19 @@ func (r *Runtime) PoolFree() int {
 	return len(r.pool.free)
 }
 
+// PoolWarm is how many free networks have their placeholder running.
+func (r *Runtime) PoolWarm() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pool.warm
+}
+
 // DropNetworkPool forgets the free networks: a controller that no longer
 // leads must not hand out what the leader may hand out too.
 func (r *Runtime) DropNetworkPool() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pool.loaded, r.pool.free = false, nil
+	r.pool.loaded, r.pool.free, r.pool.warm = false, nil, 0
 }
 
 // KeepNetworkPool does one round of the pool's upkeep when it is due:
@@ -119,10 +169,10 @@ func (r *Runtime) KeepNetworkPool(ctx context.Context) (int, error) {
 	now := time.Now()
 	p := &r.pool
 	since := now.Sub(p.lastLook)
-	due := now.Sub(p.lastTake) >= poolQuiet && (since >= poolLook || since >= poolRetry && (!p.loaded || len(p.free) < p.size))
+	due := now.Sub(p.lastTake) >= poolQuiet && (since >= poolLook || since >= poolRetry && (!p.loaded || len(p.free) < p.size || p.warming || p.unfinished))
 	if p.size == 0 {
 		// No pool: one look, which removes what an earlier pool left.
-		due = !p.loaded && since >= poolRetry
+		due = (!p.loaded || p.unfinished) && since >= poolRetry
 	}
 	if due {
 		p.lastLook = now
@@ -142,24 +192,28 @@ func (r *Runtime) KeepNetworkPool(ctx context.Context) (int, error) {
 		if full || ctx.Err() != nil {
 			return made, ctx.Err()
 		}
-		name, err := r.makePoolNetwork(ctx)
+		name, err := r.makePoolNetwork(ctx, r.poolNode())
+		if name != "" {
+			made++
+			r.giveBack(name)
+		}
 		if err != nil {
 			return made, err
 		}
-		made++
-		r.giveBack(name)
 	}
 }
 
-// lookAtPool reads the pool networks, the services and Traefik's networks,
-// and keeps as free what the pool rules free (see poolRound); it removes
-// what they say was left behind.
+// lookAtPool reads the pool networks, the services, Traefik's networks
+// and the placeholders, and keeps as free what the pool rules free (see
+// poolRound); it removes what they say was left behind, and the
+// placeholders no network needs any more (see warmRound), and makes those
+// a free network lacks.
 func (r *Runtime) lookAtPool(ctx context.Context) error {
 	nets, err := r.poolNetworks(ctx)
 	if err != nil {
 		return err
 	}
-	svcs, err := r.sandboxes(ctx, "") // jobs are on no network
+	svcs, err := r.listSandboxes(ctx, "", true) // jobs are on no network
 	if err != nil {
 		return err
 	}
@@ -171,10 +225,22 @@ func (r *Runtime) lookAtPool(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", r.opts.Router, err)
 	}
-	named := map[string]bool{}
+	warms, err := r.warmServices(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := r.nodes(ctx)
+	if err != nil {
+		return err
+	}
+	named, settled := map[string]bool{}, map[string]bool{}
 	for _, s := range svcs {
+		// A sandbox that ran (or was stopped since) has its network set
+		// up on its node: its placeholder is done.
+		ran := s.Spec.Labels[labelStarted] != "" && (replicas(s) == 0 || s.ServiceStatus != nil && s.ServiceStatus.RunningTasks > 0)
 		for _, n := range s.Spec.TaskTemplate.Networks {
 			named[n.Target] = true
+			settled[n.Target] = settled[n.Target] || ran
 		}
 	}
 	joined := map[string]bool{}
@@ -184,6 +250,19 @@ func (r *Runtime) lookAtPool(ctx context.Context) error {
 			if ep != nil {
 				joined[ep.NetworkID] = true
 			}
+		}
+	}
+	var ready []string
+	for _, n := range nodes {
+		if n.ready() {
+			ready = append(ready, n.ID)
+		}
+	}
+	slices.Sort(ready)
+	nodeOf := map[string]string{}
+	for _, n := range nets {
+		if node := n.Labels[labelPoolNode]; node != "" {
+			nodeOf[n.Name] = node
 		}
 	}
 	r.mu.Lock()
@@ -197,7 +276,9 @@ func (r *Runtime) lookAtPool(ctx context.Context) error {
 	if len(free) > r.pool.size {
 		free, excess = free[:r.pool.size], free[r.pool.size:]
 	}
-	r.pool.free, r.pool.loaded = free, true
+	w := warmRound(nets, free, r.pool.taken, named, settled, nodeOf, ready, warms)
+	r.pool.free, r.pool.loaded, r.pool.nodeOf, r.pool.ready = free, true, nodeOf, ready
+	r.pool.warm, r.pool.warming = w.running, w.warming
 	r.mu.Unlock()
 	for _, n := range excess {
 		// Traefik off first: then it is left behind by the rules
@@ -207,14 +288,29 @@ func (r *Runtime) lookAtPool(ctx context.Context) error {
 		}
 		spoiled = append(spoiled, n)
 	}
+	for _, name := range w.remove {
+		if err := r.removeService(ctx, name); err != nil {
+			return err
+		}
+	}
+	for _, n := range w.make {
+		if err := r.makeWarm(ctx, n, nodeOf[n]); err != nil {
+			return err
+		}
+	}
+	unfinished := false
 	for _, n := range spoiled {
-		// One still in use (a removed service's endpoint not yet
-		// released) is removed by a later round.
+		// One still in use (a removed service's endpoint, or its
+		// placeholder's, not yet released) is removed by a later round.
 		cctx, cancel := r.ctx(ctx)
 		err := r.api.NetworkRemove(cctx, n)
 		cancel()
 		r.Track("network_remove", err)
+		unfinished = unfinished || err != nil && !cerrdefs.IsNotFound(err)
 	}
+	r.mu.Lock()
+	r.pool.unfinished = unfinished
+	r.mu.Unlock()
 	return nil
 }
 
@@ -261,13 +357,37 @@ func poolRound(nets []network.Summary, named, joined map[string]bool, loaded boo
 	return keep, spoiled
 }
 
-// makePoolNetwork makes one network for the pool and puts Traefik on it.
-// One a crash leaves without Traefik is removed by a later round.
-func (r *Runtime) makePoolNetwork(ctx context.Context) (string, error) {
+// poolNode is the ready node with the fewest free networks warmed on it,
+// where the next pool network is made for; "" where none is ready.
+func (r *Runtime) poolNode() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	count := map[string]int{}
+	for _, n := range r.pool.free {
+		count[r.pool.nodeOf[n]]++
+	}
+	best := ""
+	for _, n := range r.pool.ready { // sorted
+		if best == "" || count[n] < count[best] {
+			best = n
+		}
+	}
+	return best
+}
+
+// makePoolNetwork makes one network for the pool, puts Traefik on it and
+// warms it on node. It returns the network's name once Traefik is on it,
+// also where its placeholder then failed: the network serves cold, and a
+// later round makes the placeholder again. One a crash leaves without
+// Traefik is removed by a later round.
+func (r *Runtime) makePoolNetwork(ctx context.Context, node string) (string, error) {
 	name := "homeroom-pool-" + randomID()
+	labels := map[string]string{api.LabelManagedBy: api.ManagedByValue, labelStudentNetwork: "true", labelPool: "true"}
+	if node != "" {
+		labels[labelPoolNode] = node
+	}
 	id, err := r.Client.EnsureNetwork(ctx, name, network.CreateOptions{
-		Driver: "overlay", Attachable: true, Scope: "swarm", Internal: true,
-		Labels: map[string]string{api.LabelManagedBy: api.ManagedByValue, labelStudentNetwork: "true", labelPool: "true"},
+		Driver: "overlay", Attachable: true, Scope: "swarm", Internal: true, Labels: labels,
 	})
 	if err != nil {
 		return "", err
@@ -275,5 +395,128 @@ func (r *Runtime) makePoolNetwork(ctx context.Context) (string, error) {
 	if err := r.Client.Connect(ctx, id, r.opts.Router); err != nil {
 		return "", err
 	}
-	return name, nil
+	if node == "" {
+		return name, nil
+	}
+	r.mu.Lock()
+	if r.pool.nodeOf == nil {
+		r.pool.nodeOf = map[string]string{}
+	}
+	r.pool.nodeOf[name] = node
+	r.mu.Unlock()
+	return name, r.makeWarm(ctx, name, node)
 }
+
+// warmService is a placeholder as a round sees it.
+type warmService struct {
+	Name, Network string
+	Running       bool
+}
+
+// warmServices lists the placeholders, with whether each one's task runs.
+func (r *Runtime) warmServices(ctx context.Context) ([]warmService, error) {
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	svcs, err := r.api.ServiceList(cctx, swarm.ServiceListOptions{Status: true, Filters: filters.NewArgs(
+		filters.Arg("label", api.LabelManagedBy+"="+api.ManagedByValue), filters.Arg("label", labelWarm))})
+	r.Track("service_list", err)
+	if err != nil {
+		return nil, fmt.Errorf("list placeholders: %w", err)
+	}
+	out := make([]warmService, 0, len(svcs))
+	for _, s := range svcs {
+		out = append(out, warmService{Name: s.Spec.Name, Network: s.Spec.Labels[labelWarm],
+			Running: s.ServiceStatus != nil && s.ServiceStatus.RunningTasks > 0})
+	}
+	return out, nil
+}
+
+// warmPlan is what a round does about placeholders.
+type warmPlan struct {
+	remove  []string // placeholders no network needs
+	make    []string // free networks, warmed on a ready node, without one
+	running int      // free networks whose placeholder runs
+	warming bool     // one on a ready node does not run yet
+}
+
+// warmRound decides, from the pool's networks, the free ones, those taken
+// lately, those sandboxes name (by id or name) and those whose sandbox ran
+// (settled), each network's node, the ready nodes and the placeholders,
+// which placeholders go and which are made. A placeholder is kept while
+// its network is free, or taken or named by a sandbox that has not run
+// yet: removing it then would have the node tear the network down just
+// before the sandbox needs it. Every other one (its sandbox ran, or its
+// network is left behind, trimmed or gone) is removed.
+func warmRound(nets []network.Summary, free []string, taken map[string]time.Time, named, settled map[string]bool, nodeOf map[string]string, ready []string, warms []warmService) warmPlan {
+	id := map[string]string{}
+	for _, n := range nets {
+		id[n.Name] = n.ID
+	}
+	var w warmPlan
+	has := map[string]bool{}
+	for _, s := range warms {
+		n := s.Network
+		_, listed := id[n]
+		isFree := slices.Contains(free, n)
+		_, isTaken := taken[n]
+		inUse := named[n] || named[id[n]]
+		ran := settled[n] || settled[id[n]]
+		if listed && (isFree || (isTaken || inUse) && !ran) {
+			has[n] = true
+			if isFree && s.Running {
+				w.running++
+			}
+			continue
+		}
+		w.remove = append(w.remove, s.Name)
+	}
+	for _, n := range free {
+		node := nodeOf[n]
+		if node == "" || !slices.Contains(ready, node) {
+			continue // cold by design, or its node is away
+		}
+		if !has[n] {
+			w.make = append(w.make, n)
+		}
+		w.warming = w.warming || !has[n] || !slices.ContainsFunc(warms, func(s warmService) bool { return s.Network == n && s.Running })
+	}
+	slices.Sort(w.remove)
+	return w
+}
+
+// makeWarm makes the placeholder that keeps network set up on node; one
+// made already is left as it is.
+func (r *Runtime) makeWarm(ctx context.Context, net, node string) error {
+	if r.opts.JobImage == "" {
+		return nil
+	}
+	labels := map[string]string{api.LabelManagedBy: api.ManagedByValue, labelWarm: net}
+	one := uint64(1)
+	spec := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: warmName(net), Labels: labels},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{
+				Image: r.opts.JobImage, Args: []string{"wait"}, Labels: labels,
+				User: "65534:65534", ReadOnly: true, CapabilityDrop: []string{"ALL"},
+				Privileges: &swarm.Privileges{NoNewPrivileges: true},
+			},
+			Resources:     &swarm.ResourceRequirements{Limits: &swarm.Limit{NanoCPUs: 100_000_000, MemoryBytes: 16 << 20, Pids: 16}},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: net}},
+			Placement:     &swarm.Placement{Constraints: []string{"node.id==" + node}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny},
+		},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
+	}
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	_, err := r.api.ServiceCreate(cctx, spec, swarm.ServiceCreateOptions{QueryRegistry: false})
+	r.Track("service_create", err)
+	if err != nil && !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("warm %s on %s: %w", net, node, err)
+	}
+	return nil
+}
+
+// warmName is the placeholder of a pool network.
+func warmName(net string) string { return warmPrefix + strings.TrimPrefix(net, "homeroom-pool-") }

@@ -45,3 +45,74 @@ func TestPoolRoundFreesOnlyNetworksNeverUsed(t *testing.T) {
 		})
 	}
 }
+
+// A placeholder stays while its network is free or about to be used, and
+// goes once the sandbox on it ran, or with the network; a free network
+// warmed on a ready node gets one where it lacks it.
+func TestWarmRoundKeepsPlaceholdersUntilTheirSandboxRan(t *testing.T) {
+	nets := []network.Summary{
+		{ID: "id-free", Name: "pool-free"},       // warm on node a, runs
+		{ID: "id-starting", Name: "pool-start"},  // free, its placeholder not running yet
+		{ID: "id-cold", Name: "pool-cold"},       // free, no placeholder
+		{ID: "id-away", Name: "pool-away"},       // free, warmed on a node that is down
+		{ID: "id-taken", Name: "pool-taken"},     // taken, its service not made yet
+		{ID: "id-made", Name: "pool-made"},       // named by a sandbox not yet run
+		{ID: "id-ran", Name: "pool-ran"},         // named by a sandbox that ran
+		{ID: "id-spoiled", Name: "pool-spoiled"}, // left behind
+		{ID: "id-old", Name: "pool-old"},         // made before placeholders: no node
+	}
+	free := []string{"pool-away", "pool-cold", "pool-free", "pool-old", "pool-start"}
+	taken := map[string]time.Time{"pool-taken": time.Now()}
+	named := map[string]bool{"id-made": true, "id-ran": true}
+	settled := map[string]bool{"id-made": false, "id-ran": true}
+	nodeOf := map[string]string{"pool-free": "a", "pool-start": "b", "pool-cold": "c", "pool-away": "d",
+		"pool-taken": "a", "pool-made": "b", "pool-ran": "c", "pool-spoiled": "a"}
+	ready := []string{"a", "b", "c"}
+	warms := []warmService{
+		{Name: "w-free", Network: "pool-free", Running: true},
+		{Name: "w-start", Network: "pool-start"},
+		{Name: "w-away", Network: "pool-away"},
+		{Name: "w-taken", Network: "pool-taken", Running: true},
+		{Name: "w-made", Network: "pool-made", Running: true},
+		{Name: "w-ran", Network: "pool-ran", Running: true},
+		{Name: "w-spoiled", Network: "pool-spoiled", Running: true},
+		{Name: "w-gone", Network: "pool-gone", Running: true},
+	}
+	w := warmRound(nets, free, taken, named, settled, nodeOf, ready, warms)
+	if want := []string{"w-gone", "w-ran", "w-spoiled"}; !slices.Equal(w.remove, want) {
+		t.Errorf("removes %v, want %v", w.remove, want)
+	}
+	if want := []string{"pool-cold"}; !slices.Equal(w.make, want) {
+		t.Errorf("makes placeholders for %v, want %v", w.make, want)
+	}
+	if w.running != 1 || !w.warming {
+		t.Errorf("%d running, warming %v; want 1 and still warming", w.running, w.warming)
+	}
+	// Once every free network on a ready node has its placeholder
+	// running, the pool is warm; one warmed on a node that is away, or
+	// made before placeholders, does not hold it back.
+	warms = append(warms[:1], warmService{Name: "w-start", Network: "pool-start", Running: true}, warmService{Name: "w-cold", Network: "pool-cold", Running: true})
+	if w := warmRound(nets, free, taken, named, settled, nodeOf, ready, warms); w.running != 3 || w.warming || len(w.make) != 0 {
+		t.Errorf("all warm: %d running, warming %v, makes %v; want 3, false, none", w.running, w.warming, w.make)
+	}
+}
+
+// A sandbox takes a network warmed on its own node while the pool has
+// one; else one warmed nowhere it could be used, and one warmed on another
+// node rather than none.
+func TestTakeNetworkPrefersOneWarmOnTheNode(t *testing.T) {
+	r := &Runtime{}
+	r.pool = netPool{size: 5, loaded: true, free: []string{"n-a1", "n-b1", "n-a2", "n-old", "n-away"},
+		nodeOf: map[string]string{"n-a1": "a", "n-a2": "a", "n-b1": "b", "n-away": "d"}, ready: []string{"a", "b"}}
+	var got []string
+	for _, node := range []string{"b", "a", "b", "b", "a", "a"} {
+		n, ok := r.takeNetwork(node)
+		if !ok {
+			n = "none"
+		}
+		got = append(got, n)
+	}
+	if want := []string{"n-b1", "n-a1", "n-old", "n-away", "n-a2", "none"}; !slices.Equal(got, want) {
+		t.Errorf("took %v, want %v", got, want)
+	}
+}

@@ -142,9 +142,15 @@ func (r *Runtime) ctx(ctx context.Context) (context.Context, context.CancelFunc)
 // sandboxes lists the students' services (not the jobs) of one class, or
 // of all with classID "".
 func (r *Runtime) sandboxes(ctx context.Context, classID string) ([]swarm.Service, error) {
+	return r.listSandboxes(ctx, classID, false)
+}
+
+// listSandboxes is sandboxes, with each one's count of running tasks when
+// status is asked for (the manager counts them for each service).
+func (r *Runtime) listSandboxes(ctx context.Context, classID string, status bool) ([]swarm.Service, error) {
 	cctx, cancel := r.ctx(ctx)
 	defer cancel()
-	svcs, err := r.api.ServiceList(cctx, swarm.ServiceListOptions{Filters: dockerx.ManagedFilter(classID)})
+	svcs, err := r.api.ServiceList(cctx, swarm.ServiceListOptions{Filters: dockerx.ManagedFilter(classID), Status: status})
 	r.Track("service_list", err)
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
@@ -343,9 +349,10 @@ const (
 
 // studentNetwork gives the sandbox its own network when its class network
 // is isolated: internal like the class's, with the swarm's own addresses,
-// and with Traefik on it; one from the pool where it has one. It returns
-// the network to attach the sandbox to, and whether it was the pool's.
-func (r *Runtime) studentNetwork(ctx context.Context, classNet, class, student, name string) (string, bool, error) {
+// and with Traefik on it; one from the pool where it has one, warmed on
+// node where it can. It returns the network to attach the sandbox to, and
+// whether it was the pool's.
+func (r *Runtime) studentNetwork(ctx context.Context, classNet, class, student, name, node string) (string, bool, error) {
 	cctx, cancel := r.ctx(ctx)
 	n, err := r.api.NetworkInspect(cctx, classNet, network.InspectOptions{})
 	cancel()
@@ -357,7 +364,7 @@ func (r *Runtime) studentNetwork(ctx context.Context, classNet, class, student, 
 		return classNet, false, nil
 	}
 	if n.Internal { // the pool's networks are internal
-		if pooled, ok := r.takeNetwork(); ok {
+		if pooled, ok := r.takeNetwork(node); ok {
 			return pooled, true, nil
 		}
 	}
@@ -466,10 +473,9 @@ func (r *Runtime) classOfNetwork(ctx context.Context, id string) (string, error)
 }
 
 // ownNetworks are those of the named networks that are a student's own
-// (made for the student or taken from the pool), by id; a network gone is
-// none.
-func (r *Runtime) ownNetworks(ctx context.Context, names []string) ([]string, error) {
-	var own []string
+// (made for the student or taken from the pool), by id, with the names of
+// the placeholders of those from the pool; a network gone is none.
+func (r *Runtime) ownNetworks(ctx context.Context, names []string) (own, warms []string, err error) {
 	for _, name := range names {
 		cctx, cancel := r.ctx(ctx)
 		n, err := r.api.NetworkInspect(cctx, name, network.InspectOptions{})
@@ -479,13 +485,16 @@ func (r *Runtime) ownNetworks(ctx context.Context, names []string) ([]string, er
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("inspect %s: %w", name, err)
+			return nil, nil, fmt.Errorf("inspect %s: %w", name, err)
 		}
 		if n.Labels[api.LabelManagedBy] == api.ManagedByValue && n.Labels[labelStudentNetwork] == "true" && !slices.Contains(own, n.ID) {
 			own = append(own, n.ID)
+			if n.Labels[labelPool] == "true" {
+				warms = append(warms, warmName(n.Name))
+			}
 		}
 	}
-	return own, nil
+	return own, warms, nil
 }
 
 // removeStudentNetwork removes a student's own network once its service is
@@ -579,7 +588,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, spec dockerx.ContainerSpe
 // names reports whether the service is on the network, which it names by
 // id (as the swarm keeps it) or by name; where that cannot be told, it is.
 func (r *Runtime) names(ctx context.Context, s swarm.Service, network string) bool {
-	ids, err := r.ownNetworks(ctx, []string{network})
+	ids, _, err := r.ownNetworks(ctx, []string{network})
 	if err != nil {
 		return true
 	}
@@ -633,17 +642,23 @@ func (r *Runtime) removeService(ctx context.Context, name string) error {
 	return nil
 }
 
-// serviceFor is the student's service, on the student's own network where
-// the class's keeps sandboxes apart. It names the network it took from the
+// serviceFor is the student's service, pinned to a node, on the student's
+// own network where the class's keeps sandboxes apart: one warmed on that
+// node where the pool has one. It names the network it took from the
 // pool, if it did.
 func (r *Runtime) serviceFor(ctx context.Context, spec dockerx.ContainerSpec) (swarm.ServiceSpec, string, error) {
-	svc := serviceSpec(spec)
+	svc, err := r.place(ctx, serviceSpec(spec))
+	if err != nil {
+		return svc, "", err
+	}
 	nets := svc.TaskTemplate.Networks
 	if len(nets) != 1 {
 		return svc, "", nil
 	}
-	own, fromPool, err := r.studentNetwork(ctx, nets[0].Target, spec.Config.Labels[api.LabelClass], spec.Config.Labels[api.LabelStudent], spec.Name)
+	node := svc.Labels[labelNode]
+	own, fromPool, err := r.studentNetwork(ctx, nets[0].Target, spec.Config.Labels[api.LabelClass], spec.Config.Labels[api.LabelStudent], spec.Name, node)
 	if err != nil {
+		r.unpin(node)
 		return svc, "", err
 	}
 	pooled := ""
@@ -652,14 +667,9 @@ func (r *Runtime) serviceFor(ctx context.Context, spec dockerx.ContainerSpec) (s
 	}
 	if own != nets[0].Target {
 		svc.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: own, Aliases: nets[0].Aliases}}
-		svc.Labels = maps.Clone(svc.Labels)
-		svc.Labels["traefik.swarm.network"] = own
+		svc.Labels["traefik.swarm.network"] = own // place cloned the labels
 	}
-	svc, err = r.place(ctx, svc)
-	if err != nil && pooled != "" {
-		r.giveBack(pooled)
-	}
-	return svc, pooled, err
+	return svc, pooled, nil
 }
 
 // place pins the sandbox to a node, chosen here rather than by the swarm:
@@ -721,6 +731,15 @@ func (r *Runtime) pickNode(ctx context.Context) (string, error) {
 	}
 	r.pinned[best]++
 	return best, nil
+}
+
+// unpin counts a sandbox less on node.
+func (r *Runtime) unpin(node string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pinned != nil && r.pinned[node] > 0 {
+		r.pinned[node]--
+	}
 }
 
 // node is what the runtime needs of a swarm node.
@@ -1042,13 +1061,11 @@ func (r *Runtime) removeSandbox(ctx context.Context, name string, s swarm.Servic
 		if node, err := r.lastNode(ctx, s); err == nil && node != "" {
 			r.mu.Lock()
 			note(r.volumeNode, name, node)
-			if r.pinned != nil && r.pinned[node] > 0 {
-				r.pinned[node]--
-			}
 			r.mu.Unlock()
+			r.unpin(node)
 		}
 	}
-	own, err := r.ownNetworks(ctx, nets)
+	own, warms, err := r.ownNetworks(ctx, nets)
 	if err != nil {
 		return err
 	}
@@ -1061,6 +1078,11 @@ func (r *Runtime) removeSandbox(ctx context.Context, name string, s swarm.Servic
 	}
 	if err := r.removeService(ctx, name); err != nil {
 		return err
+	}
+	for _, w := range warms { // mostly gone already (see pool.go)
+		if err := r.removeService(ctx, w); err != nil {
+			return err
+		}
 	}
 	for _, n := range own {
 		if err := r.removeStudentNetwork(ctx, n); err != nil {

@@ -176,6 +176,9 @@ func (s *system) leftovers() []string {
 		s.t.Fatal(err)
 	}
 	for _, sv := range svcs {
+		if _, ok := sv.Spec.Labels["homeroom.warms"]; ok {
+			continue // the pool's, no class's: see waitForPool
+		}
 		left = append(left, "service "+sv.Spec.Name)
 	}
 	ns, err := s.sw.Nodes[0].NetworkList(ctx, network.ListOptions{Filters: f})
@@ -414,6 +417,9 @@ func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
 	}
 	students := s.up(6)
 	where := s.placement()
+	// The placeholders that kept the taken networks set up on their nodes
+	// go once the sandboxes run; everything below is checked without them.
+	s.waitForPlaceholders(pooled, false)
 	// Each network of the pool is one sandbox's own, and only its.
 	on := map[string]string{}
 	for _, st := range students {
@@ -503,8 +509,75 @@ func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
 	s.waitForPool(2, pooled)
 }
 
-// waitForPool waits until the pool holds n networks with Traefik on them
-// and none of those named not, and returns their names.
+// waitForPlaceholders waits until every one of the networks has a
+// placeholder running on the node it was made for (want), or none has one.
+func (s *system) waitForPlaceholders(nets []string, want bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ok := true
+		for _, n := range nets {
+			if s.placeholderOf(n, want) != want {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("placeholders of %v: want running %v; controller log:\n%s", nets, want, tail(s.Controller.Output(), 40))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// placeholderOf reports whether a placeholder service is on the pool
+// network; with running, only where its container runs on the node the
+// network names, hardened, without the Docker socket.
+func (s *system) placeholderOf(net string, running bool) bool {
+	s.t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", "homeroom.warms="+net))
+	svcs, err := s.sw.Nodes[0].ServiceList(ctx, swarm.ServiceListOptions{Filters: f})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if len(svcs) == 0 || !running {
+		return len(svcs) > 0
+	}
+	nw, err := s.sw.Nodes[0].NetworkInspect(ctx, net, network.InspectOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var k int
+	if _, err := fmt.Sscanf(s.nodeNames()[nw.Labels["homeroom.pool-node"]], "hr-node-%d", &k); err != nil {
+		s.t.Fatalf("pool network %s is made for no node of the swarm: %v", net, nw.Labels)
+	}
+	f.Add("status", "running")
+	cs, err := s.sw.Nodes[k-1].ContainerList(ctx, container.ListOptions{Filters: f})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if len(cs) != 1 {
+		return false
+	}
+	c, err := s.sw.Nodes[k-1].ContainerInspect(ctx, cs[0].ID)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if c.Config.User != "65534:65534" || !c.HostConfig.ReadonlyRootfs || len(c.Mounts) > 0 || !slices.Contains(c.HostConfig.CapDrop, "ALL") {
+		s.t.Fatalf("placeholder on %s runs as %q, read-only %v, mounts %v, dropping %v: want nobody, read-only, no mounts, no capabilities",
+			net, c.Config.User, c.HostConfig.ReadonlyRootfs, c.Mounts, c.HostConfig.CapDrop)
+	}
+	if _, ok := c.NetworkSettings.Networks[net]; !ok {
+		s.t.Fatalf("placeholder of %s is on %v", net, c.NetworkSettings.Networks)
+	}
+	return true
+}
+
+// waitForPool waits until the pool holds n networks with Traefik on them,
+// each warmed by a placeholder on its node, and none of those named not,
+// and returns their names; no placeholder is left on another network.
 func (s *system) waitForPool(n int, not []string) []string {
 	s.t.Helper()
 	ctx := context.Background()
@@ -530,7 +603,17 @@ func (s *system) waitForPool(n int, not []string) []string {
 			stale = stale || slices.Contains(not, nw.Name)
 		}
 		if len(ns) == n && joined == n && !stale {
-			return names
+			ph, err := s.sw.Nodes[0].ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", "homeroom.warms"))})
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			warm := len(ph) == n
+			for _, nw := range names {
+				warm = warm && s.placeholderOf(nw, true)
+			}
+			if warm {
+				return names
+			}
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("the pool holds %v, %d with Traefik on them; want %d, none of %v; controller log:\n%s", names, joined, n, not, tail(s.Controller.Output(), 40))
