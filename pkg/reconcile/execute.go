@@ -691,20 +691,12 @@ func (e *executor) handIn(ctx context.Context, student, name string, late bool) 
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.r.opts.CollectTimeout)
 	defer cancel()
-	res, err := e.r.collector.Collect(cctx, artifacts.Request{
+	_, idx, done, err := e.collectRun(cctx, artifacts.Request{
 		ClassID: classID, Subject: subject, RunID: runID, StudentID: student,
 		Container: name, Rules: artifacts.RulesFor(e.tmpl),
-	})
+	}, start, kind)
 	if err != nil {
-		e.r.metrics.collects.WithLabelValues("failure").Inc()
 		return fmt.Errorf("%s of %s: %w", what, student, err)
-	}
-	e.r.metrics.collects.WithLabelValues("success").Inc()
-	e.r.metrics.collectBytes.Add(float64(res.Uploaded))
-	done := e.r.now()
-	idx, err := e.r.artifacts.WriteRunIndex(ctx, classID, runID, []string{student}, start, done, artifacts.RunInfo{Subject: subject, Kind: kind})
-	if err != nil {
-		return fmt.Errorf("%s index: %w", what, err)
 	}
 	if late {
 		if err := e.openGrading(ctx, classID, subject, &api.DownRun{ID: runID}, idx); err != nil {
@@ -720,6 +712,26 @@ func (e *executor) handIn(ctx context.Context, student, name string, late bool) 
 			st.HandIns = withKey(st.HandIns, student, rec)
 		}
 	})
+}
+
+// collectRun collects one student's container into a run of its own, of
+// kind, begun at start, and writes that run's index: a hand-in's, a late
+// hand-in's, or the work a lost node kept. It returns what was collected,
+// the index, and when the collection was done.
+func (e *executor) collectRun(ctx context.Context, req artifacts.Request, start time.Time, kind string) (*artifacts.Result, *artifacts.RunIndex, time.Time, error) {
+	res, err := e.r.collector.Collect(ctx, req)
+	if err != nil {
+		e.r.metrics.collects.WithLabelValues("failure").Inc()
+		return nil, nil, time.Time{}, err
+	}
+	e.r.metrics.collects.WithLabelValues("success").Inc()
+	e.r.metrics.collectBytes.Add(float64(res.Uploaded))
+	done := e.r.now()
+	idx, err := e.r.artifacts.WriteRunIndex(ctx, req.ClassID, req.RunID, []string{req.StudentID}, start, done, artifacts.RunInfo{Subject: req.Subject, Kind: kind})
+	if err != nil {
+		return nil, nil, time.Time{}, fmt.Errorf("index of run %s: %w", req.RunID, err)
+	}
+	return res, idx, done, nil
 }
 
 // restore copies student's last collected work into their sandbox, made
@@ -862,19 +874,12 @@ func (e *executor) collectLeftBehind(ctx context.Context, student, on string) er
 		return fmt.Errorf("recovery container on %s: %w", on, err)
 	}
 	defer e.r.docker.RemoveContainer(context.WithoutCancel(ctx), spec.Name)
-	res, err := e.r.collector.Collect(ctx, artifacts.Request{
+	res, _, done, err := e.collectRun(ctx, artifacts.Request{
 		ClassID: classID, Subject: subject, RunID: lb.RunID, StudentID: student,
 		Container: spec.Name, Rules: rules,
-	})
+	}, lb.Since, artifacts.RunKindRecovered)
 	if err != nil {
-		e.r.metrics.collects.WithLabelValues("failure").Inc()
 		return fmt.Errorf("work of %s left on %s: %w", student, on, err)
-	}
-	e.r.metrics.collects.WithLabelValues("success").Inc()
-	e.r.metrics.collectBytes.Add(float64(res.Uploaded))
-	done := e.r.now()
-	if _, err := e.r.artifacts.WriteRunIndex(ctx, classID, lb.RunID, []string{student}, lb.Since, done, artifacts.RunInfo{Subject: subject, Kind: artifacts.RunKindRecovered}); err != nil {
-		return fmt.Errorf("recovered run index: %w", err)
 	}
 	files := len(res.Manifest.Files)
 	e.log.Info("collected work left behind", zap.String("studentId", student), zap.String("on", on), zap.String("runId", lb.RunID), zap.Int("files", files))

@@ -54,9 +54,10 @@ const (
 // warmPrefix begins a placeholder's name; the rest is its network's.
 const warmPrefix = "homeroom-warm-"
 
-// poolQuiet is how long after a network is taken the pool waits before it
-// makes more: the manager's daemon would otherwise join new networks to
-// Traefik while it is busy starting the Up that took them.
+// poolQuiet is how long after a network is taken, or a Down's job or
+// staging object was in use, the pool waits before it makes more: the
+// manager's daemon would otherwise join new networks to Traefik while it
+// is busy starting the Up that took them, or running the Down's jobs.
 const poolQuiet = 3 * time.Second
 
 // poolRetry is how soon a round follows one that left the pool short (it
@@ -75,10 +76,13 @@ const poolLook = 30 * time.Second
 // known only to the controller that leads: one that stops leading drops
 // it, and a leader reads it anew from the swarm.
 type netPool struct {
-	size     int
-	loaded   bool      // free was read from the swarm
-	free     []string  // names, free to take
-	lastTake time.Time // when a network was last taken
+	size   int
+	loaded bool     // free was read from the swarm
+	free   []string // names, free to take
+	// lastBusy is when an Up last took a network, or a Down last
+	// collected (a job or a staging object in use): the pool is made up
+	// once both are quiet, not in their way.
+	lastBusy time.Time
 	lastLook time.Time // when the swarm was last looked at
 	// taken holds, with when, the networks this process took lately:
 	// never free again, though the swarm may not list the service that
@@ -88,9 +92,10 @@ type netPool struct {
 	// ready nodes, as the last round saw them.
 	nodeOf map[string]string
 	ready  []string
-	// warm counts the free networks whose placeholder runs; warming, that
-	// one on a ready node does not run yet.
-	warm    int
+	// running are the networks whose placeholder ran at the last round;
+	// warming, that a free one on a ready node had none running then (or
+	// was made since).
+	running map[string]bool
 	warming bool
 	// unfinished: the last round could not remove a network yet (its
 	// endpoints not released), which the next one, soon, tries again.
@@ -104,7 +109,7 @@ func (r *Runtime) takeNetwork(node string) (string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := &r.pool
-	p.lastTake = time.Now()
+	p.lastBusy = time.Now()
 	if !p.loaded || len(p.free) == 0 {
 		return "", false
 	}
@@ -120,7 +125,7 @@ func (r *Runtime) takeNetwork(node string) (string, bool) {
 	if p.taken == nil {
 		p.taken = map[string]time.Time{}
 	}
-	p.taken[name] = p.lastTake
+	p.taken[name] = p.lastBusy
 	return name, true
 }
 
@@ -141,11 +146,24 @@ func (r *Runtime) PoolFree() int {
 	return len(r.pool.free)
 }
 
-// PoolWarm is how many free networks have their placeholder running.
+// busy reports whether an Up or a Down is under way (see lastBusy); the
+// caller holds r.mu.
+func (r *Runtime) busy(now time.Time) bool {
+	return len(r.inUse) > 0 || now.Sub(r.pool.lastBusy) < poolQuiet
+}
+
+// PoolWarm is how many free networks had their placeholder running at
+// the last round.
 func (r *Runtime) PoolWarm() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.pool.warm
+	n := 0
+	for _, name := range r.pool.free {
+		if r.pool.running[name] {
+			n++
+		}
+	}
+	return n
 }
 
 // DropNetworkPool forgets the free networks: a controller that no longer
@@ -153,14 +171,14 @@ func (r *Runtime) PoolWarm() int {
 func (r *Runtime) DropNetworkPool() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pool.loaded, r.pool.free, r.pool.warm = false, nil, 0
+	r.pool.loaded, r.pool.free = false, nil
 }
 
 // KeepNetworkPool does one round of the pool's upkeep when it is due:
 // it reads the free networks from the swarm (once, then every poolLook),
 // removes those a crash or a restarted Traefik spoiled, and makes new ones
 // until the pool is full again. It does nothing while an Up is taking
-// networks, nor without Traefik. It reports how many networks it made.
+// networks or a Down is collecting, nor without Traefik. It reports how many networks it made.
 func (r *Runtime) KeepNetworkPool(ctx context.Context) (int, error) {
 	if r.opts.Router == "" {
 		return 0, nil
@@ -169,7 +187,7 @@ func (r *Runtime) KeepNetworkPool(ctx context.Context) (int, error) {
 	now := time.Now()
 	p := &r.pool
 	since := now.Sub(p.lastLook)
-	due := now.Sub(p.lastTake) >= poolQuiet && (since >= poolLook || since >= poolRetry && (!p.loaded || len(p.free) < p.size || p.warming || p.unfinished))
+	due := !r.busy(now) && (since >= poolLook || since >= poolRetry && (!p.loaded || len(p.free) < p.size || p.warming || p.unfinished))
 	if p.size == 0 {
 		// No pool: one look, which removes what an earlier pool left.
 		due = (!p.loaded || p.unfinished) && since >= poolRetry
@@ -187,7 +205,7 @@ func (r *Runtime) KeepNetworkPool(ctx context.Context) (int, error) {
 	made := 0
 	for {
 		r.mu.Lock()
-		full := !r.pool.loaded || len(r.pool.free) >= r.pool.size || time.Since(r.pool.lastTake) < poolQuiet
+		full := !r.pool.loaded || len(r.pool.free) >= r.pool.size || r.busy(time.Now())
 		r.mu.Unlock()
 		if full || ctx.Err() != nil {
 			return made, ctx.Err()
@@ -278,7 +296,7 @@ func (r *Runtime) lookAtPool(ctx context.Context) error {
 	}
 	w := warmRound(nets, free, r.pool.taken, named, settled, nodeOf, ready, warms)
 	r.pool.free, r.pool.loaded, r.pool.nodeOf, r.pool.ready = free, true, nodeOf, ready
-	r.pool.warm, r.pool.warming = w.running, w.warming
+	r.pool.running, r.pool.warming = w.running, w.warming
 	r.mu.Unlock()
 	for _, n := range excess {
 		// Traefik off first: then it is left behind by the rules
@@ -358,8 +376,12 @@ func poolRound(nets []network.Summary, named, joined map[string]bool, loaded boo
 }
 
 // poolNode is the ready node with the fewest free networks warmed on it,
-// where the next pool network is made for; "" where none is ready.
+// where the next pool network is made for; "" where none is ready, or
+// there is no image to run placeholders with.
 func (r *Runtime) poolNode() string {
+	if r.opts.JobImage == "" {
+		return ""
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	count := map[string]int{}
@@ -403,6 +425,7 @@ func (r *Runtime) makePoolNetwork(ctx context.Context, node string) (string, err
 		r.pool.nodeOf = map[string]string{}
 	}
 	r.pool.nodeOf[name] = node
+	r.pool.warming = true // until a round sees its placeholder run
 	r.mu.Unlock()
 	return name, r.makeWarm(ctx, name, node)
 }
@@ -433,10 +456,10 @@ func (r *Runtime) warmServices(ctx context.Context) ([]warmService, error) {
 
 // warmPlan is what a round does about placeholders.
 type warmPlan struct {
-	remove  []string // placeholders no network needs
-	make    []string // free networks, warmed on a ready node, without one
-	running int      // free networks whose placeholder runs
-	warming bool     // one on a ready node does not run yet
+	remove  []string        // placeholders no network needs
+	make    []string        // free networks, warmed on a ready node, without one
+	running map[string]bool // free networks whose placeholder runs
+	warming bool            // one on a ready node does not run yet
 }
 
 // warmRound decides, from the pool's networks, the free ones, those taken
@@ -452,7 +475,7 @@ func warmRound(nets []network.Summary, free []string, taken map[string]time.Time
 	for _, n := range nets {
 		id[n.Name] = n.ID
 	}
-	var w warmPlan
+	w := warmPlan{running: map[string]bool{}}
 	has := map[string]bool{}
 	for _, s := range warms {
 		n := s.Network
@@ -464,7 +487,7 @@ func warmRound(nets []network.Summary, free []string, taken map[string]time.Time
 		if listed && (isFree || (isTaken || inUse) && !ran) {
 			has[n] = true
 			if isFree && s.Running {
-				w.running++
+				w.running[n] = true
 			}
 			continue
 		}
@@ -478,7 +501,7 @@ func warmRound(nets []network.Summary, free []string, taken map[string]time.Time
 		if !has[n] {
 			w.make = append(w.make, n)
 		}
-		w.warming = w.warming || !has[n] || !slices.ContainsFunc(warms, func(s warmService) bool { return s.Network == n && s.Running })
+		w.warming = w.warming || !w.running[n]
 	}
 	slices.Sort(w.remove)
 	return w

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -85,15 +86,15 @@ func TestWarmRoundKeepsPlaceholdersUntilTheirSandboxRan(t *testing.T) {
 	if want := []string{"pool-cold"}; !slices.Equal(w.make, want) {
 		t.Errorf("makes placeholders for %v, want %v", w.make, want)
 	}
-	if w.running != 1 || !w.warming {
-		t.Errorf("%d running, warming %v; want 1 and still warming", w.running, w.warming)
+	if len(w.running) != 1 || !w.running["pool-free"] || !w.warming {
+		t.Errorf("running %v, warming %v; want pool-free's alone, and still warming", w.running, w.warming)
 	}
 	// Once every free network on a ready node has its placeholder
 	// running, the pool is warm; one warmed on a node that is away, or
 	// made before placeholders, does not hold it back.
 	warms = append(warms[:1], warmService{Name: "w-start", Network: "pool-start", Running: true}, warmService{Name: "w-cold", Network: "pool-cold", Running: true})
-	if w := warmRound(nets, free, taken, named, settled, nodeOf, ready, warms); w.running != 3 || w.warming || len(w.make) != 0 {
-		t.Errorf("all warm: %d running, warming %v, makes %v; want 3, false, none", w.running, w.warming, w.make)
+	if w := warmRound(nets, free, taken, named, settled, nodeOf, ready, warms); len(w.running) != 3 || w.warming || len(w.make) != 0 {
+		t.Errorf("all warm: running %v, warming %v, makes %v; want 3, false, none", w.running, w.warming, w.make)
 	}
 }
 
@@ -103,16 +104,43 @@ func TestWarmRoundKeepsPlaceholdersUntilTheirSandboxRan(t *testing.T) {
 func TestTakeNetworkPrefersOneWarmOnTheNode(t *testing.T) {
 	r := &Runtime{}
 	r.pool = netPool{size: 5, loaded: true, free: []string{"n-a1", "n-b1", "n-a2", "n-old", "n-away"},
-		nodeOf: map[string]string{"n-a1": "a", "n-a2": "a", "n-b1": "b", "n-away": "d"}, ready: []string{"a", "b"}}
+		nodeOf: map[string]string{"n-a1": "a", "n-a2": "a", "n-b1": "b", "n-away": "d"}, ready: []string{"a", "b"},
+		running: map[string]bool{"n-a1": true, "n-b1": true}}
 	var got []string
+	var warm []int // free networks warm after each take
 	for _, node := range []string{"b", "a", "b", "b", "a", "a"} {
 		n, ok := r.takeNetwork(node)
 		if !ok {
 			n = "none"
 		}
 		got = append(got, n)
+		warm = append(warm, r.PoolWarm())
+	}
+	if want := []int{1, 0, 0, 0, 0, 0}; !slices.Equal(warm, want) {
+		t.Errorf("warm after each take: %v, want %v", warm, want)
 	}
 	if want := []string{"n-b1", "n-a1", "n-old", "n-away", "n-a2", "none"}; !slices.Equal(got, want) {
 		t.Errorf("took %v, want %v", got, want)
+	}
+}
+
+// The pool is not made up while a Down collects (a job or a staging object
+// in use), nor in the few seconds after: the manager is busy with it. The
+// runtime here has no daemon, so a round that ran would fail.
+func TestPoolWaitsWhileADownCollects(t *testing.T) {
+	r := &Runtime{opts: Options{Router: "traefik"}, inUse: map[string]bool{}, pool: netPool{size: 2}}
+	done := r.use("homeroom-job-collect-0123")
+	if made, err := r.KeepNetworkPool(context.Background()); made != 0 || err != nil {
+		t.Fatalf("a round while a job runs: made %d, %v", made, err)
+	}
+	done()
+	if made, err := r.KeepNetworkPool(context.Background()); made != 0 || err != nil {
+		t.Fatalf("a round just after the job: made %d, %v", made, err)
+	}
+	r.mu.Lock()
+	due := !r.busy(time.Now().Add(poolQuiet))
+	r.mu.Unlock()
+	if !due {
+		t.Error("the pool still waits once the Down has been quiet for poolQuiet")
 	}
 }

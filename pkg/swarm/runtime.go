@@ -605,14 +605,9 @@ func (r *Runtime) names(ctx context.Context, s swarm.Service, network string) bo
 // and marked started, so that Archive reads the volume as it is rather
 // than as a first start would make it. One left by a crash is made anew.
 func (r *Runtime) recoveryService(ctx context.Context, spec dockerx.ContainerSpec, node string) (string, error) {
-	svc := serviceSpec(spec)
+	svc := pin(serviceSpec(spec), node)
 	svc.TaskTemplate.Networks = nil
-	svc.Labels = maps.Clone(svc.Labels)
-	svc.Labels[labelNode] = node
 	svc.Labels[labelStarted] = "true"
-	svc.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.id==" + node}}
-	none := uint64(0)
-	svc.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &none}}
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := r.ctx(ctx)
 		resp, err := r.api.ServiceCreate(cctx, svc, swarm.ServiceCreateOptions{QueryRegistry: false})
@@ -682,12 +677,18 @@ func (r *Runtime) place(ctx context.Context, svc swarm.ServiceSpec) (swarm.Servi
 	if err != nil {
 		return svc, err
 	}
+	return pin(svc, node), nil
+}
+
+// pin is the service pinned to node, recorded in its labels (a copy), with
+// no replica yet.
+func pin(svc swarm.ServiceSpec, node string) swarm.ServiceSpec {
 	svc.Labels = maps.Clone(svc.Labels)
 	svc.Labels[labelNode] = node
 	svc.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.id==" + node}}
 	none := uint64(0)
 	svc.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &none}}
-	return svc, nil
+	return svc
 }
 
 // pickNode is the ready node with the fewest of Homeroom's sandboxes
@@ -1323,6 +1324,7 @@ func (r *Runtime) use(name string) func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		delete(r.inUse, name)
+		r.pool.lastBusy = time.Now()
 	}
 }
 

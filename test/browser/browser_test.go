@@ -48,8 +48,8 @@ type system struct {
 	admin string
 }
 
-func start(t *testing.T, traefik string) *system {
-	sys := testenv.StartSystem(t, traefik)
+func start(t *testing.T, traefik string, env ...string) *system {
+	sys := testenv.StartSystem(t, traefik, env...)
 	return &system{System: sys, t: t, admin: sys.AdminToken}
 }
 

@@ -729,8 +729,10 @@ func TestANodeLostMidClass(t *testing.T) {
 	}
 	s.RestartController(t)
 	c = s.waitFor("with node 3's students made again", 4*time.Minute, func(c api.Class) bool {
+		// Not the status the killed controller left (its restores
+		// pending, its sandboxes last seen running): the next one's.
 		for _, st := range onNode3 {
-			if _, ok := c.Status.Restored[st]; !ok {
+			if r, ok := c.Status.Restored[st]; !ok || r.Pending {
 				return false
 			}
 		}
@@ -742,7 +744,19 @@ func TestANodeLostMidClass(t *testing.T) {
 		}
 		return running == len(students) && settled(api.PhaseUp)(c)
 	})
+	// The status is written at a pass's end: the swarm itself says where
+	// each runs.
 	moved := s.placement()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); moved = s.placement() {
+		all := true
+		for _, st := range onNode3 {
+			all = all && moved[st] != 0
+		}
+		if all {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	for _, st := range onNode3 {
 		r := c.Status.Restored[st]
 		t.Logf("%s: restored %+v", st, r)

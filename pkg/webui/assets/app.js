@@ -545,8 +545,25 @@ function renderClass(cl, files, grades, week, signal, update, redraw) {
   const remove = async (e) => {
     const ok = await confirmDialog(`Delete ${cl.id}?`, "The class is forgotten. Its collected work stays in the artifact store.", "Delete class");
     if (!ok) { e.currentTarget?.focus?.(); return; }
+    const path = `/api/v1/classes/${encodeURIComponent(cl.id)}`;
     try {
-      await api("DELETE", `/api/v1/classes/${encodeURIComponent(cl.id)}`, { signal });
+      try {
+        await api("DELETE", path, { signal });
+      } catch (ex) {
+        if (ex.code !== "work_left_behind") throw ex;
+        // Work a lost node still holds is collected once the node is
+        // back, and only through the class: deleting it gives that up,
+        // which the teacher must choose in words, never by default.
+        const fresh = await api("GET", path, { signal });
+        const held = Object.entries(fresh.status?.leftBehind || {}).flatMap(([student, lbs]) =>
+          lbs.filter((lb) => !lb.collectedAt).map((lb) => `${student} (on node ${lb.on}, since ${when(lb.since)})`));
+        const give = await confirmDialog("Give up work left on a lost node?",
+          `Work of ${held.length ? held.join(", ") : "some students"} is on a node that was lost and is not collected yet. ` +
+          "It is collected when the node is back, and the class can be deleted then. Deleting now gives that work up for good.",
+          "Delete and give up that work");
+        if (!give) { show("info", `Class ${cl.id} was kept: its work on a lost node is collected when the node is back.`); return; }
+        await api("DELETE", path + "?abandonLeftBehind=true", { signal });
+      }
       show("ok", `Class ${cl.id} was deleted. Its collected work is kept.`);
       location.hash = "#/classes";
     } catch (ex) {
