@@ -466,6 +466,10 @@ func apiError(status int, code, msg string) error {
 	return &httpError{status: status, body: Error{Code: code, Message: msg}}
 }
 
+// statusClientClosed is what a request the client closed is logged and
+// counted with (nginx's 499): no client reads it.
+const statusClientClosed = 499
+
 func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -479,6 +483,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		if m, ok := ee.Message.(string); ok && m != "" {
 			he.body.Message = m
 		}
+	case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
+		// The client went away (a page closed during a wait): no fault
+		// of the server's, and nobody reads the answer. The request's log
+		// line says so with the status proxies use for it.
+		he = &httpError{status: statusClientClosed, body: Error{Code: "client_closed_request", Message: "the client closed the request"}}
 	default:
 		s.log.Error("internal error", zap.String("path", c.Request().URL.Path), zap.Error(err),
 			zap.String("requestId", c.Response().Header().Get(echo.HeaderXRequestID)))

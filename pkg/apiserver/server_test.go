@@ -18,7 +18,10 @@ import (
 	"github.com/homeroom/homeroom/pkg/policy"
 	"github.com/homeroom/homeroom/pkg/store"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 const token = "test-admin-token"
@@ -30,6 +33,7 @@ type env struct {
 	store   *store.Store
 	art     *artifacts.Store
 	uri, db string // the store's server and database, for tests that read it raw
+	logs    *observer.ObservedLogs
 }
 
 func newEnv(t *testing.T) *env {
@@ -71,11 +75,13 @@ func newEnvWrapped(t *testing.T, pol *policy.Policy, wrap func(*store.Store) api
 	if wrap != nil {
 		apiStore = wrap(st)
 	}
-	s := apiserver.New(apiStore, art, pol, token, zaptest.NewLogger(t), reg, reg, opts...)
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zaptest.NewLogger(t).WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, core) }))
+	s := apiserver.New(apiStore, art, pol, token, log, reg, reg, opts...)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	t.Cleanup(s.Close)
-	return &env{t: t, srv: srv, api: s, store: st, art: art, uri: uri, db: db}
+	return &env{t: t, srv: srv, api: s, store: st, art: art, uri: uri, db: db, logs: logs}
 }
 
 type response struct {

@@ -268,3 +268,54 @@ func (e *env) ok2Body(code int, method, path, body string) response {
 	e.t.Helper()
 	return e.okAs(token, code, method, path, body)
 }
+
+// A wait whose client went away (a page closed, a script stopped) is no
+// fault of the server: it is logged as a request the client closed (499),
+// never as an internal error, which an operator would chase.
+func TestAWaitItsClientLeftIsNoInternalError(t *testing.T) {
+	var cs *countingStore
+	e := newEnvWrapped(t, policy.Default(), func(s *store.Store) apiserver.Store {
+		cs = &countingStore{Store: s}
+		return cs
+	}, apiserver.WithLongPoll(time.Minute, testPoll, testPerKey))
+	if r := e.do("PUT", "/api/v1/classes/cs-a", spec); r.code != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.code, r.body)
+	}
+	cur, err := e.store.Get(context.Background(), "cs-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/v1/classes/cs-a?wait=60s&resourceVersion=%d", e.srv.URL, cur.Version), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	before := cs.polls.Load()
+	go func() {
+		// Gone once the server waits: it polls the store's changes.
+		for cs.polls.Load() < before+2 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the wait answered %d before its client left", resp.StatusCode)
+	}
+	var logged []int64
+	for deadline := time.Now().Add(slow); len(logged) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, l := range e.logs.FilterMessage("request").All() {
+			if f := l.ContextMap(); f["route"] == "/api/v1/classes/:id" && f["method"] == "GET" {
+				logged = append(logged, f["code"].(int64))
+			}
+		}
+	}
+	if len(logged) != 1 || logged[0] != 499 {
+		t.Errorf("the wait's request logged with codes %v, want one 499", logged)
+	}
+	for _, l := range e.logs.FilterMessage("internal error").All() {
+		t.Errorf("logged: internal error %v", l.ContextMap())
+	}
+}
