@@ -6,6 +6,7 @@
 //	nodejob collect -class C -student S -path P -image IMG -put URL [-missing-ok]
 //	nodejob restore -class C -student S -path P -template-image IMG -template T -get URL
 //	nodejob remove-volume -name NAME
+//	nodejob volume-sizes
 //	nodejob wait
 //
 // collect archives the student's work volume for P exactly as the Docker
@@ -28,6 +29,11 @@
 // and student): a volume of the same name made by hand is never read or
 // removed.
 //
+// volume-sizes prints each of Homeroom's volumes on this node, one JSON
+// object a line (api.NodeVolume): what the controller checks workspace
+// caps against, as the daemon's disk usage report gives it on one host.
+// The node's id comes from HOMEROOM_NODE, which the swarm fills in.
+//
 // wait does nothing until it is stopped: it is the placeholder that keeps
 // a pool network set up on its node ahead of an Up. It is run without the
 // Docker socket, as nobody, and answers nothing.
@@ -36,6 +42,7 @@ package main
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +54,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
@@ -66,7 +74,7 @@ const (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nodejob collect|restore|remove-volume|wait [flags]")
+		fmt.Fprintln(os.Stderr, "usage: nodejob collect|restore|remove-volume|volume-sizes|wait [flags]")
 		os.Exit(2)
 	}
 	ctx := context.Background()
@@ -78,6 +86,8 @@ func main() {
 		err = restore(ctx, os.Args[2:])
 	case "remove-volume":
 		err = removeVolume(ctx, os.Args[2:])
+	case "volume-sizes":
+		err = volumeSizes(ctx, os.Args[2:], os.Stdout)
 	case "wait":
 		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 		err = wait(ctx, os.Args[2:])
@@ -90,6 +100,40 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nodejob:", err)
 		os.Exit(1)
 	}
+}
+
+// volumeSizes writes each of Homeroom's volumes on this node to w, with
+// its size (the daemon walks every volume to answer).
+func volumeSizes(ctx context.Context, args []string, w io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("volume-sizes takes no arguments, got %q", args)
+	}
+	d, err := docker()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	du, err := d.DiskUsage(cctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.VolumeObject}})
+	if err != nil {
+		return fmt.Errorf("disk usage: %w", err)
+	}
+	enc := json.NewEncoder(w)
+	node := os.Getenv("HOMEROOM_NODE")
+	for _, v := range du.Volumes {
+		if v == nil || v.Labels[api.LabelManagedBy] != api.ManagedByValue {
+			continue
+		}
+		size := int64(-1)
+		if v.UsageData != nil {
+			size = v.UsageData.Size
+		}
+		if err := enc.Encode(api.NodeVolume{Node: node, Name: v.Name, Labels: v.Labels, Size: size}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // wait returns, with no error, once ctx ends: a stop is its normal end.

@@ -3,11 +3,16 @@ package main
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/volume"
+	"github.com/homeroom/homeroom/pkg/api"
 
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/artifacts"
@@ -73,5 +78,52 @@ func TestWaitEndsCleanlyWhenStopped(t *testing.T) {
 	}
 	if err := wait(ctx, []string{"-x"}); err == nil {
 		t.Error("wait with an argument: no error")
+	}
+}
+
+// The measuring job reports Homeroom's volumes on its node, with the
+// node's id and each one's labels and size, and no volume of anyone else.
+func TestVolumeSizesReportsHomeroomsVolumesOnly(t *testing.T) {
+	testenv.Docker(t)
+	ctx := context.Background()
+	d, err := docker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	ours, theirs := "homeroom-vs-test-"+suffix, "not-homeroom-vs-test-"+suffix
+	for name, labels := range map[string]map[string]string{
+		ours:   {api.LabelManagedBy: api.ManagedByValue, api.LabelClass: "vs", api.LabelStudent: "alice"},
+		theirs: {"owner": "someone else"},
+	} {
+		if _, err := d.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.VolumeRemove(context.Background(), name, true) })
+	}
+	t.Setenv("HOMEROOM_NODE", "node-x")
+	var out strings.Builder
+	if err := volumeSizes(ctx, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for line := range strings.Lines(out.String()) {
+		var v api.NodeVolume
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if v.Name == theirs || v.Labels[api.LabelManagedBy] != api.ManagedByValue {
+			t.Errorf("reported a volume that is not Homeroom's: %+v", v)
+		}
+		if v.Name == ours {
+			found = true
+			if v.Node != "node-x" || v.Labels[api.LabelStudent] != "alice" || v.Size < 0 {
+				t.Errorf("reported %+v, want node-x, alice's labels and a size", v)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("%s not reported in:\n%s", ours, out.String())
 	}
 }

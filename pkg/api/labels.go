@@ -96,3 +96,14 @@ func Host(classID, studentID, domain string) string {
 func ArtifactPrefix(classID, runID, studentID string) string {
 	return "classes/" + classID + "/" + runID + "/" + studentID + "/"
 }
+
+// NodeVolume is one of Homeroom's volumes on a swarm node, as the node's
+// measuring job (nodejob volume-sizes) reports it, one JSON object a line:
+// the node's id, the volume's name and labels, and its size in bytes (-1
+// where the node's daemon cannot tell).
+type NodeVolume struct {
+	Node   string            `json:"node"`
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels"`
+	Size   int64             `json:"size"`
+}

@@ -3,11 +3,14 @@ package swarm
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/homeroom/homeroom/pkg/api"
 )
 
@@ -23,19 +26,26 @@ const (
 	labelStarted = "homeroom.started"
 )
 
-// job is one run of cmd/nodejob: on one node, or on every node (global).
+// job is one run of cmd/nodejob: on one node, or on every node (global),
+// or on every node that is ready (global and readyOnly: a node that is
+// down is not waited for).
 type job struct {
 	kind           string
 	class, student string
 	node           string // node id; "" with global
 	global         bool
+	readyOnly      bool
 	args           []string
+	output         bool // its standard output is wanted
 }
 
-// runJob runs the job to its end and removes it. It fails with the node's
-// reason and the job's last output when a task fails, and when the job
-// has not ended within the runtime's JobTimeout (a node that is down holds
-// its task).
+// maxJobOutput bounds the output of a job that is read.
+const maxJobOutput = 64 << 20
+
+// runJob runs the job to its end and removes it, and returns its standard
+// output when asked for. It fails with the node's reason and the job's
+// last output when a task fails, and when the job has not ended within the
+// runtime's JobTimeout (a node that is down holds its task).
 func (r *Runtime) runJob(ctx context.Context, j job) (string, error) {
 	labels := map[string]string{api.LabelManagedBy: api.ManagedByValue, labelJob: j.kind}
 	if j.class != "" {
@@ -49,6 +59,7 @@ func (r *Runtime) runJob(ctx context.Context, j job) (string, error) {
 			ContainerSpec: &swarm.ContainerSpec{
 				Image: r.opts.JobImage, Args: j.args, Labels: labels,
 				Mounts: []mount.Mount{{Type: mount.TypeBind, Source: r.opts.NodeSocket, Target: "/var/run/docker.sock"}},
+				Env:    []string{"HOMEROOM_NODE={{.Node.ID}}"}, // the swarm fills it in
 			},
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
 		},
@@ -72,6 +83,9 @@ func (r *Runtime) runJob(ctx context.Context, j job) (string, error) {
 			return "", fmt.Errorf("%s job: list nodes: %w", j.kind, err)
 		}
 		for _, n := range ns {
+			if j.readyOnly && n.Status.State != swarm.NodeStateReady {
+				continue
+			}
 			nodes = append(nodes, n.ID)
 		}
 	}
@@ -102,7 +116,10 @@ func (r *Runtime) runJob(ctx context.Context, j job) (string, error) {
 			return "", fmt.Errorf("%s job on node %s: %w%s", j.kind, ferr.node, ferr, r.jobOutput(ctx, resp.ID))
 		}
 		if len(waiting) == 0 {
-			return resp.ID, nil
+			if !j.output {
+				return "", nil
+			}
+			return r.jobStdout(ctx, resp.ID)
 		}
 		if wait.wait(ctx) != nil {
 			return "", fmt.Errorf("%s job: not done after %s; waiting on %s", j.kind, r.opts.JobTimeout, strings.Join(waiting, ", "))
@@ -182,6 +199,37 @@ func jobWaiting(ts []swarm.Task, nodes []string) ([]string, *taskError) {
 		}
 	}
 	return waiting, nil
+}
+
+// jobStdout reads what the job's tasks wrote to their standard output.
+func (r *Runtime) jobStdout(ctx context.Context, id string) (string, error) {
+	cctx, cancel := r.ctx(ctx)
+	defer cancel()
+	rc, err := r.api.ServiceLogs(cctx, id, container.LogsOptions{ShowStdout: true})
+	r.Track("service_logs", err)
+	if err != nil {
+		return "", fmt.Errorf("output of job %s: %w", id, err)
+	}
+	defer rc.Close()
+	var out strings.Builder
+	if _, err := stdcopy.StdCopy(&limitWriter{w: &out, n: maxJobOutput}, io.Discard, rc); err != nil {
+		return "", fmt.Errorf("output of job %s: %w", id, err)
+	}
+	return out.String(), nil
+}
+
+// limitWriter writes up to n bytes to w, and fails after.
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > l.n {
+		return 0, fmt.Errorf("more than %d bytes of output", maxJobOutput)
+	}
+	l.n -= len(p)
+	return l.w.Write(p)
 }
 
 // jobOutput is the failed job's last lines, for the reason.

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1183,9 +1184,51 @@ func (r *Runtime) ListVolumes(ctx context.Context, classID string) ([]*volume.Vo
 	return nil, nil
 }
 
-// VolumeSizes measures no workspaces on a swarm: the volumes are on the
-// nodes.
-func (r *Runtime) VolumeSizes(ctx context.Context) ([]*volume.Volume, error) { return nil, nil }
+// VolumeSizes measures the students' work volumes where they are, through
+// a job on every ready node (the manager cannot see another node's
+// volumes), for the workspace cap; nothing while no sandbox exists. A
+// student's volumes count only on the node their sandbox is pinned to: one
+// a lost node kept, back again, is no longer theirs to fill (it is
+// collected and removed as work left behind).
+func (r *Runtime) VolumeSizes(ctx context.Context) ([]*volume.Volume, error) {
+	svcs, err := r.sandboxes(ctx, "")
+	if err != nil || len(svcs) == 0 {
+		return nil, err
+	}
+	out, err := r.runJob(ctx, job{kind: "volume-sizes", global: true, readyOnly: true, output: true, args: []string{"volume-sizes"}})
+	if err != nil {
+		return nil, err
+	}
+	pinned := map[[2]string]string{}
+	for _, s := range svcs {
+		l := s.Spec.Labels
+		if l[labelNode] != "" && l[api.LabelRecovering] == "" {
+			pinned[[2]string{l[api.LabelClass], l[api.LabelStudent]}] = l[labelNode]
+		}
+	}
+	return volumesOn(out, pinned)
+}
+
+// volumesOn reads the measuring job's lines (api.NodeVolume) into volumes
+// with their sizes, leaving out a student's volumes on another node than
+// the one their sandbox is pinned to (pinned, by class and student).
+func volumesOn(out string, pinned map[[2]string]string) ([]*volume.Volume, error) {
+	var vs []*volume.Volume
+	for line := range strings.Lines(out) {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var nv api.NodeVolume
+		if err := json.Unmarshal([]byte(line), &nv); err != nil {
+			return nil, fmt.Errorf("a node's volume sizes: %q: %w", strings.TrimSpace(line), err)
+		}
+		if on, ok := pinned[[2]string{nv.Labels[api.LabelClass], nv.Labels[api.LabelStudent]}]; ok && on != nv.Node {
+			continue
+		}
+		vs = append(vs, &volume.Volume{Name: nv.Name, Labels: nv.Labels, UsageData: &volume.UsageData{Size: nv.Size, RefCount: -1}})
+	}
+	return vs, nil
+}
 
 // RemoveVolume removes a work volume through a job on the node the
 // sandbox last ran on, which removes it only where it carries Homeroom's

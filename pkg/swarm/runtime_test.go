@@ -1,6 +1,9 @@
 package swarm
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -141,5 +144,35 @@ func TestHintsAreBounded(t *testing.T) {
 	note(m, "svc-"+strconv.Itoa(maxRemembered+9), "d")
 	if m["svc-"+strconv.Itoa(maxRemembered+9)] != "d" {
 		t.Error("a hint was not updated")
+	}
+}
+
+// The nodes' reports become volumes with sizes; a student's volume on a
+// node other than their sandbox's (one a lost node kept, back again) does
+// not count towards their cap, and a report that is not one fails the
+// measurement rather than passing for an empty node.
+func TestVolumesOnCountsEachStudentWhereTheirSandboxIs(t *testing.T) {
+	line := func(node, class, student string, size int64) string {
+		b, err := json.Marshal(api.NodeVolume{Node: node, Name: "v-" + student + "-" + node, Size: size,
+			Labels: map[string]string{api.LabelClass: class, api.LabelStudent: student}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b) + "\n"
+	}
+	out := line("n1", "c", "alice", 5<<20) + line("n2", "c", "alice", 900<<20) + "\n" + line("n2", "c", "bob", 7) + line("n3", "d", "carol", -1)
+	vs, err := volumesOn(out, map[[2]string]string{{"c", "alice"}: "n1", {"c", "bob"}: "n2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range vs {
+		got = append(got, fmt.Sprintf("%s=%d", v.Name, v.UsageData.Size))
+	}
+	if want := []string{"v-alice-n1=5242880", "v-bob-n2=7", "v-carol-n3=-1"}; !slices.Equal(got, want) {
+		t.Errorf("volumes %v, want %v", got, want)
+	}
+	if _, err := volumesOn(out+"nodejob: disk usage: permission denied\n", nil); err == nil {
+		t.Error("a line that is no report was taken")
 	}
 }

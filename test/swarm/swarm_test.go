@@ -296,11 +296,23 @@ func (s *system) down() api.Class {
 	return c
 }
 
-// A class of 12 comes Up spread over the three nodes, each student's work
-// (written on the node that runs their sandbox) is collected byte for byte
-// at Down, and Down leaves nothing of the class on any node.
+// A class of 12 comes Up spread over the three nodes; the one student whose
+// workspace passes the template's cap is stopped, named in the status;
+// each student's work (written on the node that runs their sandbox) is
+// collected byte for byte at Down, and Down leaves nothing of the class on
+// any node.
 func TestAClassAcrossThreeNodes(t *testing.T) {
-	s := start(t, "swarm12")
+	// A workspace cap of 2 MiB, which s01's work passes (see work), and
+	// workspaces measured every few seconds.
+	capped := strings.Replace(lostPolicy, "    autosaveMinutes: 1\n", "    workspaceMiB: 2\n", 1)
+	if capped == lostPolicy {
+		t.Fatal("no workspace cap put in the policy")
+	}
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(pol, []byte(capped), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startWith(t, "swarm12", false, "HOMEROOM_POLICY="+pol, "HOMEROOM_RESYNC=3s")
 	students := s.up(12)
 	where := s.placement()
 	if len(where) != len(students) {
@@ -317,7 +329,25 @@ func TestAClassAcrossThreeNodes(t *testing.T) {
 		}
 	}
 	want := s.work(students, where)
-	c := s.down()
+	// The cap holds on a swarm as on one host: s01's workspace, on its
+	// node, is measured there, and s01 alone is stopped, named.
+	c := s.waitFor("with s01 over its workspace cap", 2*time.Minute, func(c api.Class) bool {
+		for _, cond := range c.Status.Conditions {
+			if cond.Type == api.ConditionWorkspaceFull && cond.Status == "True" {
+				return strings.Contains(cond.Message, "s01 (3 MiB)") && !strings.Contains(cond.Message, "s02")
+			}
+		}
+		return false
+	})
+	c = s.waitFor("with s01 stopped", time.Minute, func(c api.Class) bool {
+		for _, st := range c.Status.Students {
+			if (st.ID == "s01") == (st.State == "running") {
+				return false
+			}
+		}
+		return true
+	})
+	c = s.down()
 	s.collected(c.Status.Run.ID, want, where)
 }
 
