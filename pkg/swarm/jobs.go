@@ -88,6 +88,9 @@ func (r *Runtime) runJob(ctx context.Context, j job) (string, error) {
 			}
 			nodes = append(nodes, n.ID)
 		}
+		if j.readyOnly && len(nodes) == 0 {
+			return "", nil // no node is ready: nothing to do it on
+		}
 	}
 	defer r.use(spec.Name)()
 	cctx, cancel := r.ctx(ctx)

@@ -304,14 +304,7 @@ func (s *system) down() api.Class {
 func TestAClassAcrossThreeNodes(t *testing.T) {
 	// A workspace cap of 2 MiB, which s01's work passes (see work), and
 	// workspaces measured every few seconds.
-	capped := strings.Replace(lostPolicy, "    autosaveMinutes: 1\n", "    workspaceMiB: 2\n", 1)
-	if capped == lostPolicy {
-		t.Fatal("no workspace cap put in the policy")
-	}
-	pol := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(pol, []byte(capped), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pol := policyWith(t, "workspaceMiB: 2")
 	s := startWith(t, "swarm12", false, "HOMEROOM_POLICY="+pol, "HOMEROOM_RESYNC=3s")
 	students := s.up(12)
 	where := s.placement()
@@ -417,14 +410,7 @@ func TestCollectionWaitsForANodeThatIsDown(t *testing.T) {
 // networks, makes through Traefik: the class is Up once every sandbox
 // answers there.
 func TestStudentsReachOnlyTheirOwnSandbox(t *testing.T) {
-	ready := strings.Replace(lostPolicy, "    autosaveMinutes: 1\n", "    readiness: {path: /, timeoutSeconds: 120}\n", 1)
-	if ready == lostPolicy {
-		t.Fatal("no readiness check put in the policy")
-	}
-	pol := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(pol, []byte(ready), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pol := policyWith(t, "readiness: {path: /, timeoutSeconds: 120}")
 	// A pool of networks smaller than the class: some sandboxes take one
 	// made ahead, the others have theirs made as they are.
 	s := startWith(t, "swarmroute", true, "HOMEROOM_POLICY="+pol, "HOMEROOM_SWARM_NETWORK_POOL=4")
@@ -687,6 +673,21 @@ const lostPolicy = `templates:
     internet: false
     autosaveMinutes: 1
 `
+
+// policyWith writes lostPolicy's template with line in place of its
+// autosave, and returns the file.
+func policyWith(t *testing.T, line string) string {
+	t.Helper()
+	pol := strings.Replace(lostPolicy, "    autosaveMinutes: 1\n", "    "+line+"\n", 1)
+	if pol == lostPolicy {
+		t.Fatal("lostPolicy has no autosave line to replace")
+	}
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // A worker lost mid-class: its students' sandboxes are made again on the
 // other nodes with their last autosave put back before they start, even
