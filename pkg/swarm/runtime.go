@@ -96,7 +96,10 @@ type Runtime struct {
 	volumeNode map[string]string
 	// pinned counts the sandboxes pinned to each node (nil until counted).
 	pinned map[string]int
-	pool   netPool
+	// volumeAt is the node each work volume was on at the last
+	// measurement (see VolumeSizes), by name.
+	volumeAt map[string]string
+	pool     netPool
 	// inUse are the names of the jobs this runtime runs and the staging
 	// objects it uses now, which the sweeps leave alone; started, when the
 	// runtime was made: what a controller before it left is older.
@@ -670,11 +673,21 @@ func (r *Runtime) serviceFor(ctx context.Context, spec dockerx.ContainerSpec) (s
 
 // place pins the sandbox to a node, chosen here rather than by the swarm:
 // its work volume is on that node, so the swarm must not start it anywhere
-// else (it would start on an empty volume). The service is made with no
-// replica, as a container is made stopped: StartContainer starts it, after
-// whatever must be put into its volume first.
+// else (it would start on an empty volume). A sandbox whose work volume
+// the last measurement saw on a ready node (its service removed by hand,
+// say) goes back there, to its work. The service is made with no replica,
+// as a container is made stopped: StartContainer starts it, after whatever
+// must be put into its volume first.
 func (r *Runtime) place(ctx context.Context, svc swarm.ServiceSpec) (swarm.ServiceSpec, error) {
-	node, err := r.pickNode(ctx)
+	prefer := ""
+	r.mu.Lock()
+	for _, m := range svc.TaskTemplate.ContainerSpec.Mounts {
+		if m.Type == mount.TypeVolume && r.volumeAt[m.Source] != "" {
+			prefer = r.volumeAt[m.Source]
+		}
+	}
+	r.mu.Unlock()
+	node, err := r.pickNode(ctx, prefer)
 	if err != nil {
 		return svc, err
 	}
@@ -692,10 +705,11 @@ func pin(svc swarm.ServiceSpec, node string) swarm.ServiceSpec {
 	return svc
 }
 
-// pickNode is the ready node with the fewest of Homeroom's sandboxes
-// pinned to it, counted once from the swarm and then as this runtime
-// places and removes them; a class spreads over the nodes.
-func (r *Runtime) pickNode(ctx context.Context) (string, error) {
+// pickNode is prefer where it is ready, else the ready node with the
+// fewest of Homeroom's sandboxes pinned to it, counted once from the swarm
+// and then as this runtime places and removes them; a class spreads over
+// the nodes.
+func (r *Runtime) pickNode(ctx context.Context, prefer string) (string, error) {
 	nodes, err := r.nodes(ctx)
 	if err != nil {
 		return "", err
@@ -720,12 +734,13 @@ func (r *Runtime) pickNode(ctx context.Context) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	best := ""
-	for _, n := range nodes {
-		if !n.ready() {
-			continue
-		}
-		if best == "" || r.pinned[n.ID] < r.pinned[best] || (r.pinned[n.ID] == r.pinned[best] && n.ID < best) {
-			best = n.ID
+	if n, ok := nodes[prefer]; ok && n.ready() {
+		best = prefer
+	} else {
+		for _, n := range nodes {
+			if n.ready() && (best == "" || r.pinned[n.ID] < r.pinned[best] || (r.pinned[n.ID] == r.pinned[best] && n.ID < best)) {
+				best = n.ID
+			}
 		}
 	}
 	if best == "" {
@@ -1206,28 +1221,38 @@ func (r *Runtime) VolumeSizes(ctx context.Context) ([]*volume.Volume, error) {
 			pinned[[2]string{l[api.LabelClass], l[api.LabelStudent]}] = l[labelNode]
 		}
 	}
-	return volumesOn(out, pinned)
+	vs, at, err := volumesOn(out, pinned)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.volumeAt = at
+	r.mu.Unlock()
+	return vs, nil
 }
 
 // volumesOn reads the measuring job's lines (api.NodeVolume) into volumes
-// with their sizes, leaving out a student's volumes on another node than
-// the one their sandbox is pinned to (pinned, by class and student).
-func volumesOn(out string, pinned map[[2]string]string) ([]*volume.Volume, error) {
+// with their sizes, and the node of each, leaving out a student's volumes
+// on another node than the one their sandbox is pinned to (pinned, by
+// class and student).
+func volumesOn(out string, pinned map[[2]string]string) ([]*volume.Volume, map[string]string, error) {
 	var vs []*volume.Volume
+	at := map[string]string{}
 	for line := range strings.Lines(out) {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
 		var nv api.NodeVolume
 		if err := json.Unmarshal([]byte(line), &nv); err != nil {
-			return nil, fmt.Errorf("a node's volume sizes: %q: %w", strings.TrimSpace(line), err)
+			return nil, nil, fmt.Errorf("a node's volume sizes: %q: %w", strings.TrimSpace(line), err)
 		}
 		if on, ok := pinned[[2]string{nv.Labels[api.LabelClass], nv.Labels[api.LabelStudent]}]; ok && on != nv.Node {
 			continue
 		}
 		vs = append(vs, &volume.Volume{Name: nv.Name, Labels: nv.Labels, UsageData: &volume.UsageData{Size: nv.Size, RefCount: -1}})
+		at[nv.Name] = nv.Node
 	}
-	return vs, nil
+	return vs, at, nil
 }
 
 // RemoveVolume removes a work volume through a job on the node the

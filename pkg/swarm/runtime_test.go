@@ -3,6 +3,7 @@ package swarm
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -161,7 +162,7 @@ func TestVolumesOnCountsEachStudentWhereTheirSandboxIs(t *testing.T) {
 		return string(b) + "\n"
 	}
 	out := line("n1", "c", "alice", 5<<20) + line("n2", "c", "alice", 900<<20) + "\n" + line("n2", "c", "bob", 7) + line("n3", "d", "carol", -1)
-	vs, err := volumesOn(out, map[[2]string]string{{"c", "alice"}: "n1", {"c", "bob"}: "n2"})
+	vs, at, err := volumesOn(out, map[[2]string]string{{"c", "alice"}: "n1", {"c", "bob"}: "n2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,12 @@ func TestVolumesOnCountsEachStudentWhereTheirSandboxIs(t *testing.T) {
 	if want := []string{"v-alice-n1=5242880", "v-bob-n2=7", "v-carol-n3=-1"}; !slices.Equal(got, want) {
 		t.Errorf("volumes %v, want %v", got, want)
 	}
-	if _, err := volumesOn(out+"nodejob: disk usage: permission denied\n", nil); err == nil {
+	// Where each is, for a sandbox made again: carol's, whose sandbox is
+	// gone, too.
+	if want := map[string]string{"v-alice-n1": "n1", "v-bob-n2": "n2", "v-carol-n3": "n3"}; !maps.Equal(at, want) {
+		t.Errorf("volumes at %v, want %v", at, want)
+	}
+	if _, _, err := volumesOn(out+"nodejob: disk usage: permission denied\n", nil); err == nil {
 		t.Error("a line that is no report was taken")
 	}
 }

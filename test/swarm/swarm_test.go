@@ -340,6 +340,35 @@ func TestAClassAcrossThreeNodes(t *testing.T) {
 		}
 		return true
 	})
+	// A sandbox's service removed by hand is made again on the node that
+	// holds its work, which the Down then collects: a student not on the
+	// node a new sandbox would go to otherwise (the one with the smallest
+	// id, as all hold as many).
+	first := ""
+	for id := range s.nodeNames() {
+		if first == "" || id < first {
+			first = id
+		}
+	}
+	var k1 int
+	fmt.Sscanf(s.nodeNames()[first], "hr-node-%d", &k1)
+	moved := ""
+	for _, st := range students[1:] {
+		if where[st] != k1 {
+			moved = st
+			break
+		}
+	}
+	if err := s.sw.Nodes[0].ServiceRemove(context.Background(), api.ContainerName(s.id, moved)); err != nil {
+		t.Fatal(err)
+	}
+	now := s.placement()
+	for deadline := time.Now().Add(2 * time.Minute); now[moved] == 0 && time.Now().Before(deadline); now = s.placement() {
+		time.Sleep(500 * time.Millisecond)
+	}
+	if now[moved] != where[moved] {
+		t.Fatalf("%s's service, removed by hand, was made again on node %d; its work is on node %d", moved, now[moved], where[moved])
+	}
 	c = s.down()
 	s.collected(c.Status.Run.ID, want, where)
 }
