@@ -1142,7 +1142,7 @@ func (r *Runtime) RemoveCollected(ctx context.Context, name string, volumes []st
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
 		for _, v := range volumes {
-			if _, err := r.runJob(ctx, job{kind: "remove-volume", node: node, args: []string{"remove-volume", "-name", v}}); err != nil {
+			if err := r.removeVolumeJob(ctx, node, v); err != nil {
 				return err
 			}
 		}
@@ -1187,8 +1187,22 @@ func (r *Runtime) RemoveVolumeOn(ctx context.Context, node, name string) error {
 	if err := r.nodeUp(ctx, node); err != nil {
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}
-	_, err := r.runJob(ctx, job{kind: "remove-volume", node: node, args: []string{"remove-volume", "-name", name}})
-	return err
+	return r.removeVolumeJob(ctx, node, name)
+}
+
+// removeVolumeJob removes a work volume through a job on node, or on every
+// node with node "", and forgets where the last measurement saw it there:
+// a sandbox of the same name made later starts afresh wherever it is put.
+func (r *Runtime) removeVolumeJob(ctx context.Context, node, name string) error {
+	if _, err := r.runJob(ctx, job{kind: "remove-volume", node: node, global: node == "", args: []string{"remove-volume", "-name", name}}); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if node == "" || r.volumeAt[name] == node {
+		delete(r.volumeAt, name)
+	}
+	r.mu.Unlock()
+	return nil
 }
 
 // ListVolumes lists the class's work volumes the controller can collect
@@ -1272,8 +1286,7 @@ func (r *Runtime) RemoveVolume(ctx context.Context, name string) error {
 			return fmt.Errorf("remove volume %s: %w", name, err)
 		}
 	}
-	_, err := r.runJob(ctx, job{kind: "remove-volume", node: node, global: node == "", args: []string{"remove-volume", "-name", name}})
-	return err
+	return r.removeVolumeJob(ctx, node, name)
 }
 
 // nodeUp fails, naming the node, unless the node is ready: work on a node
