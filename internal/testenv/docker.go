@@ -141,16 +141,24 @@ func SaveFile(t testing.TB, d *dockerx.Client, classID, student, name, body stri
 }
 
 // PutFile stores body at url, a lab sandbox's PUT /files/<path>, through c,
-// asking again (50 times, 100 ms apart) while the sandbox does not listen
-// yet or answers anything but 201 Created.
+// asking again 100 ms apart while the sandbox does not listen yet or
+// answers anything but 201 Created, for at most a minute in all: a sandbox
+// that does not answer at all (c's timeout at every attempt) fails the test
+// then, not after fifty timeouts.
 func PutFile(t testing.TB, c *http.Client, url string, body []byte) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	var err error
-	for i := 0; i < 50; i++ {
-		if i > 0 {
-			time.Sleep(100 * time.Millisecond)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("PUT %s: %v (%d attempts over a minute)", url, err, attempt)
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
-		req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
 		var resp *http.Response
 		if resp, err = c.Do(req); err == nil {
 			resp.Body.Close()
@@ -160,5 +168,4 @@ func PutFile(t testing.TB, c *http.Client, url string, body []byte) {
 			err = fmt.Errorf("status %s", resp.Status)
 		}
 	}
-	t.Fatalf("PUT %s: %v", url, err)
 }
