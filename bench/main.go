@@ -151,7 +151,7 @@ func run(ctx context.Context) error {
 	o.defaults = true
 	flag.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "bin", "versitygw", "keep-logs", "controller-args":
+		case "bin", "versitygw", "keep-logs":
 		default:
 			o.defaults = false
 		}
