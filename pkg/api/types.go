@@ -241,6 +241,10 @@ type ClassStatus struct {
 	// UpSeconds are how long the class's last Ups took, oldest first (at
 	// most MaxUpSeconds): a scheduled Up starts that much earlier.
 	UpSeconds []float64 `json:"upSeconds,omitempty" bson:"upSeconds,omitempty"`
+	// UpAt is when the current Up first had every student running. A
+	// sandbox lost and made again later does not move it: that is a repair
+	// of a class that came Up, not another Up.
+	UpAt *time.Time `json:"upAt,omitempty" bson:"upAt,omitempty"`
 	// HandIns are the students' collections on request, by student id.
 	HandIns map[string]HandIn `json:"handIns,omitempty" bson:"handIns,omitempty"`
 	// Late are the students' late hand-ins after a Down, by student id:

@@ -1358,14 +1358,20 @@ func (e *env) now() time.Time { return time.Unix(0, e.clock.Load()).UTC() }
 func (e *env) advance(d time.Duration) { e.clock.Add(int64(d)) }
 
 func (e *env) putClass(phase api.Phase, students ...string) {
-	e.store.put(api.Class{
+	c := api.Class{
 		ID:           classID,
 		Spec:         api.ClassSpec{Subject: "cs", Template: "sandbox", Students: students},
 		DesiredPhase: phase,
 		Generation:   1,
 		Version:      1,
 		Status:       api.ClassStatus{Phase: api.PhasePending},
-	})
+	}
+	if phase == api.PhaseUp {
+		// As the apiserver records an Up asked for.
+		since := e.now()
+		c.UpSince = &since
+	}
+	e.store.put(c)
 }
 
 func (e *env) pass() (reconcile.Result, error) {
@@ -2128,5 +2134,61 @@ func TestASandboxRemovedByHandIsADriftRepair(t *testing.T) {
 	e.mustConverge()
 	if got := repairs(); got < 2 {
 		t.Errorf("homeroom_drift_repairs_total = %v after bob's sandbox was made again, want its create and start", got)
+	}
+}
+
+// A pass may also see the sandbox docker rm -f is removing, with no restart
+// pause to wait out: the class is Provisioning meanwhile, and the sandbox
+// made again is still a repair of a class that came Up, whose Up took as
+// long as it did the first time, not until the repair.
+func TestASandboxSeenBeingRemovedIsADriftRepair(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	e.rec = reconcile.New(e.store, e.docker, e.art, policy.Default(), reconcile.Options{
+		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second, Registerer: reg, Now: e.now,
+	}, zaptest.NewLogger(t))
+	e.frozen.Store(true)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	e.clock.Add(int64(3 * time.Second)) // the Up takes a while
+	e.mustConverge()
+	up := e.class().Status.UpSeconds
+	if len(up) != 1 || e.class().Status.UpAt == nil {
+		t.Fatalf("after the Up: upSeconds %v, upAt %v; want one Up, and when", up, e.class().Status.UpAt)
+	}
+	upAt := *e.class().Status.UpAt
+
+	e.docker.mu.Lock()
+	e.docker.lookup(cname("bob")).state = "removing"
+	e.docker.mu.Unlock()
+	if _, err := e.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.class().Status.Phase; p != api.PhaseProvisioning {
+		t.Fatalf("phase %s while bob's sandbox is being removed", p)
+	}
+	e.docker.mu.Lock()
+	delete(e.docker.containers, e.docker.lookup(cname("bob")).id)
+	e.docker.mu.Unlock()
+	e.clock.Add(int64(time.Hour))
+	e.mustConverge()
+	c := e.class()
+	if c.Status.Phase != api.PhaseUp {
+		t.Fatalf("phase %s after the repair", c.Status.Phase)
+	}
+	var repairs float64
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "homeroom_drift_repairs_total" {
+			repairs = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if repairs < 2 {
+		t.Errorf("homeroom_drift_repairs_total = %v after bob's sandbox was made again, want its create and start", repairs)
+	}
+	if !slices.Equal(c.Status.UpSeconds, up) {
+		t.Errorf("upSeconds %v after the repair, want %v: the repair is not another Up", c.Status.UpSeconds, up)
+	}
+	if c.Status.UpAt == nil || !c.Status.UpAt.Equal(upAt) {
+		t.Errorf("upAt %v after the repair, want %v", c.Status.UpAt, upAt)
 	}
 }

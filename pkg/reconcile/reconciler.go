@@ -185,13 +185,14 @@ func (r *Reconciler) now() time.Time {
 	return time.Now().UTC().Truncate(time.Millisecond)
 }
 
-// restartingAfterUp reports whether a sandbox of the class stopped and waits
-// out its restart pause (Ready says SandboxesRestarting). That is nearly
-// always after the class came Up; a sandbox that crashes at its very first
-// start also says so, and then its class's Up latency goes unobserved.
-func restartingAfterUp(c *api.Class) bool {
-	ready := api.FindCondition(c.Status.Conditions, api.ConditionReady)
-	return ready != nil && ready.Reason == reasonRestarting
+// upAt is when the class's current Up first had every student running,
+// or nil before that (and for a class not Up).
+func upAt(c *api.Class) *time.Time {
+	at := c.Status.UpAt
+	if c.DesiredPhase != api.PhaseUp || c.UpSince == nil || at == nil || at.Before(*c.UpSince) {
+		return nil
+	}
+	return at
 }
 
 // reasonRestarting is Ready's reason while a sandbox waits out its restart
@@ -276,11 +277,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		}
 	}
 	res := Result{Plan: plan}
-	// A class whose sandbox stopped (by hand, or on its way out with a
-	// docker rm -f) waits out its restart pause as Provisioning; it had
-	// come Up all the same, and what is done for it is a repair, not a
-	// new Up.
-	wasUp := class.Status.Phase == api.PhaseUp || restartingAfterUp(class)
+	// A class whose sandbox stopped or is being removed (by hand, with a
+	// docker rm -f) is Provisioning meanwhile; it had come Up all the
+	// same, and what is done for it is a repair, not a new Up.
+	wasUp := class.Status.Phase == api.PhaseUp || upAt(class) != nil
 	if class.DesiredPhase == api.PhaseUp && wasUp {
 		// Anything to do for a class that was Up is a repair of drift,
 		// but for its autosave.

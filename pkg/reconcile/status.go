@@ -24,6 +24,7 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 		Run:                prev.Run,
 		Autosave:           prev.Autosave,
 		UpSeconds:          prev.UpSeconds,
+		UpAt:               upAt(c),
 		HandIns:            prev.HandIns,
 		Late:               prev.Late,
 		Restarted:          prev.Restarted,
@@ -87,6 +88,9 @@ func buildStatus(c *api.Class, tmpl *policy.Template, obs Observed, passErr erro
 			ready.Reason, ready.Message = "UnknownTemplate", fmt.Sprintf("template %q is not in the policy", c.Spec.Template)
 		case obs.Network != nil && running == total:
 			st.Phase = api.PhaseUp
+			if st.UpAt == nil && c.UpSince != nil {
+				st.UpAt = &now
+			}
 			ready.Status, ready.Reason, ready.Message = "True", "AllStudentsRunning", describe(running, total)
 		case errors.As(passErr, new(*policy.QuotaError)):
 			st.Phase = api.PhaseProvisioning
