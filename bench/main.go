@@ -1578,10 +1578,11 @@ func (p *process) scrape(ctx context.Context) (scrape, error) {
 		v, _ := strconv.ParseFloat(f[1], 64)
 		switch {
 		case strings.HasPrefix(f[0], "homeroom_docker_calls_total{"):
-			// Not a pass's calls: the workspace measurement a resync makes
-			// once for every class, and grading's look for leftover
-			// graders every resync (either may fall in the window).
-			if !strings.Contains(f[0], `operation="disk_usage"`) && !strings.Contains(f[0], `operation="grader_list"`) {
+			// Not a pass's calls: what a resync does once for every class
+			// (the workspace measurement, the search for orphans, grading's
+			// look for leftover graders), which may fall in the window.
+			if !strings.Contains(f[0], `operation="disk_usage"`) && !strings.Contains(f[0], `operation="grader_list"`) &&
+				!strings.Contains(f[0], `operation="orphan_list"`) {
 				s.calls += v
 			}
 		case strings.HasPrefix(f[0], "homeroom_reconcile_passes_total{"):

@@ -117,10 +117,15 @@ func ManagedFilter(classID string) filters.Args {
 
 // ListContainers lists Homeroom's containers, of one class or (classID "") all.
 func (c *Client) ListContainers(ctx context.Context, classID string) ([]container.Summary, error) {
+	return c.listContainers(ctx, classID, "container_list")
+}
+
+// listContainers is ListContainers counted as operation op.
+func (c *Client) listContainers(ctx context.Context, classID, op string) ([]container.Summary, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	cs, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: ManagedFilter(classID)})
-	c.track("container_list", err)
+	c.track(op, err)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
@@ -191,10 +196,15 @@ func (c *Client) Wait(ctx context.Context, id string) (int64, error) {
 
 // ListNetworks lists Homeroom's networks, of one class or (classID "") all.
 func (c *Client) ListNetworks(ctx context.Context, classID string) ([]network.Summary, error) {
+	return c.listNetworks(ctx, classID, "network_list")
+}
+
+// listNetworks is ListNetworks counted as operation op.
+func (c *Client) listNetworks(ctx context.Context, classID, op string) ([]network.Summary, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	ns, err := c.api.NetworkList(ctx, network.ListOptions{Filters: ManagedFilter(classID)})
-	c.track("network_list", err)
+	c.track(op, err)
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
@@ -245,13 +255,15 @@ func (c *Client) EnsureNetwork(ctx context.Context, name string, opts network.Cr
 }
 
 // ManagedClasses lists the class ids on Homeroom's labelled containers and
-// networks, so that those of classes gone from the store can be found.
+// networks, so that those of classes gone from the store can be found. Its
+// two listings count as operation orphan_list: the resync's search, not a
+// class's pass.
 func (c *Client) ManagedClasses(ctx context.Context) ([]string, error) {
-	cs, err := c.ListContainers(ctx, "")
+	cs, err := c.listContainers(ctx, "", "orphan_list")
 	if err != nil {
 		return nil, err
 	}
-	ns, err := c.ListNetworks(ctx, "")
+	ns, err := c.listNetworks(ctx, "", "orphan_list")
 	if err != nil {
 		return nil, err
 	}

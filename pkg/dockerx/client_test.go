@@ -11,6 +11,8 @@ import (
 	"github.com/homeroom/homeroom/internal/testenv"
 	"github.com/homeroom/homeroom/pkg/api"
 	"github.com/homeroom/homeroom/pkg/dockerx"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func labels(class, student, hash string) map[string]string {
@@ -142,5 +144,41 @@ func TestStartAfterEndpointRepairKeepsAliases(t *testing.T) {
 	ep := info.NetworkSettings.Networks[net]
 	if ep == nil || !slices.Contains(ep.Aliases, "ann") {
 		t.Errorf("after reattaching, endpoint on %s = %+v, want alias ann", net, ep)
+	}
+}
+
+// The resync's search for classes gone from the store is an operation of
+// its own in homeroom_docker_calls_total, apart from a pass's listings: the
+// calls a pass costs are read from the others.
+func TestTheOrphanSearchCountsAsItsOwnOperation(t *testing.T) {
+	d := testenv.Docker(t)
+	ctx := context.Background()
+	const class = "dx-orphans"
+	testenv.CleanupClass(t, d, class)
+	if _, err := d.EnsureNetwork(ctx, api.NetworkName(class), network.CreateOptions{Driver: "bridge",
+		Labels: map[string]string{api.LabelManagedBy: api.ManagedByValue, api.LabelClass: class}}); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := d.ManagedClasses(ctx)
+	if err != nil || !slices.Contains(ids, class) {
+		t.Fatalf("ManagedClasses = %v, %v; want %s among them", ids, err, class)
+	}
+	calls := map[string]float64{}
+	ch := make(chan prometheus.Metric, 16)
+	d.Metrics().Collect(ch)
+	close(ch)
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range pb.GetLabel() {
+			if l.GetName() == "operation" {
+				calls[l.GetValue()] += pb.GetCounter().GetValue()
+			}
+		}
+	}
+	if calls["orphan_list"] != 2 || calls["container_list"] != 0 || calls["network_list"] != 0 {
+		t.Errorf("calls by operation %v; want the search's container and network listings as orphan_list", calls)
 	}
 }
