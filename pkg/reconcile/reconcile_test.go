@@ -2086,20 +2086,16 @@ func TestCollaborationKeepsTrafficBetweenSandboxes(t *testing.T) {
 	e.mustConverge()
 }
 
-// docker rm -f kills a sandbox before it removes it: a pass in between sees
-// it stopped (the class waits out the restart pause as Provisioning), the
-// next sees it gone. Making it again is still a repair of a class that was
-// Up, not a new Up.
-func TestASandboxRemovedByHandIsADriftRepair(t *testing.T) {
+// newEnvCountingRepairs is an env on a frozen clock whose reconciler's
+// metrics are kept, with what reads homeroom_drift_repairs_total.
+func newEnvCountingRepairs(t *testing.T) (*env, func() float64) {
 	e := newEnv(t)
 	reg := prometheus.NewRegistry()
 	e.rec = reconcile.New(e.store, e.docker, e.art, policy.Default(), reconcile.Options{
 		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second, Registerer: reg, Now: e.now,
 	}, zaptest.NewLogger(t))
 	e.frozen.Store(true)
-	e.putClass(api.PhaseUp, "alice", "bob")
-	e.mustConverge()
-	repairs := func() float64 {
+	return e, func() float64 {
 		t.Helper()
 		mfs, err := reg.Gather()
 		if err != nil {
@@ -2113,6 +2109,16 @@ func TestASandboxRemovedByHandIsADriftRepair(t *testing.T) {
 		t.Fatal("no homeroom_drift_repairs_total")
 		return 0
 	}
+}
+
+// docker rm -f kills a sandbox before it removes it: a pass in between sees
+// it stopped (the class waits out the restart pause as Provisioning), the
+// next sees it gone. Making it again is still a repair of a class that was
+// Up, not a new Up.
+func TestASandboxRemovedByHandIsADriftRepair(t *testing.T) {
+	e, repairs := newEnvCountingRepairs(t)
+	e.putClass(api.PhaseUp, "alice", "bob")
+	e.mustConverge()
 	if got := repairs(); got != 0 {
 		t.Fatalf("%v repairs after the first Up", got)
 	}
@@ -2142,12 +2148,7 @@ func TestASandboxRemovedByHandIsADriftRepair(t *testing.T) {
 // made again is still a repair of a class that came Up, whose Up took as
 // long as it did the first time, not until the repair.
 func TestASandboxSeenBeingRemovedIsADriftRepair(t *testing.T) {
-	e := newEnv(t)
-	reg := prometheus.NewRegistry()
-	e.rec = reconcile.New(e.store, e.docker, e.art, policy.Default(), reconcile.Options{
-		Domain: domain, TraefikContainer: traefikName, CollectTimeout: 10 * time.Second, Registerer: reg, Now: e.now,
-	}, zaptest.NewLogger(t))
-	e.frozen.Store(true)
+	e, repairs := newEnvCountingRepairs(t)
 	e.putClass(api.PhaseUp, "alice", "bob")
 	e.clock.Add(int64(3 * time.Second)) // the Up takes a while
 	e.mustConverge()
@@ -2175,15 +2176,8 @@ func TestASandboxSeenBeingRemovedIsADriftRepair(t *testing.T) {
 	if c.Status.Phase != api.PhaseUp {
 		t.Fatalf("phase %s after the repair", c.Status.Phase)
 	}
-	var repairs float64
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "homeroom_drift_repairs_total" {
-			repairs = mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	if repairs < 2 {
-		t.Errorf("homeroom_drift_repairs_total = %v after bob's sandbox was made again, want its create and start", repairs)
+	if got := repairs(); got < 2 {
+		t.Errorf("homeroom_drift_repairs_total = %v after bob's sandbox was made again, want its create and start", got)
 	}
 	if !slices.Equal(c.Status.UpSeconds, up) {
 		t.Errorf("upSeconds %v after the repair, want %v: the repair is not another Up", c.Status.UpSeconds, up)
