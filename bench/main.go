@@ -674,7 +674,7 @@ func (b *bench) rawRemove(ctx context.Context, classID string, copy bool) error 
 	// Just after many removals the daemon may still count endpoints for a
 	// while; past that, it keeps them until it is restarted.
 	err = removeNetwork(ctx, c, api.NetworkName(classID), 20)
-	if err != nil && strings.Contains(err.Error(), "has active endpoints") {
+	if endpointsKept(err) {
 		b.leaked = append(b.leaked, api.NetworkName(classID))
 		return nil
 	}
@@ -961,7 +961,7 @@ func cleanup(ctx context.Context, d *dockerx.Client, attempts int) (int, []strin
 		// Just after hundreds of removals the daemon may still count some of
 		// their endpoints ("has active endpoints"): try again for a while.
 		if err := removeNetwork(ctx, c, nw.ID, attempts); err != nil {
-			if strings.Contains(err.Error(), "has active endpoints") {
+			if endpointsKept(err) {
 				leaked = append(leaked, nw.Name)
 			}
 			errs = append(errs, err)
@@ -1027,6 +1027,13 @@ func parsePairs(pairs string, sizes []int) ([]int, error) {
 		return slices.Repeat(out, n), nil
 	}
 	return nil, fmt.Errorf("-pairs %s: one count, or one for each of the %d sizes", pairs, n)
+}
+
+// endpointsKept reports whether removeNetwork's error is the daemon still
+// counting endpoints on the network ("has active endpoints"), past its
+// attempts: leaked until the daemon restarts.
+func endpointsKept(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "has active endpoints")
 }
 
 // removeNetwork removes a network, gone already counting as removed, trying

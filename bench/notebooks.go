@@ -564,7 +564,7 @@ func (e *nbEnv) removeClass(ctx context.Context, classID string) error {
 		}
 	}
 	err = removeNetwork(ctx, c, api.NetworkName(classID), 20)
-	if err != nil && strings.Contains(err.Error(), "has active endpoints") {
+	if endpointsKept(err) {
 		if !slices.Contains(e.leaked, api.NetworkName(classID)) {
 			e.leaked = append(e.leaked, api.NetworkName(classID))
 		}
