@@ -562,9 +562,48 @@ func (b *bench) homeroom(ctx context.Context, sys *system, r *row, extras bool) 
 // of the containers and volumes it removed (hundreds of MiB after a class
 // of notebooks or of 100), which would otherwise fall on whatever is
 // measured next, a baseline or Homeroom depending on the order.
+// It waits for the machine to go quiet rather than for a fixed time: two
+// quarter seconds in a row with both cores at least 85% idle, at most 5 s
+// on a machine that something else keeps busy.
 func settle(ctx context.Context) {
-	sleep(ctx, 2*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for quiet := 0; quiet < 2 && time.Now().Before(deadline) && ctx.Err() == nil; {
+		before := cpuTimes()
+		sleep(ctx, 250*time.Millisecond)
+		if idleShare(before, cpuTimes()) >= 0.85 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
 	syscall.Sync()
+}
+
+// cpuTimes is the machine's CPU time so far, all cores together, from the
+// first line of /proc/stat: idle (idle and iowait) and total, in ticks.
+func cpuTimes() (t [2]float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return t
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(f, 64)
+		t[1] += v
+		if i == 3 || i == 4 {
+			t[0] += v
+		}
+	}
+	return t
+}
+
+// idleShare is the share of CPU time spent idle between two cpuTimes; 0
+// when they tell nothing (no /proc/stat).
+func idleShare(a, b [2]float64) float64 {
+	if b[1] <= a[1] {
+		return 0
+	}
+	return (b[0] - a[0]) / (b[1] - a[1])
 }
 
 func maxSize(sizes []int) int {
@@ -1005,7 +1044,7 @@ func parsePairs(pairs string, sizes []int) ([]int, error) {
 	var out []int
 	if pairs == "" {
 		for _, size := range sizes {
-			if size <= 10 {
+			if size <= 50 {
 				out = append(out, 5)
 			} else {
 				out = append(out, 3)
@@ -1684,23 +1723,22 @@ func (c *apiClient) deleteClass(ctx context.Context, id string) error {
 	return err
 }
 
-// pollEvery is how often the bench reads a class of n students while it
-// waits: the resolution of the times measured. Each read is the whole class,
-// its status for every student, and on two cores the reads of a large class
-// every 50 ms took CPU from the Down they timed; 2 ms a student (50 to 200
-// ms) keeps the resolution within about 1% of the times measured.
-func pollEvery(n int) time.Duration {
-	return min(max(time.Duration(n)*2*time.Millisecond, 50*time.Millisecond), 200*time.Millisecond)
-}
-
-// upAndWait asks for Up and returns the time until the class is Up with
-// every student running.
+// upAndWait asks for Up and returns how long the class took to be Up with
+// every student running: from just before the request to the status's
+// upAt, the moment the controller found them all running, which the
+// teacher's page shows. The bench follows the class by long poll, as that
+// page does, rather than reading it every few milliseconds: on two cores
+// the apiserver's answers to a read of a class of 50 every 50 ms cost half
+// a CPU second in an Up of 10 s, taken from the Up being timed, and the
+// reads' interval added itself to every time.
 func (c *apiClient) upAndWait(ctx context.Context, id string, n int) (time.Duration, error) {
 	start := time.Now()
 	if _, err := c.call(ctx, http.MethodPost, "/api/v1/classes/"+id+"/up", nil, nil); err != nil {
 		return 0, err
 	}
-	return c.wait(ctx, id, start, pollEvery(n), func(cl *api.Class) bool {
+	var last api.Class
+	if _, err := c.follow(ctx, id, start, func(cl *api.Class) bool {
+		last = *cl
 		if cl.Status.Phase != api.PhaseUp || cl.Status.ObservedGeneration != cl.Generation || len(cl.Status.Students) != n {
 			return false
 		}
@@ -1710,25 +1748,27 @@ func (c *apiClient) upAndWait(ctx context.Context, id string, n int) (time.Durat
 			}
 		}
 		return true
-	})
+	}); err != nil {
+		return 0, err
+	}
+	return since(start, last.Status.UpAt, "status.upAt")
 }
 
-// downAndWait asks for Down and returns the time until the class is Down
-// with every student's work collected (at least size bytes each) and its
-// run complete.
+// downAndWait asks for Down and returns how long the class took to be Down
+// with every student's work collected (at least size bytes each): from just
+// before the request to the completion of its run, as the status records it.
 func (c *apiClient) downAndWait(ctx context.Context, id string, n int, size int64) (time.Duration, error) {
 	start := time.Now()
 	if _, err := c.call(ctx, http.MethodPost, "/api/v1/classes/"+id+"/down", nil, nil); err != nil {
 		return 0, err
 	}
 	var last api.Class
-	d, err := c.wait(ctx, id, start, pollEvery(n), func(cl *api.Class) bool {
+	if _, err := c.follow(ctx, id, start, func(cl *api.Class) bool {
 		last = *cl
 		return cl.Status.Phase == api.PhaseDown && cl.Status.ObservedGeneration == cl.Generation &&
 			cl.Status.Run != nil && cl.Status.Run.CompletedAt != nil
-	})
-	if err != nil {
-		return d, err
+	}); err != nil {
+		return 0, err
 	}
 	collected := 0
 	for _, s := range last.Status.Students {
@@ -1737,9 +1777,19 @@ func (c *apiClient) downAndWait(ctx context.Context, id string, n int, size int6
 		}
 	}
 	if collected != n {
-		return d, fmt.Errorf("%d of %d students collected with their file", collected, n)
+		return 0, fmt.Errorf("%d of %d students collected with their file", collected, n)
 	}
-	return d, nil
+	return since(start, last.Status.Run.CompletedAt, "status.run.completedAt")
+}
+
+// since is how long after start the status says a change was complete; the
+// controller's clock is this machine's.
+func since(start time.Time, at *time.Time, field string) (time.Duration, error) {
+	// The store keeps milliseconds.
+	if at == nil || at.Before(start.Truncate(time.Millisecond)) {
+		return 0, fmt.Errorf("%s is %v, not after the request at %s", field, at, start.Format(time.RFC3339Nano))
+	}
+	return max(at.Sub(start), 0), nil
 }
 
 // follow is wait by long poll, as the teacher pages follow a class: each

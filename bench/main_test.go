@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParsePairs(t *testing.T) {
@@ -14,8 +15,8 @@ func TestParsePairs(t *testing.T) {
 		sizes []int
 		want  []int
 	}{
-		{"", []int{10, 50, 100}, []int{5, 3, 3}},
-		{"", []int{5, 100}, []int{5, 3}},
+		{"", []int{10, 50, 100}, []int{5, 5, 3}},
+		{"", []int{5, 51, 100}, []int{5, 3, 3}},
 		{"4", []int{10, 50, 100}, []int{4, 4, 4}},
 		{"1, 2,3", []int{10, 50, 100}, []int{1, 2, 3}},
 	} {
@@ -70,5 +71,39 @@ not json
 		if strings.Contains(got, not) {
 			t.Errorf("explain has %q:\n%s", not, got)
 		}
+	}
+}
+
+func TestSinceReadsTheStatusTime(t *testing.T) {
+	start := time.Date(2026, 12, 1, 10, 0, 0, 400_700_000, time.UTC)
+	// The store keeps milliseconds: a status time in the request's own
+	// millisecond is not before it.
+	same := start.Truncate(time.Millisecond)
+	later := start.Add(2500 * time.Millisecond)
+	if d, err := since(start, &later, "status.upAt"); err != nil || d != 2500*time.Millisecond {
+		t.Errorf("since = %v, %v; want 2.5s", d, err)
+	}
+	if d, err := since(start, &same, "status.upAt"); err != nil || d != 0 {
+		t.Errorf("since in the same millisecond = %v, %v; want 0", d, err)
+	}
+	earlier := start.Add(-time.Second)
+	for _, at := range []*time.Time{nil, &earlier} {
+		if d, err := since(start, at, "status.upAt"); err == nil || !strings.Contains(err.Error(), "status.upAt") {
+			t.Errorf("since(%v) = %v, %v; want an error naming the field", at, d, err)
+		}
+	}
+}
+
+func TestIdleShare(t *testing.T) {
+	if got := idleShare([2]float64{100, 1000}, [2]float64{190, 1100}); got != 0.9 {
+		t.Errorf("idleShare = %v, want 0.9", got)
+	}
+	// Nothing to compare (no /proc/stat, or no time passed): not idle, so
+	// that settle waits its longest rather than not at all.
+	if got := idleShare([2]float64{}, [2]float64{}); got != 0 {
+		t.Errorf("idleShare of nothing = %v, want 0", got)
+	}
+	if got := cpuTimes(); got[1] <= 0 || got[0] > got[1] {
+		t.Errorf("cpuTimes() = %v: want idle within a positive total", got)
 	}
 }
