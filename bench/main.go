@@ -1726,7 +1726,7 @@ func (c *apiClient) deleteClass(ctx context.Context, id string) error {
 // upAndWait asks for Up and returns how long the class took to be Up with
 // every student running: from just before the request to the status's
 // upAt, the moment the controller found them all running, which the
-// teacher's page shows. The bench follows the class by long poll, as that
+// teacher's page shows; only the status write that carries it follows. The bench follows the class by long poll, as that
 // page does, rather than reading it every few milliseconds: on two cores
 // the apiserver's answers to a read of a class of 50 every 50 ms cost half
 // a CPU second in an Up of 10 s, taken from the Up being timed, and the
@@ -1756,18 +1756,21 @@ func (c *apiClient) upAndWait(ctx context.Context, id string, n int) (time.Durat
 
 // downAndWait asks for Down and returns how long the class took to be Down
 // with every student's work collected (at least size bytes each): from just
-// before the request to the completion of its run, as the status records it.
+// before the request to the long poll's answer saying so. The status has no
+// time of its own for that: the run's completedAt is taken before its index
+// is written and the status saved, work the Down includes.
 func (c *apiClient) downAndWait(ctx context.Context, id string, n int, size int64) (time.Duration, error) {
 	start := time.Now()
 	if _, err := c.call(ctx, http.MethodPost, "/api/v1/classes/"+id+"/down", nil, nil); err != nil {
 		return 0, err
 	}
 	var last api.Class
-	if _, err := c.follow(ctx, id, start, func(cl *api.Class) bool {
+	d, err := c.follow(ctx, id, start, func(cl *api.Class) bool {
 		last = *cl
 		return cl.Status.Phase == api.PhaseDown && cl.Status.ObservedGeneration == cl.Generation &&
 			cl.Status.Run != nil && cl.Status.Run.CompletedAt != nil
-	}); err != nil {
+	})
+	if err != nil {
 		return 0, err
 	}
 	collected := 0
@@ -1779,7 +1782,7 @@ func (c *apiClient) downAndWait(ctx context.Context, id string, n int, size int6
 	if collected != n {
 		return 0, fmt.Errorf("%d of %d students collected with their file", collected, n)
 	}
-	return since(start, last.Status.Run.CompletedAt, "status.run.completedAt")
+	return d, nil
 }
 
 // since is how long after start the status says a change was complete; the
