@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
+	"github.com/homeroom/homeroom/pkg/dockerx"
 	"go.uber.org/zap"
 )
 
@@ -73,7 +75,11 @@ func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Resul
 		ID:           classID,
 		Spec:         api.ClassSpec{Template: template, Students: students},
 		DesiredPhase: api.PhaseDown,
-		Status:       api.ClassStatus{Run: &api.DownRun{ID: orphanRunID(classID, oldest), StartedAt: r.now()}},
+	}
+	if len(students) > 0 {
+		// Only work to collect makes a run; a network alone (one the daemon
+		// would not remove, say) has none to index.
+		class.Status.Run = &api.DownRun{ID: orphanRunID(classID, oldest), StartedAt: r.now()}
 	}
 	tmpl, _ := r.policy.Template(template)
 	plan := PlanFor(Input{Class: *class, Template: tmpl, Observed: obs})
@@ -81,6 +87,14 @@ func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Resul
 	log.Info("collecting and removing the resources of a class gone from the store", zap.Stringers("steps", plan))
 	ex := &executor{r: r, class: class, orphan: true, tmpl: tmpl, obs: obs, log: log}
 	if err := ex.run(ctx, plan); err != nil {
+		if se := asStepError(err); obs.Network != nil && obs.Network.Leaked && se != nil && se.Action.Kind == RemoveNetwork && errors.Is(err, dockerx.ErrNetworkLeaked) {
+			// Refused again, as known: retried every LeakRetry, as a stored
+			// class's is, rather than failed and retried by the controller
+			// after pauses growing from half a second. Its sighting stays, so no new grace is waited
+			// once the daemon lets it go.
+			log.Info("the network is still refused by the daemon; retrying later", zap.Duration("in", LeakRetry))
+			return Result{Converged: true, Plan: plan, RequeueAfter: LeakRetry}, nil
+		}
 		return Result{Plan: plan}, classify(err)
 	}
 	r.metrics.orphansReaped.Add(float64(len(students)))
