@@ -562,6 +562,7 @@ func (b *bench) homeroom(ctx context.Context, sys *system, r *row, extras bool) 
 // of the containers and volumes it removed (hundreds of MiB after a class
 // of notebooks or of 100), which would otherwise fall on whatever is
 // measured next, a baseline or Homeroom depending on the order.
+//
 // It waits for the machine to go quiet rather than for a fixed time: two
 // quarter seconds in a row with both cores at least 85% idle, at most 5 s
 // on a machine that something else keeps busy.
@@ -826,7 +827,7 @@ func (b *bench) callsPerPass(ctx context.Context, classID string, r *row) error 
 			return err
 		}
 		if (s2.resyncCalls != s1.resyncCalls || s2.passes-s1.passes > windowEvents) && try < 3 {
-			fmt.Fprintln(os.Stderr, "bench: a resync fell in the Docker calls' window; measuring it again")
+			fmt.Fprintln(os.Stderr, "bench: a resync, or passes the events did not ask for, fell in the Docker calls' window; measuring it again")
 			s1 = s2
 			continue
 		}
@@ -1752,11 +1753,12 @@ func (c *apiClient) deleteClass(ctx context.Context, id string) error {
 // upAndWait asks for Up and returns how long the class took to be Up with
 // every student running: from just before the request to the status's
 // upAt, the moment the controller found them all running, which the
-// teacher's page shows; only the status write that carries it follows. The bench follows the class by long poll, as that
-// page does, rather than reading it every few milliseconds: on two cores
-// the apiserver's answers to a read of a class of 50 every 50 ms cost half
-// a CPU second in an Up of 10 s, taken from the Up being timed, and the
-// reads' interval added itself to every time.
+// teacher's page shows; only the status write that carries it follows.
+// The bench follows the class by long poll, as that page does, rather than
+// reading it every few milliseconds: on two cores the apiserver's answers
+// to a read of a class of 50 every 50 ms cost half a CPU second in an Up
+// of 10 s, taken from the Up being timed, and the reads' interval added
+// itself to every time.
 func (c *apiClient) upAndWait(ctx context.Context, id string, n int) (time.Duration, error) {
 	start := time.Now()
 	if _, err := c.call(ctx, http.MethodPost, "/api/v1/classes/"+id+"/up", nil, nil); err != nil {
