@@ -73,9 +73,9 @@ func TestLeakedNetworkDoesNotHoldTheClass(t *testing.T) {
 
 // The network of a class gone from the store, refused by the daemon with
 // nothing on it, is retried every LeakRetry like a stored class's, not as a
-// failed pass retried after pauses from half a second; and with no student's work to collect
-// no run is written for it (its run id would date from 1970: no container
-// gives it a time).
+// failed pass retried after pauses from half a second; and with no
+// student's work to collect no run is written for it (its run id would
+// date from 1970: no container gives it a time).
 func TestLeakedNetworkOfAnOrphan(t *testing.T) {
 	e := orphanEnv(t)
 	e.docker.mu.Lock()

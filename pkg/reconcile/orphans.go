@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/homeroom/homeroom/pkg/api"
-	"github.com/homeroom/homeroom/pkg/dockerx"
 	"go.uber.org/zap"
 )
 
@@ -87,11 +85,11 @@ func (r *Reconciler) reconcileOrphan(ctx context.Context, classID string) (Resul
 	log.Info("collecting and removing the resources of a class gone from the store", zap.Stringers("steps", plan))
 	ex := &executor{r: r, class: class, orphan: true, tmpl: tmpl, obs: obs, log: log}
 	if err := ex.run(ctx, plan); err != nil {
-		if se := asStepError(err); obs.Network != nil && obs.Network.Leaked && se != nil && se.Action.Kind == RemoveNetwork && errors.Is(err, dockerx.ErrNetworkLeaked) {
-			// Refused again, as known: retried every LeakRetry, as a stored
-			// class's is, rather than failed and retried by the controller
-			// after pauses growing from half a second. Its sighting stays, so no new grace is waited
-			// once the daemon lets it go.
+		if refusedAgain(obs.Network != nil && obs.Network.Leaked, err) {
+			// Retried every LeakRetry, as a stored class's network is,
+			// rather than failed and retried by the controller after pauses
+			// growing from half a second. Its sighting stays, so no new
+			// grace is waited once the daemon lets it go.
 			log.Info("the network is still refused by the daemon; retrying later", zap.Duration("in", LeakRetry))
 			return Result{Converged: true, Plan: plan, RequeueAfter: LeakRetry}, nil
 		}

@@ -311,7 +311,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, classID string) (Result, err
 		execErr = &TerminalError{Err: quotaErr}
 	}
 	retryLeak := false
-	if se := asStepError(execErr); leaked && se != nil && se.Action.Kind == RemoveNetwork && errors.Is(execErr, dockerx.ErrNetworkLeaked) {
+	if refusedAgain(leaked, execErr) {
 		// Refused again, as known: not a failure of the pass, which would
 		// hold every pass of the class (its grading's progress among them)
 		// behind the retries' growing pauses. It is retried every
@@ -475,6 +475,14 @@ func (r *Reconciler) observe(ctx context.Context, class *api.Class) (Observed, e
 // LeakRetry is how often the removal of a leaked class network is tried
 // again (dockerx.ErrNetworkLeaked).
 const LeakRetry = 30 * time.Second
+
+// refusedAgain tells whether a pass failed only as known: its network was
+// already known as leaked (known) and the daemon refused its removal again.
+// Such a pass is not a failure; the removal is tried again every LeakRetry.
+func refusedAgain(known bool, err error) bool {
+	se := asStepError(err)
+	return known && se != nil && se.Action.Kind == RemoveNetwork && errors.Is(err, dockerx.ErrNetworkLeaked)
+}
 
 // noteNetworkRemoval remembers a class network the daemon refuses to remove
 // with no container on it (dockerx.ErrNetworkLeaked), and forgets it once
