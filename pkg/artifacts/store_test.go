@@ -64,6 +64,10 @@ func TestPutStreamRoundTrip(t *testing.T) {
 			{"empty unknown size", nil, false},
 			{"small known size", []byte("hello, homeroom\n"), true},
 			{"small unknown size", []byte("a log line\n"), false},
+			// Either side of the 1 MiB a stream of unknown size is read
+			// ahead to tell whether it is small (one PUT) or not.
+			{"unknown size just under the small limit", randomBytes(1<<20-1, 3), false},
+			{"unknown size at the small limit", randomBytes(1<<20, 4), false},
 			// Larger than the part size: multipart, parts streamed from a
 			// reader that cannot seek.
 			{"multipart known size", randomBytes(2*testPartSize+12345, 1), true},

@@ -63,16 +63,19 @@ func (s *Store) PutStream(ctx context.Context, key string, r io.Reader, size int
 	src := &hashingReader{r: &ctxReader{ctx: tr.ctx, r: r}, h: sha256.New(), limit: size, tr: tr}
 	var body io.Reader = src
 	if size < 0 {
-		// Most streams of unknown size (container logs) are small: send
-		// those in one PUT rather than a multipart upload of one part, which
-		// also keeps empty ones working on servers that refuse empty parts.
-		head := make([]byte, min(smallStreamMax, int(s.cfg.PartSize)))
-		n, err := io.ReadFull(src, head)
+		// Most streams of unknown size (container logs, manifests) are
+		// small: send those in one PUT rather than a multipart upload of one
+		// part, which also keeps empty ones working on servers that refuse
+		// empty parts. The head grows with what the stream holds: a buffer
+		// of the whole limit for each would be two of them a student (here
+		// and in ctxReader), hundreds of MiB to zero in a Down of 100.
+		var head bytes.Buffer
+		n, err := io.CopyN(&head, src, min(smallStreamMax, int64(s.cfg.PartSize)))
 		switch err {
 		case nil:
-			body = io.MultiReader(bytes.NewReader(head), src)
-		case io.EOF, io.ErrUnexpectedEOF:
-			body, size = bytes.NewReader(head[:n]), int64(n)
+			body = io.MultiReader(&head, src)
+		case io.EOF:
+			body, size = bytes.NewReader(head.Bytes()), n
 		default:
 			return Object{}, fmt.Errorf("artifacts: put %s: read source: %w", key, tr.explain(err))
 		}
