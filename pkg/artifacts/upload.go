@@ -67,8 +67,8 @@ func (s *Store) PutStream(ctx context.Context, key string, r io.Reader, size int
 		// small: send those in one PUT rather than a multipart upload of one
 		// part, which also keeps empty ones working on servers that refuse
 		// empty parts. The head grows with what the stream holds: a buffer
-		// of the whole limit for each would be two of them a student (here
-		// and in ctxReader), hundreds of MiB to zero in a Down of 100.
+		// of the whole limit (and ctxReader's to match) for each student's
+		// logs and manifest was 4 MiB a student to zero in every Down.
 		var head bytes.Buffer
 		n, err := io.CopyN(&head, src, min(smallStreamMax, int64(s.cfg.PartSize)))
 		switch err {
