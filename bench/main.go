@@ -648,10 +648,37 @@ func rawContainerSpec(classID, student string, t *policy.Template, forwardAuth s
 	return s
 }
 
+// rawTimeout bounds each baseline's calls together. The daemon brings 100
+// sandboxes Up here in about 20 s (a class of 1000 would take some 200 s)
+// and copies and removes them in less; one that has not finished in ten
+// minutes has hung (Docker 20.10's libnetwork was seen to deadlock, its
+// network list never answering), and the run says so rather than waiting
+// for ever.
+var rawTimeout = 10 * time.Minute
+
+// errDaemonHung is the cause of a baseline that ran out of rawTimeout.
+var errDaemonHung = errors.New("the Docker daemon did not finish; it may have hung (restart dockerd)")
+
+// daemonDeadline bounds a baseline's calls by rawTimeout.
+func daemonDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, rawTimeout, fmt.Errorf("%w: no answer within %s", errDaemonHung, rawTimeout))
+}
+
+// explainDeadline replaces the SDK's "context deadline exceeded" with why.
+func explainDeadline(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errDaemonHung) {
+		return cause
+	}
+	return err
+}
+
 // rawUp creates the class network and the class's containers, at most
 // inFlight creates and starts at once (1: the sequential loop), and
 // returns how long that took.
-func (b *bench) rawUp(ctx context.Context, classID string, n, inFlight int) (time.Duration, error) {
+func (b *bench) rawUp(ctx context.Context, classID string, n, inFlight int) (d time.Duration, err error) {
+	ctx, cancel := daemonDeadline(ctx)
+	defer cancel()
+	defer func() { err = explainDeadline(ctx, err) }()
 	subnet, err := freeSubnet(ctx, b.d)
 	if err != nil {
 		return 0, err
@@ -682,7 +709,10 @@ func (b *bench) rawUp(ctx context.Context, classID string, n, inFlight int) (tim
 
 // rawRemove removes the class's raw containers and network, all at once;
 // with copy, each workspace is first read out whole through the archive API.
-func (b *bench) rawRemove(ctx context.Context, classID string, copy bool) error {
+func (b *bench) rawRemove(ctx context.Context, classID string, copy bool) (err error) {
+	ctx, cancel := daemonDeadline(ctx)
+	defer cancel()
+	defer func() { err = explainDeadline(ctx, err) }()
 	cs, err := b.listClass(ctx, classID)
 	if err != nil {
 		return err
