@@ -852,7 +852,7 @@ func (b *bench) callsPerPass(ctx context.Context, classID string, r *row) error 
 	// not this class's passes: a window that held one (its own calls moved,
 	// or more passes ran than there were events) is measured again.
 	for try := 1; ; try++ {
-		s2, err := b.eventWindow(ctx, cs[0].ID)
+		s2, err := b.eventWindow(ctx, m, cs[0].ID)
 		if err != nil {
 			return err
 		}
@@ -872,12 +872,14 @@ func (b *bench) callsPerPass(ctx context.Context, classID string, r *row) error 
 	return nil
 }
 
+// windowEvents is how many events a Docker-calls window sends.
 const windowEvents = 20
 
-// eventWindow sends 20 events that change nothing to the container id
-// (SIGWINCH, which a sandbox ignores; each event asks for a pass), lets
-// their passes run and scrapes the controller.
-func (b *bench) eventWindow(ctx context.Context, id string) (scrape, error) {
+// eventWindow sends windowEvents events that change nothing to the
+// container id (SIGWINCH, which a sandbox ignores; each event asks for a
+// pass), lets their passes run and scrapes the controller m, the one the
+// window's first scrape read.
+func (b *bench) eventWindow(ctx context.Context, m *process, id string) (scrape, error) {
 	for i := 0; i < windowEvents; i++ {
 		if err := b.d.API().ContainerKill(ctx, id, "WINCH"); err != nil {
 			return scrape{}, err
@@ -885,7 +887,7 @@ func (b *bench) eventWindow(ctx context.Context, id string) (scrape, error) {
 		sleep(ctx, 250*time.Millisecond)
 	}
 	sleep(ctx, 2*time.Second)
-	return b.sys.controller.scrape(ctx)
+	return m.scrape(ctx)
 }
 
 type scaleResult struct {
